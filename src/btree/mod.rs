@@ -1,0 +1,94 @@
+//! The copy-on-write B+tree: lookups, inserts with splits, removes with merges, cursors, the
+//! commit-time sealing pass and the invariant check.
+//!
+//! Invariants:
+//! - Keys in a node are strictly increasing; every key under branch entry i lies in
+//!   `[key_i, key_{i+1})` (entry 0's key is empty and means −∞).
+//! - All leaves are at level 0 and a child's level is its parent's minus one, so a descent
+//!   takes at most [`MAX_DEPTH`] steps even in a corrupted file.
+//! - A write copies the root-to-leaf path once per transaction (pages already dirty are
+//!   edited in place) and frees the copied pages.
+//! - After a remove no non-root node is left under a quarter full unless its sibling could
+//!   not share entries with it.
+
+mod check;
+mod cursor;
+mod write;
+
+pub use check::{check_tree, TreeStats};
+pub use cursor::{Bound, Cursor};
+pub use write::{free_tree, insert, remove, seal};
+
+use crate::format::node::{LeafValue, NodeView};
+use crate::format::{PageHeader, Ptr};
+use crate::pager::PageSource;
+use crate::{Error, Result};
+
+/// The deepest tree a descent accepts.
+pub const MAX_DEPTH: usize = 32;
+
+/// Reads the node behind `ptr` and checks that it sits at `level` (when known).
+pub fn node_at<S: PageSource + ?Sized>(src: &S, ptr: Ptr, level: Option<u8>) -> Result<NodeView<'_>> {
+    let page = src.node(ptr)?;
+    let view = NodeView::new(page, ptr.page.0)?;
+    if let Some(level) = level {
+        if view.level() != level {
+            return Err(Error::corrupted(ptr.page.0, format!("node at level {} where {} was expected", view.level(), level)));
+        }
+    }
+    if view.level() as usize >= MAX_DEPTH {
+        return Err(Error::corrupted(ptr.page.0, "tree deeper than the limit"));
+    }
+    Ok(view)
+}
+
+/// The level of the root (its height), or None for an empty tree.
+pub fn root_level<S: PageSource + ?Sized>(src: &S, root: Ptr) -> Result<Option<u8>> {
+    if root.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(node_at(src, root, None)?.level()))
+}
+
+/// Finds the leaf that would hold `key`.
+pub fn find_leaf<'s, S: PageSource + ?Sized>(src: &'s S, root: Ptr, key: &[u8]) -> Result<NodeView<'s>> {
+    let mut view = node_at(src, root, None)?;
+    while !view.is_leaf() {
+        let child = view.child(view.child_index(key)?)?;
+        view = node_at(src, child, Some(view.level() - 1))?;
+    }
+    Ok(view)
+}
+
+/// Looks `key` up; the value as stored.
+pub fn get_raw<'s, S: PageSource + ?Sized>(src: &'s S, root: Ptr, key: &[u8]) -> Result<Option<LeafValue<'s>>> {
+    if root.is_null() {
+        return Ok(None);
+    }
+    let leaf = find_leaf(src, root, key)?;
+    match leaf.search(key)? {
+        Ok(i) => Ok(Some(leaf.value(i)?)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Resolves a stored value to its bytes.
+pub fn value_bytes<'s, S: PageSource + ?Sized>(src: &'s S, value: LeafValue<'s>) -> Result<&'s [u8]> {
+    match value {
+        LeafValue::Inline(bytes) => Ok(bytes),
+        LeafValue::Overflow { ptr, len } => src.overflow(ptr, len),
+    }
+}
+
+/// Looks `key` up and returns the value's bytes.
+pub fn get<'s, S: PageSource + ?Sized>(src: &'s S, root: Ptr, key: &[u8]) -> Result<Option<&'s [u8]>> {
+    match get_raw(src, root, key)? {
+        Some(value) => Ok(Some(value_bytes(src, value)?)),
+        None => Ok(None),
+    }
+}
+
+/// The birth txn written in a page header (for sealing and recovery).
+pub fn header_txn(page: &[u8]) -> u64 {
+    PageHeader::read(page).txn.get()
+}

@@ -1,0 +1,350 @@
+//! Inserts, removes and sealing on a write transaction's pages.
+//!
+//! Invariants: see the module above. Every structural change goes through
+//! [`insert_or_split`] and [`rebalance`], which keep nodes within a page and at least a
+//! quarter full, and which never hold a page borrow across an allocation.
+
+use super::{node_at, MAX_DEPTH};
+use crate::format::node::{self, LeafValue, NodeView};
+use crate::format::{Ptr, MAX_KEY_LEN, MAX_VALUE_LEN};
+use crate::pager::{PageSource, WritePager};
+use crate::{Error, Result};
+
+/// One step of a root-to-leaf path: a dirty node and the index of the child followed.
+struct Step {
+    ptr: Ptr,
+    idx: usize,
+}
+
+fn check_sizes(key: &[u8], value_len: usize) -> Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::KeyTooLarge {
+            len: key.len(),
+            max: MAX_KEY_LEN,
+        });
+    }
+    if value_len > MAX_VALUE_LEN {
+        return Err(Error::ValueTooLarge {
+            len: value_len,
+            max: MAX_VALUE_LEN,
+        });
+    }
+    Ok(())
+}
+
+/// Copies the path to `key` (making every node dirty) and returns it, root first.
+fn dirty_path(w: &mut WritePager, root: Ptr, key: &[u8]) -> Result<Vec<Step>> {
+    let mut path: Vec<Step> = Vec::with_capacity(8);
+    let mut cur = w.make_dirty(root)?;
+    let mut level: Option<u8> = None;
+    loop {
+        if path.len() >= MAX_DEPTH {
+            return Err(Error::corrupted(cur.page.0, "path deeper than the limit"));
+        }
+        let view = node_at(w, cur, level)?;
+        if view.is_leaf() {
+            path.push(Step { ptr: cur, idx: 0 });
+            return Ok(path);
+        }
+        let idx = view.child_index(key)?;
+        let child = view.child(idx)?;
+        level = Some(view.level() - 1);
+        let dirty = w.make_dirty(child)?;
+        if dirty != child {
+            node::set_child(w.page_mut(cur.page), idx, dirty);
+        }
+        path.push(Step { ptr: cur, idx });
+        cur = dirty;
+    }
+}
+
+/// Inserts or overwrites `key`. Returns the new root and whether a value was replaced.
+pub fn insert(w: &mut WritePager, root: Ptr, key: &[u8], value: &[u8]) -> Result<(Ptr, bool)> {
+    check_sizes(key, value.len())?;
+    let ps = w.page_size();
+    let inline = node::leaf_inline_bytes(key.len(), value.len()) <= node::max_entry_bytes(ps);
+    let stored = if inline {
+        LeafValue::Inline(value)
+    } else {
+        LeafValue::Overflow {
+            ptr: w.write_overflow(value)?,
+            len: value.len() as u64,
+        }
+    };
+    let root = if root.is_null() { w.new_node(0)? } else { root };
+    let path = dirty_path(w, root, key)?;
+    let leaf = path.last().expect("path has a leaf").ptr;
+    let view = NodeView::new(w.page_mut(leaf.page), leaf.page.0)?;
+    let (idx, replaced) = match view.search(key)? {
+        Ok(i) => {
+            let old = view.value(i)?;
+            match (old, stored) {
+                (LeafValue::Inline(o), LeafValue::Inline(n)) if o.len() == n.len() => {
+                    node::overwrite_inline_value(w.page_mut(leaf.page), i, n);
+                    return Ok((path[0].ptr, true));
+                }
+                (LeafValue::Overflow { ptr, len }, _) => w.free_overflow(ptr, len)?,
+                _ => {}
+            }
+            node::remove(w.page_mut(leaf.page), leaf.page.0, i);
+            (i, true)
+        }
+        Err(i) => (i, false),
+    };
+    let mut entry = vec![0u8; entry_len(key, stored)];
+    node::write_leaf_entry(&mut entry, key, stored);
+    let split = insert_or_split(w, leaf, idx, &entry)?;
+    let root = fix_up(w, &path, split)?;
+    Ok((root, replaced))
+}
+
+fn entry_len(key: &[u8], value: LeafValue<'_>) -> usize {
+    match value {
+        LeafValue::Inline(v) => node::leaf_inline_bytes(key.len(), v.len()) - 2,
+        LeafValue::Overflow { .. } => node::leaf_overflow_bytes(key.len()) - 2,
+    }
+}
+
+/// Removes `key`. Returns the new root and whether the key was there.
+pub fn remove(w: &mut WritePager, root: Ptr, key: &[u8]) -> Result<(Ptr, bool)> {
+    if root.is_null() || super::get_raw(w, root, key)?.is_none() {
+        return Ok((root, false));
+    }
+    let path = dirty_path(w, root, key)?;
+    let leaf = path.last().expect("path has a leaf").ptr;
+    let view = NodeView::new(w.page_mut(leaf.page), leaf.page.0)?;
+    let Ok(i) = view.search(key)? else {
+        unreachable!("the key was found above")
+    };
+    if let LeafValue::Overflow { ptr, len } = view.value(i)? {
+        w.free_overflow(ptr, len)?;
+    }
+    node::remove(w.page_mut(leaf.page), leaf.page.0, i);
+    let root = fix_up(w, &path, None)?;
+    Ok((root, true))
+}
+
+/// Walks the path bottom-up: inserts split halves into parents, rebalances underfull
+/// children, grows or shrinks the root. Returns the new root.
+fn fix_up(w: &mut WritePager, path: &[Step], mut split: Option<(Vec<u8>, Ptr)>) -> Result<Ptr> {
+    for level in (0..path.len() - 1).rev() {
+        let parent = path[level].ptr;
+        let idx = path[level].idx;
+        if let Some((sep, right)) = split.take() {
+            let mut entry = vec![0u8; node::branch_entry_bytes(sep.len()) - 2];
+            node::write_branch_entry(&mut entry, &sep, right);
+            split = insert_or_split(w, parent, idx + 1, &entry)?;
+        } else if is_underfull(w, path[level + 1].ptr)? {
+            split = rebalance(w, parent, idx)?;
+        }
+    }
+    let mut root = path[0].ptr;
+    if let Some((sep, right)) = split {
+        let level = node_at(w, root, None)?.level() + 1;
+        let new_root = w.new_node(level)?;
+        let mut left_entry = vec![0u8; node::branch_entry_bytes(0) - 2];
+        node::write_branch_entry(&mut left_entry, &[], root);
+        let mut right_entry = vec![0u8; node::branch_entry_bytes(sep.len()) - 2];
+        node::write_branch_entry(&mut right_entry, &sep, right);
+        let page = w.page_mut(new_root.page);
+        assert!(node::push_raw(page, new_root.page.0, &left_entry));
+        assert!(node::push_raw(page, new_root.page.0, &right_entry));
+        root = new_root;
+    }
+    // Shrink: a branch root with one child gives way to it; an empty leaf root empties the tree.
+    loop {
+        let view = node_at(w, root, None)?;
+        if view.is_leaf() {
+            if view.count() == 0 {
+                w.free_node(root)?;
+                return Ok(Ptr::default());
+            }
+            return Ok(root);
+        }
+        if view.count() != 1 {
+            return Ok(root);
+        }
+        let child = view.child(0)?;
+        w.free_node(root)?;
+        root = child;
+    }
+}
+
+fn is_underfull(w: &WritePager, ptr: Ptr) -> Result<bool> {
+    let view = node_at(w, ptr, None)?;
+    Ok(view.used_bytes() < node::usable_bytes(w.page_size()) / 4)
+}
+
+/// Inserts a raw entry at `idx` of dirty node `ptr`; when it does not fit, splits the node
+/// and returns the separator and the new right node for the parent.
+fn insert_or_split(w: &mut WritePager, ptr: Ptr, idx: usize, entry: &[u8]) -> Result<Option<(Vec<u8>, Ptr)>> {
+    let page = w.page_mut(ptr.page);
+    if node::insert(page, ptr.page.0, idx, entry.len(), |out| out.copy_from_slice(entry)) {
+        return Ok(None);
+    }
+    let view = NodeView::new(page, ptr.page.0)?;
+    let level = view.level();
+    let mut entries: Vec<Vec<u8>> = (0..view.count()).map(|i| view.entry(i).map(<[u8]>::to_vec)).collect::<Result<_>>()?;
+    entries.insert(idx, entry.to_vec());
+    let (sep, right) = distribute(w, ptr, level, entries)?;
+    Ok(Some((sep, right.expect("an overflowing node splits in two"))))
+}
+
+/// Rebalances the underfull child `idx` of dirty branch `parent` with a sibling: merges the
+/// two when they fit in one page, else shares their entries evenly.
+fn rebalance(w: &mut WritePager, parent: Ptr, idx: usize) -> Result<Option<(Vec<u8>, Ptr)>> {
+    let view = node_at(w, parent, None)?;
+    if view.count() < 2 {
+        return Ok(None);
+    }
+    let (li, ri) = if idx > 0 { (idx - 1, idx) } else { (idx, idx + 1) };
+    let (left, right) = (view.child(li)?, view.child(ri)?);
+    let sep = view.key(ri)?.to_vec();
+    let child_level = view.level() - 1;
+    let left = w.make_dirty(left)?;
+    let mut entries = raw_entries(w, left, child_level)?;
+    let right_entries = raw_entries(w, right, child_level)?;
+    let first_right = entries.len();
+    entries.extend(right_entries);
+    if child_level > 0 {
+        // The right node's first entry has an empty key: it takes the parent's separator.
+        entries[first_right] = with_key(&entries[first_right], &sep);
+    }
+    w.free_node(right)?;
+    let (new_sep, new_right) = distribute(w, left, child_level, entries)?;
+    let page = w.page_mut(parent.page);
+    node::remove(page, parent.page.0, ri);
+    node::set_child(page, li, left);
+    match new_right {
+        None => Ok(None),
+        Some(new_right) => {
+            let mut entry = vec![0u8; node::branch_entry_bytes(new_sep.len()) - 2];
+            node::write_branch_entry(&mut entry, &new_sep, new_right);
+            insert_or_split(w, parent, ri, &entry)
+        }
+    }
+}
+
+fn raw_entries(w: &WritePager, ptr: Ptr, level: u8) -> Result<Vec<Vec<u8>>> {
+    let view = node_at(w, ptr, Some(level))?;
+    (0..view.count()).map(|i| view.entry(i).map(<[u8]>::to_vec)).collect()
+}
+
+/// A branch entry with its key replaced.
+fn with_key(entry: &[u8], key: &[u8]) -> Vec<u8> {
+    let klen = u16::from_le_bytes([entry[0], entry[1]]) as usize;
+    let ptr = Ptr::decode(&entry[2 + klen..]);
+    let mut out = vec![0u8; node::branch_entry_bytes(key.len()) - 2];
+    node::write_branch_entry(&mut out, key, ptr);
+    out
+}
+
+fn entry_key(entry: &[u8], level: u8) -> &[u8] {
+    let klen = u16::from_le_bytes([entry[0], entry[1]]) as usize;
+    let head = if level == 0 { 7 } else { 2 };
+    &entry[head..head + klen]
+}
+
+/// Rewrites node `left` with `entries`, spilling into a new right node when they do not fit
+/// in one page. Returns the separator and the right node, if any.
+fn distribute(w: &mut WritePager, left: Ptr, level: u8, mut entries: Vec<Vec<u8>>) -> Result<(Vec<u8>, Option<Ptr>)> {
+    let usable = node::usable_bytes(w.page_size());
+    let total: usize = entries.iter().map(|e| e.len() + 2).sum();
+    let fill = |w: &mut WritePager, ptr: Ptr, entries: &[Vec<u8>]| {
+        let page = w.page_mut(ptr.page);
+        node::init(page, level, ptr.page.0, ptr.txn.0);
+        for e in entries {
+            assert!(node::push_raw(page, ptr.page.0, e), "distributed entries fit");
+        }
+    };
+    if total <= usable {
+        fill(w, left, &entries);
+        return Ok((Vec::new(), None));
+    }
+    let mut acc = 0;
+    let mut cut = 0;
+    while cut < entries.len() && acc + entries[cut].len() + 2 <= total / 2 {
+        acc += entries[cut].len() + 2;
+        cut += 1;
+    }
+    let cut = cut.clamp(1, entries.len() - 1);
+    let mut right_entries = entries.split_off(cut);
+    let sep = if level == 0 {
+        shortest_separator(entry_key(entries.last().expect("cut ≥ 1"), 0), entry_key(&right_entries[0], 0))
+    } else {
+        let sep = entry_key(&right_entries[0], level).to_vec();
+        right_entries[0] = with_key(&right_entries[0], &[]);
+        sep
+    };
+    let right = w.new_node(level)?;
+    fill(w, left, &entries);
+    fill(w, right, &right_entries);
+    Ok((sep, Some(right)))
+}
+
+/// The shortest key `s` with `left < s ≤ right` (prefix truncation of separators).
+fn shortest_separator(left: &[u8], right: &[u8]) -> Vec<u8> {
+    debug_assert!(left < right);
+    let common = left.iter().zip(right).take_while(|(a, b)| a == b).count();
+    right[..(common + 1).min(right.len())].to_vec()
+}
+
+/// Checksums every dirty page under `root` bottom-up and returns the sealed root pointer.
+pub fn seal(w: &mut WritePager, root: Ptr) -> Result<Ptr> {
+    if root.is_null() || root.txn != w.txn() {
+        return Ok(root);
+    }
+    let view = node_at(w, root, None)?;
+    if !view.is_leaf() {
+        let dirty: Vec<(usize, Ptr)> = (0..view.count())
+            .map(|i| view.child(i).map(|c| (i, c)))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .filter(|(_, c)| c.txn == w.txn())
+            .collect();
+        for (i, child) in dirty {
+            let sealed = seal(w, child)?;
+            node::set_child(w.page_mut(root.page), i, sealed);
+        }
+    }
+    Ok(w.seal(root.page))
+}
+
+/// Frees every page of the tree under `root` (node pages and overflow runs).
+pub fn free_tree(w: &mut WritePager, root: Ptr) -> Result<()> {
+    if root.is_null() {
+        return Ok(());
+    }
+    let mut stack = vec![(root, None::<u8>)];
+    while let Some((ptr, level)) = stack.pop() {
+        let view = node_at(w, ptr, level)?;
+        let mut runs = Vec::new();
+        for i in 0..view.count() {
+            if view.is_leaf() {
+                if let LeafValue::Overflow { ptr, len } = view.value(i)? {
+                    runs.push((ptr, len));
+                }
+            } else {
+                stack.push((view.child(i)?, Some(view.level() - 1)));
+            }
+        }
+        for (run, len) in runs {
+            w.free_overflow(run, len)?;
+        }
+        w.free_node(ptr)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shortest_separator;
+
+    #[test]
+    fn separators_are_short_and_between() {
+        assert_eq!(shortest_separator(b"apple", b"banana"), b"b");
+        assert_eq!(shortest_separator(b"abc", b"abd"), b"abd");
+        assert_eq!(shortest_separator(b"ab", b"abc"), b"abc");
+        assert_eq!(shortest_separator(b"abc1", b"abd"), b"abd");
+    }
+}

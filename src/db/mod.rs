@@ -1,0 +1,166 @@
+//! The database handle: options, open and recovery, transactions, sync, check and stats.
+//!
+//! Invariants: `Database` is `Send + Sync`; all state shared with transactions lives in
+//! [`crate::txn::Shared`]; opening a file never writes to an existing database.
+
+mod check;
+mod recover;
+
+pub use check::{CheckReport, Stats, TableStats};
+
+use crate::format::{self, MIN_PAGE_SIZE};
+use crate::io::{FileStorage, Storage};
+use crate::txn::{Durability, ReadTxn, Shared, WriteTxn};
+use crate::{Error, Result};
+use std::path::Path;
+use std::sync::Arc;
+
+/// How to open a database.
+#[derive(Clone, Debug)]
+pub struct Options {
+    page_size: usize,
+    durability: Durability,
+    verify_reads: bool,
+    create: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            page_size: MIN_PAGE_SIZE,
+            durability: Durability::Immediate,
+            verify_reads: false,
+            create: true,
+        }
+    }
+}
+
+impl Options {
+    /// Page size for a new file: a power of two from 4096 to 65536 (ignored for an existing
+    /// file, whose page size is fixed).
+    pub fn page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size;
+        self
+    }
+
+    /// Default durability of commits.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Verify the checksum of every page on read (off by default; `check` always verifies).
+    pub fn verify_reads(mut self, verify: bool) -> Self {
+        self.verify_reads = verify;
+        self
+    }
+
+    /// Create the file when it is missing (on by default).
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = create;
+        self
+    }
+
+    /// Opens (or creates) the database file at `path`.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Database> {
+        self.check_page_size()?;
+        let (storage, _created) = FileStorage::open(path.as_ref(), self.create).map_err(|e| match e {
+            crate::io::OpenFileError::Locked => Error::Locked,
+            crate::io::OpenFileError::Io(e) => Error::Io(e),
+        })?;
+        self.open_storage(Arc::new(storage))
+    }
+
+    /// Opens a database on any [`Storage`] (memory, or a test double). Empty storage is
+    /// initialised as a new database.
+    pub fn open_storage(self, storage: Arc<dyn Storage>) -> Result<Database> {
+        self.check_page_size()?;
+        if storage.len()? == 0 {
+            if !self.create {
+                return Err(Error::NotFound("database file is empty".into()));
+            }
+            recover::create(storage.as_ref(), self.page_size)?;
+        }
+        let committed = recover::recover(storage.as_ref(), self.verify_reads)?;
+        if committed.meta.durable_txn < committed.meta.txn {
+            // Commits written without fsync (or before a crash) become durable now.
+            storage.sync()?;
+        }
+        let shared = Shared::new(storage, committed, self.durability, self.verify_reads);
+        Ok(Database {
+            shared: Arc::new(shared),
+        })
+    }
+
+    fn check_page_size(&self) -> Result<()> {
+        if !format::valid_page_size(self.page_size) {
+            return Err(Error::InvalidArgument(format!(
+                "page size {} is not a power of two from 4096 to 65536",
+                self.page_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// An open database. Cheap to share across threads (`Send + Sync`).
+pub struct Database {
+    shared: Arc<Shared>,
+}
+
+impl Database {
+    /// Opens the database at `path`, creating it if missing, with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        Options::default().open(path)
+    }
+
+    /// Options for opening a database.
+    pub fn options() -> Options {
+        Options::default()
+    }
+
+    /// A read transaction on the last commit.
+    pub fn begin_read(&self) -> Result<ReadTxn<'_>> {
+        Ok(self.shared.begin_read())
+    }
+
+    /// The write transaction; waits while another one is open.
+    pub fn begin_write(&self) -> Result<WriteTxn<'_>> {
+        WriteTxn::begin(&self.shared)
+    }
+
+    /// Makes every commit so far durable (one fsync).
+    pub fn sync(&self) -> Result<()> {
+        let _writer = self.shared.lock_writer()?;
+        let state = self.shared.current();
+        if let Err(e) = self.shared.storage.sync() {
+            self.shared.poisoned.store(true, std::sync::atomic::Ordering::Release);
+            return Err(Error::Io(e));
+        }
+        *self.shared.durable.lock() = crate::txn::DurableMark {
+            txn: state.meta.txn,
+            slot: state.slot,
+        };
+        Ok(())
+    }
+
+    /// Verifies every page and the exact accounting of the whole file.
+    pub fn check(&self) -> Result<CheckReport> {
+        check::check(&self.shared.current())
+    }
+
+    /// Sizes and counts.
+    pub fn stats(&self) -> Result<Stats> {
+        check::stats(&self.shared)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn database_is_send_and_sync() {
+        assert_send_sync::<super::Database>();
+    }
+}

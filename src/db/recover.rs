@@ -1,0 +1,167 @@
+//! Opening a file: creating it, choosing the meta slot, and checking only what the newest
+//! commit wrote.
+//!
+//! Invariants:
+//! - Opening never writes to an existing database file (it may fsync it).
+//! - The chosen meta is the newest whose checksum holds and whose pages born after its
+//!   `durable_txn` all verify; the walk descends only into pointers born after that txn, so
+//!   it costs what the unsynced commits wrote, never the whole file.
+
+use crate::btree::{self, MAX_DEPTH};
+use crate::format::meta::{Meta, MetaError, META_BYTES, MAGIC};
+use crate::format::node::LeafValue;
+use crate::format::{self, tag, Ptr, FORMAT_VERSION, META_SLOT_BYTES};
+use crate::io::Storage;
+use crate::pager::{PageSource, ReadPages};
+use crate::txn::catalog::TableRecord;
+use crate::txn::Committed;
+use crate::{Error, Result};
+
+/// Writes the first meta of a new, empty file and syncs it.
+pub fn create(storage: &dyn Storage, page_size: usize) -> Result<()> {
+    let meta = Meta {
+        page_size: page_size as u32,
+        txn: 0,
+        durable_txn: 0,
+        file_pages: format::first_data_page(page_size),
+        ..Meta::default()
+    };
+    let mut region = vec![0u8; (meta.file_pages as usize) * page_size];
+    region[..META_BYTES].copy_from_slice(&meta.encode());
+    storage.write_at(0, &region)?;
+    storage.sync()?;
+    Ok(())
+}
+
+/// Reads both slots and returns the state to open, verified.
+pub fn recover(storage: &dyn Storage, verify: bool) -> Result<Committed> {
+    let len_bytes = storage.len()?;
+    let mut slots: Vec<(u8, Meta)> = Vec::new();
+    let mut unsupported = None;
+    let mut magic_seen = false;
+    for slot in 0..2u8 {
+        let at = slot as u64 * META_SLOT_BYTES as u64;
+        if len_bytes < at + META_BYTES as u64 {
+            continue;
+        }
+        let mut bytes = [0u8; META_BYTES];
+        storage.read_at(at, &mut bytes)?;
+        match Meta::decode(&bytes) {
+            Ok(meta) if format::valid_page_size(meta.page_size as usize) && meta.durable_txn <= meta.txn => {
+                magic_seen = true;
+                slots.push((slot, meta));
+            }
+            Ok(_) | Err(MetaError::BadChecksum) => magic_seen = true,
+            Err(MetaError::BadVersion(v)) => {
+                magic_seen = true;
+                unsupported = Some(v);
+            }
+            Err(MetaError::BadMagic) => {}
+        }
+    }
+    if let Some(found) = unsupported {
+        return Err(Error::UnsupportedVersion {
+            found,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if !magic_seen {
+        let mut head = vec![0u8; (len_bytes as usize).min(MAGIC.len())];
+        storage.read_at(0, &mut head)?;
+        if len_bytes < META_BYTES as u64 && !head.is_empty() && MAGIC.starts_with(&head) {
+            return Err(Error::Truncated {
+                len_bytes,
+                needed_bytes: META_BYTES as u64,
+            });
+        }
+        return Err(Error::NotADatabase {
+            reason: "no valid meta slot carries the shadowkv magic".into(),
+        });
+    }
+    slots.sort_by_key(|(_, m)| std::cmp::Reverse(m.txn));
+    let mut first_error = None;
+    for (slot, meta) in slots {
+        let page_size = meta.page_size as usize;
+        let needed_bytes = meta.file_pages.saturating_mul(page_size as u64);
+        if needed_bytes > len_bytes {
+            first_error.get_or_insert(Error::Truncated {
+                len_bytes,
+                needed_bytes,
+            });
+            continue;
+        }
+        let pages = ReadPages::new(storage.view(needed_bytes)?, page_size, verify);
+        match verify_commit(&pages, &meta) {
+            Ok(()) => return Ok(Committed { meta, slot, pages }),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| Error::NotADatabase {
+        reason: "no meta slot holds a valid checksum".into(),
+    }))
+}
+
+/// Verifies every page born after `meta.durable_txn`.
+pub fn verify_commit(pages: &ReadPages, meta: &Meta) -> Result<()> {
+    let after = meta.durable_txn;
+    if meta.txn == 0 {
+        return Ok(());
+    }
+    verify_tree(pages, meta.catalog, after, true, None, 0)?;
+    verify_chain(pages, meta.free_dir, tag::FREE_DIR, after, meta.file_pages, true)?;
+    verify_chain(pages, meta.pending, tag::PENDING, after, meta.file_pages, false)?;
+    Ok(())
+}
+
+fn verify_chain(pages: &ReadPages, head: Ptr, chain_tag: u8, after: u64, max: u64, bitmaps: bool) -> Result<()> {
+    let mut ptr = head;
+    let mut steps = 0;
+    while !ptr.is_null() && ptr.txn.0 > after {
+        steps += 1;
+        if steps > max {
+            return Err(Error::corrupted(ptr.page.0, "chain longer than the file"));
+        }
+        let page = pages.tagged(ptr, &[chain_tag], true)?;
+        if bitmaps {
+            let count = format::PageHeader::read(page).count.get() as usize;
+            for i in 0..count.min(format::freemap::dir_entries_per_page(pages.page_size())) {
+                let entry: format::freemap::DirEntry = format::freemap::chain_entry(page, i).expect("bounded");
+                let bitmap: Ptr = entry.bitmap.into();
+                if !bitmap.is_null() && bitmap.txn.0 > after {
+                    pages.tagged(bitmap, &[tag::BITMAP], true)?;
+                }
+            }
+        }
+        ptr = Ptr::decode(&page[format::HEADER_BYTES..]);
+    }
+    Ok(())
+}
+
+fn verify_tree(pages: &ReadPages, ptr: Ptr, after: u64, is_catalog: bool, level: Option<u8>, depth: usize) -> Result<()> {
+    if ptr.is_null() || ptr.txn.0 <= after {
+        return Ok(());
+    }
+    if depth > MAX_DEPTH {
+        return Err(Error::corrupted(ptr.page.0, "tree deeper than the limit"));
+    }
+    pages.tagged(ptr, &[tag::LEAF, tag::BRANCH], true)?;
+    let view = btree::node_at(pages, ptr, level)?;
+    for i in 0..view.count() {
+        if !view.is_leaf() {
+            verify_tree(pages, view.child(i)?, after, is_catalog, Some(view.level() - 1), depth + 1)?;
+        } else if is_catalog {
+            let LeafValue::Inline(bytes) = view.value(i)? else {
+                return Err(Error::corrupted(ptr.page.0, "catalog value in an overflow run"));
+            };
+            let record = TableRecord::decode(bytes, ptr.page.0)?;
+            verify_tree(pages, record.root, after, false, None, 0)?;
+        } else if let LeafValue::Overflow { ptr: run, len } = view.value(i)? {
+            if run.txn.0 > after {
+                pages.overflow_checked(run, len, true)?;
+            }
+        }
+    }
+    Ok(())
+}

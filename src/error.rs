@@ -1,0 +1,92 @@
+//! The one error type of the crate.
+//!
+//! Invariants: corruption and I/O are values of this enum, never panics; every variant that
+//! callers may want to match on is a variant of its own.
+
+use std::io;
+
+/// Everything that can go wrong in shadowkv.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The operating system reported an I/O error.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+    /// The file exists but does not start with a shadowkv meta page.
+    #[error("not a shadowkv database: {reason}")]
+    NotADatabase {
+        /// What was wrong with the header.
+        reason: String,
+    },
+    /// The file is a shadowkv database of a format this build cannot read.
+    #[error("unsupported format version {found} (this build reads version {supported})")]
+    UnsupportedVersion {
+        /// The version recorded in the file.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+    /// The file is shorter than its own metadata says it must be.
+    #[error("file truncated: {len_bytes} bytes on disk, {needed_bytes} needed")]
+    Truncated {
+        /// Bytes actually present.
+        len_bytes: u64,
+        /// Bytes the newest valid meta refers to.
+        needed_bytes: u64,
+    },
+    /// A page failed a checksum, a bound or a structural check.
+    #[error("corruption found on page {page}: {reason}")]
+    Corrupted {
+        /// The page on which the damage was found.
+        page: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A table, snapshot or branch of that name does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A table, snapshot or branch of that name exists already.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// A key is longer than the largest key allowed.
+    #[error("key of {len} bytes is over the limit of {max} bytes")]
+    KeyTooLarge {
+        /// Length of the key given.
+        len: usize,
+        /// The largest key allowed.
+        max: usize,
+    },
+    /// A value is longer than the largest value allowed.
+    #[error("value of {len} bytes is over the limit of {max} bytes")]
+    ValueTooLarge {
+        /// Length of the value given.
+        len: usize,
+        /// The largest value allowed.
+        max: usize,
+    },
+    /// Another process (or another handle in this one) holds the file's lock.
+    #[error("database file is locked by another handle")]
+    Locked,
+    /// An fsync failed earlier; the database refuses writes until it is reopened.
+    #[error("database poisoned by a failed sync; reopen it to recover the last durable state")]
+    Poisoned,
+    /// An argument is outside what the API accepts (a bad page size, an empty name, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The named root is a read-only snapshot.
+    #[error("{0} is a snapshot and cannot be written")]
+    ReadOnly(String),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand used by decoders.
+    pub(crate) fn corrupted(page: u64, reason: impl Into<String>) -> Self {
+        Error::Corrupted {
+            page,
+            reason: reason.into(),
+        }
+    }
+}

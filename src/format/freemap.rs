@@ -1,0 +1,80 @@
+//! Free-space pages: the bitmap pages, the directory chain that points at them, and the
+//! pending-free chain.
+//!
+//! Invariants:
+//! - Bitmap page k covers page ids `[k × bits, (k+1) × bits)` with `bits = (page size − 32) × 8`;
+//!   a set bit means the page is free for reuse now.
+//! - A directory entry is (pointer to bitmap page, count of set bits); a null pointer means the
+//!   range has no free page and no bitmap page yet.
+//! - Chain pages (directory, pending) carry a `next` pointer after the header; the chain's
+//!   length is bounded by the file's page count when it is walked.
+
+use super::{PtrDisk, U32Le, U64Le, HEADER_BYTES, PTR_BYTES};
+use bytemuck::{Pod, Zeroable};
+
+/// Offset of the first entry in a chain page (after the header and the `next` pointer).
+pub const CHAIN_ENTRIES_AT: usize = HEADER_BYTES + PTR_BYTES;
+
+/// One directory entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct DirEntry {
+    /// The bitmap page, or null.
+    pub bitmap: PtrDisk,
+    /// Set bits in that bitmap page.
+    pub free_count: U32Le,
+}
+/// Bytes of a [`DirEntry`].
+pub const DIR_ENTRY_BYTES: usize = 24;
+const _: () = assert!(std::mem::size_of::<DirEntry>() == DIR_ENTRY_BYTES);
+
+/// One pending-free entry: a page freed by a transaction, reusable once no reader and no
+/// durable root can see it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct PendingEntry {
+    /// The transaction that freed the page.
+    pub freed_by: U64Le,
+    /// The page.
+    pub page: U64Le,
+}
+/// Bytes of a [`PendingEntry`].
+pub const PENDING_ENTRY_BYTES: usize = 16;
+const _: () = assert!(std::mem::size_of::<PendingEntry>() == PENDING_ENTRY_BYTES);
+
+/// Pages covered by one bitmap page.
+pub fn bits_per_bitmap(page_size: usize) -> u64 {
+    ((page_size - HEADER_BYTES) * 8) as u64
+}
+
+/// Directory entries per directory page.
+pub fn dir_entries_per_page(page_size: usize) -> usize {
+    (page_size - CHAIN_ENTRIES_AT) / DIR_ENTRY_BYTES
+}
+
+/// Pending entries per pending page.
+pub fn pending_entries_per_page(page_size: usize) -> usize {
+    (page_size - CHAIN_ENTRIES_AT) / PENDING_ENTRY_BYTES
+}
+
+/// Reads entry `i` of a chain page whose entries are `T`.
+pub fn chain_entry<T: Pod>(page: &[u8], i: usize) -> Option<T> {
+    let size = std::mem::size_of::<T>();
+    let at = CHAIN_ENTRIES_AT + i * size;
+    page.get(at..at + size).map(bytemuck::pod_read_unaligned)
+}
+
+/// Writes entry `i` of a chain page whose entries are `T`.
+pub fn set_chain_entry<T: Pod>(page: &mut [u8], i: usize, entry: T) {
+    let size = std::mem::size_of::<T>();
+    let at = CHAIN_ENTRIES_AT + i * size;
+    page[at..at + size].copy_from_slice(bytemuck::bytes_of(&entry));
+}
+
+/// Builds a pending entry.
+pub fn pending_entry(freed_by: u64, page: u64) -> PendingEntry {
+    PendingEntry {
+        freed_by: U64Le::new(freed_by),
+        page: U64Le::new(page),
+    }
+}

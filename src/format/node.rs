@@ -1,0 +1,457 @@
+//! Slotted node pages for B+tree leaves and branches: a view to decode, in-place edits for
+//! dirty pages, and entry encoders.
+//!
+//! Layout: `[header 32][slot 0..n: u16 offsets][free][entries, packed from the end]`.
+//! Leaf entry: `klen u16 | flags u8 | vlen u32 | key | value` or, when `flags & OVERFLOW`,
+//! `... | key | ptr(20)` to a run of raw overflow pages holding `vlen` bytes.
+//! Branch entry: `klen u16 | key | ptr(20)`; entry 0's key is empty and means "−∞", entry i's
+//! key is the least key that child i may hold.
+//!
+//! Invariants:
+//! - Every accessor on a [`NodeView`] is bounds-checked and returns `Error::Corrupted` rather
+//!   than reading out of bounds, so any bytes can be viewed without a panic.
+//! - [`validate`] proves a page well-formed before it is edited in place; edits assert it.
+//! - Any entry is at most [`max_entry_bytes`], a third of the usable space, so a split of an
+//!   overflowing node always yields two nodes that fit.
+
+use super::{tag, PageHeader, Ptr, U16Le, U32Le, U64Le, HEADER_BYTES, PTR_BYTES};
+use crate::{Error, Result};
+
+/// Leaf entry flag: the value lives in an overflow run.
+pub const OVERFLOW: u8 = 1;
+const LEAF_ENTRY_HEADER: usize = 7;
+const BRANCH_ENTRY_HEADER: usize = 2;
+const SLOT_BYTES: usize = 2;
+
+/// Space for slots and entries in a page.
+pub fn usable_bytes(page_size: usize) -> usize {
+    page_size - HEADER_BYTES
+}
+
+/// The largest entry (including its slot), so that any three fit in one page.
+pub fn max_entry_bytes(page_size: usize) -> usize {
+    usable_bytes(page_size) / 3
+}
+
+/// Bytes (with slot) of a leaf entry holding the value inline.
+pub fn leaf_inline_bytes(key_len: usize, value_len: usize) -> usize {
+    SLOT_BYTES + LEAF_ENTRY_HEADER + key_len + value_len
+}
+
+/// Bytes (with slot) of a leaf entry whose value is in an overflow run.
+pub fn leaf_overflow_bytes(key_len: usize) -> usize {
+    SLOT_BYTES + LEAF_ENTRY_HEADER + key_len + PTR_BYTES
+}
+
+/// Bytes (with slot) of a branch entry.
+pub fn branch_entry_bytes(key_len: usize) -> usize {
+    SLOT_BYTES + BRANCH_ENTRY_HEADER + key_len + PTR_BYTES
+}
+
+/// A leaf's value as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeafValue<'a> {
+    /// The bytes themselves.
+    Inline(&'a [u8]),
+    /// A run of overflow pages: `ptr.page` is the first, `ptr.crc` covers the `len` bytes.
+    Overflow {
+        /// Where the run starts, with its checksum and birth.
+        ptr: Ptr,
+        /// Length of the value in bytes.
+        len: u64,
+    },
+}
+
+/// A read-only, bounds-checked view of a node page.
+#[derive(Clone, Copy)]
+pub struct NodeView<'a> {
+    page: &'a [u8],
+    id: u64,
+    count: usize,
+    level: u8,
+    is_leaf: bool,
+}
+
+impl<'a> NodeView<'a> {
+    /// Views `page` (page id `id`, for error reports). Checks the tag and the header bounds.
+    pub fn new(page: &'a [u8], id: u64) -> Result<Self> {
+        if page.len() < HEADER_BYTES {
+            return Err(Error::corrupted(id, "page shorter than its header"));
+        }
+        let header = PageHeader::read(page);
+        let is_leaf = match header.tag {
+            tag::LEAF => true,
+            tag::BRANCH => false,
+            other => return Err(Error::corrupted(id, format!("not a node page (tag {other})"))),
+        };
+        if is_leaf != (header.level == 0) {
+            return Err(Error::corrupted(id, "leaf tag and level disagree"));
+        }
+        let count = header.count.get() as usize;
+        let free_end = header.free_end.get() as usize;
+        if HEADER_BYTES + count * SLOT_BYTES > free_end || free_end > page.len() {
+            return Err(Error::corrupted(id, "node header bounds out of range"));
+        }
+        if !is_leaf && count == 0 {
+            return Err(Error::corrupted(id, "branch with no children"));
+        }
+        Ok(NodeView {
+            page,
+            id,
+            count,
+            level: header.level,
+            is_leaf,
+        })
+    }
+
+    /// Number of entries.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+    /// Whether this is a leaf.
+    pub fn is_leaf(&self) -> bool {
+        self.is_leaf
+    }
+    /// Height above the leaves.
+    pub fn level(&self) -> u8 {
+        self.level
+    }
+    /// The page id given at construction.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn corrupt(&self, what: &str) -> Error {
+        Error::corrupted(self.id, what.to_string())
+    }
+
+    /// Offset of entry `i`, checked to lie past the slot array.
+    fn offset(&self, i: usize) -> Result<usize> {
+        debug_assert!(i < self.count);
+        let at = HEADER_BYTES + i * SLOT_BYTES;
+        let off = u16::from_le_bytes([self.page[at], self.page[at + 1]]) as usize;
+        if off < HEADER_BYTES + self.count * SLOT_BYTES || off >= self.page.len() {
+            return Err(self.corrupt("slot offset out of range"));
+        }
+        Ok(off)
+    }
+
+    fn bytes(&self, from: usize, len: usize) -> Result<&'a [u8]> {
+        self.page
+            .get(from..from.saturating_add(len))
+            .ok_or_else(|| self.corrupt("entry runs past the page end"))
+    }
+
+    fn u16_at(&self, at: usize) -> Result<usize> {
+        let b = self.bytes(at, 2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]) as usize)
+    }
+
+    /// Key of entry `i`.
+    pub fn key(&self, i: usize) -> Result<&'a [u8]> {
+        let off = self.offset(i)?;
+        let klen = self.u16_at(off)?;
+        let head = if self.is_leaf {
+            LEAF_ENTRY_HEADER
+        } else {
+            BRANCH_ENTRY_HEADER
+        };
+        self.bytes(off + head, klen)
+    }
+
+    /// Value of leaf entry `i`.
+    pub fn value(&self, i: usize) -> Result<LeafValue<'a>> {
+        assert!(self.is_leaf, "value() on a branch");
+        let off = self.offset(i)?;
+        let head = self.bytes(off, LEAF_ENTRY_HEADER)?;
+        let klen = u16::from_le_bytes([head[0], head[1]]) as usize;
+        let flags = head[2];
+        let vlen = u32::from_le_bytes([head[3], head[4], head[5], head[6]]) as usize;
+        let at = off + LEAF_ENTRY_HEADER + klen;
+        if flags & OVERFLOW != 0 {
+            let ptr = Ptr::decode(self.bytes(at, PTR_BYTES)?);
+            Ok(LeafValue::Overflow {
+                ptr,
+                len: vlen as u64,
+            })
+        } else if flags == 0 {
+            Ok(LeafValue::Inline(self.bytes(at, vlen)?))
+        } else {
+            Err(self.corrupt("unknown leaf entry flags"))
+        }
+    }
+
+    /// Child pointer of branch entry `i`.
+    pub fn child(&self, i: usize) -> Result<Ptr> {
+        assert!(!self.is_leaf, "child() on a leaf");
+        let off = self.offset(i)?;
+        let klen = self.u16_at(off)?;
+        Ok(Ptr::decode(self.bytes(off + BRANCH_ENTRY_HEADER + klen, PTR_BYTES)?))
+    }
+
+    /// The whole encoded entry `i` (without its slot).
+    pub fn entry(&self, i: usize) -> Result<&'a [u8]> {
+        let off = self.offset(i)?;
+        let len = if self.is_leaf {
+            let head = self.bytes(off, LEAF_ENTRY_HEADER)?;
+            let klen = u16::from_le_bytes([head[0], head[1]]) as usize;
+            let vlen = u32::from_le_bytes([head[3], head[4], head[5], head[6]]) as usize;
+            let body = if head[2] & OVERFLOW != 0 { PTR_BYTES } else { vlen };
+            LEAF_ENTRY_HEADER + klen + body
+        } else {
+            BRANCH_ENTRY_HEADER + self.u16_at(off)? + PTR_BYTES
+        };
+        self.bytes(off, len)
+    }
+
+    /// Leaf search: `Ok(i)` when entry i has `key`, else `Err(i)`, the insertion point.
+    pub fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
+        let (mut lo, mut hi) = (0usize, self.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.key(mid)?.cmp(key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(Ok(mid)),
+            }
+        }
+        Ok(Err(lo))
+    }
+
+    /// Branch search: the index of the child whose range holds `key`.
+    pub fn child_index(&self, key: &[u8]) -> Result<usize> {
+        // Entry 0 means −∞: find the last entry in 1.. whose key is ≤ `key`.
+        let (mut lo, mut hi) = (1usize, self.count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.key(mid)? <= key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo - 1)
+    }
+
+    /// Bytes of slots and live entries.
+    pub fn used_bytes(&self) -> usize {
+        let header = PageHeader::read(self.page);
+        let live = self.page.len() - header.free_end.get() as usize - header.garbage.get() as usize;
+        self.count * SLOT_BYTES + live
+    }
+}
+
+/// Proves that every slot and entry of a node page lies in bounds and that the free-space
+/// accounting adds up, so that in-place edits cannot go out of bounds.
+pub fn validate(page: &[u8], id: u64) -> Result<()> {
+    let view = NodeView::new(page, id)?;
+    let header = PageHeader::read(page);
+    let mut live = 0usize;
+    for i in 0..view.count() {
+        let entry = view.entry(i)?;
+        if !view.is_leaf() && i == 0 && !view.key(0)?.is_empty() {
+            return Err(Error::corrupted(id, "first branch key is not empty"));
+        }
+        if view.offset(i)? < header.free_end.get() as usize {
+            return Err(Error::corrupted(id, "entry below the free end"));
+        }
+        live += entry.len();
+    }
+    let region = page.len() - header.free_end.get() as usize;
+    if live + header.garbage.get() as usize != region {
+        return Err(Error::corrupted(id, "entry bytes do not add up"));
+    }
+    Ok(())
+}
+
+/// Starts an empty node in `page`.
+pub fn init(page: &mut [u8], level: u8, id: u64, txn: u64) {
+    let header = PageHeader {
+        tag: if level == 0 { tag::LEAF } else { tag::BRANCH },
+        level,
+        count: U16Le::new(0),
+        free_end: U32Le::new(page.len() as u32),
+        garbage: U32Le::new(0),
+        reserved: U32Le::new(0),
+        page_id: U64Le::new(id),
+        txn: U64Le::new(txn),
+    };
+    header.write(page);
+}
+
+/// Sets the id and birth of a page copied from another (copy-on-write).
+pub fn rebirth(page: &mut [u8], id: u64, txn: u64) {
+    let mut header = PageHeader::read(page);
+    header.page_id = U64Le::new(id);
+    header.txn = U64Le::new(txn);
+    header.write(page);
+}
+
+/// Free bytes a node would have after compaction.
+pub fn free_bytes(page: &[u8]) -> usize {
+    let header = PageHeader::read(page);
+    let slots_end = HEADER_BYTES + header.count.get() as usize * SLOT_BYTES;
+    header.free_end.get() as usize - slots_end + header.garbage.get() as usize
+}
+
+fn set_slot(page: &mut [u8], i: usize, off: usize) {
+    let at = HEADER_BYTES + i * SLOT_BYTES;
+    page[at..at + 2].copy_from_slice(&(off as u16).to_le_bytes());
+}
+
+fn slot(page: &[u8], i: usize) -> usize {
+    let at = HEADER_BYTES + i * SLOT_BYTES;
+    u16::from_le_bytes([page[at], page[at + 1]]) as usize
+}
+
+/// Rewrites the entries of a validated page contiguously at its end, dropping garbage.
+fn compact(page: &mut [u8], id: u64) {
+    let copy = page.to_vec();
+    let view = NodeView::new(&copy, id).expect("compact: page was validated");
+    let mut end = page.len();
+    for i in 0..view.count() {
+        let entry = view.entry(i).expect("compact: page was validated");
+        end -= entry.len();
+        page[end..end + entry.len()].copy_from_slice(entry);
+        set_slot(page, i, end);
+    }
+    let mut header = PageHeader::read(page);
+    header.free_end = U32Le::new(end as u32);
+    header.garbage = U32Le::new(0);
+    header.write(page);
+}
+
+/// Inserts an entry of `entry_len` bytes (without slot) at index `i`, written by `fill`.
+/// Returns false, changing nothing, when it does not fit.
+pub fn insert(page: &mut [u8], id: u64, i: usize, entry_len: usize, fill: impl FnOnce(&mut [u8])) -> bool {
+    if free_bytes(page) < entry_len + SLOT_BYTES {
+        return false;
+    }
+    let mut header = PageHeader::read(page);
+    let count = header.count.get() as usize;
+    assert!(i <= count, "insert index {i} past count {count}");
+    let slots_end = HEADER_BYTES + count * SLOT_BYTES;
+    if (header.free_end.get() as usize) < slots_end + entry_len + SLOT_BYTES {
+        compact(page, id);
+        header = PageHeader::read(page);
+    }
+    let off = header.free_end.get() as usize - entry_len;
+    fill(&mut page[off..off + entry_len]);
+    let at = HEADER_BYTES + i * SLOT_BYTES;
+    page.copy_within(at..slots_end, at + SLOT_BYTES);
+    set_slot(page, i, off);
+    header.count = U16Le::new((count + 1) as u16);
+    header.free_end = U32Le::new(off as u32);
+    header.write(page);
+    true
+}
+
+/// Removes entry `i`, leaving its bytes as garbage.
+pub fn remove(page: &mut [u8], id: u64, i: usize) {
+    let len = NodeView::new(page, id)
+        .and_then(|v| v.entry(i).map(|e| e.len()))
+        .expect("remove: page was validated");
+    let mut header = PageHeader::read(page);
+    let count = header.count.get() as usize;
+    let at = HEADER_BYTES + i * SLOT_BYTES;
+    page.copy_within(at + SLOT_BYTES..HEADER_BYTES + count * SLOT_BYTES, at);
+    header.count = U16Le::new((count - 1) as u16);
+    header.garbage = U32Le::new(header.garbage.get() + len as u32);
+    header.write(page);
+}
+
+/// Overwrites the child pointer of branch entry `i` in place.
+pub fn set_child(page: &mut [u8], i: usize, ptr: Ptr) {
+    let off = slot(page, i);
+    let klen = u16::from_le_bytes([page[off], page[off + 1]]) as usize;
+    let at = off + BRANCH_ENTRY_HEADER + klen;
+    ptr.encode(&mut page[at..at + PTR_BYTES]);
+}
+
+/// Overwrites an inline leaf value of the same length in place.
+pub fn overwrite_inline_value(page: &mut [u8], i: usize, value: &[u8]) {
+    let off = slot(page, i);
+    let klen = u16::from_le_bytes([page[off], page[off + 1]]) as usize;
+    let at = off + LEAF_ENTRY_HEADER + klen;
+    page[at..at + value.len()].copy_from_slice(value);
+}
+
+/// Encodes a leaf entry into `out` (sized by [`leaf_inline_bytes`]/[`leaf_overflow_bytes`]
+/// minus the slot).
+pub fn write_leaf_entry(out: &mut [u8], key: &[u8], value: LeafValue<'_>) {
+    out[0..2].copy_from_slice(&(key.len() as u16).to_le_bytes());
+    let k = LEAF_ENTRY_HEADER;
+    out[k..k + key.len()].copy_from_slice(key);
+    let v = k + key.len();
+    match value {
+        LeafValue::Inline(bytes) => {
+            out[2] = 0;
+            out[3..7].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out[v..v + bytes.len()].copy_from_slice(bytes);
+        }
+        LeafValue::Overflow { ptr, len } => {
+            out[2] = OVERFLOW;
+            out[3..7].copy_from_slice(&(len as u32).to_le_bytes());
+            ptr.encode(&mut out[v..v + PTR_BYTES]);
+        }
+    }
+}
+
+/// Encodes a branch entry into `out` (sized by [`branch_entry_bytes`] minus the slot).
+pub fn write_branch_entry(out: &mut [u8], key: &[u8], ptr: Ptr) {
+    out[0..2].copy_from_slice(&(key.len() as u16).to_le_bytes());
+    let k = BRANCH_ENTRY_HEADER;
+    out[k..k + key.len()].copy_from_slice(key);
+    ptr.encode(&mut out[k + key.len()..k + key.len() + PTR_BYTES]);
+}
+
+/// Appends a raw entry (as returned by [`NodeView::entry`]) at the end of a node being built.
+pub fn push_raw(page: &mut [u8], id: u64, entry: &[u8]) -> bool {
+    let count = PageHeader::read(page).count.get() as usize;
+    insert(page, id, count, entry.len(), |out| out.copy_from_slice(entry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_search_remove() {
+        let mut page = vec![0u8; 4096];
+        init(&mut page, 0, 5, 1);
+        for (i, k) in [b"b", b"d", b"a", b"c"].iter().enumerate() {
+            let view = NodeView::new(&page, 5).unwrap();
+            let at = view.search(&k[..]).unwrap().unwrap_err();
+            let value = [i as u8; 3];
+            let len = leaf_inline_bytes(1, 3) - 2;
+            assert!(insert(&mut page, 5, at, len, |out| write_leaf_entry(
+                out,
+                &k[..],
+                LeafValue::Inline(&value)
+            )));
+        }
+        validate(&page, 5).unwrap();
+        let view = NodeView::new(&page, 5).unwrap();
+        let keys: Vec<_> = (0..4).map(|i| view.key(i).unwrap().to_vec()).collect();
+        assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"d".to_vec()]);
+        assert_eq!(view.value(1).unwrap(), LeafValue::Inline(&[0, 0, 0]));
+        remove(&mut page, 5, 1);
+        validate(&page, 5).unwrap();
+        let view = NodeView::new(&page, 5).unwrap();
+        assert_eq!(view.search(b"b").unwrap(), Err(1));
+        assert_eq!(view.search(b"c").unwrap(), Ok(1));
+    }
+
+    #[test]
+    fn garbage_bytes_never_panic() {
+        let mut page = vec![0xA5u8; 4096];
+        page[0] = tag::LEAF;
+        page[1] = 0;
+        if let Ok(view) = NodeView::new(&page, 1) {
+            for i in 0..view.count() {
+                let _ = view.key(i);
+                let _ = view.value(i);
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The file [`Storage`]: pwrite for writes, a read-only shared memory map for reads.
+//!
+//! Invariants:
+//! - The map is read-only; all writes go through `pwrite`, which the shared map sees.
+//! - A map is created for at most the current file length, and the file is never shrunk
+//!   below the length of a map that is still alive (checked in `set_len`).
+//! - The file is locked exclusively for the life of the handle.
+
+use super::{past_end, EmptyView, Storage, View};
+use memmap2::{Mmap, MmapOptions};
+use parking_lot::Mutex;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::{Arc, Weak};
+
+/// A database file on disk.
+pub struct FileStorage {
+    file: File,
+    maps: Mutex<Maps>,
+}
+
+#[derive(Default)]
+struct Maps {
+    /// The newest map, reused while it is long enough.
+    current: Option<Arc<MapView>>,
+    /// Every map handed out that may still be alive, to refuse shrinking under one.
+    handed_out: Vec<Weak<MapView>>,
+}
+
+struct MapView {
+    map: Mmap,
+}
+
+impl View for MapView {
+    fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+/// Why opening a file failed before any database logic ran.
+pub enum OpenFileError {
+    /// Another handle holds the lock.
+    Locked,
+    /// The operating system said no.
+    Io(io::Error),
+}
+
+impl FileStorage {
+    /// Opens (creating if `create`) and locks the file at `path`.
+    ///
+    /// Returns whether the file was created by this call; a created file and its directory
+    /// entry are synced before this returns, so the file survives a crash.
+    pub fn open(path: &Path, create: bool) -> Result<(FileStorage, bool), OpenFileError> {
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(path)
+            .map_err(OpenFileError::Io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Err(OpenFileError::Locked),
+            Err(TryLockError::Error(e)) => return Err(OpenFileError::Io(e)),
+        }
+        let created = !existed;
+        if created {
+            file.sync_all().map_err(OpenFileError::Io)?;
+            if let Some(dir) = path.parent() {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(OpenFileError::Io)?;
+            }
+        }
+        let storage = FileStorage {
+            file,
+            maps: Mutex::new(Maps::default()),
+        };
+        Ok((storage, created))
+    }
+}
+
+impl Storage for FileStorage {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                past_end(offset, buf.len(), self.file.metadata().map_or(0, |m| m.len()))
+            } else {
+                e
+            }
+        })
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.file.write_all_at(data, offset)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        // fdatasync also makes a size change durable, which reading the data needs.
+        self.file.sync_data()
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let mut maps = self.maps.lock();
+        maps.handed_out.retain(|weak| weak.strong_count() > 0);
+        let live_max = maps
+            .handed_out
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|m| m.map.len() as u64)
+            .max()
+            .unwrap_or(0);
+        if len < live_max {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot shrink to {len} bytes under a live map of {live_max} bytes"),
+            ));
+        }
+        if maps
+            .current
+            .as_ref()
+            .is_some_and(|m| m.map.len() as u64 > len)
+        {
+            maps.current = None;
+        }
+        self.file.set_len(len)
+    }
+
+    fn view(&self, len: u64) -> io::Result<Arc<dyn View>> {
+        if len == 0 {
+            return Ok(Arc::new(EmptyView));
+        }
+        let mut maps = self.maps.lock();
+        if let Some(current) = &maps.current {
+            if current.map.len() as u64 >= len {
+                return Ok(current.clone());
+            }
+        }
+        let file_len = self.file.metadata()?.len();
+        if len > file_len {
+            return Err(past_end(0, len as usize, file_len));
+        }
+        let map_len = usize::try_from(file_len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large to map"))?;
+        // SAFETY: the map is read-only and shared. We hold the file's exclusive lock, so no
+        // other shadowkv handle writes it. This handle writes only pages that no live reader
+        // can reach (the copy-on-write invariant of the pager), so the bytes a reader borrows
+        // do not change while borrowed. The file is never shrunk below a live map's length
+        // (`set_len` checks `handed_out`), so no access through the map can fault on a
+        // missing page. Changes by an outside program are the documented residual hazard.
+        let map = unsafe { MmapOptions::new().len(map_len).map(&self.file)? };
+        let view = Arc::new(MapView { map });
+        maps.handed_out.retain(|weak| weak.strong_count() > 0);
+        maps.handed_out.push(Arc::downgrade(&view));
+        maps.current = Some(view.clone());
+        Ok(view)
+    }
+}

@@ -1,0 +1,61 @@
+//! The storage seam: the only layer that touches file descriptors, memory maps and `unsafe`.
+//!
+//! Invariants:
+//! - A [`View`] returned by [`Storage::view`] shows every byte written before the call, and
+//!   stays valid (never unmapped, never truncated under it) for as long as it is alive.
+//! - Bytes that a live view exposes to a reader are never rewritten by the engine: the layers
+//!   above only write pages that no reader can reach (copy-on-write), so a view reads stable
+//!   bytes. Another *program* writing the file underneath is the one hazard left; the file
+//!   lock keeps other shadowkv handles out, but not arbitrary processes (see ARCHITECTURE.md).
+//! - `sync` returns only once every earlier `write_at` and `set_len` is durable.
+
+mod file;
+mod mem;
+
+pub use file::{FileStorage, OpenFileError};
+pub use mem::MemStorage;
+
+use std::io;
+use std::sync::Arc;
+
+/// A read-only view of a prefix of the storage, borrowed by transactions for zero-copy reads.
+pub trait View: Send + Sync {
+    /// The bytes of the view; its length is the storage length when the view was taken.
+    fn bytes(&self) -> &[u8];
+}
+
+/// Where the database's bytes live: a file, memory, or a test double wrapping either.
+pub trait Storage: Send + Sync + 'static {
+    /// Reads exactly `buf.len()` bytes at `offset`; reading past the end is an error.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Writes all of `data` at `offset`, extending the storage if needed.
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()>;
+    /// Makes every earlier write and length change durable.
+    fn sync(&self) -> io::Result<()>;
+    /// The current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Whether the storage is empty.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+    /// Grows (or shrinks) the storage to `len` bytes.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// A view of the first `len` bytes (`len` must not exceed the current length).
+    fn view(&self, len: u64) -> io::Result<Arc<dyn View>>;
+}
+
+/// A view of nothing, for empty storage.
+pub(crate) struct EmptyView;
+
+impl View for EmptyView {
+    fn bytes(&self) -> &[u8] {
+        &[]
+    }
+}
+
+fn past_end(offset: u64, len: usize, storage_len: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("read of {len} bytes at {offset} past the end ({storage_len} bytes)"),
+    )
+}

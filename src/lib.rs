@@ -1,0 +1,65 @@
+//! shadowkv: an embedded, transactional key-value store built as a copy-on-write
+//! (shadow-paging) B+tree in a single file.
+//!
+//! A write never overwrites a live page: it writes the changed nodes to fresh pages and then
+//! swaps the root pointer. Readers never block the writer; every page pointer carries the
+//! child's crc32c, so the whole file is a Merkle tree; a durable commit costs one fsync.
+//!
+//! ```
+//! use shadowkv::{Database, Durability, Error};
+//! use std::ops::Bound;
+//!
+//! # fn main() -> Result<(), Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path().join("example.db");
+//! let db = Database::open(&path)?;                          // creates the file if missing
+//! # drop(db);
+//! let db = Database::options().page_size(8192).durability(Durability::Immediate).open(&path)?;
+//!
+//! let mut tx = db.begin_write()?;                           // branch "main"; one writer at a time
+//! {
+//!     let mut t = tx.open_table("users")?;                  // creates the table if missing
+//!     t.insert(b"alice", b"1")?;                            // overwrites an existing value
+//!     let removed: bool = t.remove(b"bob")?;
+//!     let v: Option<&[u8]> = t.get(b"alice")?;              // sees this transaction's own writes
+//! #   assert!(!removed);
+//! #   assert_eq!(v, Some(&b"1"[..]));
+//! }
+//! tx.commit()?;                                             // dropping a WriteTxn aborts it
+//!
+//! let rx = db.begin_read()?;                                // fixed view of main's last commit
+//! let t = rx.open_table("users")?;                          // Error::NotFound if absent
+//! let v: Option<&[u8]> = t.get(b"alice")?;                  // borrowed from the map, no copy
+//! # assert_eq!(v, Some(&b"1"[..]));
+//! for item in t.range(&b"a"[..]..&b"b"[..])? { let (k, v): (&[u8], &[u8]) = item?; }
+//! t.range(&b"a"[..]..)?; t.range(..)?;                      // every std range form over &[u8],
+//! t.range((Bound::Excluded(&b"a"[..]), Bound::Included(&b"z"[..])))?; // bound pairs too
+//! for item in t.iter()?.rev() { let (k, v) = item?; }        // double-ended
+//! let n: u64 = t.len()?;
+//! # assert_eq!(n, 1);
+//! # assert!(matches!(rx.open_table("nope"), Err(Error::NotFound(_))));
+//! let report = db.check()?;                                 // full integrity and accounting check
+//! # assert_eq!(report.entries, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Layers, each importing only those below it: `db`, `txn`, `btree`, `pager`, `format`, `io`.
+//! See `docs/ARCHITECTURE.md` for the map and the invariants, `docs/format.md` for the bytes.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+#[allow(unsafe_code)]
+pub mod io;
+
+pub mod btree;
+mod db;
+mod error;
+pub mod format;
+pub mod pager;
+pub mod txn;
+
+pub use db::{CheckReport, Database, Options, Stats, TableStats};
+pub use error::{Error, Result};
+pub use txn::{Durability, Range, ReadTxn, Table, TableMut, WriteTxn};

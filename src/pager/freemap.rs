@@ -1,0 +1,469 @@
+//! The free map of a write transaction: which pages are free now, which wait, and how the
+//! whole of it is written back at commit.
+//!
+//! Invariants:
+//! - A page is free (its bitmap bit set) only when no reader, no durable meta and no live root
+//!   can reach it. A committed page freed by txn T waits in the pending list as (T, page)
+//!   until `T ≤ reclaim bound` (the oldest reader's txn and the last durable txn).
+//! - A page allocated and freed inside the same transaction was never visible: it is free at
+//!   once.
+//! - At commit every changed bitmap page moves to a fresh page, and the directory and pending
+//!   chains are written anew; their old pages become pending under this txn. The relocation
+//!   loop only allocates, so it ends (each round either finishes or allocates).
+//! - Loading walks at most as many chain pages as the file has pages.
+
+use super::ReadPages;
+use crate::format::freemap::{
+    bits_per_bitmap, chain_entry, dir_entries_per_page, pending_entries_per_page, pending_entry,
+    set_chain_entry, DirEntry, PendingEntry, CHAIN_ENTRIES_AT,
+};
+use crate::format::{checksum, first_data_page, tag, PageHeader, PageId, Ptr, TxnId, U16Le, U32Le, U64Le};
+use crate::{Error, Result};
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct DirSlot {
+    ptr: Ptr,
+    free: u32,
+}
+
+struct Bitmap {
+    page: Box<[u8]>,
+    /// Changed in this transaction: needs writing to `new_id` at commit.
+    modified: bool,
+    new_id: Option<u64>,
+}
+
+/// The free-space state being changed by one write transaction.
+pub struct FreeMap {
+    page_size: usize,
+    txn: TxnId,
+    bits: u64,
+    file_pages: u64,
+    dir: Vec<DirSlot>,
+    bitmaps: HashMap<usize, Bitmap>,
+    pending: Vec<(u64, u64)>,
+    freed_now: Vec<u64>,
+    old_chain_pages: Vec<u64>,
+    hint: usize,
+}
+
+/// What the free map wrote at commit, for the meta.
+pub struct Persisted {
+    /// Head of the directory chain.
+    pub free_dir: Ptr,
+    /// Head of the pending chain (null when empty).
+    pub pending: Ptr,
+    /// Pages free now.
+    pub free_count: u64,
+    /// Pages waiting.
+    pub pending_count: u64,
+}
+
+/// The decoded chains of a committed free map (for `check` and for loading).
+pub struct Loaded {
+    /// (bitmap pointer or null, free count) per bitmap index.
+    pub dir: Vec<(Ptr, u32)>,
+    /// (freed by, page) entries.
+    pub pending: Vec<(u64, u64)>,
+    /// Pages of the directory and pending chains.
+    pub chain_pages: Vec<u64>,
+}
+
+/// Walks a chain of `tag` pages from `head`, calling `each` with every page.
+fn walk_chain(
+    pages: &ReadPages,
+    head: Ptr,
+    chain_tag: u8,
+    max_pages: u64,
+    verify: bool,
+    mut each: impl FnMut(&[u8], usize) -> Result<()>,
+) -> Result<Vec<u64>> {
+    let mut seen = Vec::new();
+    let mut ptr = head;
+    while !ptr.is_null() {
+        if seen.len() as u64 >= max_pages {
+            return Err(Error::corrupted(ptr.page.0, "chain longer than the file (a cycle?)"));
+        }
+        let page = pages.tagged(ptr, &[chain_tag], verify)?;
+        let count = PageHeader::read(page).count.get() as usize;
+        each(page, count)?;
+        seen.push(ptr.page.0);
+        ptr = Ptr::decode(&page[crate::format::HEADER_BYTES..]);
+    }
+    Ok(seen)
+}
+
+/// Reads the directory and pending chains of a committed state.
+/// With `verify`, every chain page's checksum is checked.
+pub fn load_chains(pages: &ReadPages, free_dir: Ptr, pending: Ptr, file_pages: u64, verify: bool) -> Result<Loaded> {
+    let ps = pages.page_size();
+    let mut dir = Vec::new();
+    let mut chain_pages = walk_chain(pages, free_dir, tag::FREE_DIR, file_pages, verify, |page, count| {
+        if count > dir_entries_per_page(ps) {
+            return Err(Error::corrupted(PageHeader::read(page).page_id.get(), "directory count too large"));
+        }
+        for i in 0..count {
+            let e: DirEntry = chain_entry(page, i).expect("bounded by entries per page");
+            dir.push((e.bitmap.into(), e.free_count.get()));
+        }
+        Ok(())
+    })?;
+    let mut pend = Vec::new();
+    chain_pages.extend(walk_chain(pages, pending, tag::PENDING, file_pages, verify, |page, count| {
+        if count > pending_entries_per_page(ps) {
+            return Err(Error::corrupted(PageHeader::read(page).page_id.get(), "pending count too large"));
+        }
+        for i in 0..count {
+            let e: PendingEntry = chain_entry(page, i).expect("bounded by entries per page");
+            pend.push((e.freed_by.get(), e.page.get()));
+        }
+        Ok(())
+    })?);
+    Ok(Loaded {
+        dir,
+        pending: pend,
+        chain_pages,
+    })
+}
+
+use super::PageSource;
+
+impl FreeMap {
+    /// A free map for a brand-new file of `file_pages` pages, all of them in use.
+    pub fn empty(page_size: usize, txn: TxnId, file_pages: u64) -> FreeMap {
+        let bits = bits_per_bitmap(page_size);
+        FreeMap {
+            page_size,
+            txn,
+            bits,
+            file_pages,
+            dir: vec![DirSlot::default(); file_pages.div_ceil(bits) as usize],
+            bitmaps: HashMap::new(),
+            pending: Vec::new(),
+            freed_now: Vec::new(),
+            old_chain_pages: Vec::new(),
+            hint: 0,
+        }
+    }
+
+    /// Loads the committed free map and frees every pending page with `freed_by ≤ bound`.
+    pub fn load(
+        pages: &ReadPages,
+        txn: TxnId,
+        free_dir: Ptr,
+        pending: Ptr,
+        file_pages: u64,
+        bound: u64,
+    ) -> Result<FreeMap> {
+        let loaded = load_chains(pages, free_dir, pending, file_pages, false)?;
+        let mut map = FreeMap::empty(pages.page_size(), txn, file_pages);
+        if !free_dir.is_null() && loaded.dir.len() != map.dir.len() {
+            return Err(Error::corrupted(free_dir.page.0, "directory does not cover the file"));
+        }
+        for (slot, (ptr, free)) in map.dir.iter_mut().zip(loaded.dir) {
+            *slot = DirSlot { ptr, free };
+        }
+        map.old_chain_pages = loaded.chain_pages;
+        for (freed_by, page) in loaded.pending {
+            if page < first_data_page(map.page_size) || page >= file_pages {
+                return Err(Error::corrupted(pending.page.0, "pending page out of range"));
+            }
+            if freed_by <= bound {
+                map.set_free(pages, page)?;
+            } else {
+                map.pending.push((freed_by, page));
+            }
+        }
+        Ok(map)
+    }
+
+    /// Pages in the file, counting growth in this transaction.
+    pub fn file_pages(&self) -> u64 {
+        self.file_pages
+    }
+
+    fn bitmap(&mut self, pages: &ReadPages, k: usize) -> Result<&mut Bitmap> {
+        if !self.bitmaps.contains_key(&k) {
+            let slot = self.dir[k];
+            let page: Box<[u8]> = if slot.ptr.is_null() {
+                vec![0u8; self.page_size].into_boxed_slice()
+            } else {
+                let page = pages.tagged(slot.ptr, &[tag::BITMAP], false)?;
+                let set: u64 = page[crate::format::HEADER_BYTES..]
+                    .iter()
+                    .map(|b| b.count_ones() as u64)
+                    .sum();
+                if set != slot.free as u64 {
+                    return Err(Error::corrupted(slot.ptr.page.0, "bitmap count disagrees with directory"));
+                }
+                page.into()
+            };
+            self.bitmaps.insert(
+                k,
+                Bitmap {
+                    page,
+                    modified: false,
+                    new_id: None,
+                },
+            );
+        }
+        Ok(self.bitmaps.get_mut(&k).expect("inserted above"))
+    }
+
+    fn set_free(&mut self, pages: &ReadPages, id: u64) -> Result<()> {
+        let (k, bit) = ((id / self.bits) as usize, (id % self.bits) as usize);
+        let bitmap = self.bitmap(pages, k)?;
+        let byte = &mut bitmap.page[crate::format::HEADER_BYTES + bit / 8];
+        if *byte & (1 << (bit % 8)) != 0 {
+            return Err(Error::corrupted(id, "page freed twice"));
+        }
+        *byte |= 1 << (bit % 8);
+        bitmap.modified = true;
+        self.dir[k].free += 1;
+        Ok(())
+    }
+
+    /// Frees `id`: at once if this transaction allocated it, else pending under this txn.
+    pub fn free(&mut self, pages: &ReadPages, id: u64, born_now: bool) -> Result<()> {
+        if born_now {
+            self.set_free(pages, id)
+        } else {
+            self.freed_now.push(id);
+            Ok(())
+        }
+    }
+
+    /// Allocates `n` contiguous pages, reusing free ones when a run exists, else growing.
+    pub fn alloc(&mut self, pages: &ReadPages, n: u64) -> Result<u64> {
+        assert!(n >= 1);
+        if n == 1 {
+            if let Some(id) = self.alloc_one_free(pages)? {
+                return Ok(id);
+            }
+        } else if let Some(id) = self.alloc_run_free(pages, n)? {
+            return Ok(id);
+        }
+        Ok(self.grow(pages, n)?)
+    }
+
+    fn alloc_one_free(&mut self, pages: &ReadPages) -> Result<Option<u64>> {
+        let len = self.dir.len();
+        for step in 0..len {
+            let k = (self.hint + step) % len;
+            if self.dir[k].free == 0 {
+                continue;
+            }
+            let bits = self.bits;
+            let bitmap = self.bitmap(pages, k)?;
+            let body = &mut bitmap.page[crate::format::HEADER_BYTES..];
+            let Some(byte_at) = body.iter().position(|b| *b != 0) else {
+                return Err(Error::corrupted(k as u64, "bitmap has no set bit but a free count"));
+            };
+            let bit = body[byte_at].trailing_zeros() as usize;
+            body[byte_at] &= !(1 << bit);
+            bitmap.modified = true;
+            self.dir[k].free -= 1;
+            self.hint = k;
+            return Ok(Some(k as u64 * bits + (byte_at * 8 + bit) as u64));
+        }
+        Ok(None)
+    }
+
+    fn is_free(&mut self, pages: &ReadPages, id: u64) -> Result<bool> {
+        let (k, bit) = ((id / self.bits) as usize, (id % self.bits) as usize);
+        if self.dir[k].free == 0 {
+            return Ok(false);
+        }
+        let bitmap = self.bitmap(pages, k)?;
+        Ok(bitmap.page[crate::format::HEADER_BYTES + bit / 8] & (1 << (bit % 8)) != 0)
+    }
+
+    fn alloc_run_free(&mut self, pages: &ReadPages, n: u64) -> Result<Option<u64>> {
+        let (mut start, mut run) = (0u64, 0u64);
+        let mut id = first_data_page(self.page_size);
+        while id < self.file_pages {
+            let k = (id / self.bits) as usize;
+            if self.dir[k].free == 0 {
+                run = 0;
+                id = (k as u64 + 1) * self.bits;
+                continue;
+            }
+            if self.is_free(pages, id)? {
+                if run == 0 {
+                    start = id;
+                }
+                run += 1;
+                if run == n {
+                    for p in start..start + n {
+                        self.take(pages, p)?;
+                    }
+                    return Ok(Some(start));
+                }
+            } else {
+                run = 0;
+            }
+            id += 1;
+        }
+        Ok(None)
+    }
+
+    fn take(&mut self, pages: &ReadPages, id: u64) -> Result<()> {
+        let (k, bit) = ((id / self.bits) as usize, (id % self.bits) as usize);
+        let bitmap = self.bitmap(pages, k)?;
+        bitmap.page[crate::format::HEADER_BYTES + bit / 8] &= !(1 << (bit % 8));
+        bitmap.modified = true;
+        self.dir[k].free -= 1;
+        Ok(())
+    }
+
+    /// Grows the file: the first `n` new pages are returned allocated, the rest are free.
+    fn grow(&mut self, pages: &ReadPages, n: u64) -> Result<u64> {
+        let old = self.file_pages;
+        let chunk = (old / 8).clamp(16, (64 << 20) / self.page_size as u64);
+        let new = old + n.max(chunk);
+        self.file_pages = new;
+        let need_dir = new.div_ceil(self.bits) as usize;
+        self.dir.resize(need_dir, DirSlot::default());
+        for id in old + n..new {
+            self.set_free(pages, id)?;
+        }
+        Ok(old)
+    }
+
+    /// Writes the free map back: relocates changed bitmaps, rewrites both chains, and hands
+    /// every page to `emit` (id, bytes). Returns what the meta records.
+    pub fn persist(&mut self, pages: &ReadPages, mut emit: impl FnMut(u64, Box<[u8]>)) -> Result<Persisted> {
+        let txn = self.txn.0;
+        self.freed_now.append(&mut std::mem::take(&mut self.old_chain_pages));
+        let (per_pending, per_dir) = (
+            pending_entries_per_page(self.page_size),
+            dir_entries_per_page(self.page_size),
+        );
+        let mut chain: Vec<u64> = Vec::new();
+        // Bounded: each round ends or allocates, and allocation is bounded by address space.
+        loop {
+            loop {
+                let mut todo: Vec<usize> = self
+                    .bitmaps
+                    .iter()
+                    .filter(|(_, b)| b.modified && b.new_id.is_none())
+                    .map(|(k, _)| *k)
+                    .collect();
+                if todo.is_empty() {
+                    break;
+                }
+                todo.sort_unstable();
+                for k in todo {
+                    let id = self.alloc(pages, 1)?;
+                    let old = self.dir[k].ptr;
+                    if !old.is_null() {
+                        self.freed_now.push(old.page.0);
+                    }
+                    self.bitmaps.get_mut(&k).expect("listed").new_id = Some(id);
+                }
+            }
+            let n_pending = self.pending.len() + self.freed_now.len();
+            let need = n_pending.div_ceil(per_pending) + self.dir.len().div_ceil(per_dir).max(1);
+            if chain.len() >= need {
+                break;
+            }
+            while chain.len() < need {
+                chain.push(self.alloc(pages, 1)?);
+            }
+        }
+        // Bitmaps.
+        let mut keys: Vec<usize> = self.bitmaps.keys().copied().collect();
+        keys.sort_unstable();
+        for k in keys {
+            let bitmap = self.bitmaps.get_mut(&k).expect("key");
+            if !bitmap.modified {
+                continue;
+            }
+            let id = bitmap.new_id.expect("relocated above");
+            stamp(&mut bitmap.page, tag::BITMAP, 0, id, txn);
+            let crc = checksum(&bitmap.page);
+            self.dir[k].ptr = Ptr {
+                page: PageId(id),
+                txn: self.txn,
+                crc,
+            };
+            emit(id, bitmap.page.clone());
+            bitmap.modified = false;
+        }
+        // Chains: the directory takes the last pages, pending the rest (extras stay empty).
+        let n_dir = self.dir.len().div_ceil(per_dir).max(1);
+        let (pending_pages, dir_pages) = chain.split_at(chain.len() - n_dir);
+        let mut entries: Vec<PendingEntry> = self
+            .pending
+            .iter()
+            .map(|&(t, p)| pending_entry(t, p))
+            .chain(self.freed_now.iter().map(|&p| pending_entry(txn, p)))
+            .collect();
+        entries.sort_unstable_by_key(|e| (e.freed_by.get(), e.page.get()));
+        let pending_count = entries.len() as u64;
+        let pending_head = if entries.is_empty() && pending_pages.is_empty() {
+            Ptr::default()
+        } else {
+            self.write_chain(pending_pages, tag::PENDING, &entries, per_pending, &mut emit)
+        };
+        let dir_entries: Vec<DirEntry> = self
+            .dir
+            .iter()
+            .map(|s| DirEntry {
+                bitmap: s.ptr.into(),
+                free_count: U32Le::new(s.free),
+            })
+            .collect();
+        let free_dir = self.write_chain(dir_pages, tag::FREE_DIR, &dir_entries, per_dir, &mut emit);
+        Ok(Persisted {
+            free_dir,
+            pending: pending_head,
+            free_count: self.dir.iter().map(|s| s.free as u64).sum(),
+            pending_count,
+        })
+    }
+
+    fn write_chain<T: bytemuck::Pod>(
+        &self,
+        ids: &[u64],
+        chain_tag: u8,
+        entries: &[T],
+        per_page: usize,
+        emit: &mut impl FnMut(u64, Box<[u8]>),
+    ) -> Ptr {
+        assert!(entries.len() <= ids.len() * per_page, "chain pages were counted");
+        let mut next = Ptr::default();
+        for (i, &id) in ids.iter().enumerate().rev() {
+            let mut page = vec![0u8; self.page_size].into_boxed_slice();
+            let chunk = entries.chunks(per_page).nth(i).unwrap_or(&[]);
+            for (j, e) in chunk.iter().enumerate() {
+                set_chain_entry(&mut page, j, *e);
+            }
+            stamp(&mut page, chain_tag, chunk.len(), id, self.txn.0);
+            next.encode(&mut page[crate::format::HEADER_BYTES..CHAIN_ENTRIES_AT]);
+            let crc = checksum(&page);
+            next = Ptr {
+                page: PageId(id),
+                txn: self.txn,
+                crc,
+            };
+            emit(id, page);
+        }
+        next
+    }
+}
+
+fn stamp(page: &mut [u8], page_tag: u8, count: usize, id: u64, txn: u64) {
+    PageHeader {
+        tag: page_tag,
+        level: 0,
+        count: U16Le::new(count as u16),
+        free_end: U32Le::new(0),
+        garbage: U32Le::new(0),
+        reserved: U32Le::new(0),
+        page_id: U64Le::new(id),
+        txn: U64Le::new(txn),
+    }
+    .write(page);
+}

@@ -1,0 +1,146 @@
+//! Pages: reading committed pages from a view, and a write transaction's dirty pages,
+//! allocation and freeing.
+//!
+//! Invariants:
+//! - A page born in the transaction being written is dirty: it lives in memory and is edited
+//!   in place; every other page is read-only and is copied before it changes.
+//! - A committed page is never written again while a reader, or the last durable meta, can
+//!   reach it: freeing one only records it as pending (see [`freemap`]).
+//! - Every page read through a pointer is checked for its tag, its own id and its birth txn;
+//!   its checksum too when verification is on.
+
+pub mod freemap;
+mod write;
+
+pub use write::WritePager;
+
+use crate::format::{self, Ptr};
+use crate::io::View;
+use crate::{Error, Result};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+/// Where the B+tree reads pages from: a read transaction's view, or a write transaction.
+pub trait PageSource {
+    /// The page size.
+    fn page_size(&self) -> usize;
+    /// A node page reached through `ptr`, checked.
+    fn node(&self, ptr: Ptr) -> Result<&[u8]>;
+    /// The bytes of an overflow value of `len` bytes starting at `ptr.page`.
+    fn overflow(&self, ptr: Ptr, len: u64) -> Result<&[u8]>;
+}
+
+/// Committed pages as seen through a view.
+#[derive(Clone)]
+pub struct ReadPages {
+    view: Arc<dyn View>,
+    page_size: usize,
+    verify: bool,
+}
+
+impl ReadPages {
+    /// Reads through `view`; `verify` checks every page's checksum on read.
+    pub fn new(view: Arc<dyn View>, page_size: usize, verify: bool) -> Self {
+        ReadPages {
+            view,
+            page_size,
+            verify,
+        }
+    }
+
+    /// The whole page `id`, unchecked (a bounds error if it is past the end).
+    pub fn raw_page(&self, id: u64) -> Result<&[u8]> {
+        page_slice(self.view.bytes(), id, self.page_size)
+    }
+
+    /// A page of the given tags reached through `ptr`, checked.
+    pub fn tagged(&self, ptr: Ptr, tags: &[u8], verify: bool) -> Result<&[u8]> {
+        let page = self.raw_page(ptr.page.0)?;
+        format::check_page(page, ptr, verify || self.verify, tags)?;
+        Ok(page)
+    }
+
+    /// Pages visible in the view.
+    pub fn view_pages(&self) -> u64 {
+        self.view.bytes().len() as u64 / self.page_size as u64
+    }
+
+    /// Whether reads verify checksums.
+    pub fn verifies(&self) -> bool {
+        self.verify
+    }
+
+    /// Overflow bytes, optionally verified regardless of the reader's setting.
+    pub fn overflow_checked(&self, ptr: Ptr, len: u64, verify: bool) -> Result<&[u8]> {
+        let bytes = overflow_slice(self.view.bytes(), ptr, len, self.page_size)?;
+        if (verify || self.verify) && format::checksum(bytes) != ptr.crc {
+            return Err(Error::corrupted(ptr.page.0, "overflow checksum mismatch"));
+        }
+        Ok(bytes)
+    }
+}
+
+impl PageSource for ReadPages {
+    fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    fn node(&self, ptr: Ptr) -> Result<&[u8]> {
+        self.tagged(ptr, &[format::tag::LEAF, format::tag::BRANCH], false)
+    }
+
+    fn overflow(&self, ptr: Ptr, len: u64) -> Result<&[u8]> {
+        self.overflow_checked(ptr, len, false)
+    }
+}
+
+/// Page `id` of `bytes`, or `Corrupted` when it lies past the end or in the meta region.
+pub fn page_slice(bytes: &[u8], id: u64, page_size: usize) -> Result<&[u8]> {
+    if id < format::first_data_page(page_size) {
+        return Err(Error::corrupted(id, "pointer into the meta region"));
+    }
+    let start = id
+        .checked_mul(page_size as u64)
+        .filter(|s| s + page_size as u64 <= bytes.len() as u64)
+        .ok_or_else(|| Error::corrupted(id, "page lies past the end of the file"))?;
+    Ok(&bytes[start as usize..start as usize + page_size])
+}
+
+/// Pages taken by an overflow value of `len` bytes.
+pub fn overflow_pages(len: u64, page_size: usize) -> u64 {
+    len.div_ceil(page_size as u64).max(1)
+}
+
+fn overflow_slice(bytes: &[u8], ptr: Ptr, len: u64, page_size: usize) -> Result<&[u8]> {
+    let id = ptr.page.0;
+    if id < format::first_data_page(page_size) {
+        return Err(Error::corrupted(id, "overflow pointer into the meta region"));
+    }
+    let start = id.checked_mul(page_size as u64);
+    let end = start.and_then(|s| s.checked_add(len));
+    match (start, end) {
+        (Some(s), Some(e)) if e <= bytes.len() as u64 => Ok(&bytes[s as usize..e as usize]),
+        _ => Err(Error::corrupted(id, "overflow run lies past the end of the file")),
+    }
+}
+
+/// A hasher for page ids: they are already well spread, so a multiply is enough.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A `HashMap` keyed by page id.
+pub type IdMap<V> = std::collections::HashMap<u64, V, BuildHasherDefault<IdHasher>>;

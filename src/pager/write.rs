@@ -1,0 +1,211 @@
+//! The page state of one write transaction: dirty pages, overflow runs, the free map, and the
+//! write-out at commit.
+//!
+//! Invariants:
+//! - `dirty` holds exactly the node pages born in this txn that are still live; a dirty page
+//!   is validated when it is copied, so in-place edits on it cannot go out of bounds.
+//! - Pages are written only at commit, to ids no reader can reach, with one `write_at` per run
+//!   of contiguous pages.
+
+use super::freemap::{FreeMap, Persisted};
+use super::{overflow_pages, IdMap, PageSource, ReadPages};
+use crate::format::{self, node, tag, PageId, Ptr, TxnId};
+use crate::io::Storage;
+use crate::{Error, Result};
+
+/// Pages of one write transaction.
+pub struct WritePager {
+    committed: ReadPages,
+    txn: TxnId,
+    dirty: IdMap<Box<[u8]>>,
+    overflow: IdMap<Box<[u8]>>,
+    free: FreeMap,
+}
+
+impl WritePager {
+    /// Starts transaction `txn` over the committed pages, with its free map.
+    pub fn new(committed: ReadPages, txn: TxnId, free: FreeMap) -> Self {
+        WritePager {
+            committed,
+            txn,
+            dirty: IdMap::default(),
+            overflow: IdMap::default(),
+            free,
+        }
+    }
+
+    /// The transaction being written.
+    pub fn txn(&self) -> TxnId {
+        self.txn
+    }
+
+    /// The committed pages this transaction started from.
+    pub fn committed(&self) -> &ReadPages {
+        &self.committed
+    }
+
+    /// Whether anything was written.
+    pub fn is_clean(&self) -> bool {
+        self.dirty.is_empty() && self.overflow.is_empty()
+    }
+
+    fn ptr_to(&self, id: u64) -> Ptr {
+        Ptr {
+            page: PageId(id),
+            txn: self.txn,
+            crc: 0,
+        }
+    }
+
+    /// A new empty node page at `level`.
+    pub fn new_node(&mut self, level: u8) -> Result<Ptr> {
+        let id = self.free.alloc(&self.committed, 1)?;
+        let mut page = vec![0u8; self.committed.page_size()].into_boxed_slice();
+        node::init(&mut page, level, id, self.txn.0);
+        self.dirty.insert(id, page);
+        Ok(self.ptr_to(id))
+    }
+
+    /// Makes the node behind `ptr` writable: itself when dirty, else a copy on a new page
+    /// (the old page is freed). Returns the pointer to the writable page.
+    pub fn make_dirty(&mut self, ptr: Ptr) -> Result<Ptr> {
+        if ptr.txn == self.txn {
+            if !self.dirty.contains_key(&ptr.page.0) {
+                return Err(Error::corrupted(ptr.page.0, "pointer claims the current txn"));
+            }
+            return Ok(ptr);
+        }
+        let source = self.committed.node(ptr)?;
+        node::validate(source, ptr.page.0)?;
+        let mut page: Box<[u8]> = source.into();
+        let id = self.free.alloc(&self.committed, 1)?;
+        node::rebirth(&mut page, id, self.txn.0);
+        self.dirty.insert(id, page);
+        self.free.free(&self.committed, ptr.page.0, false)?;
+        Ok(self.ptr_to(id))
+    }
+
+    /// The bytes of a dirty page.
+    pub fn page_mut(&mut self, id: PageId) -> &mut [u8] {
+        self.dirty
+            .get_mut(&id.0)
+            .unwrap_or_else(|| panic!("page {} is not dirty", id.0))
+    }
+
+    /// Frees a node page (at once if born in this txn).
+    pub fn free_node(&mut self, ptr: Ptr) -> Result<()> {
+        let born_now = ptr.txn == self.txn;
+        if born_now {
+            assert!(self.dirty.remove(&ptr.page.0).is_some(), "freeing a page twice");
+        }
+        self.free.free(&self.committed, ptr.page.0, born_now)
+    }
+
+    /// Stores `value` in a new overflow run.
+    pub fn write_overflow(&mut self, value: &[u8]) -> Result<Ptr> {
+        let n = overflow_pages(value.len() as u64, self.committed.page_size());
+        let id = self.free.alloc(&self.committed, n)?;
+        self.overflow.insert(id, value.into());
+        Ok(Ptr {
+            page: PageId(id),
+            txn: self.txn,
+            crc: format::checksum(value),
+        })
+    }
+
+    /// Frees an overflow run of `len` bytes.
+    pub fn free_overflow(&mut self, ptr: Ptr, len: u64) -> Result<()> {
+        let born_now = ptr.txn == self.txn;
+        if born_now {
+            assert!(self.overflow.remove(&ptr.page.0).is_some(), "freeing a run twice");
+        }
+        let n = overflow_pages(len, self.committed.page_size());
+        for id in ptr.page.0..ptr.page.0 + n {
+            self.free.free(&self.committed, id, born_now)?;
+        }
+        Ok(())
+    }
+
+    /// Checksums a dirty page once its content is final.
+    pub fn seal(&self, id: PageId) -> Ptr {
+        let page = &self.dirty[&id.0];
+        assert!(node::validate(page, id.0).is_ok(), "sealing an invalid node page {}", id.0);
+        Ptr {
+            page: id,
+            txn: self.txn,
+            crc: format::checksum(page),
+        }
+    }
+
+    /// Persists the free map and writes every dirty page and run. Returns what the meta needs
+    /// and the file length in pages. Nothing is synced here.
+    pub fn write_out(mut self, storage: &dyn Storage) -> Result<(Persisted, u64)> {
+        let mut extra: Vec<(u64, Box<[u8]>)> = Vec::new();
+        let persisted = self.free.persist(&self.committed, |id, page| extra.push((id, page)))?;
+        let page_size = self.committed.page_size();
+        let file_pages = self.free.file_pages();
+        let mut writes: Vec<(u64, &[u8])> = Vec::with_capacity(self.dirty.len() + extra.len());
+        for (id, page) in &self.dirty {
+            assert_eq!(format::PageHeader::read(page).page_id.get(), *id);
+            writes.push((*id, page));
+        }
+        for (id, page) in &extra {
+            writes.push((*id, page));
+        }
+        for (id, bytes) in &self.overflow {
+            writes.push((*id, bytes));
+        }
+        writes.sort_unstable_by_key(|w| w.0);
+        let needed = file_pages * page_size as u64;
+        if storage.len()? < needed {
+            storage.set_len(needed)?;
+        }
+        let mut i = 0;
+        let mut buf: Vec<u8> = Vec::new();
+        while i < writes.len() {
+            let start = writes[i].0;
+            buf.clear();
+            let mut next = start;
+            while i < writes.len() && writes[i].0 == next {
+                let bytes = writes[i].1;
+                assert!(writes[i].0 < file_pages, "writing past the file");
+                buf.extend_from_slice(bytes);
+                let pages = overflow_pages(bytes.len() as u64, page_size);
+                buf.resize((buf.len()).next_multiple_of(page_size), 0);
+                next += pages;
+                i += 1;
+            }
+            storage.write_at(start * page_size as u64, &buf)?;
+        }
+        Ok((persisted, file_pages))
+    }
+}
+
+impl PageSource for WritePager {
+    fn page_size(&self) -> usize {
+        self.committed.page_size()
+    }
+
+    fn node(&self, ptr: Ptr) -> Result<&[u8]> {
+        if ptr.txn == self.txn {
+            return self
+                .dirty
+                .get(&ptr.page.0)
+                .map(|p| &p[..])
+                .ok_or_else(|| Error::corrupted(ptr.page.0, "pointer claims the current txn"));
+        }
+        self.committed.tagged(ptr, &[tag::LEAF, tag::BRANCH], false)
+    }
+
+    fn overflow(&self, ptr: Ptr, len: u64) -> Result<&[u8]> {
+        if ptr.txn == self.txn {
+            return self
+                .overflow
+                .get(&ptr.page.0)
+                .filter(|b| b.len() as u64 == len)
+                .map(|b| &b[..])
+                .ok_or_else(|| Error::corrupted(ptr.page.0, "overflow pointer claims the current txn"));
+        }
+        self.committed.overflow(ptr, len)
+    }
+}

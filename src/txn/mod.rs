@@ -1,0 +1,210 @@
+//! Transactions: read transactions over a fixed committed state, the single write
+//! transaction, tables, and the commit protocol.
+//!
+//! Invariants:
+//! - A reader holds an `Arc` of the committed state it began on (meta + view), and is
+//!   registered under that state's txn id for as long as it lives; a page freed by txn F is
+//!   reused only when `F ≤ min(oldest reader, last durable txn)`.
+//! - Readers register while holding the registry lock and reading the current state, so the
+//!   writer's reclaim bound can never miss a reader that is about to start.
+//! - One write transaction at a time (`writer_busy`); a new state is published only after
+//!   its commit finished (and, for durable commits, after its fsync succeeded).
+
+pub mod catalog;
+mod table;
+mod write;
+
+pub use table::{Range, Table};
+pub use write::{TableMut, WriteTxn};
+
+use crate::btree;
+use crate::format::meta::Meta;
+use crate::format::Ptr;
+use crate::io::Storage;
+use crate::pager::ReadPages;
+use crate::{Error, Result};
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// When a commit is durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `commit` returns after one fsync: the commit survives a power cut.
+    #[default]
+    Immediate,
+    /// `commit` returns without an fsync; `Database::sync` or the next durable commit makes it
+    /// durable. A crash loses only a suffix of such commits, never earlier durable state.
+    Eventual,
+}
+
+/// A committed state: its meta, the slot it lives in, and a view of its pages.
+pub struct Committed {
+    /// The meta of this state.
+    pub meta: Meta,
+    /// Which meta slot holds it (0 or 1).
+    pub slot: u8,
+    /// Its pages.
+    pub pages: ReadPages,
+}
+
+/// The last durable meta: which txn and which slot.
+#[derive(Clone, Copy, Debug)]
+pub struct DurableMark {
+    /// Every txn up to this one is durable.
+    pub txn: u64,
+    /// The slot holding its meta, never overwritten until a newer durable commit.
+    pub slot: u8,
+}
+
+/// State shared by the database handle and its transactions.
+pub struct Shared {
+    /// Where the bytes live.
+    pub storage: Arc<dyn Storage>,
+    /// Page size of the file.
+    pub page_size: usize,
+    /// Verify checksums on every read.
+    pub verify: bool,
+    /// Default durability of commits.
+    pub durability: Durability,
+    /// The newest committed state.
+    pub state: RwLock<Arc<Committed>>,
+    /// Live readers by txn id.
+    readers: Mutex<BTreeMap<u64, usize>>,
+    /// Set while a write transaction is open.
+    writer_busy: Mutex<bool>,
+    writer_free: Condvar,
+    /// The last durable commit.
+    pub durable: Mutex<DurableMark>,
+    /// Set by a failed fsync.
+    pub poisoned: AtomicBool,
+}
+
+impl Shared {
+    /// Shared state over an opened, recovered file.
+    pub fn new(storage: Arc<dyn Storage>, committed: Committed, durability: Durability, verify: bool) -> Self {
+        let durable = DurableMark {
+            txn: committed.meta.txn,
+            slot: committed.slot,
+        };
+        Shared {
+            storage,
+            page_size: committed.meta.page_size as usize,
+            verify,
+            durability,
+            state: RwLock::new(Arc::new(committed)),
+            readers: Mutex::new(BTreeMap::new()),
+            writer_busy: Mutex::new(false),
+            writer_free: Condvar::new(),
+            durable: Mutex::new(durable),
+            poisoned: AtomicBool::new(false),
+        }
+    }
+
+    /// The newest committed state.
+    pub fn current(&self) -> Arc<Committed> {
+        self.state.read().clone()
+    }
+
+    /// Starts a read transaction on the newest state.
+    pub fn begin_read(&self) -> ReadTxn<'_> {
+        let mut readers = self.readers.lock();
+        let state = self.current();
+        *readers.entry(state.meta.txn).or_insert(0) += 1;
+        ReadTxn { shared: self, state }
+    }
+
+    fn end_read(&self, txn: u64) {
+        let mut readers = self.readers.lock();
+        let count = readers.get_mut(&txn).expect("reader was registered");
+        *count -= 1;
+        if *count == 0 {
+            readers.remove(&txn);
+        }
+    }
+
+    /// The txn bound for reusing freed pages: min(oldest reader, last durable txn).
+    pub fn reclaim_bound(&self) -> u64 {
+        let oldest = self.readers.lock().keys().next().copied().unwrap_or(u64::MAX);
+        oldest.min(self.durable.lock().txn)
+    }
+
+    /// Waits for the writer slot and takes it.
+    pub fn lock_writer(&self) -> Result<WriterGuard<'_>> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        let mut busy = self.writer_busy.lock();
+        while *busy {
+            self.writer_free.wait(&mut busy);
+        }
+        *busy = true;
+        Ok(WriterGuard { shared: self })
+    }
+
+    /// Readers currently open.
+    pub fn reader_count(&self) -> usize {
+        self.readers.lock().values().sum()
+    }
+}
+
+/// Holds the single writer slot until dropped.
+pub struct WriterGuard<'a> {
+    shared: &'a Shared,
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        *self.shared.writer_busy.lock() = false;
+        self.shared.writer_free.notify_one();
+    }
+}
+
+/// A read transaction: a fixed view of one commit. Any number may be open, on any thread.
+pub struct ReadTxn<'db> {
+    shared: &'db Shared,
+    state: Arc<Committed>,
+}
+
+impl ReadTxn<'_> {
+    /// Opens an existing table; `Error::NotFound` when there is none of that name.
+    pub fn open_table(&self, name: &str) -> Result<Table<'_>> {
+        catalog::check_name(name)?;
+        let pages = &self.state.pages;
+        match btree::get(pages, self.state.meta.catalog, name.as_bytes())? {
+            Some(bytes) => {
+                let record = catalog::TableRecord::decode(bytes, self.state.meta.catalog.page.0)?;
+                Ok(Table::new(pages, record))
+            }
+            None => Err(Error::NotFound(format!("table {name:?}"))),
+        }
+    }
+
+    /// Names of all tables, in order.
+    pub fn table_names(&self) -> Result<Vec<String>> {
+        table_names(&self.state.pages, self.state.meta.catalog)
+    }
+
+    /// The txn id of the commit this transaction reads.
+    pub fn txn_id(&self) -> u64 {
+        self.state.meta.txn
+    }
+}
+
+impl Drop for ReadTxn<'_> {
+    fn drop(&mut self) {
+        self.shared.end_read(self.state.meta.txn);
+    }
+}
+
+/// Names in a catalog tree.
+pub(crate) fn table_names<S: crate::pager::PageSource + ?Sized>(src: &S, catalog_root: Ptr) -> Result<Vec<String>> {
+    let cursor = btree::Cursor::new(src, catalog_root, btree::Bound::Unbounded, btree::Bound::Unbounded);
+    cursor
+        .map(|item| {
+            let (key, _) = item?;
+            String::from_utf8(key.to_vec()).map_err(|_| Error::corrupted(catalog_root.page.0, "table name is not UTF-8"))
+        })
+        .collect()
+}
