@@ -49,7 +49,11 @@ fn walk(
     stats: &mut TreeStats,
     on_page: &mut dyn FnMut(u64, u64) -> Result<()>,
 ) -> Result<()> {
-    src.tagged(ptr, &[crate::format::tag::LEAF, crate::format::tag::BRANCH], true)?;
+    src.tagged(
+        ptr,
+        &[crate::format::tag::LEAF, crate::format::tag::BRANCH],
+        true,
+    )?;
     crate::format::node::validate(src.node(ptr)?, ptr.page.0)?;
     let view = node_at(src, ptr, level)?;
     on_page(ptr.page.0, 1)?;
@@ -85,15 +89,30 @@ fn walk(
     }
     for i in 0..view.count() {
         let child_low = if i == 0 { low } else { Some(view.key(i)?) };
-        let child_high = if i + 1 < view.count() { Some(view.key(i + 1)?) } else { high };
-        walk(src, view.child(i)?, Some(view.level() - 1), child_low, child_high, stats, on_page)?;
+        let child_high = if i + 1 < view.count() {
+            Some(view.key(i + 1)?)
+        } else {
+            high
+        };
+        walk(
+            src,
+            view.child(i)?,
+            Some(view.level() - 1),
+            child_low,
+            child_high,
+            stats,
+            on_page,
+        )?;
     }
     Ok(())
 }
 
 fn check_overflow(src: &ReadPages, run: Ptr, len: u64, leaf: NodeView<'_>) -> Result<()> {
     if run.txn.0 > crate::btree::header_txn(src.raw_page(leaf.id())?) {
-        return Err(Error::corrupted(leaf.id(), "overflow run born after its leaf"));
+        return Err(Error::corrupted(
+            leaf.id(),
+            "overflow run born after its leaf",
+        ));
     }
     src.overflow_checked(run, len, true)?;
     Ok(())

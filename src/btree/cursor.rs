@@ -57,11 +57,20 @@ impl<'s, S: PageSource + ?Sized> Cursor<'s, S> {
         }
     }
 
-    fn descend(&self, mut ptr: Ptr, level: Option<u8>, path: &mut Vec<(NodeView<'s>, usize)>, pick: &dyn Fn(&NodeView<'s>) -> Result<usize>) -> Result<NodeView<'s>> {
+    fn descend(
+        &self,
+        mut ptr: Ptr,
+        level: Option<u8>,
+        path: &mut Vec<(NodeView<'s>, usize)>,
+        pick: &dyn Fn(&NodeView<'s>) -> Result<usize>,
+    ) -> Result<NodeView<'s>> {
         let mut view = node_at(self.src, ptr, level)?;
         while !view.is_leaf() {
             if path.len() >= MAX_DEPTH {
-                return Err(Error::corrupted(ptr.page.0, "cursor path deeper than the limit"));
+                return Err(Error::corrupted(
+                    ptr.page.0,
+                    "cursor path deeper than the limit",
+                ));
             }
             let i = pick(&view)?.min(view.count() - 1);
             ptr = view.child(i)?;
@@ -86,7 +95,11 @@ impl<'s, S: PageSource + ?Sized> Cursor<'s, S> {
             Bound::Excluded(k) => leaf.search(k)?.map_or_else(|i| i, |i| i + 1),
             Bound::Unbounded => 0,
         };
-        Ok(End { path, leaf: Some(leaf), idx })
+        Ok(End {
+            path,
+            leaf: Some(leaf),
+            idx,
+        })
     }
 
     fn seek_back(&self) -> Result<End<'s>> {
@@ -104,7 +117,11 @@ impl<'s, S: PageSource + ?Sized> Cursor<'s, S> {
             Bound::Excluded(k) => leaf.search(k)?.unwrap_or_else(|i| i),
             Bound::Unbounded => leaf.count(),
         };
-        Ok(End { path, leaf: Some(leaf), idx })
+        Ok(End {
+            path,
+            leaf: Some(leaf),
+            idx,
+        })
     }
 
     /// Moves `end` to the next leaf to the right (front) or left (back); None at the edge.
@@ -190,7 +207,10 @@ impl<'s, S: PageSource + ?Sized> Cursor<'s, S> {
         Ok(result)
     }
 
-    fn finish(&mut self, r: Result<Option<(&'s [u8], &'s [u8])>>) -> Option<Result<(&'s [u8], &'s [u8])>> {
+    fn finish(
+        &mut self,
+        r: Result<Option<(&'s [u8], &'s [u8])>>,
+    ) -> Option<Result<(&'s [u8], &'s [u8])>> {
         match r {
             Ok(Some(item)) => Some(Ok(item)),
             Ok(None) => {

@@ -28,12 +28,23 @@ use crate::{Error, Result};
 pub const MAX_DEPTH: usize = 32;
 
 /// Reads the node behind `ptr` and checks that it sits at `level` (when known).
-pub fn node_at<S: PageSource + ?Sized>(src: &S, ptr: Ptr, level: Option<u8>) -> Result<NodeView<'_>> {
+pub fn node_at<S: PageSource + ?Sized>(
+    src: &S,
+    ptr: Ptr,
+    level: Option<u8>,
+) -> Result<NodeView<'_>> {
     let page = src.node(ptr)?;
     let view = NodeView::new(page, ptr.page.0)?;
     if let Some(level) = level {
         if view.level() != level {
-            return Err(Error::corrupted(ptr.page.0, format!("node at level {} where {} was expected", view.level(), level)));
+            return Err(Error::corrupted(
+                ptr.page.0,
+                format!(
+                    "node at level {} where {} was expected",
+                    view.level(),
+                    level
+                ),
+            ));
         }
     }
     if view.level() as usize >= MAX_DEPTH {
@@ -51,7 +62,11 @@ pub fn root_level<S: PageSource + ?Sized>(src: &S, root: Ptr) -> Result<Option<u
 }
 
 /// Finds the leaf that would hold `key`.
-pub fn find_leaf<'s, S: PageSource + ?Sized>(src: &'s S, root: Ptr, key: &[u8]) -> Result<NodeView<'s>> {
+pub fn find_leaf<'s, S: PageSource + ?Sized>(
+    src: &'s S,
+    root: Ptr,
+    key: &[u8],
+) -> Result<NodeView<'s>> {
     let mut view = node_at(src, root, None)?;
     while !view.is_leaf() {
         let child = view.child(view.child_index(key)?)?;
@@ -61,7 +76,11 @@ pub fn find_leaf<'s, S: PageSource + ?Sized>(src: &'s S, root: Ptr, key: &[u8]) 
 }
 
 /// Looks `key` up; the value as stored.
-pub fn get_raw<'s, S: PageSource + ?Sized>(src: &'s S, root: Ptr, key: &[u8]) -> Result<Option<LeafValue<'s>>> {
+pub fn get_raw<'s, S: PageSource + ?Sized>(
+    src: &'s S,
+    root: Ptr,
+    key: &[u8],
+) -> Result<Option<LeafValue<'s>>> {
     if root.is_null() {
         return Ok(None);
     }
@@ -73,7 +92,10 @@ pub fn get_raw<'s, S: PageSource + ?Sized>(src: &'s S, root: Ptr, key: &[u8]) ->
 }
 
 /// Resolves a stored value to its bytes.
-pub fn value_bytes<'s, S: PageSource + ?Sized>(src: &'s S, value: LeafValue<'s>) -> Result<&'s [u8]> {
+pub fn value_bytes<'s, S: PageSource + ?Sized>(
+    src: &'s S,
+    value: LeafValue<'s>,
+) -> Result<&'s [u8]> {
     match value {
         LeafValue::Inline(bytes) => Ok(bytes),
         LeafValue::Overflow { ptr, len } => src.overflow(ptr, len),
@@ -81,7 +103,11 @@ pub fn value_bytes<'s, S: PageSource + ?Sized>(src: &'s S, value: LeafValue<'s>)
 }
 
 /// Looks `key` up and returns the value's bytes.
-pub fn get<'s, S: PageSource + ?Sized>(src: &'s S, root: Ptr, key: &[u8]) -> Result<Option<&'s [u8]>> {
+pub fn get<'s, S: PageSource + ?Sized>(
+    src: &'s S,
+    root: Ptr,
+    key: &[u8],
+) -> Result<Option<&'s [u8]>> {
     match get_raw(src, root, key)? {
         Some(value) => Ok(Some(value_bytes(src, value)?)),
         None => Ok(None),

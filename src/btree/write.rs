@@ -177,17 +177,29 @@ fn is_underfull(w: &WritePager, ptr: Ptr) -> Result<bool> {
 
 /// Inserts a raw entry at `idx` of dirty node `ptr`; when it does not fit, splits the node
 /// and returns the separator and the new right node for the parent.
-fn insert_or_split(w: &mut WritePager, ptr: Ptr, idx: usize, entry: &[u8]) -> Result<Option<(Vec<u8>, Ptr)>> {
+fn insert_or_split(
+    w: &mut WritePager,
+    ptr: Ptr,
+    idx: usize,
+    entry: &[u8],
+) -> Result<Option<(Vec<u8>, Ptr)>> {
     let page = w.page_mut(ptr.page);
-    if node::insert(page, ptr.page.0, idx, entry.len(), |out| out.copy_from_slice(entry)) {
+    if node::insert(page, ptr.page.0, idx, entry.len(), |out| {
+        out.copy_from_slice(entry)
+    }) {
         return Ok(None);
     }
     let view = NodeView::new(page, ptr.page.0)?;
     let level = view.level();
-    let mut entries: Vec<Vec<u8>> = (0..view.count()).map(|i| view.entry(i).map(<[u8]>::to_vec)).collect::<Result<_>>()?;
+    let mut entries: Vec<Vec<u8>> = (0..view.count())
+        .map(|i| view.entry(i).map(<[u8]>::to_vec))
+        .collect::<Result<_>>()?;
     entries.insert(idx, entry.to_vec());
     let (sep, right) = distribute(w, ptr, level, entries)?;
-    Ok(Some((sep, right.expect("an overflowing node splits in two"))))
+    Ok(Some((
+        sep,
+        right.expect("an overflowing node splits in two"),
+    )))
 }
 
 /// Rebalances the underfull child `idx` of dirty branch `parent` with a sibling: merges the
@@ -197,7 +209,11 @@ fn rebalance(w: &mut WritePager, parent: Ptr, idx: usize) -> Result<Option<(Vec<
     if view.count() < 2 {
         return Ok(None);
     }
-    let (li, ri) = if idx > 0 { (idx - 1, idx) } else { (idx, idx + 1) };
+    let (li, ri) = if idx > 0 {
+        (idx - 1, idx)
+    } else {
+        (idx, idx + 1)
+    };
     let (left, right) = (view.child(li)?, view.child(ri)?);
     let sep = view.key(ri)?.to_vec();
     let child_level = view.level() - 1;
@@ -227,7 +243,9 @@ fn rebalance(w: &mut WritePager, parent: Ptr, idx: usize) -> Result<Option<(Vec<
 
 fn raw_entries(w: &WritePager, ptr: Ptr, level: u8) -> Result<Vec<Vec<u8>>> {
     let view = node_at(w, ptr, Some(level))?;
-    (0..view.count()).map(|i| view.entry(i).map(<[u8]>::to_vec)).collect()
+    (0..view.count())
+        .map(|i| view.entry(i).map(<[u8]>::to_vec))
+        .collect()
 }
 
 /// A branch entry with its key replaced.
@@ -247,14 +265,22 @@ fn entry_key(entry: &[u8], level: u8) -> &[u8] {
 
 /// Rewrites node `left` with `entries`, spilling into a new right node when they do not fit
 /// in one page. Returns the separator and the right node, if any.
-fn distribute(w: &mut WritePager, left: Ptr, level: u8, mut entries: Vec<Vec<u8>>) -> Result<(Vec<u8>, Option<Ptr>)> {
+fn distribute(
+    w: &mut WritePager,
+    left: Ptr,
+    level: u8,
+    mut entries: Vec<Vec<u8>>,
+) -> Result<(Vec<u8>, Option<Ptr>)> {
     let usable = node::usable_bytes(w.page_size());
     let total: usize = entries.iter().map(|e| e.len() + 2).sum();
     let fill = |w: &mut WritePager, ptr: Ptr, entries: &[Vec<u8>]| {
         let page = w.page_mut(ptr.page);
         node::init(page, level, ptr.page.0, ptr.txn.0);
         for e in entries {
-            assert!(node::push_raw(page, ptr.page.0, e), "distributed entries fit");
+            assert!(
+                node::push_raw(page, ptr.page.0, e),
+                "distributed entries fit"
+            );
         }
     };
     if total <= usable {
@@ -270,7 +296,10 @@ fn distribute(w: &mut WritePager, left: Ptr, level: u8, mut entries: Vec<Vec<u8>
     let cut = cut.clamp(1, entries.len() - 1);
     let mut right_entries = entries.split_off(cut);
     let sep = if level == 0 {
-        shortest_separator(entry_key(entries.last().expect("cut ≥ 1"), 0), entry_key(&right_entries[0], 0))
+        shortest_separator(
+            entry_key(entries.last().expect("cut ≥ 1"), 0),
+            entry_key(&right_entries[0], 0),
+        )
     } else {
         let sep = entry_key(&right_entries[0], level).to_vec();
         right_entries[0] = with_key(&right_entries[0], &[]);

@@ -80,14 +80,22 @@ struct Accounting {
 
 impl Accounting {
     fn mark(&mut self, first: u64, count: u64, kind: u8) -> Result<()> {
-        let end = first.checked_add(count).filter(|e| *e <= self.owner.len() as u64);
+        let end = first
+            .checked_add(count)
+            .filter(|e| *e <= self.owner.len() as u64);
         let Some(end) = end else {
-            return Err(Error::corrupted(first, "page lies past the end of the file"));
+            return Err(Error::corrupted(
+                first,
+                "page lies past the end of the file",
+            ));
         };
         for id in first..end {
             let slot = &mut self.owner[id as usize];
             if *slot != 0 {
-                return Err(Error::corrupted(id, format!("page used twice (as kind {} and {})", *slot, kind)));
+                return Err(Error::corrupted(
+                    id,
+                    format!("page used twice (as kind {} and {})", *slot, kind),
+                ));
             }
             *slot = kind;
         }
@@ -105,7 +113,10 @@ pub fn check(state: &Committed) -> Result<CheckReport> {
     let pages = &state.pages;
     let page_size = pages.page_size();
     if pages.view_pages() < meta.file_pages {
-        return Err(Error::corrupted(meta.file_pages, "file shorter than the meta says"));
+        return Err(Error::corrupted(
+            meta.file_pages,
+            "file shorter than the meta says",
+        ));
     }
     let mut acc = Accounting {
         owner: vec![0; meta.file_pages as usize],
@@ -119,13 +130,19 @@ pub fn check(state: &Committed) -> Result<CheckReport> {
     }
     let bits = bits_per_bitmap(page_size);
     if meta.txn > 0 && loaded.dir.len() as u64 != meta.file_pages.div_ceil(bits) {
-        return Err(Error::corrupted(meta.free_dir.page.0, "free-map directory does not cover the file"));
+        return Err(Error::corrupted(
+            meta.free_dir.page.0,
+            "free-map directory does not cover the file",
+        ));
     }
     let mut free_total = 0u64;
     for (k, (ptr, free)) in loaded.dir.iter().enumerate() {
         if ptr.is_null() {
             if *free != 0 {
-                return Err(Error::corrupted(meta.free_dir.page.0, "free count without a bitmap"));
+                return Err(Error::corrupted(
+                    meta.free_dir.page.0,
+                    "free count without a bitmap",
+                ));
             }
             continue;
         }
@@ -142,7 +159,10 @@ pub fn check(state: &Committed) -> Result<CheckReport> {
             }
         }
         if set != *free as u64 {
-            return Err(Error::corrupted(ptr.page.0, "bitmap count disagrees with the directory"));
+            return Err(Error::corrupted(
+                ptr.page.0,
+                "bitmap count disagrees with the directory",
+            ));
         }
         free_total += set;
     }
@@ -157,7 +177,12 @@ pub fn check(state: &Committed) -> Result<CheckReport> {
     let mut report = CheckReport::default();
     check_tree(pages, meta.catalog, &mut on_page)?;
     if !meta.catalog.is_null() {
-        let cursor = btree::Cursor::new(pages, meta.catalog, btree::Bound::Unbounded, btree::Bound::Unbounded);
+        let cursor = btree::Cursor::new(
+            pages,
+            meta.catalog,
+            btree::Bound::Unbounded,
+            btree::Bound::Unbounded,
+        );
         for item in cursor {
             let (name, value) = item?;
             if std::str::from_utf8(name).is_err() || name.is_empty() {
@@ -166,14 +191,20 @@ pub fn check(state: &Committed) -> Result<CheckReport> {
             let record = TableRecord::decode(value, meta.catalog.page.0)?;
             let stats = check_tree(pages, record.root, &mut on_page)?;
             if stats.entries != record.len {
-                return Err(Error::corrupted(record.root.page.0, "table length disagrees with its entries"));
+                return Err(Error::corrupted(
+                    record.root.page.0,
+                    "table length disagrees with its entries",
+                ));
             }
             report.tables += 1;
             report.entries += stats.entries;
         }
     }
     if let Some(leaked) = acc.owner.iter().position(|k| *k == 0) {
-        return Err(Error::corrupted(leaked as u64, "page leaked: neither free, pending nor reachable"));
+        return Err(Error::corrupted(
+            leaked as u64,
+            "page leaked: neither free, pending nor reachable",
+        ));
     }
     report.txn = meta.txn;
     report.total_pages = meta.file_pages;
@@ -192,7 +223,12 @@ pub fn stats(shared: &Shared) -> Result<Stats> {
     let pages = &state.pages;
     let mut tables = Vec::new();
     if !meta.catalog.is_null() {
-        let cursor = btree::Cursor::new(pages, meta.catalog, btree::Bound::Unbounded, btree::Bound::Unbounded);
+        let cursor = btree::Cursor::new(
+            pages,
+            meta.catalog,
+            btree::Bound::Unbounded,
+            btree::Bound::Unbounded,
+        );
         for item in cursor {
             let (name, value) = item?;
             let record = TableRecord::decode(value, meta.catalog.page.0)?;

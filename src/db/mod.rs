@@ -64,10 +64,11 @@ impl Options {
     /// Opens (or creates) the database file at `path`.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Database> {
         self.check_page_size()?;
-        let (storage, _created) = FileStorage::open(path.as_ref(), self.create).map_err(|e| match e {
-            crate::io::OpenFileError::Locked => Error::Locked,
-            crate::io::OpenFileError::Io(e) => Error::Io(e),
-        })?;
+        let (storage, _created) =
+            FileStorage::open(path.as_ref(), self.create).map_err(|e| match e {
+                crate::io::OpenFileError::Locked => Error::Locked,
+                crate::io::OpenFileError::Io(e) => Error::Io(e),
+            })?;
         self.open_storage(Arc::new(storage))
     }
 
@@ -133,10 +134,7 @@ impl Database {
     pub fn sync(&self) -> Result<()> {
         let _writer = self.shared.lock_writer()?;
         let state = self.shared.current();
-        if let Err(e) = self.shared.storage.sync() {
-            self.shared.poisoned.store(true, std::sync::atomic::Ordering::Release);
-            return Err(Error::Io(e));
-        }
+        crate::txn::sync_or_poison(&self.shared)?;
         *self.shared.durable.lock() = crate::txn::DurableMark {
             txn: state.meta.txn,
             slot: state.slot,

@@ -8,7 +8,7 @@
 //!   it costs what the unsynced commits wrote, never the whole file.
 
 use crate::btree::{self, MAX_DEPTH};
-use crate::format::meta::{Meta, MetaError, META_BYTES, MAGIC};
+use crate::format::meta::{Meta, MetaError, MAGIC, META_BYTES};
 use crate::format::node::LeafValue;
 use crate::format::{self, tag, Ptr, FORMAT_VERSION, META_SLOT_BYTES};
 use crate::io::Storage;
@@ -47,7 +47,10 @@ pub fn recover(storage: &dyn Storage, verify: bool) -> Result<Committed> {
         let mut bytes = [0u8; META_BYTES];
         storage.read_at(at, &mut bytes)?;
         match Meta::decode(&bytes) {
-            Ok(meta) if format::valid_page_size(meta.page_size as usize) && meta.durable_txn <= meta.txn => {
+            Ok(meta)
+                if format::valid_page_size(meta.page_size as usize)
+                    && meta.durable_txn <= meta.txn =>
+            {
                 magic_seen = true;
                 slots.push((slot, meta));
             }
@@ -84,11 +87,12 @@ pub fn recover(storage: &dyn Storage, verify: bool) -> Result<Committed> {
         let page_size = meta.page_size as usize;
         let needed_bytes = meta.file_pages.saturating_mul(page_size as u64);
         if needed_bytes > len_bytes {
-            first_error.get_or_insert(Error::Truncated {
+            // Growth is made durable before any meta refers to it, so no crash leaves a
+            // valid meta pointing past the end: the file was cut short.
+            return Err(Error::Truncated {
                 len_bytes,
                 needed_bytes,
             });
-            continue;
         }
         let pages = ReadPages::new(storage.view(needed_bytes)?, page_size, verify);
         match verify_commit(&pages, &meta) {
@@ -110,12 +114,33 @@ pub fn verify_commit(pages: &ReadPages, meta: &Meta) -> Result<()> {
         return Ok(());
     }
     verify_tree(pages, meta.catalog, after, true, None, 0)?;
-    verify_chain(pages, meta.free_dir, tag::FREE_DIR, after, meta.file_pages, true)?;
-    verify_chain(pages, meta.pending, tag::PENDING, after, meta.file_pages, false)?;
+    verify_chain(
+        pages,
+        meta.free_dir,
+        tag::FREE_DIR,
+        after,
+        meta.file_pages,
+        true,
+    )?;
+    verify_chain(
+        pages,
+        meta.pending,
+        tag::PENDING,
+        after,
+        meta.file_pages,
+        false,
+    )?;
     Ok(())
 }
 
-fn verify_chain(pages: &ReadPages, head: Ptr, chain_tag: u8, after: u64, max: u64, bitmaps: bool) -> Result<()> {
+fn verify_chain(
+    pages: &ReadPages,
+    head: Ptr,
+    chain_tag: u8,
+    after: u64,
+    max: u64,
+    bitmaps: bool,
+) -> Result<()> {
     let mut ptr = head;
     let mut steps = 0;
     while !ptr.is_null() && ptr.txn.0 > after {
@@ -127,7 +152,8 @@ fn verify_chain(pages: &ReadPages, head: Ptr, chain_tag: u8, after: u64, max: u6
         if bitmaps {
             let count = format::PageHeader::read(page).count.get() as usize;
             for i in 0..count.min(format::freemap::dir_entries_per_page(pages.page_size())) {
-                let entry: format::freemap::DirEntry = format::freemap::chain_entry(page, i).expect("bounded");
+                let entry: format::freemap::DirEntry =
+                    format::freemap::chain_entry(page, i).expect("bounded");
                 let bitmap: Ptr = entry.bitmap.into();
                 if !bitmap.is_null() && bitmap.txn.0 > after {
                     pages.tagged(bitmap, &[tag::BITMAP], true)?;
@@ -139,7 +165,14 @@ fn verify_chain(pages: &ReadPages, head: Ptr, chain_tag: u8, after: u64, max: u6
     Ok(())
 }
 
-fn verify_tree(pages: &ReadPages, ptr: Ptr, after: u64, is_catalog: bool, level: Option<u8>, depth: usize) -> Result<()> {
+fn verify_tree(
+    pages: &ReadPages,
+    ptr: Ptr,
+    after: u64,
+    is_catalog: bool,
+    level: Option<u8>,
+    depth: usize,
+) -> Result<()> {
     if ptr.is_null() || ptr.txn.0 <= after {
         return Ok(());
     }
@@ -150,10 +183,20 @@ fn verify_tree(pages: &ReadPages, ptr: Ptr, after: u64, is_catalog: bool, level:
     let view = btree::node_at(pages, ptr, level)?;
     for i in 0..view.count() {
         if !view.is_leaf() {
-            verify_tree(pages, view.child(i)?, after, is_catalog, Some(view.level() - 1), depth + 1)?;
+            verify_tree(
+                pages,
+                view.child(i)?,
+                after,
+                is_catalog,
+                Some(view.level() - 1),
+                depth + 1,
+            )?;
         } else if is_catalog {
             let LeafValue::Inline(bytes) = view.value(i)? else {
-                return Err(Error::corrupted(ptr.page.0, "catalog value in an overflow run"));
+                return Err(Error::corrupted(
+                    ptr.page.0,
+                    "catalog value in an overflow run",
+                ));
             };
             let record = TableRecord::decode(bytes, ptr.page.0)?;
             verify_tree(pages, record.root, after, false, None, 0)?;

@@ -6,7 +6,7 @@
 //! - The checksum covers every byte before it; magic and version are checked first so that a
 //!   foreign file or a newer format gets its own error.
 
-use super::{PtrDisk, Ptr, U32Le, U64Le, FORMAT_VERSION};
+use super::{Ptr, PtrDisk, U32Le, U64Le, FORMAT_VERSION};
 use bytemuck::{Pod, Zeroable};
 
 /// The first eight bytes of every shadowkv file.

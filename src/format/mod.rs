@@ -178,7 +178,12 @@ pub fn checksum(bytes: &[u8]) -> u32 {
 
 /// Checks a page read through a pointer: its checksum (when `verify`), its tag, its own id
 /// and its birth txn. Returns the header.
-pub fn check_page(page: &[u8], ptr: Ptr, verify: bool, want_tag: &[u8]) -> crate::Result<PageHeader> {
+pub fn check_page(
+    page: &[u8],
+    ptr: Ptr,
+    verify: bool,
+    want_tag: &[u8],
+) -> crate::Result<PageHeader> {
     if verify && checksum(page) != ptr.crc {
         return Err(crate::Error::corrupted(ptr.page.0, "checksum mismatch"));
     }

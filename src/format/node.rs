@@ -82,7 +82,12 @@ impl<'a> NodeView<'a> {
         let is_leaf = match header.tag {
             tag::LEAF => true,
             tag::BRANCH => false,
-            other => return Err(Error::corrupted(id, format!("not a node page (tag {other})"))),
+            other => {
+                return Err(Error::corrupted(
+                    id,
+                    format!("not a node page (tag {other})"),
+                ))
+            }
         };
         if is_leaf != (header.level == 0) {
             return Err(Error::corrupted(id, "leaf tag and level disagree"));
@@ -186,7 +191,9 @@ impl<'a> NodeView<'a> {
         assert!(!self.is_leaf, "child() on a leaf");
         let off = self.offset(i)?;
         let klen = self.u16_at(off)?;
-        Ok(Ptr::decode(self.bytes(off + BRANCH_ENTRY_HEADER + klen, PTR_BYTES)?))
+        Ok(Ptr::decode(
+            self.bytes(off + BRANCH_ENTRY_HEADER + klen, PTR_BYTES)?,
+        ))
     }
 
     /// The whole encoded entry `i` (without its slot).
@@ -196,7 +203,11 @@ impl<'a> NodeView<'a> {
             let head = self.bytes(off, LEAF_ENTRY_HEADER)?;
             let klen = u16::from_le_bytes([head[0], head[1]]) as usize;
             let vlen = u32::from_le_bytes([head[3], head[4], head[5], head[6]]) as usize;
-            let body = if head[2] & OVERFLOW != 0 { PTR_BYTES } else { vlen };
+            let body = if head[2] & OVERFLOW != 0 {
+                PTR_BYTES
+            } else {
+                vlen
+            };
             LEAF_ENTRY_HEADER + klen + body
         } else {
             BRANCH_ENTRY_HEADER + self.u16_at(off)? + PTR_BYTES
@@ -323,7 +334,13 @@ fn compact(page: &mut [u8], id: u64) {
 
 /// Inserts an entry of `entry_len` bytes (without slot) at index `i`, written by `fill`.
 /// Returns false, changing nothing, when it does not fit.
-pub fn insert(page: &mut [u8], id: u64, i: usize, entry_len: usize, fill: impl FnOnce(&mut [u8])) -> bool {
+pub fn insert(
+    page: &mut [u8],
+    id: u64,
+    i: usize,
+    entry_len: usize,
+    fill: impl FnOnce(&mut [u8]),
+) -> bool {
     if free_bytes(page) < entry_len + SLOT_BYTES {
         return false;
     }
@@ -408,7 +425,9 @@ pub fn write_branch_entry(out: &mut [u8], key: &[u8], ptr: Ptr) {
 /// Appends a raw entry (as returned by [`NodeView::entry`]) at the end of a node being built.
 pub fn push_raw(page: &mut [u8], id: u64, entry: &[u8]) -> bool {
     let count = PageHeader::read(page).count.get() as usize;
-    insert(page, id, count, entry.len(), |out| out.copy_from_slice(entry))
+    insert(page, id, count, entry.len(), |out| {
+        out.copy_from_slice(entry)
+    })
 }
 
 #[cfg(test)]
@@ -433,7 +452,10 @@ mod tests {
         validate(&page, 5).unwrap();
         let view = NodeView::new(&page, 5).unwrap();
         let keys: Vec<_> = (0..4).map(|i| view.key(i).unwrap().to_vec()).collect();
-        assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"d".to_vec()]);
+        assert_eq!(
+            keys,
+            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"d".to_vec()]
+        );
         assert_eq!(view.value(1).unwrap(), LeafValue::Inline(&[0, 0, 0]));
         remove(&mut page, 5, 1);
         validate(&page, 5).unwrap();

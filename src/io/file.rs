@@ -92,7 +92,11 @@ impl Storage for FileStorage {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.file.read_exact_at(buf, offset).map_err(|e| {
             if e.kind() == io::ErrorKind::UnexpectedEof {
-                past_end(offset, buf.len(), self.file.metadata().map_or(0, |m| m.len()))
+                past_end(
+                    offset,
+                    buf.len(),
+                    self.file.metadata().map_or(0, |m| m.len()),
+                )
             } else {
                 e
             }

@@ -17,7 +17,9 @@ use crate::format::freemap::{
     bits_per_bitmap, chain_entry, dir_entries_per_page, pending_entries_per_page, pending_entry,
     set_chain_entry, DirEntry, PendingEntry, CHAIN_ENTRIES_AT,
 };
-use crate::format::{checksum, first_data_page, tag, PageHeader, PageId, Ptr, TxnId, U16Le, U32Le, U64Le};
+use crate::format::{
+    checksum, first_data_page, tag, PageHeader, PageId, Ptr, TxnId, U16Le, U32Le, U64Le,
+};
 use crate::{Error, Result};
 use std::collections::HashMap;
 
@@ -83,7 +85,10 @@ fn walk_chain(
     let mut ptr = head;
     while !ptr.is_null() {
         if seen.len() as u64 >= max_pages {
-            return Err(Error::corrupted(ptr.page.0, "chain longer than the file (a cycle?)"));
+            return Err(Error::corrupted(
+                ptr.page.0,
+                "chain longer than the file (a cycle?)",
+            ));
         }
         let page = pages.tagged(ptr, &[chain_tag], verify)?;
         let count = PageHeader::read(page).count.get() as usize;
@@ -96,30 +101,56 @@ fn walk_chain(
 
 /// Reads the directory and pending chains of a committed state.
 /// With `verify`, every chain page's checksum is checked.
-pub fn load_chains(pages: &ReadPages, free_dir: Ptr, pending: Ptr, file_pages: u64, verify: bool) -> Result<Loaded> {
+pub fn load_chains(
+    pages: &ReadPages,
+    free_dir: Ptr,
+    pending: Ptr,
+    file_pages: u64,
+    verify: bool,
+) -> Result<Loaded> {
     let ps = pages.page_size();
     let mut dir = Vec::new();
-    let mut chain_pages = walk_chain(pages, free_dir, tag::FREE_DIR, file_pages, verify, |page, count| {
-        if count > dir_entries_per_page(ps) {
-            return Err(Error::corrupted(PageHeader::read(page).page_id.get(), "directory count too large"));
-        }
-        for i in 0..count {
-            let e: DirEntry = chain_entry(page, i).expect("bounded by entries per page");
-            dir.push((e.bitmap.into(), e.free_count.get()));
-        }
-        Ok(())
-    })?;
+    let mut chain_pages = walk_chain(
+        pages,
+        free_dir,
+        tag::FREE_DIR,
+        file_pages,
+        verify,
+        |page, count| {
+            if count > dir_entries_per_page(ps) {
+                return Err(Error::corrupted(
+                    PageHeader::read(page).page_id.get(),
+                    "directory count too large",
+                ));
+            }
+            for i in 0..count {
+                let e: DirEntry = chain_entry(page, i).expect("bounded by entries per page");
+                dir.push((e.bitmap.into(), e.free_count.get()));
+            }
+            Ok(())
+        },
+    )?;
     let mut pend = Vec::new();
-    chain_pages.extend(walk_chain(pages, pending, tag::PENDING, file_pages, verify, |page, count| {
-        if count > pending_entries_per_page(ps) {
-            return Err(Error::corrupted(PageHeader::read(page).page_id.get(), "pending count too large"));
-        }
-        for i in 0..count {
-            let e: PendingEntry = chain_entry(page, i).expect("bounded by entries per page");
-            pend.push((e.freed_by.get(), e.page.get()));
-        }
-        Ok(())
-    })?);
+    chain_pages.extend(walk_chain(
+        pages,
+        pending,
+        tag::PENDING,
+        file_pages,
+        verify,
+        |page, count| {
+            if count > pending_entries_per_page(ps) {
+                return Err(Error::corrupted(
+                    PageHeader::read(page).page_id.get(),
+                    "pending count too large",
+                ));
+            }
+            for i in 0..count {
+                let e: PendingEntry = chain_entry(page, i).expect("bounded by entries per page");
+                pend.push((e.freed_by.get(), e.page.get()));
+            }
+            Ok(())
+        },
+    )?);
     Ok(Loaded {
         dir,
         pending: pend,
@@ -159,7 +190,10 @@ impl FreeMap {
         let loaded = load_chains(pages, free_dir, pending, file_pages, false)?;
         let mut map = FreeMap::empty(pages.page_size(), txn, file_pages);
         if !free_dir.is_null() && loaded.dir.len() != map.dir.len() {
-            return Err(Error::corrupted(free_dir.page.0, "directory does not cover the file"));
+            return Err(Error::corrupted(
+                free_dir.page.0,
+                "directory does not cover the file",
+            ));
         }
         for (slot, (ptr, free)) in map.dir.iter_mut().zip(loaded.dir) {
             *slot = DirSlot { ptr, free };
@@ -167,7 +201,10 @@ impl FreeMap {
         map.old_chain_pages = loaded.chain_pages;
         for (freed_by, page) in loaded.pending {
             if page < first_data_page(map.page_size) || page >= file_pages {
-                return Err(Error::corrupted(pending.page.0, "pending page out of range"));
+                return Err(Error::corrupted(
+                    pending.page.0,
+                    "pending page out of range",
+                ));
             }
             if freed_by <= bound {
                 map.set_free(pages, page)?;
@@ -195,7 +232,10 @@ impl FreeMap {
                     .map(|b| b.count_ones() as u64)
                     .sum();
                 if set != slot.free as u64 {
-                    return Err(Error::corrupted(slot.ptr.page.0, "bitmap count disagrees with directory"));
+                    return Err(Error::corrupted(
+                        slot.ptr.page.0,
+                        "bitmap count disagrees with directory",
+                    ));
                 }
                 page.into()
             };
@@ -258,7 +298,10 @@ impl FreeMap {
             let bitmap = self.bitmap(pages, k)?;
             let body = &mut bitmap.page[crate::format::HEADER_BYTES..];
             let Some(byte_at) = body.iter().position(|b| *b != 0) else {
-                return Err(Error::corrupted(k as u64, "bitmap has no set bit but a free count"));
+                return Err(Error::corrupted(
+                    k as u64,
+                    "bitmap has no set bit but a free count",
+                ));
             };
             let bit = body[byte_at].trailing_zeros() as usize;
             body[byte_at] &= !(1 << bit);
@@ -333,9 +376,14 @@ impl FreeMap {
 
     /// Writes the free map back: relocates changed bitmaps, rewrites both chains, and hands
     /// every page to `emit` (id, bytes). Returns what the meta records.
-    pub fn persist(&mut self, pages: &ReadPages, mut emit: impl FnMut(u64, Box<[u8]>)) -> Result<Persisted> {
+    pub fn persist(
+        &mut self,
+        pages: &ReadPages,
+        mut emit: impl FnMut(u64, Box<[u8]>),
+    ) -> Result<Persisted> {
         let txn = self.txn.0;
-        self.freed_now.append(&mut std::mem::take(&mut self.old_chain_pages));
+        self.freed_now
+            .append(&mut std::mem::take(&mut self.old_chain_pages));
         let (per_pending, per_dir) = (
             pending_entries_per_page(self.page_size),
             dir_entries_per_page(self.page_size),
@@ -405,7 +453,13 @@ impl FreeMap {
         let pending_head = if entries.is_empty() && pending_pages.is_empty() {
             Ptr::default()
         } else {
-            self.write_chain(pending_pages, tag::PENDING, &entries, per_pending, &mut emit)
+            self.write_chain(
+                pending_pages,
+                tag::PENDING,
+                &entries,
+                per_pending,
+                &mut emit,
+            )
         };
         let dir_entries: Vec<DirEntry> = self
             .dir
@@ -432,7 +486,10 @@ impl FreeMap {
         per_page: usize,
         emit: &mut impl FnMut(u64, Box<[u8]>),
     ) -> Ptr {
-        assert!(entries.len() <= ids.len() * per_page, "chain pages were counted");
+        assert!(
+            entries.len() <= ids.len() * per_page,
+            "chain pages were counted"
+        );
         let mut next = Ptr::default();
         for (i, &id) in ids.iter().enumerate().rev() {
             let mut page = vec![0u8; self.page_size].into_boxed_slice();

@@ -114,13 +114,19 @@ pub fn overflow_pages(len: u64, page_size: usize) -> u64 {
 fn overflow_slice(bytes: &[u8], ptr: Ptr, len: u64, page_size: usize) -> Result<&[u8]> {
     let id = ptr.page.0;
     if id < format::first_data_page(page_size) {
-        return Err(Error::corrupted(id, "overflow pointer into the meta region"));
+        return Err(Error::corrupted(
+            id,
+            "overflow pointer into the meta region",
+        ));
     }
     let start = id.checked_mul(page_size as u64);
     let end = start.and_then(|s| s.checked_add(len));
     match (start, end) {
         (Some(s), Some(e)) if e <= bytes.len() as u64 => Ok(&bytes[s as usize..e as usize]),
-        _ => Err(Error::corrupted(id, "overflow run lies past the end of the file")),
+        _ => Err(Error::corrupted(
+            id,
+            "overflow run lies past the end of the file",
+        )),
     }
 }
 

@@ -71,7 +71,10 @@ impl WritePager {
     pub fn make_dirty(&mut self, ptr: Ptr) -> Result<Ptr> {
         if ptr.txn == self.txn {
             if !self.dirty.contains_key(&ptr.page.0) {
-                return Err(Error::corrupted(ptr.page.0, "pointer claims the current txn"));
+                return Err(Error::corrupted(
+                    ptr.page.0,
+                    "pointer claims the current txn",
+                ));
             }
             return Ok(ptr);
         }
@@ -96,7 +99,10 @@ impl WritePager {
     pub fn free_node(&mut self, ptr: Ptr) -> Result<()> {
         let born_now = ptr.txn == self.txn;
         if born_now {
-            assert!(self.dirty.remove(&ptr.page.0).is_some(), "freeing a page twice");
+            assert!(
+                self.dirty.remove(&ptr.page.0).is_some(),
+                "freeing a page twice"
+            );
         }
         self.free.free(&self.committed, ptr.page.0, born_now)
     }
@@ -117,7 +123,10 @@ impl WritePager {
     pub fn free_overflow(&mut self, ptr: Ptr, len: u64) -> Result<()> {
         let born_now = ptr.txn == self.txn;
         if born_now {
-            assert!(self.overflow.remove(&ptr.page.0).is_some(), "freeing a run twice");
+            assert!(
+                self.overflow.remove(&ptr.page.0).is_some(),
+                "freeing a run twice"
+            );
         }
         let n = overflow_pages(len, self.committed.page_size());
         for id in ptr.page.0..ptr.page.0 + n {
@@ -129,7 +138,11 @@ impl WritePager {
     /// Checksums a dirty page once its content is final.
     pub fn seal(&self, id: PageId) -> Ptr {
         let page = &self.dirty[&id.0];
-        assert!(node::validate(page, id.0).is_ok(), "sealing an invalid node page {}", id.0);
+        assert!(
+            node::validate(page, id.0).is_ok(),
+            "sealing an invalid node page {}",
+            id.0
+        );
         Ptr {
             page: id,
             txn: self.txn,
@@ -139,9 +152,18 @@ impl WritePager {
 
     /// Persists the free map and writes every dirty page and run. Returns what the meta needs
     /// and the file length in pages. Nothing is synced here.
-    pub fn write_out(mut self, storage: &dyn Storage) -> Result<(Persisted, u64)> {
+    ///
+    /// When the file must grow, `grow(new_len_bytes)` runs first: it extends the file and
+    /// makes the new length durable, so that no meta ever points past a durable end of file.
+    pub fn write_out(
+        mut self,
+        storage: &dyn Storage,
+        grow: impl FnOnce(u64) -> Result<()>,
+    ) -> Result<(Persisted, u64)> {
         let mut extra: Vec<(u64, Box<[u8]>)> = Vec::new();
-        let persisted = self.free.persist(&self.committed, |id, page| extra.push((id, page)))?;
+        let persisted = self
+            .free
+            .persist(&self.committed, |id, page| extra.push((id, page)))?;
         let page_size = self.committed.page_size();
         let file_pages = self.free.file_pages();
         let mut writes: Vec<(u64, &[u8])> = Vec::with_capacity(self.dirty.len() + extra.len());
@@ -158,7 +180,7 @@ impl WritePager {
         writes.sort_unstable_by_key(|w| w.0);
         let needed = file_pages * page_size as u64;
         if storage.len()? < needed {
-            storage.set_len(needed)?;
+            grow(needed)?;
         }
         let mut i = 0;
         let mut buf: Vec<u8> = Vec::new();
@@ -204,7 +226,9 @@ impl PageSource for WritePager {
                 .get(&ptr.page.0)
                 .filter(|b| b.len() as u64 == len)
                 .map(|b| &b[..])
-                .ok_or_else(|| Error::corrupted(ptr.page.0, "overflow pointer claims the current txn"));
+                .ok_or_else(|| {
+                    Error::corrupted(ptr.page.0, "overflow pointer claims the current txn")
+                });
         }
         self.committed.overflow(ptr, len)
     }

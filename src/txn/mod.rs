@@ -15,6 +15,7 @@ mod table;
 mod write;
 
 pub use table::{Range, Table};
+pub(crate) use write::sync_or_poison;
 pub use write::{TableMut, WriteTxn};
 
 use crate::btree;
@@ -83,7 +84,12 @@ pub struct Shared {
 
 impl Shared {
     /// Shared state over an opened, recovered file.
-    pub fn new(storage: Arc<dyn Storage>, committed: Committed, durability: Durability, verify: bool) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        committed: Committed,
+        durability: Durability,
+        verify: bool,
+    ) -> Self {
         let durable = DurableMark {
             txn: committed.meta.txn,
             slot: committed.slot,
@@ -112,7 +118,10 @@ impl Shared {
         let mut readers = self.readers.lock();
         let state = self.current();
         *readers.entry(state.meta.txn).or_insert(0) += 1;
-        ReadTxn { shared: self, state }
+        ReadTxn {
+            shared: self,
+            state,
+        }
     }
 
     fn end_read(&self, txn: u64) {
@@ -126,7 +135,13 @@ impl Shared {
 
     /// The txn bound for reusing freed pages: min(oldest reader, last durable txn).
     pub fn reclaim_bound(&self) -> u64 {
-        let oldest = self.readers.lock().keys().next().copied().unwrap_or(u64::MAX);
+        let oldest = self
+            .readers
+            .lock()
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(u64::MAX);
         oldest.min(self.durable.lock().txn)
     }
 
@@ -199,12 +214,21 @@ impl Drop for ReadTxn<'_> {
 }
 
 /// Names in a catalog tree.
-pub(crate) fn table_names<S: crate::pager::PageSource + ?Sized>(src: &S, catalog_root: Ptr) -> Result<Vec<String>> {
-    let cursor = btree::Cursor::new(src, catalog_root, btree::Bound::Unbounded, btree::Bound::Unbounded);
+pub(crate) fn table_names<S: crate::pager::PageSource + ?Sized>(
+    src: &S,
+    catalog_root: Ptr,
+) -> Result<Vec<String>> {
+    let cursor = btree::Cursor::new(
+        src,
+        catalog_root,
+        btree::Bound::Unbounded,
+        btree::Bound::Unbounded,
+    );
     cursor
         .map(|item| {
             let (key, _) = item?;
-            String::from_utf8(key.to_vec()).map_err(|_| Error::corrupted(catalog_root.page.0, "table name is not UTF-8"))
+            String::from_utf8(key.to_vec())
+                .map_err(|_| Error::corrupted(catalog_root.page.0, "table name is not UTF-8"))
         })
         .collect()
 }

@@ -61,7 +61,11 @@ pub struct Range<'t> {
 }
 
 impl<'t> Range<'t> {
-    pub(crate) fn new<'k, R: RangeBounds<&'k [u8]>>(src: &'t (dyn PageSource + 't), root: Ptr, range: &R) -> Self {
+    pub(crate) fn new<'k, R: RangeBounds<&'k [u8]>>(
+        src: &'t (dyn PageSource + 't),
+        root: Ptr,
+        range: &R,
+    ) -> Self {
         let low = to_tree_bound(range.start_bound());
         let high = to_tree_bound(range.end_bound());
         Range {

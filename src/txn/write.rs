@@ -7,7 +7,7 @@
 //! - A transaction that hit an error while changing a tree refuses to commit.
 
 use super::catalog::{check_name, TableRecord};
-use super::{table_names, Committed, DurableMark, Durability, Range, Shared, WriterGuard};
+use super::{table_names, Committed, Durability, DurableMark, Range, Shared, WriterGuard};
 use crate::btree;
 use crate::format::meta::Meta;
 use crate::format::{Ptr, TxnId, META_SLOT_BYTES};
@@ -51,7 +51,14 @@ impl<'db> WriteTxn<'db> {
         let bound = shared.reclaim_bound();
         let txn = TxnId(base.meta.txn + 1);
         let meta = base.meta;
-        let free = FreeMap::load(&base.pages, txn, meta.free_dir, meta.pending, meta.file_pages, bound)?;
+        let free = FreeMap::load(
+            &base.pages,
+            txn,
+            meta.free_dir,
+            meta.pending,
+            meta.file_pages,
+            bound,
+        )?;
         let pager = WritePager::new(base.pages.clone(), txn, free);
         Ok(WriteTxn {
             shared,
@@ -160,7 +167,12 @@ impl<'db> WriteTxn<'db> {
             ));
         }
         // 2. Seal every changed table and record it in the catalog.
-        let mut names: Vec<&String> = self.tables.iter().filter(|(_, t)| t.changed).map(|(n, _)| n).collect();
+        let mut names: Vec<&String> = self
+            .tables
+            .iter()
+            .filter(|(_, t)| t.changed)
+            .map(|(n, _)| n)
+            .collect();
         if names.is_empty() {
             return Ok(());
         }
@@ -172,8 +184,12 @@ impl<'db> WriteTxn<'db> {
                 catalog = btree::remove(&mut self.pager, catalog, name.as_bytes())?.0;
             } else {
                 let root = btree::seal(&mut self.pager, state.record.root)?;
-                let record = TableRecord { root, len: state.record.len };
-                catalog = btree::insert(&mut self.pager, catalog, name.as_bytes(), &record.encode())?.0;
+                let record = TableRecord {
+                    root,
+                    len: state.record.len,
+                };
+                catalog =
+                    btree::insert(&mut self.pager, catalog, name.as_bytes(), &record.encode())?.0;
             }
         }
         // 3. Seal the catalog: every checksum now sits in its parent's pointer.
@@ -183,7 +199,10 @@ impl<'db> WriteTxn<'db> {
         let storage = shared.storage.as_ref();
         let txn = self.pager.txn().0;
         let durable = *shared.durable.lock();
-        let (persisted, file_pages) = self.pager.write_out(storage)?;
+        let (persisted, file_pages) = self.pager.write_out(storage, |len_bytes| {
+            storage.set_len(len_bytes)?;
+            sync_or_poison(shared)
+        })?;
         // 5. Write the meta into the slot that does not hold the last durable meta.
         let meta = Meta {
             page_size: shared.page_size as u32,
@@ -200,12 +219,13 @@ impl<'db> WriteTxn<'db> {
         storage.write_at(slot as u64 * META_SLOT_BYTES as u64, &meta.encode())?;
         // 6. A durable commit costs one fsync; a failed fsync poisons the database (the
         //    kernel may have dropped the dirty pages, so a retry proves nothing).
-        let synced = self.durability == Durability::Immediate;
+        //    An Eventual commit is synced anyway once the pages it cannot reuse (freed since
+        //    the last durable commit) pile up, so that the file does not grow without bound.
+        let pending_limit = (file_pages / 4).max(1024);
+        let synced =
+            self.durability == Durability::Immediate || persisted.pending_count > pending_limit;
         if synced {
-            if let Err(e) = storage.sync() {
-                shared.poisoned.store(true, Ordering::Release);
-                return Err(Error::Io(e));
-            }
+            sync_or_poison(shared)?;
         }
         // 7. Publish the new state to readers, and advance the durable mark.
         let view = storage.view(file_pages * shared.page_size as u64)?;
@@ -217,6 +237,15 @@ impl<'db> WriteTxn<'db> {
         drop(self.base);
         Ok(())
     }
+}
+
+/// One fsync; a failure poisons the database (the kernel may have dropped the dirty pages,
+/// so a retry that succeeds proves nothing).
+pub(crate) fn sync_or_poison(shared: &Shared) -> Result<()> {
+    shared.storage.sync().map_err(|e| {
+        shared.poisoned.store(true, Ordering::Release);
+        Error::Io(e)
+    })
 }
 
 impl TableMut<'_> {
@@ -258,7 +287,11 @@ impl TableMut<'_> {
 
     /// Entries with keys in `range`, including this transaction's writes.
     pub fn range<'k, R: RangeBounds<&'k [u8]>>(&self, range: R) -> Result<Range<'_>> {
-        Ok(Range::new(&*self.pager as &dyn PageSource, self.state.record.root, &range))
+        Ok(Range::new(
+            &*self.pager as &dyn PageSource,
+            self.state.record.root,
+            &range,
+        ))
     }
 
     /// All entries.
