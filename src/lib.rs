@@ -60,6 +60,6 @@ pub mod format;
 pub mod pager;
 pub mod txn;
 
-pub use db::{CheckReport, Database, Options, Stats, TableStats};
+pub use db::{BranchInfo, CheckReport, Database, Options, SnapshotInfo, Stats, TableStats};
 pub use error::{Error, Result};
 pub use txn::{Durability, Range, ReadTxn, Table, TableMut, WriteTxn};

@@ -10,7 +10,6 @@ fn make_db(path: &Path) {
     for i in 0..5000u32 {
         t.insert(&i.to_be_bytes(), &[3u8; 100]).unwrap();
     }
-    drop(t);
     tx.commit().unwrap();
 }
 
@@ -47,21 +46,29 @@ fn not_a_database() {
 
 #[test]
 fn unsupported_version() {
+    use shadowkv::format::meta::META_BYTES;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v.db");
     make_db(&path);
-    let mut bytes = std::fs::read(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    // A genuine newer version (its checksum holds) in both slots.
+    let mut bytes = good.clone();
     for slot in [0usize, 4096] {
         bytes[slot + 8..slot + 12].copy_from_slice(&99u32.to_le_bytes());
+        let crc = shadowkv::format::checksum(&bytes[slot..slot + META_BYTES - 4]);
+        bytes[slot + META_BYTES - 4..slot + META_BYTES].copy_from_slice(&crc.to_le_bytes());
     }
     std::fs::write(&path, &bytes).unwrap();
     assert!(matches!(
         open_err(&path),
-        Error::UnsupportedVersion {
-            found: 99,
-            supported: 1
-        }
+        Error::UnsupportedVersion { found: 99, .. }
     ));
+    // A damaged version field in one slot is a torn slot: the other one opens.
+    let mut bytes = good.clone();
+    bytes[8] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let db = Database::open(&path).unwrap();
+    db.check().unwrap();
 }
 
 #[test]

@@ -48,7 +48,6 @@ fn readers_never_see_half_a_commit() {
                     .unwrap();
             }
             t.insert(b"round", &round.to_le_bytes()).unwrap();
-            drop(t);
             tx.commit().unwrap();
         }
         done.store(true, Ordering::Release);
@@ -93,7 +92,6 @@ fn old_reader_keeps_its_view_through_hundreds_of_commits() {
                 t.insert(&k, &rng.bytes(80)).unwrap();
             }
         }
-        drop(t);
         tx.commit().unwrap();
     }
     let t = old.open_table("t").unwrap();

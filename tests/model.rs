@@ -36,7 +36,7 @@ fn run_with(seed: u64, txns: usize, page_size: usize, space: u64, drop_pct: u64,
     let open = || {
         Database::options()
             .page_size(page_size)
-            .durability(if seed % 2 == 0 {
+            .durability(if seed.is_multiple_of(2) {
                 Durability::Immediate
             } else {
                 Durability::Eventual

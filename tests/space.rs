@@ -27,7 +27,6 @@ fn insert_delete_cycles_stay_bounded() {
                     t.insert(&(batch * 1000 + i).to_be_bytes(), &rng.bytes(100))
                         .unwrap();
                 }
-                drop(t);
                 tx.commit().unwrap();
             }
             for batch in 0..5 {
@@ -36,7 +35,6 @@ fn insert_delete_cycles_stay_bounded() {
                 for i in 0..1000u32 {
                     assert!(t.remove(&(batch * 1000 + i).to_be_bytes()).unwrap());
                 }
-                drop(t);
                 tx.commit().unwrap();
             }
             sizes.push(file_len(&path));

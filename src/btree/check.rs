@@ -1,64 +1,31 @@
-//! The full check of one committed tree: checksums, key order, separator bounds, levels,
-//! overflow runs. Every page it reaches is reported for the file-wide page accounting.
+//! Checks of one node as a full walk reaches it: checksum, well-formedness, level, key order
+//! and the bounds its parent gives.
 //!
-//! Invariants: the walk is bounded by [`super::MAX_DEPTH`] levels and by each node's count;
-//! a page reached twice is reported twice, and the accounting catches it.
+//! Invariants: everything here is bounded by the node's own count; the walk that calls it
+//! bounds the depth by the level, which must fall by one per step.
 
 use super::node_at;
-use crate::format::node::{LeafValue, NodeView};
-use crate::format::Ptr;
-use crate::pager::{overflow_pages, PageSource, ReadPages};
+use crate::format::node::{self, NodeView};
+use crate::format::{tag, Ptr};
+use crate::pager::{PageSource, ReadPages};
 use crate::{Error, Result};
 
-/// What a tree check found.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TreeStats {
-    /// Entries in the leaves.
-    pub entries: u64,
-    /// Levels (0 for an empty tree).
-    pub depth: u8,
-    /// Node pages.
-    pub node_pages: u64,
-    /// Overflow pages.
-    pub overflow_pages: u64,
-}
-
-/// Checks the tree under `root`, calling `on_page(first, count)` for every node page and
-/// overflow run.
-pub fn check_tree(
-    src: &ReadPages,
-    root: Ptr,
-    on_page: &mut dyn FnMut(u64, u64) -> Result<()>,
-) -> Result<TreeStats> {
-    let mut stats = TreeStats::default();
-    if root.is_null() {
-        return Ok(stats);
-    }
-    let level = node_at(src, root, None)?.level();
-    stats.depth = level + 1;
-    walk(src, root, Some(level), None, None, &mut stats, on_page)?;
-    Ok(stats)
-}
-
-fn walk(
-    src: &ReadPages,
+/// Verifies the node behind `ptr` and returns its view. `level` is the level it must sit at
+/// (None for a root); every key must lie in `[low, high)`.
+pub fn check_node<'s>(
+    src: &'s ReadPages,
     ptr: Ptr,
     level: Option<u8>,
     low: Option<&[u8]>,
     high: Option<&[u8]>,
-    stats: &mut TreeStats,
-    on_page: &mut dyn FnMut(u64, u64) -> Result<()>,
-) -> Result<()> {
-    src.tagged(
-        ptr,
-        &[crate::format::tag::LEAF, crate::format::tag::BRANCH],
-        true,
-    )?;
-    crate::format::node::validate(src.node(ptr)?, ptr.page.0)?;
+) -> Result<NodeView<'s>> {
+    src.tagged(ptr, &[tag::LEAF, tag::BRANCH], true)?;
+    node::validate(src.node(ptr)?, ptr.page.0)?;
     let view = node_at(src, ptr, level)?;
-    on_page(ptr.page.0, 1)?;
-    stats.node_pages += 1;
     let bad = |what: &str| Err(Error::corrupted(ptr.page.0, what.to_string()));
+    if view.is_leaf() && view.count() == 0 {
+        return bad("empty leaf in a tree");
+    }
     let mut prev: Option<&[u8]> = None;
     for i in 0..view.count() {
         let key = view.key(i)?;
@@ -72,48 +39,24 @@ fn walk(
             prev = Some(key);
         }
     }
-    if view.is_leaf() {
-        if view.count() == 0 {
-            return bad("empty leaf in a tree");
-        }
-        stats.entries += view.count() as u64;
-        for i in 0..view.count() {
-            if let LeafValue::Overflow { ptr: run, len } = view.value(i)? {
-                check_overflow(src, run, len, view)?;
-                let n = overflow_pages(len, src.page_size());
-                on_page(run.page.0, n)?;
-                stats.overflow_pages += n;
-            }
-        }
-        return Ok(());
-    }
-    for i in 0..view.count() {
-        let child_low = if i == 0 { low } else { Some(view.key(i)?) };
-        let child_high = if i + 1 < view.count() {
-            Some(view.key(i + 1)?)
-        } else {
-            high
-        };
-        walk(
-            src,
-            view.child(i)?,
-            Some(view.level() - 1),
-            child_low,
-            child_high,
-            stats,
-            on_page,
-        )?;
-    }
-    Ok(())
+    Ok(view)
 }
 
-fn check_overflow(src: &ReadPages, run: Ptr, len: u64, leaf: NodeView<'_>) -> Result<()> {
-    if run.txn.0 > crate::btree::header_txn(src.raw_page(leaf.id())?) {
-        return Err(Error::corrupted(
-            leaf.id(),
-            "overflow run born after its leaf",
-        ));
-    }
-    src.overflow_checked(run, len, true)?;
-    Ok(())
+/// A `[low, high)` key range; None is unbounded.
+pub type KeyBounds<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// The key bounds of child `i` of branch `view`, within the branch's own `[low, high)`.
+pub fn child_bounds<'a>(
+    view: &NodeView<'a>,
+    i: usize,
+    low: Option<&'a [u8]>,
+    high: Option<&'a [u8]>,
+) -> Result<KeyBounds<'a>> {
+    let child_low = if i == 0 { low } else { Some(view.key(i)?) };
+    let child_high = if i + 1 < view.count() {
+        Some(view.key(i + 1)?)
+    } else {
+        high
+    };
+    Ok((child_low, child_high))
 }

@@ -13,11 +13,14 @@
 
 mod check;
 mod cursor;
+pub mod share;
+pub mod walk;
 mod write;
 
-pub use check::{check_tree, TreeStats};
+pub use check::{check_node, child_bounds};
 pub use cursor::{Bound, Cursor};
-pub use write::{free_tree, insert, remove, seal};
+pub use share::{Sharing, TreeKind};
+pub use write::{insert, remove, seal};
 
 use crate::format::node::{LeafValue, NodeView};
 use crate::format::{PageHeader, Ptr};

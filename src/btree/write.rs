@@ -4,6 +4,7 @@
 //! [`insert_or_split`] and [`rebalance`], which keep nodes within a page and at least a
 //! quarter full, and which never hold a page borrow across an allocation.
 
+use super::share::{cow, release_overflow, Sharing};
 use super::{node_at, MAX_DEPTH};
 use crate::format::node::{self, LeafValue, NodeView};
 use crate::format::{Ptr, MAX_KEY_LEN, MAX_VALUE_LEN};
@@ -33,9 +34,9 @@ fn check_sizes(key: &[u8], value_len: usize) -> Result<()> {
 }
 
 /// Copies the path to `key` (making every node dirty) and returns it, root first.
-fn dirty_path(w: &mut WritePager, root: Ptr, key: &[u8]) -> Result<Vec<Step>> {
+fn dirty_path(w: &mut WritePager, sh: &mut Sharing, root: Ptr, key: &[u8]) -> Result<Vec<Step>> {
     let mut path: Vec<Step> = Vec::with_capacity(8);
-    let mut cur = w.make_dirty(root)?;
+    let mut cur = cow(w, sh, root)?;
     let mut level: Option<u8> = None;
     loop {
         if path.len() >= MAX_DEPTH {
@@ -49,7 +50,7 @@ fn dirty_path(w: &mut WritePager, root: Ptr, key: &[u8]) -> Result<Vec<Step>> {
         let idx = view.child_index(key)?;
         let child = view.child(idx)?;
         level = Some(view.level() - 1);
-        let dirty = w.make_dirty(child)?;
+        let dirty = cow(w, sh, child)?;
         if dirty != child {
             node::set_child(w.page_mut(cur.page), idx, dirty);
         }
@@ -59,7 +60,13 @@ fn dirty_path(w: &mut WritePager, root: Ptr, key: &[u8]) -> Result<Vec<Step>> {
 }
 
 /// Inserts or overwrites `key`. Returns the new root and whether a value was replaced.
-pub fn insert(w: &mut WritePager, root: Ptr, key: &[u8], value: &[u8]) -> Result<(Ptr, bool)> {
+pub fn insert(
+    w: &mut WritePager,
+    sh: &mut Sharing,
+    root: Ptr,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(Ptr, bool)> {
     check_sizes(key, value.len())?;
     let ps = w.page_size();
     let inline = node::leaf_inline_bytes(key.len(), value.len()) <= node::max_entry_bytes(ps);
@@ -72,7 +79,7 @@ pub fn insert(w: &mut WritePager, root: Ptr, key: &[u8], value: &[u8]) -> Result
         }
     };
     let root = if root.is_null() { w.new_node(0)? } else { root };
-    let path = dirty_path(w, root, key)?;
+    let path = dirty_path(w, sh, root, key)?;
     let leaf = path.last().expect("path has a leaf").ptr;
     let view = NodeView::new(w.page_mut(leaf.page), leaf.page.0)?;
     let (idx, replaced) = match view.search(key)? {
@@ -83,7 +90,7 @@ pub fn insert(w: &mut WritePager, root: Ptr, key: &[u8], value: &[u8]) -> Result
                     node::overwrite_inline_value(w.page_mut(leaf.page), i, n);
                     return Ok((path[0].ptr, true));
                 }
-                (LeafValue::Overflow { ptr, len }, _) => w.free_overflow(ptr, len)?,
+                (LeafValue::Overflow { ptr, len }, _) => release_overflow(w, sh, ptr, len)?,
                 _ => {}
             }
             node::remove(w.page_mut(leaf.page), leaf.page.0, i);
@@ -94,7 +101,7 @@ pub fn insert(w: &mut WritePager, root: Ptr, key: &[u8], value: &[u8]) -> Result
     let mut entry = vec![0u8; entry_len(key, stored)];
     node::write_leaf_entry(&mut entry, key, stored);
     let split = insert_or_split(w, leaf, idx, &entry)?;
-    let root = fix_up(w, &path, split)?;
+    let root = fix_up(w, sh, &path, split)?;
     Ok((root, replaced))
 }
 
@@ -106,27 +113,32 @@ fn entry_len(key: &[u8], value: LeafValue<'_>) -> usize {
 }
 
 /// Removes `key`. Returns the new root and whether the key was there.
-pub fn remove(w: &mut WritePager, root: Ptr, key: &[u8]) -> Result<(Ptr, bool)> {
+pub fn remove(w: &mut WritePager, sh: &mut Sharing, root: Ptr, key: &[u8]) -> Result<(Ptr, bool)> {
     if root.is_null() || super::get_raw(w, root, key)?.is_none() {
         return Ok((root, false));
     }
-    let path = dirty_path(w, root, key)?;
+    let path = dirty_path(w, sh, root, key)?;
     let leaf = path.last().expect("path has a leaf").ptr;
     let view = NodeView::new(w.page_mut(leaf.page), leaf.page.0)?;
     let Ok(i) = view.search(key)? else {
         unreachable!("the key was found above")
     };
     if let LeafValue::Overflow { ptr, len } = view.value(i)? {
-        w.free_overflow(ptr, len)?;
+        release_overflow(w, sh, ptr, len)?;
     }
     node::remove(w.page_mut(leaf.page), leaf.page.0, i);
-    let root = fix_up(w, &path, None)?;
+    let root = fix_up(w, sh, &path, None)?;
     Ok((root, true))
 }
 
 /// Walks the path bottom-up: inserts split halves into parents, rebalances underfull
 /// children, grows or shrinks the root. Returns the new root.
-fn fix_up(w: &mut WritePager, path: &[Step], mut split: Option<(Vec<u8>, Ptr)>) -> Result<Ptr> {
+fn fix_up(
+    w: &mut WritePager,
+    sh: &mut Sharing,
+    path: &[Step],
+    mut split: Option<(Vec<u8>, Ptr)>,
+) -> Result<Ptr> {
     for level in (0..path.len() - 1).rev() {
         let parent = path[level].ptr;
         let idx = path[level].idx;
@@ -135,7 +147,7 @@ fn fix_up(w: &mut WritePager, path: &[Step], mut split: Option<(Vec<u8>, Ptr)>) 
             node::write_branch_entry(&mut entry, &sep, right);
             split = insert_or_split(w, parent, idx + 1, &entry)?;
         } else if is_underfull(w, path[level + 1].ptr)? {
-            split = rebalance(w, parent, idx)?;
+            split = rebalance(w, sh, parent, idx)?;
         }
     }
     let mut root = path[0].ptr;
@@ -204,7 +216,12 @@ fn insert_or_split(
 
 /// Rebalances the underfull child `idx` of dirty branch `parent` with a sibling: merges the
 /// two when they fit in one page, else shares their entries evenly.
-fn rebalance(w: &mut WritePager, parent: Ptr, idx: usize) -> Result<Option<(Vec<u8>, Ptr)>> {
+fn rebalance(
+    w: &mut WritePager,
+    sh: &mut Sharing,
+    parent: Ptr,
+    idx: usize,
+) -> Result<Option<(Vec<u8>, Ptr)>> {
     let view = node_at(w, parent, None)?;
     if view.count() < 2 {
         return Ok(None);
@@ -217,7 +234,9 @@ fn rebalance(w: &mut WritePager, parent: Ptr, idx: usize) -> Result<Option<(Vec<
     let (left, right) = (view.child(li)?, view.child(ri)?);
     let sep = view.key(ri)?.to_vec();
     let child_level = view.level() - 1;
-    let left = w.make_dirty(left)?;
+    // Both become writable first: a shared sibling's children gain the merged node as parent.
+    let left = cow(w, sh, left)?;
+    let right = cow(w, sh, right)?;
     let mut entries = raw_entries(w, left, child_level)?;
     let right_entries = raw_entries(w, right, child_level)?;
     let first_right = entries.len();
@@ -337,32 +356,6 @@ pub fn seal(w: &mut WritePager, root: Ptr) -> Result<Ptr> {
         }
     }
     Ok(w.seal(root.page))
-}
-
-/// Frees every page of the tree under `root` (node pages and overflow runs).
-pub fn free_tree(w: &mut WritePager, root: Ptr) -> Result<()> {
-    if root.is_null() {
-        return Ok(());
-    }
-    let mut stack = vec![(root, None::<u8>)];
-    while let Some((ptr, level)) = stack.pop() {
-        let view = node_at(w, ptr, level)?;
-        let mut runs = Vec::new();
-        for i in 0..view.count() {
-            if view.is_leaf() {
-                if let LeafValue::Overflow { ptr, len } = view.value(i)? {
-                    runs.push((ptr, len));
-                }
-            } else {
-                stack.push((view.child(i)?, Some(view.level() - 1)));
-            }
-        }
-        for (run, len) in runs {
-            w.free_overflow(run, len)?;
-        }
-        w.free_node(ptr)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

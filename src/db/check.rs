@@ -5,13 +5,16 @@
 //! checksum holds; keys are ordered within their bounds; each table's `len` is exact; the
 //! meta's free and pending counts are exact.
 
-use crate::btree::{self, check_tree};
+use crate::btree::walk::{targets, Target, Walk};
+use crate::btree::{self, check_node, child_bounds};
 use crate::format::freemap::bits_per_bitmap;
-use crate::format::{self, tag, HEADER_BYTES};
-use crate::pager::{freemap, PageSource};
-use crate::txn::catalog::TableRecord;
+use crate::format::node::{LeafValue, NodeView};
+use crate::format::roots::{decode_count, TableRecord};
+use crate::format::{self, tag, Ptr, HEADER_BYTES};
+use crate::pager::{freemap, overflow_pages, PageSource, ReadPages};
 use crate::txn::{Committed, Shared};
 use crate::{Error, Result};
+use std::collections::HashMap;
 
 /// What `check` counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,11 +31,14 @@ pub struct CheckReport {
     pub free_pages: u64,
     /// Pages waiting to be freed.
     pub pending_pages: u64,
-    /// Pages reachable from the catalog (catalog, table nodes, overflow runs).
+    /// Pages reachable from snapshots and branches (catalogs, table nodes, overflow runs),
+    /// each counted once however many roots share it.
     pub tree_pages: u64,
-    /// Tables.
+    /// Pages of the system trees (roots, reference counts, release queue).
+    pub system_pages: u64,
+    /// Distinct tables across all snapshots and branches.
     pub tables: u64,
-    /// Entries across all tables.
+    /// Entries across those tables.
     pub entries: u64,
 }
 
@@ -64,7 +70,7 @@ pub struct Stats {
     pub free_pages: u64,
     /// Pages waiting to be freed.
     pub pending_pages: u64,
-    /// Every table.
+    /// Every table of `main`.
     pub tables: Vec<TableStats>,
 }
 
@@ -73,6 +79,7 @@ const FREEMAP: u8 = 2;
 const FREE: u8 = 3;
 const PENDING: u8 = 4;
 const TREE: u8 = 5;
+const SYSTEM: u8 = 6;
 
 struct Accounting {
     owner: Vec<u8>,
@@ -123,12 +130,67 @@ pub fn check(state: &Committed) -> Result<CheckReport> {
     };
     let first_data = format::first_data_page(page_size);
     acc.mark(0, first_data, META)?;
+    check_free_map(state, &mut acc)?;
 
+    let mut walker = Walker {
+        pages,
+        acc,
+        parents: HashMap::new(),
+        entries: HashMap::new(),
+        report: CheckReport::default(),
+    };
+    // System trees: never shared, each page reached once.
+    for (root, kind) in [
+        (meta.roots, Walk::Roots),
+        (meta.refcounts, Walk::Refs),
+        (meta.release, Walk::Release),
+    ] {
+        walker.system_tree(root, kind, None, None, None)?;
+    }
+    // Reference counts: every stored count must equal the parents found, and vice versa.
+    let stored = stored_counts(pages, meta.refcounts)?;
+    for (page, parents) in &walker.parents {
+        let want = stored.get(page).copied().unwrap_or(1);
+        if want != *parents {
+            return Err(Error::corrupted(
+                *page,
+                format!("reference count {want} but {parents} parents point at it"),
+            ));
+        }
+    }
+    if let Some(page) = stored.keys().find(|p| !walker.parents.contains_key(p)) {
+        return Err(Error::corrupted(
+            *page,
+            "reference count stored for an unreachable page",
+        ));
+    }
+    let acc = walker.acc;
+    if let Some(leaked) = acc.owner.iter().position(|k| *k == 0) {
+        return Err(Error::corrupted(
+            leaked as u64,
+            "page leaked: neither free, pending nor reachable",
+        ));
+    }
+    let mut report = walker.report;
+    report.txn = meta.txn;
+    report.total_pages = meta.file_pages;
+    report.meta_pages = acc.count(META);
+    report.freemap_pages = acc.count(FREEMAP);
+    report.free_pages = acc.count(FREE);
+    report.pending_pages = acc.count(PENDING);
+    report.tree_pages = acc.count(TREE);
+    report.system_pages = acc.count(SYSTEM);
+    Ok(report)
+}
+
+fn check_free_map(state: &Committed, acc: &mut Accounting) -> Result<()> {
+    let meta = state.meta;
+    let pages = &state.pages;
     let loaded = freemap::load_chains(pages, meta.free_dir, meta.pending, meta.file_pages, true)?;
     for id in &loaded.chain_pages {
         acc.mark(*id, 1, FREEMAP)?;
     }
-    let bits = bits_per_bitmap(page_size);
+    let bits = bits_per_bitmap(pages.page_size());
     if meta.txn > 0 && loaded.dir.len() as u64 != meta.file_pages.div_ceil(bits) {
         return Err(Error::corrupted(
             meta.free_dir.page.0,
@@ -152,8 +214,7 @@ pub fn check(state: &Committed) -> Result<CheckReport> {
         for (byte_at, byte) in page[HEADER_BYTES..].iter().enumerate() {
             for bit in 0..8 {
                 if byte & (1 << bit) != 0 {
-                    let id = k as u64 * bits + byte_at as u64 * 8 + bit;
-                    acc.mark(id, 1, FREE)?;
+                    acc.mark(k as u64 * bits + byte_at as u64 * 8 + bit, 1, FREE)?;
                     set += 1;
                 }
             }
@@ -172,48 +233,161 @@ pub fn check(state: &Committed) -> Result<CheckReport> {
     if free_total != meta.free_count || loaded.pending.len() as u64 != meta.pending_count {
         return Err(Error::corrupted(0, "meta free or pending count is wrong"));
     }
+    Ok(())
+}
 
-    let mut on_page = |first: u64, count: u64| acc.mark(first, count, TREE);
-    let mut report = CheckReport::default();
-    check_tree(pages, meta.catalog, &mut on_page)?;
-    if !meta.catalog.is_null() {
-        let cursor = btree::Cursor::new(
-            pages,
-            meta.catalog,
-            btree::Bound::Unbounded,
-            btree::Bound::Unbounded,
+fn stored_counts(pages: &ReadPages, refs: Ptr) -> Result<HashMap<u64, u32>> {
+    let mut out = HashMap::new();
+    for item in btree::Cursor::new(
+        pages,
+        refs,
+        btree::Bound::Unbounded,
+        btree::Bound::Unbounded,
+    ) {
+        let (key, value) = item?;
+        let page = u64::from_be_bytes(
+            key.try_into()
+                .map_err(|_| Error::corrupted(refs.page.0, "refcount key is not 8 bytes"))?,
         );
-        for item in cursor {
-            let (name, value) = item?;
-            if std::str::from_utf8(name).is_err() || name.is_empty() {
-                return Err(Error::corrupted(meta.catalog.page.0, "bad table name"));
+        out.insert(page, decode_count(value, refs.page.0)?);
+    }
+    Ok(out)
+}
+
+struct Walker<'a> {
+    pages: &'a ReadPages,
+    acc: Accounting,
+    /// Parents found so far of every shareable page (node or overflow run).
+    parents: HashMap<u64, u32>,
+    /// Entries under every table node already walked (shared subtrees are walked once).
+    entries: HashMap<u64, u64>,
+    report: CheckReport,
+}
+
+impl Walker<'_> {
+    /// Walks a system tree: each page is reached exactly once; pointers out of its leaves
+    /// (root records, release entries) are parents of shareable pages.
+    fn system_tree(
+        &mut self,
+        ptr: Ptr,
+        walk: Walk,
+        level: Option<u8>,
+        low: Option<&[u8]>,
+        high: Option<&[u8]>,
+    ) -> Result<()> {
+        if ptr.is_null() {
+            return Ok(());
+        }
+        let pages = self.pages;
+        let view = check_node(pages, ptr, level, low, high)?;
+        self.acc.mark(ptr.page.0, 1, SYSTEM)?;
+        if !view.is_leaf() {
+            for i in 0..view.count() {
+                let (lo, hi) = child_bounds(&view, i, low, high)?;
+                self.system_tree(view.child(i)?, walk, Some(view.level() - 1), lo, hi)?;
             }
-            let record = TableRecord::decode(value, meta.catalog.page.0)?;
-            let stats = check_tree(pages, record.root, &mut on_page)?;
-            if stats.entries != record.len {
-                return Err(Error::corrupted(
-                    record.root.page.0,
-                    "table length disagrees with its entries",
-                ));
+            return Ok(());
+        }
+        for (target_ptr, target) in targets(&view, walk)? {
+            self.shared(target_ptr, target, None, None, None)?;
+        }
+        Ok(())
+    }
+
+    /// Counts one parent of a shareable page and walks it on its first visit. Returns the
+    /// entries under it (for table nodes).
+    fn shared(
+        &mut self,
+        ptr: Ptr,
+        target: Target,
+        level: Option<u8>,
+        low: Option<&[u8]>,
+        high: Option<&[u8]>,
+    ) -> Result<u64> {
+        let parents = self.parents.entry(ptr.page.0).or_insert(0);
+        *parents += 1;
+        if *parents > 1 {
+            return match target {
+                Target::Node(Walk::Table) => {
+                    self.entries.get(&ptr.page.0).copied().ok_or_else(|| {
+                        Error::corrupted(ptr.page.0, "node reached again inside its own subtree")
+                    })
+                }
+                _ => Ok(0),
+            };
+        }
+        let pages = self.pages;
+        match target {
+            Target::Overflow(len) => {
+                pages.overflow_checked(ptr, len, true)?;
+                self.acc
+                    .mark(ptr.page.0, overflow_pages(len, pages.page_size()), TREE)?;
+                Ok(0)
             }
-            report.tables += 1;
-            report.entries += stats.entries;
+            Target::Node(walk) => {
+                let view = check_node(pages, ptr, level, low, high)?;
+                self.acc.mark(ptr.page.0, 1, TREE)?;
+                let mut entries = 0;
+                if view.is_leaf() {
+                    if walk == Walk::Table {
+                        entries = view.count() as u64;
+                    }
+                    for i in 0..view.count() {
+                        if walk == Walk::Catalog {
+                            let record = TableRecord::decode(inline(&view, i)?, ptr.page.0)?;
+                            let found = if record.root.is_null() {
+                                0
+                            } else {
+                                self.shared(
+                                    record.root,
+                                    Target::Node(Walk::Table),
+                                    None,
+                                    None,
+                                    None,
+                                )?
+                            };
+                            if found != record.len {
+                                return Err(Error::corrupted(
+                                    ptr.page.0,
+                                    "table length disagrees with its entries",
+                                ));
+                            }
+                            self.report.tables += 1;
+                            self.report.entries += found;
+                        }
+                    }
+                    if walk == Walk::Table {
+                        for (run, target) in targets(&view, walk)? {
+                            self.shared(run, target, None, None, None)?;
+                        }
+                    }
+                } else {
+                    for i in 0..view.count() {
+                        let (lo, hi) = child_bounds(&view, i, low, high)?;
+                        entries += self.shared(
+                            view.child(i)?,
+                            Target::Node(walk),
+                            Some(view.level() - 1),
+                            lo,
+                            hi,
+                        )?;
+                    }
+                }
+                self.entries.insert(ptr.page.0, entries);
+                Ok(entries)
+            }
         }
     }
-    if let Some(leaked) = acc.owner.iter().position(|k| *k == 0) {
-        return Err(Error::corrupted(
-            leaked as u64,
-            "page leaked: neither free, pending nor reachable",
-        ));
+}
+
+fn inline<'a>(view: &NodeView<'a>, i: usize) -> Result<&'a [u8]> {
+    match view.value(i)? {
+        LeafValue::Inline(bytes) => Ok(bytes),
+        LeafValue::Overflow { .. } => Err(Error::corrupted(
+            view.id(),
+            "catalog value in an overflow run",
+        )),
     }
-    report.txn = meta.txn;
-    report.total_pages = meta.file_pages;
-    report.meta_pages = acc.count(META);
-    report.freemap_pages = acc.count(FREEMAP);
-    report.free_pages = acc.count(FREE);
-    report.pending_pages = acc.count(PENDING);
-    report.tree_pages = acc.count(TREE);
-    Ok(report)
 }
 
 /// Counters of the newest state.
@@ -222,16 +396,17 @@ pub fn stats(shared: &Shared) -> Result<Stats> {
     let meta = state.meta;
     let pages = &state.pages;
     let mut tables = Vec::new();
-    if !meta.catalog.is_null() {
+    let catalog = state.main.catalog;
+    if !catalog.is_null() {
         let cursor = btree::Cursor::new(
             pages,
-            meta.catalog,
+            catalog,
             btree::Bound::Unbounded,
             btree::Bound::Unbounded,
         );
         for item in cursor {
             let (name, value) = item?;
-            let record = TableRecord::decode(value, meta.catalog.page.0)?;
+            let record = TableRecord::decode(value, catalog.page.0)?;
             let depth = btree::root_level(pages, record.root)?.map_or(0, |l| l + 1);
             tables.push(TableStats {
                 name: String::from_utf8_lossy(name).into_owned(),

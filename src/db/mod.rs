@@ -5,11 +5,17 @@
 
 mod check;
 mod recover;
+mod roots;
 
 pub use check::{CheckReport, Stats, TableStats};
+pub use roots::{BranchInfo, SnapshotInfo};
 
+use crate::format::roots::RootKind;
 use crate::format::{self, MIN_PAGE_SIZE};
 use crate::io::{FileStorage, Storage};
+use crate::pager::WritePager;
+use crate::txn::catalog::check_name;
+use crate::txn::roots::{RootsEdit, MAIN};
 use crate::txn::{Durability, ReadTxn, Shared, WriteTxn};
 use crate::{Error, Result};
 use std::path::Path;
@@ -127,7 +133,73 @@ impl Database {
 
     /// The write transaction; waits while another one is open.
     pub fn begin_write(&self) -> Result<WriteTxn<'_>> {
-        WriteTxn::begin(&self.shared)
+        WriteTxn::begin(&self.shared, MAIN)
+    }
+
+    /// A read transaction on snapshot or branch `name`.
+    pub fn begin_read_at(&self, name: &str) -> Result<ReadTxn<'_>> {
+        self.shared.begin_read_at(name)
+    }
+
+    /// The write transaction on branch `branch`; `Error::ReadOnly` for a snapshot.
+    pub fn begin_write_on(&self, branch: &str) -> Result<WriteTxn<'_>> {
+        WriteTxn::begin(&self.shared, branch)
+    }
+
+    fn edit_roots(
+        &self,
+        on: &str,
+        f: impl FnOnce(&mut RootsEdit, &mut WritePager) -> Result<()>,
+    ) -> Result<()> {
+        let mut tx = WriteTxn::begin(&self.shared, on)?;
+        tx.edit_roots(f)?;
+        tx.commit()
+    }
+
+    /// Snapshots the last commit of `main` as `name`: O(1).
+    pub fn create_snapshot(&self, name: &str) -> Result<()> {
+        check_name(name)?;
+        self.edit_roots(MAIN, |edit, w| {
+            edit.clone_root(w, name, MAIN, RootKind::Snapshot)
+        })
+    }
+
+    /// Creates branch `name`, a writable clone of snapshot or branch `from`: O(1).
+    pub fn create_branch(&self, name: &str, from: &str) -> Result<()> {
+        check_name(name)?;
+        self.edit_roots(MAIN, |edit, w| {
+            edit.clone_root(w, name, from, RootKind::Branch)
+        })
+    }
+
+    /// Sets branch `branch` to the state of snapshot (or branch) `from`: O(1). Later
+    /// snapshots are kept.
+    pub fn restore(&self, branch: &str, from: &str) -> Result<()> {
+        check_name(branch)?;
+        check_name(from)?;
+        self.edit_roots(MAIN, |edit, w| edit.restore(w, branch, from))
+    }
+
+    /// Deletes snapshot `name`: O(1); the pages only it held return over the next commits.
+    pub fn delete_snapshot(&self, name: &str) -> Result<()> {
+        check_name(name)?;
+        self.edit_roots(MAIN, |edit, w| edit.delete(w, name, RootKind::Snapshot))
+    }
+
+    /// Deletes branch `name` (not `main`): O(1); its pages return over the next commits.
+    pub fn delete_branch(&self, name: &str) -> Result<()> {
+        check_name(name)?;
+        self.edit_roots(MAIN, |edit, w| edit.delete(w, name, RootKind::Branch))
+    }
+
+    /// Every snapshot, by name, with the space each references and holds alone.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
+        roots::list(&self.shared.current(), RootKind::Snapshot)
+    }
+
+    /// Every branch (`main` included), by name, with the space each references and holds alone.
+    pub fn branches(&self) -> Result<Vec<BranchInfo>> {
+        roots::list(&self.shared.current(), RootKind::Branch)
     }
 
     /// Makes every commit so far durable (one fsync).

@@ -7,13 +7,12 @@
 //!   `durable_txn` all verify; the walk descends only into pointers born after that txn, so
 //!   it costs what the unsynced commits wrote, never the whole file.
 
+use crate::btree::walk::{targets, Target, Walk};
 use crate::btree::{self, MAX_DEPTH};
 use crate::format::meta::{Meta, MetaError, MAGIC, META_BYTES};
-use crate::format::node::LeafValue;
 use crate::format::{self, tag, Ptr, FORMAT_VERSION, META_SLOT_BYTES};
 use crate::io::Storage;
 use crate::pager::{PageSource, ReadPages};
-use crate::txn::catalog::TableRecord;
 use crate::txn::Committed;
 use crate::{Error, Result};
 
@@ -38,6 +37,7 @@ pub fn recover(storage: &dyn Storage, verify: bool) -> Result<Committed> {
     let len_bytes = storage.len()?;
     let mut slots: Vec<(u8, Meta)> = Vec::new();
     let mut unsupported = None;
+    let mut damaged_version = None;
     let mut magic_seen = false;
     for slot in 0..2u8 {
         let at = slot as u64 * META_SLOT_BYTES as u64;
@@ -49,18 +49,28 @@ pub fn recover(storage: &dyn Storage, verify: bool) -> Result<Committed> {
         match Meta::decode(&bytes) {
             Ok(meta)
                 if format::valid_page_size(meta.page_size as usize)
-                    && meta.durable_txn <= meta.txn =>
+                    && meta.durable_txn <= meta.txn
+                    && meta.file_pages >= format::first_data_page(meta.page_size as usize) =>
             {
                 magic_seen = true;
                 slots.push((slot, meta));
             }
             Ok(_) | Err(MetaError::BadChecksum) => magic_seen = true,
-            Err(MetaError::BadVersion(v)) => {
+            Err(MetaError::BadVersion { found, checksum_ok }) => {
                 magic_seen = true;
-                unsupported = Some(v);
+                // A genuine other version wins; a damaged version field is a torn slot,
+                // unless no slot is readable at all.
+                if checksum_ok {
+                    unsupported = Some(found);
+                } else {
+                    damaged_version.get_or_insert(found);
+                }
             }
             Err(MetaError::BadMagic) => {}
         }
+    }
+    if slots.is_empty() {
+        unsupported = unsupported.or(damaged_version);
     }
     if let Some(found) = unsupported {
         return Err(Error::UnsupportedVersion {
@@ -96,7 +106,15 @@ pub fn recover(storage: &dyn Storage, verify: bool) -> Result<Committed> {
         }
         let pages = ReadPages::new(storage.view(needed_bytes)?, page_size, verify);
         match verify_commit(&pages, &meta) {
-            Ok(()) => return Ok(Committed { meta, slot, pages }),
+            Ok(()) => {
+                let main = crate::txn::roots::main_record(&pages, meta.roots)?;
+                return Ok(Committed {
+                    meta,
+                    slot,
+                    pages,
+                    main,
+                });
+            }
             Err(e) => {
                 first_error.get_or_insert(e);
             }
@@ -113,7 +131,13 @@ pub fn verify_commit(pages: &ReadPages, meta: &Meta) -> Result<()> {
     if meta.txn == 0 {
         return Ok(());
     }
-    verify_tree(pages, meta.catalog, after, true, None, 0)?;
+    for (root, walk) in [
+        (meta.roots, Walk::Roots),
+        (meta.refcounts, Walk::Refs),
+        (meta.release, Walk::Release),
+    ] {
+        verify_tree(pages, root, walk, after, None, 0)?;
+    }
     verify_chain(
         pages,
         meta.free_dir,
@@ -165,44 +189,39 @@ fn verify_chain(
     Ok(())
 }
 
+/// Descends only into pointers born after `after`: those are the pages the unsynced
+/// commits wrote.
 fn verify_tree(
     pages: &ReadPages,
     ptr: Ptr,
+    walk: Walk,
     after: u64,
-    is_catalog: bool,
     level: Option<u8>,
     depth: usize,
 ) -> Result<()> {
     if ptr.is_null() || ptr.txn.0 <= after {
         return Ok(());
     }
-    if depth > MAX_DEPTH {
+    if depth > 3 * MAX_DEPTH {
         return Err(Error::corrupted(ptr.page.0, "tree deeper than the limit"));
     }
     pages.tagged(ptr, &[tag::LEAF, tag::BRANCH], true)?;
     let view = btree::node_at(pages, ptr, level)?;
-    for i in 0..view.count() {
-        if !view.is_leaf() {
-            verify_tree(
-                pages,
-                view.child(i)?,
-                after,
-                is_catalog,
-                Some(view.level() - 1),
-                depth + 1,
-            )?;
-        } else if is_catalog {
-            let LeafValue::Inline(bytes) = view.value(i)? else {
-                return Err(Error::corrupted(
-                    ptr.page.0,
-                    "catalog value in an overflow run",
-                ));
-            };
-            let record = TableRecord::decode(bytes, ptr.page.0)?;
-            verify_tree(pages, record.root, after, false, None, 0)?;
-        } else if let LeafValue::Overflow { ptr: run, len } = view.value(i)? {
-            if run.txn.0 > after {
-                pages.overflow_checked(run, len, true)?;
+    for (child, target) in targets(&view, walk)? {
+        if child.txn.0 <= after {
+            continue;
+        }
+        match target {
+            Target::Overflow(len) => {
+                pages.overflow_checked(child, len, true)?;
+            }
+            Target::Node(child_walk) => {
+                let child_level = if view.is_leaf() {
+                    None
+                } else {
+                    Some(view.level() - 1)
+                };
+                verify_tree(pages, child, child_walk, after, child_level, depth + 1)?;
             }
         }
     }

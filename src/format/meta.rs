@@ -21,16 +21,19 @@ struct MetaDisk {
     txn: U64Le,
     durable_txn: U64Le,
     file_pages: U64Le,
-    catalog: PtrDisk,
+    roots: PtrDisk,
+    refcounts: PtrDisk,
+    release: PtrDisk,
     free_dir: PtrDisk,
     pending: PtrDisk,
     free_count: U64Le,
     pending_count: U64Le,
+    release_seq: U64Le,
     reserved: [u8; 8],
     checksum: U32Le,
 }
 /// Bytes of an encoded meta.
-pub const META_BYTES: usize = 128;
+pub const META_BYTES: usize = 176;
 const _: () = assert!(std::mem::size_of::<MetaDisk>() == META_BYTES);
 
 /// The decoded meta: everything needed to find the committed state.
@@ -45,8 +48,12 @@ pub struct Meta {
     pub durable_txn: u64,
     /// The file holds this many pages.
     pub file_pages: u64,
-    /// Root of the catalog tree (table name → table record); null when there is no table.
-    pub catalog: Ptr,
+    /// Root of the roots tree (snapshot or branch name → root record); null when empty.
+    pub roots: Ptr,
+    /// Root of the refcount tree (page id → count, for counts of 2 or more).
+    pub refcounts: Ptr,
+    /// Root of the release queue (sequence → pointer whose reference is being dropped).
+    pub release: Ptr,
     /// Head of the free-map directory chain; null before the first commit.
     pub free_dir: Ptr,
     /// Head of the pending-free chain; null when nothing waits.
@@ -55,6 +62,8 @@ pub struct Meta {
     pub free_count: u64,
     /// Pages waiting in the pending chain.
     pub pending_count: u64,
+    /// The next sequence number of the release queue.
+    pub release_seq: u64,
 }
 
 /// Why a meta slot did not decode.
@@ -62,8 +71,14 @@ pub struct Meta {
 pub enum MetaError {
     /// No magic: not a shadowkv file (or a slot never written).
     BadMagic,
-    /// A format version this build does not read.
-    BadVersion(u32),
+    /// A format version this build does not read; `checksum_ok` says whether the slot's
+    /// checksum (where this version keeps it) holds, i.e. whether the version is genuine.
+    BadVersion {
+        /// The version found.
+        found: u32,
+        /// Whether the checksum holds.
+        checksum_ok: bool,
+    },
     /// The checksum does not match (a torn or damaged slot).
     BadChecksum,
 }
@@ -78,11 +93,14 @@ impl Meta {
             txn: U64Le::new(self.txn),
             durable_txn: U64Le::new(self.durable_txn),
             file_pages: U64Le::new(self.file_pages),
-            catalog: self.catalog.into(),
+            roots: self.roots.into(),
+            refcounts: self.refcounts.into(),
+            release: self.release.into(),
             free_dir: self.free_dir.into(),
             pending: self.pending.into(),
             free_count: U64Le::new(self.free_count),
             pending_count: U64Le::new(self.pending_count),
+            release_seq: U64Le::new(self.release_seq),
             reserved: [0; 8],
             checksum: U32Le::new(0),
         };
@@ -99,11 +117,14 @@ impl Meta {
         if disk.magic != MAGIC {
             return Err(MetaError::BadMagic);
         }
+        let crc_ok = super::checksum(&bytes[..META_BYTES - 4]) == disk.checksum.get();
         if disk.version.get() != FORMAT_VERSION {
-            return Err(MetaError::BadVersion(disk.version.get()));
+            return Err(MetaError::BadVersion {
+                found: disk.version.get(),
+                checksum_ok: crc_ok,
+            });
         }
-        let crc = super::checksum(&bytes[..META_BYTES - 4]);
-        if crc != disk.checksum.get() {
+        if !crc_ok {
             return Err(MetaError::BadChecksum);
         }
         Ok(Meta {
@@ -111,11 +132,14 @@ impl Meta {
             txn: disk.txn.get(),
             durable_txn: disk.durable_txn.get(),
             file_pages: disk.file_pages.get(),
-            catalog: disk.catalog.into(),
+            roots: disk.roots.into(),
+            refcounts: disk.refcounts.into(),
+            release: disk.release.into(),
             free_dir: disk.free_dir.into(),
             pending: disk.pending.into(),
             free_count: disk.free_count.get(),
             pending_count: disk.pending_count.get(),
+            release_seq: disk.release_seq.get(),
         })
     }
 }

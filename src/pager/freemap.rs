@@ -284,7 +284,7 @@ impl FreeMap {
         } else if let Some(id) = self.alloc_run_free(pages, n)? {
             return Ok(id);
         }
-        Ok(self.grow(pages, n)?)
+        self.grow(pages, n)
     }
 
     fn alloc_one_free(&mut self, pages: &ReadPages) -> Result<Option<u64>> {
@@ -308,7 +308,14 @@ impl FreeMap {
             bitmap.modified = true;
             self.dir[k].free -= 1;
             self.hint = k;
-            return Ok(Some(k as u64 * bits + (byte_at * 8 + bit) as u64));
+            let id = k as u64 * bits + (byte_at * 8 + bit) as u64;
+            if id < first_data_page(self.page_size) || id >= self.file_pages {
+                return Err(Error::corrupted(
+                    id,
+                    "free map marks a page outside the data area free",
+                ));
+            }
+            return Ok(Some(id));
         }
         Ok(None)
     }

@@ -44,9 +44,9 @@ impl WritePager {
         &self.committed
     }
 
-    /// Whether anything was written.
-    pub fn is_clean(&self) -> bool {
-        self.dirty.is_empty() && self.overflow.is_empty()
+    /// Node pages made dirty so far.
+    pub fn dirty_pages(&self) -> usize {
+        self.dirty.len()
     }
 
     fn ptr_to(&self, id: u64) -> Ptr {
@@ -85,6 +85,19 @@ impl WritePager {
         node::rebirth(&mut page, id, self.txn.0);
         self.dirty.insert(id, page);
         self.free.free(&self.committed, ptr.page.0, false)?;
+        Ok(self.ptr_to(id))
+    }
+
+    /// Copies the committed node behind `ptr` to a new dirty page, leaving the original in
+    /// place (it is still shared with another root).
+    pub fn copy_node(&mut self, ptr: Ptr) -> Result<Ptr> {
+        assert!(ptr.txn != self.txn, "copying a dirty page");
+        let source = self.committed.node(ptr)?;
+        node::validate(source, ptr.page.0)?;
+        let mut page: Box<[u8]> = source.into();
+        let id = self.free.alloc(&self.committed, 1)?;
+        node::rebirth(&mut page, id, self.txn.0);
+        self.dirty.insert(id, page);
         Ok(self.ptr_to(id))
     }
 

@@ -11,6 +11,7 @@
 //!   its commit finished (and, for durable commits, after its fsync succeeded).
 
 pub mod catalog;
+pub mod roots;
 mod table;
 mod write;
 
@@ -20,6 +21,7 @@ pub use write::{TableMut, WriteTxn};
 
 use crate::btree;
 use crate::format::meta::Meta;
+use crate::format::roots::RootRecord;
 use crate::format::Ptr;
 use crate::io::Storage;
 use crate::pager::ReadPages;
@@ -48,6 +50,8 @@ pub struct Committed {
     pub slot: u8,
     /// Its pages.
     pub pages: ReadPages,
+    /// The record of `main` in it (what `begin_read` reads).
+    pub main: RootRecord,
 }
 
 /// The last durable meta: which txn and which slot.
@@ -118,10 +122,23 @@ impl Shared {
         let mut readers = self.readers.lock();
         let state = self.current();
         *readers.entry(state.meta.txn).or_insert(0) += 1;
+        drop(readers);
+        let catalog = state.main.catalog;
         ReadTxn {
             shared: self,
             state,
+            catalog,
         }
+    }
+
+    /// Starts a read transaction on the snapshot or branch `name` in the newest state.
+    pub fn begin_read_at(&self, name: &str) -> Result<ReadTxn<'_>> {
+        catalog::check_name(name)?;
+        let mut txn = self.begin_read();
+        let record = roots::lookup(&txn.state.pages, txn.state.meta.roots, name)?
+            .ok_or_else(|| Error::NotFound(name.to_string()))?;
+        txn.catalog = record.catalog;
+        Ok(txn)
     }
 
     fn end_read(&self, txn: u64) {
@@ -180,6 +197,7 @@ impl Drop for WriterGuard<'_> {
 pub struct ReadTxn<'db> {
     shared: &'db Shared,
     state: Arc<Committed>,
+    catalog: Ptr,
 }
 
 impl ReadTxn<'_> {
@@ -187,9 +205,9 @@ impl ReadTxn<'_> {
     pub fn open_table(&self, name: &str) -> Result<Table<'_>> {
         catalog::check_name(name)?;
         let pages = &self.state.pages;
-        match btree::get(pages, self.state.meta.catalog, name.as_bytes())? {
+        match btree::get(pages, self.catalog, name.as_bytes())? {
             Some(bytes) => {
-                let record = catalog::TableRecord::decode(bytes, self.state.meta.catalog.page.0)?;
+                let record = catalog::TableRecord::decode(bytes, self.catalog.page.0)?;
                 Ok(Table::new(pages, record))
             }
             None => Err(Error::NotFound(format!("table {name:?}"))),
@@ -198,7 +216,7 @@ impl ReadTxn<'_> {
 
     /// Names of all tables, in order.
     pub fn table_names(&self) -> Result<Vec<String>> {
-        table_names(&self.state.pages, self.state.meta.catalog)
+        table_names(&self.state.pages, self.catalog)
     }
 
     /// The txn id of the commit this transaction reads.

@@ -1,15 +1,20 @@
-//! The write transaction, its tables, and the commit protocol.
+//! The write transaction, its tables, snapshots and branches, and the commit protocol.
 //!
 //! Invariants:
 //! - Nothing reaches the storage before `commit`; dropping a `WriteTxn` aborts it.
 //! - The meta goes to the slot that does not hold the last durable meta, so a torn meta or a
 //!   lost page can only fall back to that durable state.
 //! - A transaction that hit an error while changing a tree refuses to commit.
+//! - Every root record's catalog pointer holds one reference on its catalog root; taking a
+//!   snapshot or a clone adds one (O(1)); dropping a root queues its catalog for release.
 
 use super::catalog::{check_name, TableRecord};
+use super::roots::RootsEdit;
 use super::{table_names, Committed, Durability, DurableMark, Range, Shared, WriterGuard};
-use crate::btree;
+use crate::btree::share::incref;
+use crate::btree::{self, Sharing, TreeKind};
 use crate::format::meta::Meta;
+use crate::format::roots::{Released, RootKind, RootRecord};
 use crate::format::{Ptr, TxnId, META_SLOT_BYTES};
 use crate::pager::freemap::FreeMap;
 use crate::pager::{PageSource, ReadPages, WritePager};
@@ -19,20 +24,22 @@ use std::ops::RangeBounds;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-struct TableState {
+pub(crate) struct TableState {
     record: TableRecord,
     changed: bool,
     deleted: bool,
 }
 
-/// The one write transaction. Reads its own writes; `commit` makes them visible.
+/// The one write transaction, on one branch. Reads its own writes; `commit` publishes them.
 pub struct WriteTxn<'db> {
     shared: &'db Shared,
     _guard: WriterGuard<'db>,
     base: Arc<Committed>,
-    pager: WritePager,
+    pub(crate) pager: WritePager,
+    pub(crate) edit: RootsEdit,
     catalog: Ptr,
     tables: HashMap<String, TableState>,
+    snapshots: Vec<String>,
     durability: Durability,
     failed: bool,
 }
@@ -41,11 +48,14 @@ pub struct WriteTxn<'db> {
 pub struct TableMut<'t> {
     pager: &'t mut WritePager,
     state: &'t mut TableState,
+    refs: &'t mut Ptr,
+    shared_until: u64,
     failed: &'t mut bool,
 }
 
 impl<'db> WriteTxn<'db> {
-    pub(crate) fn begin(shared: &'db Shared) -> Result<Self> {
+    pub(crate) fn begin(shared: &'db Shared, branch: &str) -> Result<Self> {
+        check_name(branch)?;
         let guard = shared.lock_writer()?;
         let base = shared.current();
         let bound = shared.reclaim_bound();
@@ -60,13 +70,19 @@ impl<'db> WriteTxn<'db> {
             bound,
         )?;
         let pager = WritePager::new(base.pages.clone(), txn, free);
+        let edit = RootsEdit::new(&base.meta, branch, &pager)?;
+        if edit.record.kind == RootKind::Snapshot {
+            return Err(Error::ReadOnly(branch.to_string()));
+        }
         Ok(WriteTxn {
             shared,
             _guard: guard,
-            catalog: meta.catalog,
+            catalog: edit.record.catalog,
             base,
             pager,
+            edit,
             tables: HashMap::new(),
+            snapshots: Vec::new(),
             durability: shared.durability,
             failed: false,
         })
@@ -82,15 +98,36 @@ impl<'db> WriteTxn<'db> {
         self.pager.txn().0
     }
 
+    /// The branch this transaction writes.
+    pub fn branch(&self) -> &str {
+        &self.edit.branch
+    }
+
     fn load(&mut self, name: &str) -> Result<()> {
         if !self.tables.contains_key(name) {
-            let found = btree::get(&self.pager, self.catalog, name.as_bytes())?;
+            let found = btree::get(&self.pager, self.catalog, name.as_bytes())?.map(<[u8]>::to_vec);
             let state = match found {
-                Some(bytes) => TableState {
-                    record: TableRecord::decode(bytes, self.catalog.page.0)?,
-                    changed: false,
-                    deleted: false,
-                },
+                Some(bytes) => {
+                    let record = TableRecord::decode(&bytes, self.catalog.page.0)?;
+                    // Copy the catalog path to this table first: when a catalog node is shared,
+                    // copying it gives the table root its second reference, so the table's
+                    // own writes see it as shared (copy-on-write goes top-down).
+                    let mut sh = self.catalog_sharing();
+                    let touched = btree::insert(
+                        &mut self.pager,
+                        &mut sh,
+                        self.catalog,
+                        name.as_bytes(),
+                        &bytes,
+                    );
+                    self.edit.refs = sh.refs;
+                    self.catalog = touched.inspect_err(|_| self.failed = true)?.0;
+                    TableState {
+                        record,
+                        changed: false,
+                        deleted: false,
+                    }
+                }
                 None => TableState {
                     record: TableRecord::default(),
                     changed: false,
@@ -117,11 +154,14 @@ impl<'db> WriteTxn<'db> {
         Ok(TableMut {
             pager: &mut self.pager,
             state,
+            refs: &mut self.edit.refs,
+            shared_until: self.edit.record.shared_until,
             failed: &mut self.failed,
         })
     }
 
-    /// Deletes a table and frees its pages. Returns whether it existed.
+    /// Deletes a table; its pages return in bounded steps over the next commits. Returns
+    /// whether it existed.
     pub fn delete_table(&mut self, name: &str) -> Result<bool> {
         check_name(name)?;
         self.load(name)?;
@@ -135,7 +175,11 @@ impl<'db> WriteTxn<'db> {
             changed: true,
             deleted: true,
         };
-        if let Err(e) = btree::free_tree(&mut self.pager, root) {
+        if let Err(e) = self
+            .edit
+            .release
+            .push(&mut self.pager, root, Released::TableNode)
+        {
             self.failed = true;
             return Err(e);
         }
@@ -155,6 +199,81 @@ impl<'db> WriteTxn<'db> {
         Ok(names)
     }
 
+    /// Takes a snapshot named `name` of exactly the state this transaction commits, on its
+    /// branch, atomically with its writes.
+    pub fn create_snapshot(&mut self, name: &str) -> Result<()> {
+        check_name(name)?;
+        if self.snapshots.iter().any(|n| n == name)
+            || self.edit.lookup(&self.pager, name)?.is_some()
+        {
+            return Err(Error::AlreadyExists(name.to_string()));
+        }
+        self.snapshots.push(name.to_string());
+        Ok(())
+    }
+
+    /// Applies a change to the named roots (snapshot, clone, restore, delete).
+    pub(crate) fn edit_roots<T>(
+        &mut self,
+        f: impl FnOnce(&mut RootsEdit, &mut WritePager) -> Result<T>,
+    ) -> Result<T> {
+        let result = f(&mut self.edit, &mut self.pager);
+        if result.is_err() {
+            self.failed = true;
+        }
+        self.catalog = self.edit.record.catalog;
+        result
+    }
+
+    fn catalog_sharing(&self) -> Sharing {
+        Sharing {
+            refs: self.edit.refs,
+            shared_until: self.edit.record.shared_until,
+            kind: TreeKind::Catalog,
+        }
+    }
+
+    fn seal_tables(&mut self) -> Result<()> {
+        let mut names: Vec<String> = self
+            .tables
+            .iter()
+            .filter(|(_, t)| t.changed)
+            .map(|(n, _)| n.clone())
+            .collect();
+        if names.is_empty() && self.catalog == self.edit.record.catalog {
+            return Ok(());
+        }
+        names.sort();
+        let mut sh = self.catalog_sharing();
+        let mut catalog = self.catalog;
+        for name in names {
+            let state = &self.tables[&name];
+            if state.deleted {
+                catalog = btree::remove(&mut self.pager, &mut sh, catalog, name.as_bytes())?.0;
+            } else {
+                let root = btree::seal(&mut self.pager, state.record.root)?;
+                let record = TableRecord {
+                    root,
+                    len: state.record.len,
+                };
+                catalog = btree::insert(
+                    &mut self.pager,
+                    &mut sh,
+                    catalog,
+                    name.as_bytes(),
+                    &record.encode(),
+                )?
+                .0;
+            }
+        }
+        self.edit.refs = sh.refs;
+        self.catalog = btree::seal(&mut self.pager, catalog)?;
+        self.edit.record.catalog = self.catalog;
+        self.edit.record.txn = self.pager.txn().0;
+        self.edit.touch_branch();
+        Ok(())
+    }
+
     /// Commits: the numbered steps of the commit protocol.
     pub fn commit(mut self) -> Result<()> {
         // 1. A poisoned database or a transaction that failed midway commits nothing.
@@ -166,71 +285,89 @@ impl<'db> WriteTxn<'db> {
                 "this transaction hit an error while writing and cannot commit".into(),
             ));
         }
-        // 2. Seal every changed table and record it in the catalog.
-        let mut names: Vec<&String> = self
-            .tables
-            .iter()
-            .filter(|(_, t)| t.changed)
-            .map(|(n, _)| n)
-            .collect();
-        if names.is_empty() {
+        let tables_changed = self.tables.values().any(|t| t.changed);
+        if !tables_changed
+            && self.snapshots.is_empty()
+            && !self.edit.changed
+            && self.edit.release.is_empty()
+        {
             return Ok(());
         }
-        names.sort();
-        let mut catalog = self.catalog;
-        for name in names {
-            let state = &self.tables[name];
-            if state.deleted {
-                catalog = btree::remove(&mut self.pager, catalog, name.as_bytes())?.0;
-            } else {
-                let root = btree::seal(&mut self.pager, state.record.root)?;
-                let record = TableRecord {
-                    root,
-                    len: state.record.len,
-                };
-                catalog =
-                    btree::insert(&mut self.pager, catalog, name.as_bytes(), &record.encode())?.0;
+        let txn = self.pager.txn().0;
+        // 2. Drop queued references (deleted snapshots, branches, tables) in a bounded step,
+        //    at least as large as this commit's own writes so the queue drains as space is used.
+        let budget = (2 * self.pager.dirty_pages()).max(1024);
+        self.edit
+            .release
+            .process(&mut self.pager, &mut self.edit.refs, budget)?;
+        // 3. Seal every changed table, record it in the branch's catalog, seal the catalog.
+        self.seal_tables()?;
+        // 4. Snapshots taken by this transaction share the sealed catalog: one reference each.
+        for name in std::mem::take(&mut self.snapshots) {
+            if !self.edit.record.catalog.is_null() {
+                incref(
+                    &mut self.pager,
+                    &mut self.edit.refs,
+                    self.edit.record.catalog.page.0,
+                )?;
             }
+            let record = RootRecord {
+                kind: RootKind::Snapshot,
+                catalog: self.edit.record.catalog,
+                txn,
+                created_unix_secs: super::roots::now_unix_secs(),
+                shared_until: 0,
+            };
+            self.edit.put(&mut self.pager, &name, record)?;
+            self.edit.record.shared_until = txn;
+            self.edit.touch_branch();
         }
-        // 3. Seal the catalog: every checksum now sits in its parent's pointer.
-        let catalog = btree::seal(&mut self.pager, catalog)?;
-        // 4. Write the free map and all dirty pages, one write per contiguous run.
+        // 5. Seal the system trees: roots, reference counts, release queue.
+        let roots = self.edit.seal(&mut self.pager)?;
         let shared = self.shared;
         let storage = shared.storage.as_ref();
-        let txn = self.pager.txn().0;
         let durable = *shared.durable.lock();
+        // 6. Write the free map and all dirty pages, one write per contiguous run; growth of
+        //    the file is made durable first.
         let (persisted, file_pages) = self.pager.write_out(storage, |len_bytes| {
             storage.set_len(len_bytes)?;
             sync_or_poison(shared)
         })?;
-        // 5. Write the meta into the slot that does not hold the last durable meta.
+        // 7. Write the meta into the slot that does not hold the last durable meta.
         let meta = Meta {
             page_size: shared.page_size as u32,
             txn,
             durable_txn: durable.txn,
             file_pages,
-            catalog,
+            roots: roots.roots,
+            refcounts: roots.refs,
+            release: roots.release.root,
             free_dir: persisted.free_dir,
             pending: persisted.pending,
             free_count: persisted.free_count,
             pending_count: persisted.pending_count,
+            release_seq: roots.release.seq,
         };
         let slot = 1 - durable.slot;
         storage.write_at(slot as u64 * META_SLOT_BYTES as u64, &meta.encode())?;
-        // 6. A durable commit costs one fsync; a failed fsync poisons the database (the
-        //    kernel may have dropped the dirty pages, so a retry proves nothing).
-        //    An Eventual commit is synced anyway once the pages it cannot reuse (freed since
-        //    the last durable commit) pile up, so that the file does not grow without bound.
-        let pending_limit = (file_pages / 4).max(1024);
+        // 8. A durable commit costs one fsync. An Eventual commit is synced anyway once pages
+        //    it cannot reuse pile up, so that the file does not grow without bound.
+        let pending_limit = (file_pages / 16).max(1024);
         let synced =
             self.durability == Durability::Immediate || persisted.pending_count > pending_limit;
         if synced {
             sync_or_poison(shared)?;
         }
-        // 7. Publish the new state to readers, and advance the durable mark.
+        // 9. Publish the new state to readers, and advance the durable mark.
         let view = storage.view(file_pages * shared.page_size as u64)?;
         let pages = ReadPages::new(view, shared.page_size, shared.verify);
-        *shared.state.write() = Arc::new(Committed { meta, slot, pages });
+        let main = super::roots::main_record(&pages, roots.roots)?;
+        *shared.state.write() = Arc::new(Committed {
+            meta,
+            slot,
+            pages,
+            main,
+        });
         if synced {
             *shared.durable.lock() = DurableMark { txn, slot };
         }
@@ -249,7 +386,16 @@ pub(crate) fn sync_or_poison(shared: &Shared) -> Result<()> {
 }
 
 impl TableMut<'_> {
-    fn track<T>(&mut self, result: Result<T>) -> Result<T> {
+    fn sharing(&self) -> Sharing {
+        Sharing {
+            refs: *self.refs,
+            shared_until: self.shared_until,
+            kind: TreeKind::Table,
+        }
+    }
+
+    fn track<T>(&mut self, sh: Sharing, result: Result<T>) -> Result<T> {
+        *self.refs = sh.refs;
         if let Err(e) = &result {
             if !matches!(e, Error::KeyTooLarge { .. } | Error::ValueTooLarge { .. }) {
                 *self.failed = true;
@@ -260,8 +406,9 @@ impl TableMut<'_> {
 
     /// Inserts or overwrites `key`.
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        let result = btree::insert(self.pager, self.state.record.root, key, value);
-        let (root, replaced) = self.track(result)?;
+        let mut sh = self.sharing();
+        let result = btree::insert(self.pager, &mut sh, self.state.record.root, key, value);
+        let (root, replaced) = self.track(sh, result)?;
         self.state.record.root = root;
         self.state.record.len += u64::from(!replaced);
         self.state.changed = true;
@@ -270,8 +417,9 @@ impl TableMut<'_> {
 
     /// Removes `key`; returns whether it was there.
     pub fn remove(&mut self, key: &[u8]) -> Result<bool> {
-        let result = btree::remove(self.pager, self.state.record.root, key);
-        let (root, removed) = self.track(result)?;
+        let mut sh = self.sharing();
+        let result = btree::remove(self.pager, &mut sh, self.state.record.root, key);
+        let (root, removed) = self.track(sh, result)?;
         if removed {
             self.state.record.root = root;
             self.state.record.len -= 1;

@@ -1,0 +1,230 @@
+//! Sharing pages between roots: reference counts, copy-on-write of shared nodes, and the
+//! release queue that drops a whole tree's references in bounded steps.
+//!
+//! Invariants:
+//! - A page's reference count is the number of parents pointing at it across all roots (a
+//!   parent is a node page, a root record or a release-queue entry). Only counts ≥ 2 are
+//!   stored, in the refcount tree keyed by page id; an absent page counts 1.
+//! - A page born after its root's `shared_until` cannot be shared, so its count is never
+//!   looked up (the generation shortcut). Pages born in the current txn are never shared.
+//! - Copying a shared node adds one reference to each of its children and drops one from the
+//!   original; copying an unshared node frees the original (its children change parent but
+//!   not count).
+//! - The release queue is a stack (largest sequence first), so dropping a tree is a
+//!   depth-first walk whose queue holds at most depth × fanout entries.
+
+use super::{node_at, Bound, Cursor};
+use crate::format::node::{LeafValue, NodeView};
+use crate::format::roots::{
+    decode_count, decode_release, encode_count, encode_release, Released, TableRecord,
+};
+use crate::format::Ptr;
+use crate::pager::{PageSource, WritePager};
+use crate::{Error, Result};
+
+/// What a tree's leaf values point at, if anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TreeKind {
+    /// A table: leaves may point at overflow runs.
+    Table,
+    /// A catalog: leaves hold table records pointing at table roots.
+    Catalog,
+    /// A system tree (roots, refcounts, release queue): never shared.
+    System,
+}
+
+/// The sharing context of a tree being written.
+#[derive(Clone, Copy, Debug)]
+pub struct Sharing {
+    /// Root of the refcount tree (updated as counts change).
+    pub refs: Ptr,
+    /// Pages born after this txn cannot be shared.
+    pub shared_until: u64,
+    /// The kind of tree being written.
+    pub kind: TreeKind,
+}
+
+impl Sharing {
+    /// The context of a tree that is never shared.
+    pub fn none() -> Sharing {
+        Sharing {
+            refs: Ptr::default(),
+            shared_until: 0,
+            kind: TreeKind::System,
+        }
+    }
+}
+
+/// Everything a node points at, with what each pointer is.
+pub fn children(view: &NodeView<'_>, kind: TreeKind) -> Result<Vec<(Ptr, Released)>> {
+    let mut out = Vec::new();
+    for i in 0..view.count() {
+        if !view.is_leaf() {
+            let what = if kind == TreeKind::Catalog {
+                Released::CatalogNode
+            } else {
+                Released::TableNode
+            };
+            out.push((view.child(i)?, what));
+            continue;
+        }
+        match (kind, view.value(i)?) {
+            (TreeKind::Table, LeafValue::Overflow { ptr, len }) => {
+                out.push((ptr, Released::Overflow(len)))
+            }
+            (TreeKind::Catalog, LeafValue::Inline(bytes)) => {
+                let record = TableRecord::decode(bytes, view.id())?;
+                if !record.root.is_null() {
+                    out.push((record.root, Released::TableNode));
+                }
+            }
+            (TreeKind::Catalog, LeafValue::Overflow { .. }) => {
+                return Err(Error::corrupted(
+                    view.id(),
+                    "catalog value in an overflow run",
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The reference count of `page` (1 when not stored).
+pub fn refcount<S: PageSource + ?Sized>(src: &S, refs: Ptr, page: u64) -> Result<u32> {
+    match super::get(src, refs, &page.to_be_bytes())? {
+        Some(bytes) => decode_count(bytes, refs.page.0),
+        None => Ok(1),
+    }
+}
+
+fn set_count(w: &mut WritePager, refs: &mut Ptr, page: u64, count: u32) -> Result<()> {
+    let mut none = Sharing::none();
+    *refs = if count <= 1 {
+        super::remove(w, &mut none, *refs, &page.to_be_bytes())?.0
+    } else {
+        super::insert(
+            w,
+            &mut none,
+            *refs,
+            &page.to_be_bytes(),
+            &encode_count(count),
+        )?
+        .0
+    };
+    Ok(())
+}
+
+/// Adds one reference to `page`.
+pub fn incref(w: &mut WritePager, refs: &mut Ptr, page: u64) -> Result<()> {
+    let count = refcount(w, *refs, page)?;
+    set_count(w, refs, page, count + 1)
+}
+
+/// Makes the node behind `ptr` writable for a tree in context `sh`: in place when dirty, a
+/// copy that frees the original when unshared, a copy that shares its children when shared.
+pub fn cow(w: &mut WritePager, sh: &mut Sharing, ptr: Ptr) -> Result<Ptr> {
+    if ptr.txn == w.txn() || ptr.txn.0 > sh.shared_until {
+        return w.make_dirty(ptr);
+    }
+    let count = refcount(w, sh.refs, ptr.page.0)?;
+    if count <= 1 {
+        return w.make_dirty(ptr);
+    }
+    let copy = w.copy_node(ptr)?;
+    let kids = children(&node_at(w, copy, None)?, sh.kind)?;
+    for (child, _) in kids {
+        incref(w, &mut sh.refs, child.page.0)?;
+    }
+    set_count(w, &mut sh.refs, ptr.page.0, count - 1).map(|()| copy)
+}
+
+/// Drops this tree's reference to an overflow run: frees it unless another parent shares it.
+pub fn release_overflow(w: &mut WritePager, sh: &mut Sharing, ptr: Ptr, len: u64) -> Result<()> {
+    if ptr.txn == w.txn() || ptr.txn.0 > sh.shared_until {
+        return w.free_overflow(ptr, len);
+    }
+    let count = refcount(w, sh.refs, ptr.page.0)?;
+    if count > 1 {
+        return set_count(w, &mut sh.refs, ptr.page.0, count - 1);
+    }
+    w.free_overflow(ptr, len)
+}
+
+/// The release queue: pointers whose reference is being dropped, a few per commit.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReleaseQueue {
+    /// Root of the queue tree.
+    pub root: Ptr,
+    /// The next sequence number.
+    pub seq: u64,
+}
+
+impl ReleaseQueue {
+    /// Queues `ptr` for release.
+    pub fn push(&mut self, w: &mut WritePager, ptr: Ptr, what: Released) -> Result<()> {
+        if ptr.is_null() {
+            return Ok(());
+        }
+        let key = self.seq.to_be_bytes();
+        self.seq += 1;
+        self.root = super::insert(
+            w,
+            &mut Sharing::none(),
+            self.root,
+            &key,
+            &encode_release(ptr, what),
+        )?
+        .0;
+        Ok(())
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.root.is_null()
+    }
+
+    /// Releases up to `budget` queued pointers: a shared page loses one reference; an
+    /// unshared one is freed and its children are queued. Returns how many were released.
+    pub fn process(&mut self, w: &mut WritePager, refs: &mut Ptr, budget: usize) -> Result<usize> {
+        for done in 0..budget {
+            let last = {
+                let mut cursor = Cursor::new(w, self.root, Bound::Unbounded, Bound::Unbounded);
+                match cursor.next_back() {
+                    None => return Ok(done),
+                    Some(item) => {
+                        let (key, value) = item?;
+                        (key.to_vec(), decode_release(value, self.root.page.0)?)
+                    }
+                }
+            };
+            let (key, (ptr, what)) = last;
+            self.root = super::remove(w, &mut Sharing::none(), self.root, &key)?.0;
+            let count = if ptr.txn == w.txn() {
+                1
+            } else {
+                refcount(w, *refs, ptr.page.0)?
+            };
+            if count > 1 {
+                set_count(w, refs, ptr.page.0, count - 1)?;
+                continue;
+            }
+            match what {
+                Released::Overflow(len) => w.free_overflow(ptr, len)?,
+                Released::CatalogNode | Released::TableNode => {
+                    let kind = if what == Released::CatalogNode {
+                        TreeKind::Catalog
+                    } else {
+                        TreeKind::Table
+                    };
+                    let kids = children(&node_at(w, ptr, None)?, kind)?;
+                    for (child, child_what) in kids {
+                        self.push(w, child, child_what)?;
+                    }
+                    w.free_node(ptr)?;
+                }
+            }
+        }
+        Ok(budget)
+    }
+}

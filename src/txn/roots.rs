@@ -1,0 +1,257 @@
+//! Named roots inside a write transaction: the branch being written, snapshots and branches
+//! taken, restored and deleted, and the system trees that record them.
+//!
+//! Invariants:
+//! - `main` always exists: before its first commit it is an implicit empty branch.
+//! - Every record's catalog holds one reference on its catalog root page: cloning adds one
+//!   (O(1)); restoring or deleting queues the old catalog for release (O(1) for the caller).
+//! - Cloning from a branch moves that branch's `shared_until` to this txn, so its later writes
+//!   look up counts for every page that may now be shared.
+
+use crate::btree::share::{incref, ReleaseQueue};
+use crate::btree::{self, Bound, Cursor, Sharing};
+use crate::format::meta::Meta;
+use crate::format::roots::{Released, RootKind, RootRecord};
+use crate::format::Ptr;
+use crate::pager::{PageSource, WritePager};
+use crate::{Error, Result};
+
+/// The name of the default branch.
+pub const MAIN: &str = "main";
+
+/// Seconds since the Unix epoch, now.
+pub fn now_unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Looks a name up in a roots tree (`main` is implicit).
+pub fn lookup<S: PageSource + ?Sized>(
+    src: &S,
+    roots: Ptr,
+    name: &str,
+) -> Result<Option<RootRecord>> {
+    match btree::get(src, roots, name.as_bytes())? {
+        Some(bytes) => Ok(Some(RootRecord::decode(bytes, roots.page.0)?)),
+        None if name == MAIN => Ok(Some(RootRecord::empty_branch())),
+        None => Ok(None),
+    }
+}
+
+/// The record of `main` in a committed roots tree.
+pub fn main_record<S: PageSource + ?Sized>(src: &S, roots: Ptr) -> Result<RootRecord> {
+    Ok(lookup(src, roots, MAIN)?.expect("main is implicit"))
+}
+
+/// Every named root, in name order (with `main` even before its first commit).
+pub fn list<S: PageSource + ?Sized>(src: &S, roots: Ptr) -> Result<Vec<(String, RootRecord)>> {
+    let mut out = Vec::new();
+    for item in Cursor::new(src, roots, Bound::Unbounded, Bound::Unbounded) {
+        let (name, value) = item?;
+        let name = String::from_utf8(name.to_vec())
+            .map_err(|_| Error::corrupted(roots.page.0, "root name is not UTF-8"))?;
+        out.push((name, RootRecord::decode(value, roots.page.0)?));
+    }
+    if !out.iter().any(|(n, _)| n == MAIN) {
+        out.push((MAIN.to_string(), RootRecord::empty_branch()));
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    Ok(out)
+}
+
+/// The sealed system trees, for the meta.
+pub struct SealedRoots {
+    /// Root of the roots tree.
+    pub roots: Ptr,
+    /// Root of the refcount tree.
+    pub refs: Ptr,
+    /// The release queue.
+    pub release: ReleaseQueue,
+}
+
+/// The named roots as one write transaction changes them.
+pub struct RootsEdit {
+    /// The branch being written.
+    pub branch: String,
+    /// Its record (written back at seal when changed).
+    pub record: RootRecord,
+    roots: Ptr,
+    /// Root of the refcount tree.
+    pub refs: Ptr,
+    /// The release queue.
+    pub release: ReleaseQueue,
+    /// Whether any record changed.
+    pub changed: bool,
+    branch_dirty: bool,
+}
+
+impl RootsEdit {
+    /// Starts from the committed `meta`, writing `branch`.
+    pub fn new(meta: &Meta, branch: &str, src: &WritePager) -> Result<RootsEdit> {
+        let record = lookup(src, meta.roots, branch)?
+            .ok_or_else(|| Error::NotFound(format!("branch {branch:?}")))?;
+        Ok(RootsEdit {
+            branch: branch.to_string(),
+            record,
+            roots: meta.roots,
+            refs: meta.refcounts,
+            release: ReleaseQueue {
+                root: meta.release,
+                seq: meta.release_seq,
+            },
+            changed: false,
+            branch_dirty: false,
+        })
+    }
+
+    /// Marks the branch record as changed.
+    pub fn touch_branch(&mut self) {
+        self.branch_dirty = true;
+        self.changed = true;
+    }
+
+    /// The record of `name` as this transaction sees it.
+    pub fn lookup(&self, w: &WritePager, name: &str) -> Result<Option<RootRecord>> {
+        if name == self.branch {
+            return Ok(Some(self.record));
+        }
+        lookup(w, self.roots, name)
+    }
+
+    /// Writes the record of `name`.
+    pub fn put(&mut self, w: &mut WritePager, name: &str, record: RootRecord) -> Result<()> {
+        if name == self.branch {
+            self.record = record;
+            self.touch_branch();
+            return Ok(());
+        }
+        self.roots = btree::insert(
+            w,
+            &mut Sharing::none(),
+            self.roots,
+            name.as_bytes(),
+            &record.encode(),
+        )?
+        .0;
+        self.changed = true;
+        Ok(())
+    }
+
+    /// Creates `name` as a snapshot or branch sharing the state of `from`: O(1).
+    pub fn clone_root(
+        &mut self,
+        w: &mut WritePager,
+        name: &str,
+        from: &str,
+        kind: RootKind,
+    ) -> Result<()> {
+        let mut src = self
+            .lookup(w, from)?
+            .ok_or_else(|| Error::NotFound(from.to_string()))?;
+        if self.lookup(w, name)?.is_some() {
+            return Err(Error::AlreadyExists(name.to_string()));
+        }
+        let txn = w.txn().0;
+        if !src.catalog.is_null() {
+            incref(w, &mut self.refs, src.catalog.page.0)?;
+        }
+        let record = RootRecord {
+            kind,
+            catalog: src.catalog,
+            txn: src.txn,
+            created_unix_secs: now_unix_secs(),
+            shared_until: txn,
+        };
+        self.put(w, name, record)?;
+        if src.kind == RootKind::Branch {
+            src.shared_until = txn;
+            self.put(w, from, src)?;
+        }
+        Ok(())
+    }
+
+    /// Sets branch `branch` to the state of `from`: O(1); the old state is queued for release.
+    pub fn restore(&mut self, w: &mut WritePager, branch: &str, from: &str) -> Result<()> {
+        let mut target = self
+            .lookup(w, branch)?
+            .ok_or_else(|| Error::NotFound(branch.to_string()))?;
+        if target.kind == RootKind::Snapshot {
+            return Err(Error::ReadOnly(branch.to_string()));
+        }
+        let mut src = self
+            .lookup(w, from)?
+            .ok_or_else(|| Error::NotFound(from.to_string()))?;
+        if branch == from {
+            return Ok(());
+        }
+        let txn = w.txn().0;
+        if !src.catalog.is_null() {
+            incref(w, &mut self.refs, src.catalog.page.0)?;
+        }
+        self.release
+            .push(w, target.catalog, Released::CatalogNode)?;
+        target.catalog = src.catalog;
+        target.txn = txn;
+        target.shared_until = txn;
+        self.put(w, branch, target)?;
+        if src.kind == RootKind::Branch {
+            src.shared_until = txn;
+            self.put(w, from, src)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes snapshot or branch `name` (of the given kind): O(1); its pages return over the
+    /// next commits.
+    pub fn delete(&mut self, w: &mut WritePager, name: &str, kind: RootKind) -> Result<()> {
+        if name == MAIN || name == self.branch {
+            return Err(Error::InvalidArgument(format!(
+                "{name} is in use and cannot be deleted"
+            )));
+        }
+        let record = self
+            .lookup(w, name)?
+            .ok_or_else(|| Error::NotFound(name.to_string()))?;
+        if record.kind != kind {
+            let what = if record.kind == RootKind::Branch {
+                "a branch"
+            } else {
+                "a snapshot"
+            };
+            return Err(Error::InvalidArgument(format!("{name} is {what}")));
+        }
+        self.roots = btree::remove(w, &mut Sharing::none(), self.roots, name.as_bytes())?.0;
+        self.release
+            .push(w, record.catalog, Released::CatalogNode)?;
+        self.changed = true;
+        Ok(())
+    }
+
+    /// Writes the branch record and seals the three system trees.
+    pub fn seal(&mut self, w: &mut WritePager) -> Result<SealedRoots> {
+        if self.branch_dirty {
+            let name = self.branch.clone();
+            self.roots = btree::insert(
+                w,
+                &mut Sharing::none(),
+                self.roots,
+                name.as_bytes(),
+                &self.record.encode(),
+            )?
+            .0;
+            self.branch_dirty = false;
+        }
+        let roots = btree::seal(w, self.roots)?;
+        let refs = btree::seal(w, self.refs)?;
+        let release_root = btree::seal(w, self.release.root)?;
+        Ok(SealedRoots {
+            roots,
+            refs,
+            release: ReleaseQueue {
+                root: release_root,
+                seq: self.release.seq,
+            },
+        })
+    }
+}
