@@ -187,8 +187,8 @@ fn check_free_map(state: &Committed, acc: &mut Accounting) -> Result<()> {
     let meta = state.meta;
     let pages = &state.pages;
     let loaded = freemap::load_chains(pages, meta.free_dir, meta.pending, meta.file_pages, true)?;
-    for id in &loaded.chain_pages {
-        acc.mark(*id, 1, FREEMAP)?;
+    for ptr in &loaded.chain_pages {
+        acc.mark(ptr.page.0, 1, FREEMAP)?;
     }
     let bits = bits_per_bitmap(pages.page_size());
     if meta.txn > 0 && loaded.dir.len() as u64 != meta.file_pages.div_ceil(bits) {
@@ -227,7 +227,7 @@ fn check_free_map(state: &Committed, acc: &mut Accounting) -> Result<()> {
         }
         free_total += set;
     }
-    for (_, id) in &loaded.pending {
+    for (_, id, _) in &loaded.pending {
         acc.mark(*id, 1, PENDING)?;
     }
     if free_total != meta.free_count || loaded.pending.len() as u64 != meta.pending_count {

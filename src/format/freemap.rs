@@ -37,9 +37,12 @@ pub struct PendingEntry {
     pub freed_by: U64Le,
     /// The page.
     pub page: U64Le,
+    /// The txn that wrote the page: a page born after the last durable txn is not reachable
+    /// from the durable root, so only readers hold it back.
+    pub born: U64Le,
 }
 /// Bytes of a [`PendingEntry`].
-pub const PENDING_ENTRY_BYTES: usize = 16;
+pub const PENDING_ENTRY_BYTES: usize = 24;
 const _: () = assert!(std::mem::size_of::<PendingEntry>() == PENDING_ENTRY_BYTES);
 
 /// Pages covered by one bitmap page.
@@ -72,9 +75,10 @@ pub fn set_chain_entry<T: Pod>(page: &mut [u8], i: usize, entry: T) {
 }
 
 /// Builds a pending entry.
-pub fn pending_entry(freed_by: u64, page: u64) -> PendingEntry {
+pub fn pending_entry(freed_by: u64, page: u64, born: u64) -> PendingEntry {
     PendingEntry {
         freed_by: U64Le::new(freed_by),
         page: U64Le::new(page),
+        born: U64Le::new(born),
     }
 }

@@ -44,9 +44,12 @@ pub struct FreeMap {
     file_pages: u64,
     dir: Vec<DirSlot>,
     bitmaps: HashMap<usize, Bitmap>,
-    pending: Vec<(u64, u64)>,
-    freed_now: Vec<u64>,
-    old_chain_pages: Vec<u64>,
+    /// (freed by, page, born) of pages still waiting.
+    pending: Vec<(u64, u64, u64)>,
+    /// (page, born) of committed pages freed by this txn.
+    freed_now: Vec<(u64, u64)>,
+    old_chain_pages: Vec<Ptr>,
+    durable: u64,
     hint: usize,
 }
 
@@ -60,16 +63,19 @@ pub struct Persisted {
     pub free_count: u64,
     /// Pages waiting.
     pub pending_count: u64,
+    /// Of those, pages that wait only for a durable commit (freed since the last durable
+    /// txn but reachable from its root).
+    pub awaiting_durable: u64,
 }
 
 /// The decoded chains of a committed free map (for `check` and for loading).
 pub struct Loaded {
     /// (bitmap pointer or null, free count) per bitmap index.
     pub dir: Vec<(Ptr, u32)>,
-    /// (freed by, page) entries.
-    pub pending: Vec<(u64, u64)>,
+    /// (freed by, page, born) entries.
+    pub pending: Vec<(u64, u64, u64)>,
     /// Pages of the directory and pending chains.
-    pub chain_pages: Vec<u64>,
+    pub chain_pages: Vec<Ptr>,
 }
 
 /// Walks a chain of `tag` pages from `head`, calling `each` with every page.
@@ -80,7 +86,7 @@ fn walk_chain(
     max_pages: u64,
     verify: bool,
     mut each: impl FnMut(&[u8], usize) -> Result<()>,
-) -> Result<Vec<u64>> {
+) -> Result<Vec<Ptr>> {
     let mut seen = Vec::new();
     let mut ptr = head;
     while !ptr.is_null() {
@@ -93,7 +99,7 @@ fn walk_chain(
         let page = pages.tagged(ptr, &[chain_tag], verify)?;
         let count = PageHeader::read(page).count.get() as usize;
         each(page, count)?;
-        seen.push(ptr.page.0);
+        seen.push(ptr);
         ptr = Ptr::decode(&page[crate::format::HEADER_BYTES..]);
     }
     Ok(seen)
@@ -146,7 +152,7 @@ pub fn load_chains(
             }
             for i in 0..count {
                 let e: PendingEntry = chain_entry(page, i).expect("bounded by entries per page");
-                pend.push((e.freed_by.get(), e.page.get()));
+                pend.push((e.freed_by.get(), e.page.get(), e.born.get()));
             }
             Ok(())
         },
@@ -174,18 +180,22 @@ impl FreeMap {
             pending: Vec::new(),
             freed_now: Vec::new(),
             old_chain_pages: Vec::new(),
+            durable: 0,
             hint: 0,
         }
     }
 
-    /// Loads the committed free map and frees every pending page with `freed_by ≤ bound`.
+    /// Loads the committed free map and frees every pending page that no reader can see
+    /// (`freed_by ≤ oldest_reader`) and that the last durable root cannot reach (`freed_by ≤
+    /// durable`, or born after `durable`).
     pub fn load(
         pages: &ReadPages,
         txn: TxnId,
         free_dir: Ptr,
         pending: Ptr,
         file_pages: u64,
-        bound: u64,
+        oldest_reader: u64,
+        durable: u64,
     ) -> Result<FreeMap> {
         let loaded = load_chains(pages, free_dir, pending, file_pages, false)?;
         let mut map = FreeMap::empty(pages.page_size(), txn, file_pages);
@@ -199,17 +209,18 @@ impl FreeMap {
             *slot = DirSlot { ptr, free };
         }
         map.old_chain_pages = loaded.chain_pages;
-        for (freed_by, page) in loaded.pending {
-            if page < first_data_page(map.page_size) || page >= file_pages {
+        map.durable = durable;
+        for (freed_by, page, born) in loaded.pending {
+            if page < first_data_page(map.page_size) || page >= file_pages || born >= freed_by {
                 return Err(Error::corrupted(
                     pending.page.0,
-                    "pending page out of range",
+                    "pending entry out of range",
                 ));
             }
-            if freed_by <= bound {
+            if freed_by <= oldest_reader && (freed_by <= durable || born > durable) {
                 map.set_free(pages, page)?;
             } else {
-                map.pending.push((freed_by, page));
+                map.pending.push((freed_by, page, born));
             }
         }
         Ok(map)
@@ -265,11 +276,12 @@ impl FreeMap {
     }
 
     /// Frees `id`: at once if this transaction allocated it, else pending under this txn.
-    pub fn free(&mut self, pages: &ReadPages, id: u64, born_now: bool) -> Result<()> {
-        if born_now {
+    pub fn free(&mut self, pages: &ReadPages, id: u64, born: u64) -> Result<()> {
+        assert!(born <= self.txn.0, "page {id} born in the future");
+        if born == self.txn.0 {
             self.set_free(pages, id)
         } else {
-            self.freed_now.push(id);
+            self.freed_now.push((id, born));
             Ok(())
         }
     }
@@ -389,8 +401,9 @@ impl FreeMap {
         mut emit: impl FnMut(u64, Box<[u8]>),
     ) -> Result<Persisted> {
         let txn = self.txn.0;
+        let old_chains = std::mem::take(&mut self.old_chain_pages);
         self.freed_now
-            .append(&mut std::mem::take(&mut self.old_chain_pages));
+            .extend(old_chains.iter().map(|p| (p.page.0, p.txn.0)));
         let (per_pending, per_dir) = (
             pending_entries_per_page(self.page_size),
             dir_entries_per_page(self.page_size),
@@ -413,7 +426,7 @@ impl FreeMap {
                     let id = self.alloc(pages, 1)?;
                     let old = self.dir[k].ptr;
                     if !old.is_null() {
-                        self.freed_now.push(old.page.0);
+                        self.freed_now.push((old.page.0, old.txn.0));
                     }
                     self.bitmaps.get_mut(&k).expect("listed").new_id = Some(id);
                 }
@@ -452,11 +465,20 @@ impl FreeMap {
         let mut entries: Vec<PendingEntry> = self
             .pending
             .iter()
-            .map(|&(t, p)| pending_entry(t, p))
-            .chain(self.freed_now.iter().map(|&p| pending_entry(txn, p)))
+            .map(|&(t, p, b)| pending_entry(t, p, b))
+            .chain(
+                self.freed_now
+                    .iter()
+                    .map(|&(p, b)| pending_entry(txn, p, b)),
+            )
             .collect();
         entries.sort_unstable_by_key(|e| (e.freed_by.get(), e.page.get()));
         let pending_count = entries.len() as u64;
+        let durable = self.durable;
+        let awaiting_durable = entries
+            .iter()
+            .filter(|e| e.freed_by.get() > durable && e.born.get() <= durable)
+            .count() as u64;
         let pending_head = if entries.is_empty() && pending_pages.is_empty() {
             Ptr::default()
         } else {
@@ -482,6 +504,7 @@ impl FreeMap {
             pending: pending_head,
             free_count: self.dir.iter().map(|s| s.free as u64).sum(),
             pending_count,
+            awaiting_durable,
         })
     }
 

@@ -84,7 +84,7 @@ impl WritePager {
         let id = self.free.alloc(&self.committed, 1)?;
         node::rebirth(&mut page, id, self.txn.0);
         self.dirty.insert(id, page);
-        self.free.free(&self.committed, ptr.page.0, false)?;
+        self.free.free(&self.committed, ptr.page.0, ptr.txn.0)?;
         Ok(self.ptr_to(id))
     }
 
@@ -110,14 +110,13 @@ impl WritePager {
 
     /// Frees a node page (at once if born in this txn).
     pub fn free_node(&mut self, ptr: Ptr) -> Result<()> {
-        let born_now = ptr.txn == self.txn;
-        if born_now {
+        if ptr.txn == self.txn {
             assert!(
                 self.dirty.remove(&ptr.page.0).is_some(),
                 "freeing a page twice"
             );
         }
-        self.free.free(&self.committed, ptr.page.0, born_now)
+        self.free.free(&self.committed, ptr.page.0, ptr.txn.0)
     }
 
     /// Stores `value` in a new overflow run.
@@ -134,8 +133,7 @@ impl WritePager {
 
     /// Frees an overflow run of `len` bytes.
     pub fn free_overflow(&mut self, ptr: Ptr, len: u64) -> Result<()> {
-        let born_now = ptr.txn == self.txn;
-        if born_now {
+        if ptr.txn == self.txn {
             assert!(
                 self.overflow.remove(&ptr.page.0).is_some(),
                 "freeing a run twice"
@@ -143,7 +141,7 @@ impl WritePager {
         }
         let n = overflow_pages(len, self.committed.page_size());
         for id in ptr.page.0..ptr.page.0 + n {
-            self.free.free(&self.committed, id, born_now)?;
+            self.free.free(&self.committed, id, ptr.txn.0)?;
         }
         Ok(())
     }

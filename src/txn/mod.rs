@@ -150,8 +150,8 @@ impl Shared {
         }
     }
 
-    /// The txn bound for reusing freed pages: min(oldest reader, last durable txn).
-    pub fn reclaim_bound(&self) -> u64 {
+    /// The bounds for reusing freed pages: (oldest reader's txn, last durable txn).
+    pub fn reclaim_bounds(&self) -> (u64, u64) {
         let oldest = self
             .readers
             .lock()
@@ -159,7 +159,7 @@ impl Shared {
             .next()
             .copied()
             .unwrap_or(u64::MAX);
-        oldest.min(self.durable.lock().txn)
+        (oldest, self.durable.lock().txn)
     }
 
     /// Waits for the writer slot and takes it.

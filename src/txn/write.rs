@@ -58,7 +58,7 @@ impl<'db> WriteTxn<'db> {
         check_name(branch)?;
         let guard = shared.lock_writer()?;
         let base = shared.current();
-        let bound = shared.reclaim_bound();
+        let (oldest_reader, durable) = shared.reclaim_bounds();
         let txn = TxnId(base.meta.txn + 1);
         let meta = base.meta;
         let free = FreeMap::load(
@@ -67,7 +67,8 @@ impl<'db> WriteTxn<'db> {
             meta.free_dir,
             meta.pending,
             meta.file_pages,
-            bound,
+            oldest_reader,
+            durable,
         )?;
         let pager = WritePager::new(base.pages.clone(), txn, free);
         let edit = RootsEdit::new(&base.meta, branch, &pager)?;
@@ -291,6 +292,15 @@ impl<'db> WriteTxn<'db> {
             && !self.edit.changed
             && self.edit.release.is_empty()
         {
+            // Nothing to write; a durable commit still makes earlier Eventual commits durable.
+            let durable = self.shared.durable.lock().txn;
+            if self.durability == Durability::Immediate && durable < self.base.meta.txn {
+                sync_or_poison(self.shared)?;
+                *self.shared.durable.lock() = DurableMark {
+                    txn: self.base.meta.txn,
+                    slot: self.base.slot,
+                };
+            }
             return Ok(());
         }
         let txn = self.pager.txn().0;
@@ -349,19 +359,29 @@ impl<'db> WriteTxn<'db> {
             release_seq: roots.release.seq,
         };
         let slot = 1 - durable.slot;
-        storage.write_at(slot as u64 * META_SLOT_BYTES as u64, &meta.encode())?;
+        // From here on the in-memory state and the slot may disagree after an error, so any
+        // failure poisons the database; a reopen recovers.
+        let poison = |e: Error| {
+            shared.poisoned.store(true, Ordering::Release);
+            e
+        };
+        storage
+            .write_at(slot as u64 * META_SLOT_BYTES as u64, &meta.encode())
+            .map_err(|e| poison(Error::Io(e)))?;
         // 8. A durable commit costs one fsync. An Eventual commit is synced anyway once pages
         //    it cannot reuse pile up, so that the file does not grow without bound.
         let pending_limit = (file_pages / 16).max(1024);
         let synced =
-            self.durability == Durability::Immediate || persisted.pending_count > pending_limit;
+            self.durability == Durability::Immediate || persisted.awaiting_durable > pending_limit;
         if synced {
             sync_or_poison(shared)?;
         }
         // 9. Publish the new state to readers, and advance the durable mark.
-        let view = storage.view(file_pages * shared.page_size as u64)?;
+        let view = storage
+            .view(file_pages * shared.page_size as u64)
+            .map_err(|e| poison(Error::Io(e)))?;
         let pages = ReadPages::new(view, shared.page_size, shared.verify);
-        let main = super::roots::main_record(&pages, roots.roots)?;
+        let main = super::roots::main_record(&pages, roots.roots).map_err(poison)?;
         *shared.state.write() = Arc::new(Committed {
             meta,
             slot,
