@@ -60,6 +60,9 @@ pub mod format;
 pub mod pager;
 pub mod txn;
 
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
 pub use db::{BranchInfo, CheckReport, Database, Options, SnapshotInfo, Stats, TableStats};
 pub use error::{Error, Result};
 pub use txn::{Durability, Range, ReadTxn, Table, TableMut, WriteTxn};

@@ -392,7 +392,8 @@ fn inline<'a>(view: &NodeView<'a>, i: usize) -> Result<&'a [u8]> {
 
 /// Counters of the newest state.
 pub fn stats(shared: &Shared) -> Result<Stats> {
-    let state = shared.current();
+    let pin = shared.begin_read();
+    let state = pin.state();
     let meta = state.meta;
     let pages = &state.pages;
     let mut tables = Vec::new();

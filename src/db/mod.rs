@@ -194,12 +194,12 @@ impl Database {
 
     /// Every snapshot, by name, with the space each references and holds alone.
     pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
-        roots::list(&self.shared.current(), RootKind::Snapshot)
+        roots::list(self.shared.begin_read().state(), RootKind::Snapshot)
     }
 
     /// Every branch (`main` included), by name, with the space each references and holds alone.
     pub fn branches(&self) -> Result<Vec<BranchInfo>> {
-        roots::list(&self.shared.current(), RootKind::Branch)
+        roots::list(self.shared.begin_read().state(), RootKind::Branch)
     }
 
     /// Makes every commit so far durable (one fsync).
@@ -216,7 +216,7 @@ impl Database {
 
     /// Verifies every page and the exact accounting of the whole file.
     pub fn check(&self) -> Result<CheckReport> {
-        check::check(&self.shared.current())
+        check::check(self.shared.begin_read().state())
     }
 
     /// Sizes and counts.

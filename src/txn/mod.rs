@@ -219,6 +219,11 @@ impl ReadTxn<'_> {
         table_names(&self.state.pages, self.catalog)
     }
 
+    /// The committed state this transaction pins.
+    pub(crate) fn state(&self) -> &Committed {
+        &self.state
+    }
+
     /// The txn id of the commit this transaction reads.
     pub fn txn_id(&self) -> u64 {
         self.state.meta.txn

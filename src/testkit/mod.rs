@@ -1,0 +1,26 @@
+//! Test support, behind the `testkit` feature: an operation language over the whole public
+//! API, a model of what those operations must produce, a runner that applies them to a
+//! database on [`MemStorage`](crate::io::MemStorage) and to the model side by side, and the
+//! bodies of the fuzz targets (so that `fuzz/` and the stable replay test share them).
+//!
+//! - [`ops`]: [`Op`] and its small domains (names, tables, keys and values collide often).
+//! - [`model`]: [`Model`], one `BTreeMap` of tables per named root, with the engine's rules
+//!   for names, snapshots, branches, restore and deletion.
+//! - [`run`]: [`run`] / [`run_with`] apply a `Vec<Op>` and compare every result and every
+//!   expected error; [`compare`] checks a whole database against a model.
+//! - [`fuzz`]: the fuzz target bodies: [`fuzz::ops`], [`fuzz::open_bytes`],
+//!   [`fuzz::node_decode`].
+//!
+//! Invariants: nothing here uses `unsafe`; a model mismatch is an `Err(String)` naming the op,
+//! never a silent pass; an engine panic is left to propagate so that the caller (a test or
+//! the fuzzer) sees it.
+
+pub mod fuzz;
+pub mod model;
+pub mod ops;
+pub mod run;
+
+pub use arbitrary;
+pub use model::{ErrKind, Kind, Model, Root, TableModel, Tables};
+pub use ops::{BoundSpec, End, Key, Name, Op, ReadOp, TableName, TxnOp, Value};
+pub use run::{compare, compare_tables, run, run_with, show, Config};

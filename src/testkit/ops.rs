@@ -1,0 +1,260 @@
+//! The operation language: every public entry point of the database, with arguments drawn
+//! from small domains so that random sequences hit the same names and keys again and again.
+//!
+//! Invariants: every domain type maps *any* raw value to a valid argument (or to a
+//! deliberately invalid one: an empty or over-long name, an over-long key), so any bytes
+//! decode to a runnable sequence.
+
+use std::ops::Bound;
+
+#[cfg(feature = "arbitrary")]
+use arbitrary::Arbitrary;
+
+/// Names of snapshots and branches: `main`, `r1`, `r2`, `r3`; 254 is a 256-byte name and
+/// 255 the empty name (both invalid).
+#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Name(pub u8);
+
+impl Name {
+    /// The name this value stands for.
+    pub fn as_string(self) -> String {
+        match self.0 {
+            255 => String::new(),
+            254 => "n".repeat(256),
+            n => ["main", "r1", "r2", "r3"][n as usize % 4].to_string(),
+        }
+    }
+}
+
+/// Table names: `t1`, `t2`, `t3`; 254 is a 256-byte name and 255 the empty name.
+#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableName(pub u8);
+
+impl TableName {
+    /// The name this value stands for.
+    pub fn as_string(self) -> String {
+        match self.0 {
+            255 => String::new(),
+            254 => "t".repeat(256),
+            n => ["t1", "t2", "t3"][n as usize % 3].to_string(),
+        }
+    }
+}
+
+/// Keys: 0..=239 are `k000`..`k239`; 240..=247 are long keys (300 to 1000 bytes); 248 is the
+/// empty key; 249 is exactly the largest key (1024 bytes); 250 is one byte over it; 251..=255
+/// are runs of 0xFF (after every other key).
+#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key(pub u8);
+
+/// Keys `k000`..`k239` wrap at this count in ranges of keys.
+pub const PLAIN_KEYS: u8 = 240;
+
+impl Key {
+    /// The key's bytes.
+    pub fn bytes(self) -> Vec<u8> {
+        let n = self.0;
+        match n {
+            0..=239 => format!("k{n:03}").into_bytes(),
+            240..=247 => {
+                let mut k = format!("k{:03}~", (n - 240) * 29).into_bytes();
+                k.resize(300 + (n as usize - 240) * 100, b'~');
+                k
+            }
+            248 => Vec::new(),
+            249 => vec![b'm'; crate::format::MAX_KEY_LEN],
+            250 => vec![b'm'; crate::format::MAX_KEY_LEN + 1],
+            _ => vec![0xFF; n as usize - 250],
+        }
+    }
+
+    /// The `i`-th plain key after this one (wrapping within `k000`..`k239`).
+    pub fn plain_offset(self, i: usize) -> Key {
+        Key(((self.0 as usize + i) % PLAIN_KEYS as usize) as u8)
+    }
+}
+
+/// A value: its length comes from `size` (small, near the inline limit, overflow runs, page
+/// multiples, a 70 KB run), its bytes from `fill`.
+#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Value {
+    /// Chooses the length.
+    pub size: u8,
+    /// Seeds the contents.
+    pub fill: u8,
+}
+
+impl Value {
+    /// The value's length.
+    pub fn len(self) -> usize {
+        let s = self.size as usize;
+        match self.size {
+            0..=159 => s,
+            160..=219 => 160 + (s - 160) * 25,
+            220..=251 => 1500 + (s - 220) * 400,
+            252..=254 => 4096 * (s - 250),
+            255 => 70_001,
+        }
+    }
+
+    /// Whether the value is empty.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value's bytes.
+    pub fn bytes(self) -> Vec<u8> {
+        (0..self.len())
+            .map(|i| self.fill.wrapping_add((i * 31 % 251) as u8))
+            .collect()
+    }
+
+    /// The same size with another fill (for ranges of inserts).
+    pub fn with_fill_offset(self, i: usize) -> Value {
+        Value {
+            size: self.size,
+            fill: self.fill.wrapping_add(i as u8),
+        }
+    }
+}
+
+/// One end of a range.
+#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoundSpec {
+    /// No limit.
+    Unbounded,
+    /// Inclusive.
+    Included(Key),
+    /// Exclusive.
+    Excluded(Key),
+}
+
+impl BoundSpec {
+    /// As a `std` bound over owned bytes.
+    pub fn to_bound(self) -> Bound<Vec<u8>> {
+        match self {
+            BoundSpec::Unbounded => Bound::Unbounded,
+            BoundSpec::Included(k) => Bound::Included(k.bytes()),
+            BoundSpec::Excluded(k) => Bound::Excluded(k.bytes()),
+        }
+    }
+}
+
+/// How a range is walked: bit `i % 8` of `pattern` says whether step `i` takes from the back.
+#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RangeSpec {
+    /// Lower end.
+    pub lo: BoundSpec,
+    /// Upper end.
+    pub hi: BoundSpec,
+    /// Directions of the steps.
+    pub pattern: u8,
+}
+
+/// An operation inside a write transaction.
+#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxnOp {
+    /// `open_table(t)?.insert(k, v)`.
+    Insert(TableName, Key, Value),
+    /// `open_table(t)?.remove(k)`.
+    Remove(TableName, Key),
+    /// `open_table(t)?.get(k)`.
+    Get(TableName, Key),
+    /// `count` inserts of consecutive plain keys from `start` (at most 8 when values are large).
+    InsertMany(TableName, Key, u8, Value),
+    /// `count` removes of consecutive plain keys from `start`.
+    RemoveMany(TableName, Key, u8),
+    /// `open_table(t)?.range(..)`, walked from both ends.
+    Range(TableName, RangeSpec),
+    /// `len` and `is_empty`.
+    Len(TableName),
+    /// `delete_table(t)`.
+    DeleteTable(TableName),
+    /// `table_names()`.
+    TableNames,
+    /// `create_snapshot(name)` on the transaction (taken at commit).
+    CreateSnapshot(Name),
+}
+
+/// An operation inside a read transaction.
+#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadOp {
+    /// `open_table(t)?.get(k)`.
+    Get(TableName, Key),
+    /// `open_table(t)?.range(..)`, walked from both ends.
+    Range(TableName, RangeSpec),
+    /// `len` and `is_empty`.
+    Len(TableName),
+    /// `table_names()`.
+    TableNames,
+}
+
+/// How a write transaction ends.
+#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// `commit()` with the database's durability.
+    Commit,
+    /// `set_durability(Eventual)` then `commit()`.
+    CommitEventual,
+    /// `set_durability(Immediate)` then `commit()`.
+    CommitImmediate,
+    /// Dropped: aborted.
+    Abort,
+    /// The process dies with the transaction open: the database is reopened from the bytes.
+    Crash,
+}
+
+/// An operation on the database.
+#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// A write transaction: `begin_write()` (`branch: None`) or `begin_write_on(branch)`,
+    /// some operations, then its end. With `pin`, a read transaction on the same root is
+    /// opened first and must still see the old state after the commit.
+    Write {
+        /// The branch, or `None` for `begin_write()`.
+        branch: Option<Name>,
+        /// Hold a reader on the same root across the transaction.
+        pin: bool,
+        /// The operations.
+        ops: Vec<TxnOp>,
+        /// How it ends.
+        end: End,
+    },
+    /// A read transaction: `begin_read()` (`root: None`) or `begin_read_at(root)`.
+    Read {
+        /// The root, or `None` for `begin_read()`.
+        root: Option<Name>,
+        /// The operations.
+        ops: Vec<ReadOp>,
+    },
+    /// `create_snapshot(name)` of main.
+    CreateSnapshot(Name),
+    /// `create_branch(name, from)`.
+    CreateBranch(Name, Name),
+    /// `restore(branch, from)`.
+    Restore(Name, Name),
+    /// `delete_snapshot(name)`.
+    DeleteSnapshot(Name),
+    /// `delete_branch(name)`.
+    DeleteBranch(Name),
+    /// `snapshots()`, `branches()` and `stats()`.
+    List,
+    /// `sync()`.
+    Sync,
+    /// `check()` and a full comparison with the model.
+    Check,
+    /// Drop the database and open the same storage again.
+    Reopen,
+    /// Drop the database and open a copy of the storage's bytes (a process crash).
+    Crash,
+}

@@ -1,0 +1,620 @@
+//! The runner: applies a sequence of [`Op`]s to a database on `MemStorage` and to the
+//! [`Model`], and compares every result, every expected error and, after reopens, crashes
+//! and at the end, the whole database.
+//!
+//! Invariants: every value the engine returns is compared with the model's; an error is
+//! accepted only when the model predicts the same [`ErrKind`]; `check()` runs after every
+//! reopen and crash and at the end.
+
+use super::model::{check_key, check_name, range_of, ErrKind, Expect, Kind, Model, TableModel, Tables};
+use super::ops::{End, Name, Op, RangeSpec, ReadOp, TableName, TxnOp};
+use crate::io::MemStorage;
+use crate::{Database, Durability, Error, Range, ReadTxn, TableMut, WriteTxn};
+use std::fmt::Debug;
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// How the database under test is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Page size of the new file.
+    pub page_size: usize,
+    /// `Options::verify_reads`.
+    pub verify_reads: bool,
+    /// The default durability of commits.
+    pub durability: Durability,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            page_size: 4096,
+            verify_reads: true,
+            durability: Durability::Immediate,
+        }
+    }
+}
+
+impl Config {
+    /// A configuration chosen by one byte (for fuzzing): bit 0 verify, bit 1 eventual, bits
+    /// 2..4 page size (mostly 4096).
+    pub fn from_byte(b: u8) -> Config {
+        Config {
+            page_size: if b & 0b1_1100 == 0b1_1100 { 8192 } else { 4096 },
+            verify_reads: b & 1 == 1,
+            durability: if b & 2 == 2 {
+                Durability::Eventual
+            } else {
+                Durability::Immediate
+            },
+        }
+    }
+}
+
+/// Runs `ops` with the default configuration.
+pub fn run(ops: &[Op]) -> Result<(), String> {
+    run_with(Config::default(), ops)
+}
+
+/// Runs `ops` against a fresh database and the model; `Err` describes the first mismatch.
+pub fn run_with(config: Config, ops: &[Op]) -> Result<(), String> {
+    let mut runner = Runner::new(config)?;
+    for (i, op) in ops.iter().enumerate() {
+        runner.apply(op).map_err(|e| format!("op {i} {op:?}: {e}"))?;
+    }
+    runner.full_check().map_err(|e| format!("at the end: {e}"))?;
+    runner.reopen(false).map_err(|e| format!("after the final reopen: {e}"))?;
+    Ok(())
+}
+
+fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
+    move |e| format!("{what}: {e}")
+}
+
+/// Compares an engine result with the model's prediction: `Ok(Some(v))` when both hold the
+/// same value, `Ok(None)` when both failed the same way.
+fn outcome<T: PartialEq + Debug>(
+    what: &str,
+    got: Result<T, Error>,
+    want: Expect<T>,
+) -> Result<Option<T>, String> {
+    match (got, want) {
+        (Ok(g), Ok(w)) if g == w => Ok(Some(g)),
+        (Err(e), Err(k)) if ErrKind::from(&e) == k => Ok(None),
+        (Ok(g), Ok(w)) => Err(format!("{what}: got {g:?}, model says {w:?}")),
+        (Ok(g), Err(k)) => Err(format!("{what}: got Ok({g:?}), model says {k:?}")),
+        (Err(e), want) => Err(format!("{what}: got error {e:?}, model says {want:?}")),
+    }
+}
+
+/// A short, printable form of a key or value.
+pub fn show(bytes: &[u8]) -> String {
+    let head: String = String::from_utf8_lossy(&bytes[..bytes.len().min(24)]).into_owned();
+    if bytes.len() > 24 {
+        format!("{head:?}..({} bytes)", bytes.len())
+    } else {
+        format!("{head:?}")
+    }
+}
+
+fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Unbounded => Bound::Unbounded,
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+    }
+}
+
+/// Walks `range` from both ends as `pattern` says and compares it with `want`.
+fn walk_range(mut range: Range<'_>, want: &[(Vec<u8>, Vec<u8>)], pattern: u8) -> Result<(), String> {
+    let (mut front, mut back) = (0usize, want.len());
+    for step in 0..=want.len() {
+        let from_back = (pattern >> (step % 8)) & 1 == 1;
+        let got = if from_back {
+            range.next_back()
+        } else {
+            range.next()
+        };
+        let expected = if front == back {
+            None
+        } else if from_back {
+            back -= 1;
+            Some(&want[back])
+        } else {
+            front += 1;
+            Some(&want[front - 1])
+        };
+        let dir = if from_back { "back" } else { "front" };
+        match (got, expected) {
+            (None, None) => {
+                let other = if from_back {
+                    range.next()
+                } else {
+                    range.next_back()
+                };
+                return match other {
+                    None => Ok(()),
+                    Some(Ok((k, _))) => Err(format!(
+                        "range ended at the {dir} but the other end still yields {}",
+                        show(k)
+                    )),
+                    Some(Err(e)) => Err(format!("range: error after the end: {e}")),
+                };
+            }
+            (Some(Ok((k, v))), Some((wk, wv))) if k == wk.as_slice() && v == wv.as_slice() => {}
+            (Some(Ok((k, v))), Some((wk, wv))) => {
+                return Err(format!(
+                    "range step {step} ({dir}): got {} = {}, model has {} = {}",
+                    show(k),
+                    show(v),
+                    show(wk),
+                    show(wv)
+                ))
+            }
+            (Some(Ok((k, _))), None) => {
+                return Err(format!(
+                    "range step {step} ({dir}): got {} past the end of the model's {} entries",
+                    show(k),
+                    want.len()
+                ))
+            }
+            (None, Some((wk, _))) => {
+                return Err(format!(
+                    "range step {step} ({dir}): ended early, model has {}",
+                    show(wk)
+                ))
+            }
+            (Some(Err(e)), _) => return Err(format!("range step {step} ({dir}): error {e:?}")),
+        }
+    }
+    Err("range yielded more entries than the model holds".into())
+}
+
+fn check_range(range: Range<'_>, table: &TableModel, spec: &RangeSpec) -> Result<(), String> {
+    let (lo, hi) = (spec.lo.to_bound(), spec.hi.to_bound());
+    walk_range(range, &range_of(table, &lo, &hi), spec.pattern)
+        .map_err(|e| format!("range {:?}..{:?}: {e}", spec.lo, spec.hi))
+}
+
+fn range_bounds(spec: &RangeSpec) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    (spec.lo.to_bound(), spec.hi.to_bound())
+}
+
+/// Compares the tables a read transaction sees with `tables`: names, lengths, every entry
+/// from both ends, and a `get` of every key.
+pub fn compare_tables(rx: &ReadTxn<'_>, tables: &Tables, label: &str) -> Result<(), String> {
+    let names = rx.table_names().map_err(err(label))?;
+    let want: Vec<&String> = tables.keys().collect();
+    if names.iter().collect::<Vec<_>>() != want {
+        return Err(format!("{label}: tables {names:?}, model has {want:?}"));
+    }
+    for (name, entries) in tables {
+        let label = format!("{label}/{name}");
+        let t = rx.open_table(name).map_err(err(&label))?;
+        let len = t.len().map_err(err(&label))?;
+        if len != entries.len() as u64 || t.is_empty().map_err(err(&label))? != entries.is_empty()
+        {
+            return Err(format!("{label}: len {len}, model has {}", entries.len()));
+        }
+        let all: Vec<(Vec<u8>, Vec<u8>)> =
+            entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        walk_range(t.iter().map_err(err(&label))?, &all, 0).map_err(err(&label))?;
+        walk_range(t.iter().map_err(err(&label))?, &all, 0xFF).map_err(err(&label))?;
+        for (k, v) in entries {
+            match t.get(k) {
+                Ok(Some(got)) if got == v.as_slice() => {}
+                other => {
+                    return Err(format!(
+                        "{label}: get({}) gave {:?}, model has {}",
+                        show(k),
+                        other.map(|o| o.map(show)),
+                        show(v)
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a whole database against the model: the lists of snapshots and branches, and
+/// every root's tables and entries.
+pub fn compare(db: &Database, model: &Model) -> Result<(), String> {
+    let snaps: Vec<String> = db
+        .snapshots()
+        .map_err(err("snapshots()"))?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    if snaps != model.names(Kind::Snapshot) {
+        return Err(format!(
+            "snapshots() = {snaps:?}, model has {:?}",
+            model.names(Kind::Snapshot)
+        ));
+    }
+    let branches: Vec<String> = db
+        .branches()
+        .map_err(err("branches()"))?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    if branches != model.names(Kind::Branch) {
+        return Err(format!(
+            "branches() = {branches:?}, model has {:?}",
+            model.names(Kind::Branch)
+        ));
+    }
+    for (name, root) in &model.roots {
+        let rx = db.begin_read_at(name).map_err(err(name))?;
+        compare_tables(&rx, &root.tables, name)?;
+    }
+    let rx = db.begin_read().map_err(err("begin_read()"))?;
+    compare_tables(&rx, model.main(), "begin_read()")
+}
+
+struct Runner {
+    config: Config,
+    storage: Arc<MemStorage>,
+    db: Option<Database>,
+    model: Model,
+}
+
+fn open(config: &Config, storage: &Arc<MemStorage>) -> Result<Database, String> {
+    Database::options()
+        .page_size(config.page_size)
+        .verify_reads(config.verify_reads)
+        .durability(config.durability)
+        .open_storage(storage.clone())
+        .map_err(|e| format!("open: {e:?}"))
+}
+
+impl Runner {
+    fn new(config: Config) -> Result<Runner, String> {
+        let storage = Arc::new(MemStorage::new());
+        let db = open(&config, &storage)?;
+        Ok(Runner {
+            config,
+            storage,
+            db: Some(db),
+            model: Model::new(),
+        })
+    }
+
+    fn db(&self) -> &Database {
+        self.db.as_ref().expect("database is open")
+    }
+
+    fn full_check(&self) -> Result<(), String> {
+        self.db().check().map_err(|e| format!("check(): {e:?}"))?;
+        compare(self.db(), &self.model)
+    }
+
+    /// Drops the database and opens the same storage (`crash`: a copy of its bytes).
+    fn reopen(&mut self, crash: bool) -> Result<(), String> {
+        self.db = None;
+        if crash {
+            self.storage = Arc::new(MemStorage::from_bytes(self.storage.to_bytes()));
+        }
+        self.db = Some(open(&self.config, &self.storage)?);
+        self.full_check()
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), String> {
+        match op {
+            Op::Write {
+                branch,
+                pin,
+                ops,
+                end,
+            } => self.write(*branch, *pin, ops, *end),
+            Op::Read { root, ops } => self.read(*root, ops),
+            Op::CreateSnapshot(n) => {
+                let name = n.as_string();
+                let want = self.model.create_snapshot(&name);
+                outcome("create_snapshot", self.db().create_snapshot(&name), want).map(drop)
+            }
+            Op::CreateBranch(n, from) => {
+                let (name, from) = (n.as_string(), from.as_string());
+                let want = self.model.create_branch(&name, &from);
+                outcome("create_branch", self.db().create_branch(&name, &from), want).map(drop)
+            }
+            Op::Restore(n, from) => {
+                let (name, from) = (n.as_string(), from.as_string());
+                let want = self.model.restore(&name, &from);
+                outcome("restore", self.db().restore(&name, &from), want).map(drop)
+            }
+            Op::DeleteSnapshot(n) => {
+                let name = n.as_string();
+                let want = self.model.delete(&name, Kind::Snapshot);
+                outcome("delete_snapshot", self.db().delete_snapshot(&name), want).map(drop)
+            }
+            Op::DeleteBranch(n) => {
+                let name = n.as_string();
+                let want = self.model.delete(&name, Kind::Branch);
+                outcome("delete_branch", self.db().delete_branch(&name), want).map(drop)
+            }
+            Op::List => self.list(),
+            Op::Sync => self.db().sync().map_err(err("sync()")),
+            Op::Check => self.full_check(),
+            Op::Reopen => self.reopen(false),
+            Op::Crash => self.reopen(true),
+        }
+    }
+
+    fn list(&self) -> Result<(), String> {
+        let db = self.db();
+        let names = |v: Vec<crate::SnapshotInfo>| v.into_iter().map(|s| s.name).collect();
+        let snaps: Vec<String> = db.snapshots().map(names).map_err(err("snapshots()"))?;
+        if snaps != self.model.names(Kind::Snapshot) {
+            return Err(format!("snapshots() = {snaps:?}"));
+        }
+        let branches: Vec<String> = db.branches().map(names).map_err(err("branches()"))?;
+        if branches != self.model.names(Kind::Branch) {
+            return Err(format!("branches() = {branches:?}"));
+        }
+        let stats = db.stats().map_err(err("stats()"))?;
+        let got: Vec<(String, u64)> = stats.tables.into_iter().map(|t| (t.name, t.len)).collect();
+        let want: Vec<(String, u64)> = self
+            .model
+            .main()
+            .iter()
+            .map(|(n, t)| (n.clone(), t.len() as u64))
+            .collect();
+        if got != want {
+            return Err(format!("stats().tables = {got:?}, model has {want:?}"));
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, branch: Option<Name>, pin: bool, ops: &[TxnOp], end: End) -> Result<(), String> {
+        let name = branch.map_or_else(|| crate::txn::roots::MAIN.to_string(), Name::as_string);
+        let want = self.model.begin_write(&name);
+        let db = self.db.as_ref().expect("database is open");
+        let pinned = match (&want, pin) {
+            (Ok(tables), true) => Some((
+                db.begin_read_at(&name).map_err(err("pinned reader"))?,
+                tables.clone(),
+            )),
+            _ => None,
+        };
+        let got = match branch {
+            None => db.begin_write(),
+            Some(_) => db.begin_write_on(&name),
+        };
+        let (mut tx, mut staged) = match outcome_tx(got, want)? {
+            Some(pair) => pair,
+            None => return Ok(()),
+        };
+        let mut snaps = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            txn_op(&mut tx, &mut staged, &mut snaps, &self.model, op)
+                .map_err(|e| format!("txn op {i} {op:?}: {e}"))?;
+        }
+        let durability = match end {
+            End::Commit => None,
+            End::CommitEventual => Some(Durability::Eventual),
+            End::CommitImmediate => Some(Durability::Immediate),
+            End::Abort | End::Crash => {
+                drop(tx);
+                if let Some((rx, old)) = &pinned {
+                    compare_tables(rx, old, "pinned reader after abort")?;
+                }
+                drop(pinned);
+                if end == End::Crash {
+                    return self.reopen(true);
+                }
+                return Ok(());
+            }
+        };
+        if let Some(d) = durability {
+            tx.set_durability(d);
+        }
+        tx.commit().map_err(|e| format!("commit: {e:?}"))?;
+        if let Some((rx, old)) = &pinned {
+            compare_tables(rx, old, "pinned reader after commit")?;
+        }
+        drop(pinned);
+        self.model.commit(&name, staged, &snaps);
+        Ok(())
+    }
+
+    fn read(&self, root: Option<Name>, ops: &[ReadOp]) -> Result<(), String> {
+        let db = self.db();
+        let (rx, want) = match root {
+            None => (db.begin_read(), Ok(self.model.main())),
+            Some(n) => {
+                let name = n.as_string();
+                (db.begin_read_at(&name), self.model.read_at(&name))
+            }
+        };
+        let (rx, tables) = match (rx, want) {
+            (Ok(rx), Ok(t)) => (rx, t),
+            (Err(e), Err(k)) if ErrKind::from(&e) == k => return Ok(()),
+            (Ok(_), Err(k)) => return Err(format!("begin_read: got a reader, model says {k:?}")),
+            (Err(e), Ok(_)) => return Err(format!("begin_read: got error {e:?}")),
+        };
+        for (i, op) in ops.iter().enumerate() {
+            read_op(&rx, tables, op).map_err(|e| format!("read op {i} {op:?}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+type Tx<'db> = (WriteTxn<'db>, Tables);
+
+fn outcome_tx<'db>(got: crate::Result<WriteTxn<'db>>, want: Expect<Tables>) -> Result<Option<Tx<'db>>, String> {
+    match (got, want) {
+        (Ok(tx), Ok(t)) => Ok(Some((tx, t))),
+        (Err(e), Err(k)) if ErrKind::from(&e) == k => Ok(None),
+        (Ok(_), Err(k)) => Err(format!("begin_write: got a transaction, model says {k:?}")),
+        (Err(e), Ok(_)) => Err(format!("begin_write: got error {e:?}")),
+    }
+}
+
+/// Opens table `t` in `tx` as the model predicts (creating it in `staged`); `None` when both
+/// refused the name.
+fn open_mut<'t>(
+    tx: &'t mut WriteTxn<'_>,
+    staged: &mut Tables,
+    t: TableName,
+) -> Result<Option<(TableMut<'t>, String)>, String> {
+    let name = t.as_string();
+    let got = tx.open_table(&name);
+    match (got, check_name(&name)) {
+        (Ok(table), Ok(())) => {
+            staged.entry(name.clone()).or_default();
+            Ok(Some((table, name)))
+        }
+        (Err(e), Err(k)) if ErrKind::from(&e) == k => Ok(None),
+        (Ok(_), Err(k)) => Err(format!("open_table({name:?}): opened, model says {k:?}")),
+        (Err(e), Ok(())) => Err(format!("open_table({name:?}): {e:?}")),
+    }
+}
+
+fn txn_op(
+    tx: &mut WriteTxn<'_>,
+    staged: &mut Tables,
+    snaps: &mut Vec<String>,
+    model: &Model,
+    op: &TxnOp,
+) -> Result<(), String> {
+    match op {
+        TxnOp::Insert(t, k, v) => {
+            let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
+                return Ok(());
+            };
+            insert(&mut table, staged.get_mut(&name).expect("opened"), &k.bytes(), &v.bytes())
+        }
+        TxnOp::InsertMany(t, start, count, v) => {
+            let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
+                return Ok(());
+            };
+            let m = staged.get_mut(&name).expect("opened");
+            let n = if v.len() > 2000 {
+                (*count as usize).min(8)
+            } else {
+                *count as usize
+            };
+            for i in 0..n {
+                let key = start.plain_offset(i).bytes();
+                insert(&mut table, m, &key, &v.with_fill_offset(i).bytes())?;
+            }
+            Ok(())
+        }
+        TxnOp::Remove(t, k) => {
+            let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
+                return Ok(());
+            };
+            let m = staged.get_mut(&name).expect("opened");
+            let key = k.bytes();
+            outcome("remove", table.remove(&key), Ok(m.remove(&key).is_some())).map(drop)
+        }
+        TxnOp::RemoveMany(t, start, count) => {
+            let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
+                return Ok(());
+            };
+            let m = staged.get_mut(&name).expect("opened");
+            for i in 0..*count as usize {
+                let key = start.plain_offset(i).bytes();
+                outcome("remove", table.remove(&key), Ok(m.remove(&key).is_some()))?;
+            }
+            Ok(())
+        }
+        TxnOp::Get(t, k) => {
+            let Some((table, name)) = open_mut(tx, staged, *t)? else {
+                return Ok(());
+            };
+            let key = k.bytes();
+            let want = staged[&name].get(&key).cloned();
+            let got = table.get(&key).map(|v| v.map(<[u8]>::to_vec));
+            outcome("get", got, Ok(want)).map(drop)
+        }
+        TxnOp::Range(t, spec) => {
+            let Some((table, name)) = open_mut(tx, staged, *t)? else {
+                return Ok(());
+            };
+            let (lo, hi) = range_bounds(spec);
+            let range = table
+                .range((bound_ref(&lo), bound_ref(&hi)))
+                .map_err(err("range"))?;
+            check_range(range, &staged[&name], spec)
+        }
+        TxnOp::Len(t) => {
+            let Some((table, name)) = open_mut(tx, staged, *t)? else {
+                return Ok(());
+            };
+            let want = staged[&name].len() as u64;
+            outcome("len", table.len(), Ok(want))?;
+            outcome("is_empty", table.is_empty(), Ok(want == 0)).map(drop)
+        }
+        TxnOp::DeleteTable(t) => {
+            let name = t.as_string();
+            let want = check_name(&name).map(|()| staged.remove(&name).is_some());
+            outcome("delete_table", tx.delete_table(&name), want).map(drop)
+        }
+        TxnOp::TableNames => {
+            let want: Vec<String> = staged.keys().cloned().collect();
+            outcome("table_names", tx.table_names(), Ok(want)).map(drop)
+        }
+        TxnOp::CreateSnapshot(n) => {
+            let name = n.as_string();
+            let want = model.txn_snapshot(snaps, &name);
+            if outcome("create_snapshot", tx.create_snapshot(&name), want)?.is_some() {
+                snaps.push(name);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn insert(table: &mut TableMut<'_>, m: &mut TableModel, key: &[u8], value: &[u8]) -> Result<(), String> {
+    let want = check_key(key);
+    if outcome("insert", table.insert(key, value), want)?.is_some() {
+        m.insert(key.to_vec(), value.to_vec());
+    }
+    Ok(())
+}
+
+fn read_op(rx: &ReadTxn<'_>, tables: &Tables, op: &ReadOp) -> Result<(), String> {
+    let table = |t: TableName| -> Result<Option<(crate::Table<'_>, &TableModel)>, String> {
+        let name = t.as_string();
+        let want = check_name(&name).and_then(|()| tables.get(&name).ok_or(ErrKind::NotFound));
+        match (rx.open_table(&name), want) {
+            (Ok(table), Ok(m)) => Ok(Some((table, m))),
+            (Err(e), Err(k)) if ErrKind::from(&e) == k => Ok(None),
+            (Ok(_), Err(k)) => Err(format!("open_table({name:?}): opened, model says {k:?}")),
+            (Err(e), Ok(_)) => Err(format!("open_table({name:?}): {e:?}")),
+        }
+    };
+    match op {
+        ReadOp::Get(t, k) => {
+            let Some((table, m)) = table(*t)? else {
+                return Ok(());
+            };
+            let key = k.bytes();
+            let got = table.get(&key).map(|v| v.map(<[u8]>::to_vec));
+            outcome("get", got, Ok(m.get(&key).cloned())).map(drop)
+        }
+        ReadOp::Range(t, spec) => {
+            let Some((table, m)) = table(*t)? else {
+                return Ok(());
+            };
+            let (lo, hi) = range_bounds(spec);
+            let range = table
+                .range((bound_ref(&lo), bound_ref(&hi)))
+                .map_err(err("range"))?;
+            check_range(range, m, spec)
+        }
+        ReadOp::Len(t) => {
+            let Some((table, m)) = table(*t)? else {
+                return Ok(());
+            };
+            outcome("len", table.len(), Ok(m.len() as u64))?;
+            outcome("is_empty", table.is_empty(), Ok(m.is_empty())).map(drop)
+        }
+        ReadOp::TableNames => {
+            let want: Vec<String> = tables.keys().cloned().collect();
+            outcome("table_names", rx.table_names(), Ok(want)).map(drop)
+        }
+    }
+}
