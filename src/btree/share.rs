@@ -162,9 +162,29 @@ pub struct ReleaseQueue {
 
 impl ReleaseQueue {
     /// Queues `ptr` for release.
+    /// Pages written by this transaction are not sealed yet (their checksums are not in
+    /// their parents), so they are released at once, down to the committed pages below them,
+    /// which are queued.
     pub fn push(&mut self, w: &mut WritePager, ptr: Ptr, what: Released) -> Result<()> {
         if ptr.is_null() {
             return Ok(());
+        }
+        if ptr.txn == w.txn() {
+            match what {
+                Released::Overflow(len) => return w.free_overflow(ptr, len),
+                Released::CatalogNode | Released::TableNode => {
+                    let kind = if what == Released::CatalogNode {
+                        TreeKind::Catalog
+                    } else {
+                        TreeKind::Table
+                    };
+                    let kids = children(&node_at(w, ptr, None)?, kind)?;
+                    for (child, child_what) in kids {
+                        self.push(w, child, child_what)?;
+                    }
+                    return w.free_node(ptr);
+                }
+            }
         }
         let key = self.seq.to_be_bytes();
         self.seq += 1;

@@ -107,8 +107,8 @@ pub fn insert(
 
 fn entry_len(key: &[u8], value: LeafValue<'_>) -> usize {
     match value {
-        LeafValue::Inline(v) => node::leaf_inline_bytes(key.len(), v.len()) - 2,
-        LeafValue::Overflow { .. } => node::leaf_overflow_bytes(key.len()) - 2,
+        LeafValue::Inline(v) => node::leaf_inline_bytes(key.len(), v.len()) - node::SLOT_BYTES,
+        LeafValue::Overflow { .. } => node::leaf_overflow_bytes(key.len()) - node::SLOT_BYTES,
     }
 }
 
@@ -143,7 +143,7 @@ fn fix_up(
         let parent = path[level].ptr;
         let idx = path[level].idx;
         if let Some((sep, right)) = split.take() {
-            let mut entry = vec![0u8; node::branch_entry_bytes(sep.len()) - 2];
+            let mut entry = vec![0u8; node::branch_entry_bytes(sep.len()) - node::SLOT_BYTES];
             node::write_branch_entry(&mut entry, &sep, right);
             split = insert_or_split(w, parent, idx + 1, &entry)?;
         } else if is_underfull(w, path[level + 1].ptr)? {
@@ -154,9 +154,9 @@ fn fix_up(
     if let Some((sep, right)) = split {
         let level = node_at(w, root, None)?.level() + 1;
         let new_root = w.new_node(level)?;
-        let mut left_entry = vec![0u8; node::branch_entry_bytes(0) - 2];
+        let mut left_entry = vec![0u8; node::branch_entry_bytes(0) - node::SLOT_BYTES];
         node::write_branch_entry(&mut left_entry, &[], root);
-        let mut right_entry = vec![0u8; node::branch_entry_bytes(sep.len()) - 2];
+        let mut right_entry = vec![0u8; node::branch_entry_bytes(sep.len()) - node::SLOT_BYTES];
         node::write_branch_entry(&mut right_entry, &sep, right);
         let page = w.page_mut(new_root.page);
         assert!(node::push_raw(page, new_root.page.0, &left_entry));
@@ -253,7 +253,7 @@ fn rebalance(
     match new_right {
         None => Ok(None),
         Some(new_right) => {
-            let mut entry = vec![0u8; node::branch_entry_bytes(new_sep.len()) - 2];
+            let mut entry = vec![0u8; node::branch_entry_bytes(new_sep.len()) - node::SLOT_BYTES];
             node::write_branch_entry(&mut entry, &new_sep, new_right);
             insert_or_split(w, parent, ri, &entry)
         }
@@ -271,7 +271,7 @@ fn raw_entries(w: &WritePager, ptr: Ptr, level: u8) -> Result<Vec<Vec<u8>>> {
 fn with_key(entry: &[u8], key: &[u8]) -> Vec<u8> {
     let klen = u16::from_le_bytes([entry[0], entry[1]]) as usize;
     let ptr = Ptr::decode(&entry[2 + klen..]);
-    let mut out = vec![0u8; node::branch_entry_bytes(key.len()) - 2];
+    let mut out = vec![0u8; node::branch_entry_bytes(key.len()) - node::SLOT_BYTES];
     node::write_branch_entry(&mut out, key, ptr);
     out
 }
@@ -291,7 +291,7 @@ fn distribute(
     mut entries: Vec<Vec<u8>>,
 ) -> Result<(Vec<u8>, Option<Ptr>)> {
     let usable = node::usable_bytes(w.page_size());
-    let total: usize = entries.iter().map(|e| e.len() + 2).sum();
+    let total: usize = entries.iter().map(|e| e.len() + node::SLOT_BYTES).sum();
     let fill = |w: &mut WritePager, ptr: Ptr, entries: &[Vec<u8>]| {
         let page = w.page_mut(ptr.page);
         node::init(page, level, ptr.page.0, ptr.txn.0);
@@ -308,8 +308,8 @@ fn distribute(
     }
     let mut acc = 0;
     let mut cut = 0;
-    while cut < entries.len() && acc + entries[cut].len() + 2 <= total / 2 {
-        acc += entries[cut].len() + 2;
+    while cut < entries.len() && acc + entries[cut].len() + node::SLOT_BYTES <= total / 2 {
+        acc += entries[cut].len() + node::SLOT_BYTES;
         cut += 1;
     }
     let cut = cut.clamp(1, entries.len() - 1);

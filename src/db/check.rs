@@ -1,7 +1,7 @@
 //! `check` and `stats`: the full integrity and accounting proof, and cheap counters.
 //!
 //! Invariants proved by `check`: every page of the file is exactly one of meta, free-map
-//! structure, free, pending-free or reachable from the catalog; every reachable page's
+//! structure, free, pending-free or reachable from a snapshot, a branch or the release queue; every reachable page's
 //! checksum holds; keys are ordered within their bounds; each table's `len` is exact; the
 //! meta's free and pending counts are exact.
 
@@ -36,9 +36,10 @@ pub struct CheckReport {
     pub tree_pages: u64,
     /// Pages of the system trees (roots, reference counts, release queue).
     pub system_pages: u64,
-    /// Distinct tables across all snapshots and branches.
+    /// Table records found across the catalogs of all snapshots and branches (a record on a
+    /// catalog page shared by several roots counts once).
     pub tables: u64,
-    /// Entries across those tables.
+    /// Entries of the tables those records point at (a shared table counts once per record).
     pub entries: u64,
 }
 

@@ -1,7 +1,7 @@
 //! Slotted node pages for B+tree leaves and branches: a view to decode, in-place edits for
 //! dirty pages, and entry encoders.
 //!
-//! Layout: `[header 32][slot 0..n: u16 offsets][free][entries, packed from the end]`.
+//! Layout: `[header 32][slot 0..n: u16 offset + u32 key head][free][entries, packed from the end]`.
 //! Leaf entry: `klen u16 | flags u8 | vlen u32 | key | value` or, when `flags & OVERFLOW`,
 //! `... | key | ptr(20)` to a run of raw overflow pages holding `vlen` bytes.
 //! Branch entry: `klen u16 | key | ptr(20)`; entry 0's key is empty and means "−∞", entry i's
@@ -21,7 +21,19 @@ use crate::{Error, Result};
 pub const OVERFLOW: u8 = 1;
 const LEAF_ENTRY_HEADER: usize = 7;
 const BRANCH_ENTRY_HEADER: usize = 2;
-const SLOT_BYTES: usize = 2;
+/// A slot: the entry's offset (u16) and the key's head (its first four bytes, zero-padded,
+/// big-endian), so that a search mostly compares heads in the slot array and touches one
+/// entry at the end.
+pub const SLOT_BYTES: usize = 6;
+
+/// The head of a key: its first four bytes, zero-padded, as a big-endian integer. Heads order
+/// like the keys they come from (a < b implies head(a) ≤ head(b)).
+pub fn key_head(key: &[u8]) -> u32 {
+    let mut b = [0u8; 4];
+    let n = key.len().min(4);
+    b[..n].copy_from_slice(&key[..n]);
+    u32::from_be_bytes(b)
+}
 
 /// Space for slots and entries in a page.
 pub fn usable_bytes(page_size: usize) -> usize {
@@ -141,6 +153,17 @@ impl<'a> NodeView<'a> {
         Ok(off)
     }
 
+    /// The key head stored in slot `i`.
+    fn head(&self, i: usize) -> u32 {
+        let at = HEADER_BYTES + i * SLOT_BYTES + 2;
+        u32::from_le_bytes([
+            self.page[at],
+            self.page[at + 1],
+            self.page[at + 2],
+            self.page[at + 3],
+        ])
+    }
+
     fn bytes(&self, from: usize, len: usize) -> Result<&'a [u8]> {
         self.page
             .get(from..from.saturating_add(len))
@@ -217,10 +240,15 @@ impl<'a> NodeView<'a> {
 
     /// Leaf search: `Ok(i)` when entry i has `key`, else `Err(i)`, the insertion point.
     pub fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
+        let head = key_head(key);
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.key(mid)?.cmp(key) {
+            let order = match self.head(mid).cmp(&head) {
+                std::cmp::Ordering::Equal => self.key(mid)?.cmp(key),
+                unequal => unequal,
+            };
+            match order {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(Ok(mid)),
@@ -232,10 +260,16 @@ impl<'a> NodeView<'a> {
     /// Branch search: the index of the child whose range holds `key`.
     pub fn child_index(&self, key: &[u8]) -> Result<usize> {
         // Entry 0 means −∞: find the last entry in 1.. whose key is ≤ `key`.
+        let head = key_head(key);
         let (mut lo, mut hi) = (1usize, self.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.key(mid)? <= key {
+            let at_most = match self.head(mid).cmp(&head) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Greater => false,
+                std::cmp::Ordering::Equal => self.key(mid)? <= key,
+            };
+            if at_most {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -265,6 +299,9 @@ pub fn validate(page: &[u8], id: u64) -> Result<()> {
         }
         if view.offset(i)? < header.free_end.get() as usize {
             return Err(Error::corrupted(id, "entry below the free end"));
+        }
+        if view.head(i) != key_head(view.key(i)?) {
+            return Err(Error::corrupted(id, "slot key head disagrees with its key"));
         }
         live += entry.len();
     }
@@ -305,9 +342,21 @@ pub fn free_bytes(page: &[u8]) -> usize {
     header.free_end.get() as usize - slots_end + header.garbage.get() as usize
 }
 
-fn set_slot(page: &mut [u8], i: usize, off: usize) {
+fn set_slot(page: &mut [u8], i: usize, off: usize, head: u32) {
     let at = HEADER_BYTES + i * SLOT_BYTES;
     page[at..at + 2].copy_from_slice(&(off as u16).to_le_bytes());
+    page[at + 2..at + 6].copy_from_slice(&head.to_le_bytes());
+}
+
+/// The key inside an encoded entry of a leaf (`leaf`) or branch.
+fn entry_key(entry: &[u8], leaf: bool) -> &[u8] {
+    let klen = u16::from_le_bytes([entry[0], entry[1]]) as usize;
+    let at = if leaf {
+        LEAF_ENTRY_HEADER
+    } else {
+        BRANCH_ENTRY_HEADER
+    };
+    &entry[at..at + klen]
 }
 
 fn slot(page: &[u8], i: usize) -> usize {
@@ -324,7 +373,7 @@ fn compact(page: &mut [u8], id: u64) {
         let entry = view.entry(i).expect("compact: page was validated");
         end -= entry.len();
         page[end..end + entry.len()].copy_from_slice(entry);
-        set_slot(page, i, end);
+        set_slot(page, i, end, view.head(i));
     }
     let mut header = PageHeader::read(page);
     header.free_end = U32Le::new(end as u32);
@@ -354,9 +403,13 @@ pub fn insert(
     }
     let off = header.free_end.get() as usize - entry_len;
     fill(&mut page[off..off + entry_len]);
+    let head = key_head(entry_key(
+        &page[off..off + entry_len],
+        header.tag == tag::LEAF,
+    ));
     let at = HEADER_BYTES + i * SLOT_BYTES;
     page.copy_within(at..slots_end, at + SLOT_BYTES);
-    set_slot(page, i, off);
+    set_slot(page, i, off, head);
     header.count = U16Le::new((count + 1) as u16);
     header.free_end = U32Le::new(off as u32);
     header.write(page);
@@ -442,7 +495,7 @@ mod tests {
             let view = NodeView::new(&page, 5).unwrap();
             let at = view.search(&k[..]).unwrap().unwrap_err();
             let value = [i as u8; 3];
-            let len = leaf_inline_bytes(1, 3) - 2;
+            let len = leaf_inline_bytes(1, 3) - SLOT_BYTES;
             assert!(insert(&mut page, 5, at, len, |out| write_leaf_entry(
                 out,
                 &k[..],

@@ -382,7 +382,9 @@ impl FreeMap {
     /// Grows the file: the first `n` new pages are returned allocated, the rest are free.
     fn grow(&mut self, pages: &ReadPages, n: u64) -> Result<u64> {
         let old = self.file_pages;
-        let chunk = (old / 8).clamp(16, (64 << 20) / self.page_size as u64);
+        // Small steps keep the slack at the end of the file under 2% (a growing commit also
+        // pays one extra fsync, so steps are not single pages either).
+        let chunk = (old / 64).clamp(16, (16 << 20) / self.page_size as u64);
         let new = old + n.max(chunk);
         self.file_pages = new;
         let need_dir = new.div_ceil(self.bits) as usize;

@@ -1,0 +1,95 @@
+//! A quick local profile of the hot paths, one phase at a time (for perf and callgrind):
+//! bulk load of N random entries in one transaction, random reads, 100-entry range scans,
+//! and single-entry commits without fsync.
+//! Run with `cargo run --release --example probe [N] [phase ...]` (phases: load reads scans
+//! commits; default all).
+
+use shadowkv::{Database, Durability};
+use std::time::Instant;
+
+fn key(i: u64) -> [u8; 20] {
+    let mut z = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut k = [0u8; 20];
+    for chunk in k.chunks_mut(8) {
+        z = (z ^ (z >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+    }
+    k
+}
+
+fn rate(what: &str, n: u64, start: Instant) {
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{what:<28} {n:>9} in {secs:>7.3} s = {:>10.0} /s ({:.0} ns each)",
+        n as f64 / secs,
+        secs * 1e9 / n as f64
+    );
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: u64 = args.next().map_or(1_000_000, |a| a.parse().expect("N"));
+    let phases: Vec<String> = args.collect();
+    let on = |p: &str| phases.is_empty() || phases.iter().any(|x| x == p);
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let path = dir.path().join("probe.db");
+    let db = Database::options()
+        .durability(Durability::Eventual)
+        .open(&path)
+        .unwrap();
+    let value = [5u8; 100];
+    let start = Instant::now();
+    let mut tx = db.begin_write().unwrap();
+    {
+        let mut t = tx.open_table("t").unwrap();
+        for i in 0..n {
+            t.insert(&key(i), &value).unwrap();
+        }
+    }
+    let inserted = start.elapsed();
+    tx.commit().unwrap();
+    db.sync().unwrap();
+    if on("load") {
+        println!("inserts alone: {:.3} s", inserted.as_secs_f64());
+        rate("bulk load + commit + sync", n, start);
+        println!("file: {} bytes", std::fs::metadata(&path).unwrap().len());
+    }
+    if on("reads") {
+        let rx = db.begin_read().unwrap();
+        let t = rx.open_table("t").unwrap();
+        let start = Instant::now();
+        let mut sum = 0u64;
+        for i in 0..n {
+            let j = (i.wrapping_mul(0x2545_F491_4F6C_DD1D)) % n;
+            sum += t.get(&key(j)).unwrap().expect("present")[0] as u64;
+        }
+        assert_eq!(sum, 5 * n);
+        rate("random reads", n, start);
+    }
+    if on("scans") {
+        let rx = db.begin_read().unwrap();
+        let t = rx.open_table("t").unwrap();
+        let scans = n / 50;
+        let start = Instant::now();
+        let mut total = 0u64;
+        for i in 0..scans {
+            let k = key((i * 7919) % n);
+            total += t.range(&k[..]..).unwrap().take(100).count() as u64;
+        }
+        assert!(total > 0);
+        rate("range scans of 100", scans, start);
+    }
+    if on("commits") {
+        let start = Instant::now();
+        let commits = 5000;
+        for i in 0..commits {
+            let mut tx = db.begin_write().unwrap();
+            tx.open_table("t")
+                .unwrap()
+                .insert(&key(n + i), &value)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        rate("single commits (no fsync)", commits, start);
+    }
+}
