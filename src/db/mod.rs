@@ -88,12 +88,18 @@ impl Options {
             }
             recover::create(storage.as_ref(), self.page_size)?;
         }
-        let committed = recover::recover(storage.as_ref(), self.verify_reads)?;
+        let (committed, highest_txn) = recover::recover(storage.as_ref(), self.verify_reads)?;
         if committed.meta.durable_txn < committed.meta.txn {
             // Commits written without fsync (or before a crash) become durable now.
             storage.sync()?;
         }
-        let shared = Shared::new(storage, committed, self.durability, self.verify_reads);
+        let shared = Shared::new(
+            storage,
+            committed,
+            highest_txn,
+            self.durability,
+            self.verify_reads,
+        );
         Ok(Database {
             shared: Arc::new(shared),
         })

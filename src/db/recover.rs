@@ -32,8 +32,11 @@ pub fn create(storage: &dyn Storage, page_size: usize) -> Result<()> {
     Ok(())
 }
 
-/// Reads both slots and returns the state to open, verified.
-pub fn recover(storage: &dyn Storage, verify: bool) -> Result<Committed> {
+/// Reads both slots and returns the state to open, verified, and the highest txn id any slot
+/// with a valid checksum carries. New commits must number above that id: a newer meta that
+/// failed verification stays in its slot until overwritten, and it must never verify later
+/// (a redo could rewrite its missing pages byte for byte if it reused its txn ids).
+pub fn recover(storage: &dyn Storage, verify: bool) -> Result<(Committed, u64)> {
     let len_bytes = storage.len()?;
     let mut slots: Vec<(u8, Meta)> = Vec::new();
     let mut unsupported = None;
@@ -92,6 +95,7 @@ pub fn recover(storage: &dyn Storage, verify: bool) -> Result<Committed> {
         });
     }
     slots.sort_by_key(|(_, m)| std::cmp::Reverse(m.txn));
+    let highest_txn = slots.first().map_or(0, |(_, m)| m.txn);
     let mut first_error = None;
     for (slot, meta) in slots {
         let page_size = meta.page_size as usize;
@@ -108,12 +112,15 @@ pub fn recover(storage: &dyn Storage, verify: bool) -> Result<Committed> {
         match verify_commit(&pages, &meta) {
             Ok(()) => {
                 let main = crate::txn::roots::main_record(&pages, meta.roots)?;
-                return Ok(Committed {
-                    meta,
-                    slot,
-                    pages,
-                    main,
-                });
+                return Ok((
+                    Committed {
+                        meta,
+                        slot,
+                        pages,
+                        main,
+                    },
+                    highest_txn,
+                ));
             }
             Err(e) => {
                 first_error.get_or_insert(e);

@@ -44,8 +44,13 @@ pub struct FreeMap {
     file_pages: u64,
     dir: Vec<DirSlot>,
     bitmaps: HashMap<usize, Bitmap>,
-    /// (freed by, page, born) of pages still waiting.
+    /// (freed by, page, born) of pages still waiting that this commit writes anew.
     pending: Vec<(u64, u64, u64)>,
+    /// The older part of the pending chain, kept as it is (newest first); its head pointer.
+    pending_tail: Ptr,
+    /// Entries in `pending_tail`, and how many of them wait for a durable commit.
+    tail_entries: u64,
+    tail_awaiting: u64,
     /// (page, born) of committed pages freed by this txn.
     freed_now: Vec<(u64, u64)>,
     old_chain_pages: Vec<Ptr>,
@@ -166,6 +171,40 @@ pub fn load_chains(
 
 use super::PageSource;
 
+/// The pages of the pending chain, newest first, each with its entries.
+type PendingPages = Vec<(Ptr, Vec<(u64, u64, u64)>)>;
+
+fn load_pending_pages(pages: &ReadPages, head: Ptr, file_pages: u64) -> Result<PendingPages> {
+    let per_page = pending_entries_per_page(pages.page_size());
+    let mut per: Vec<Vec<(u64, u64, u64)>> = Vec::new();
+    let ptrs = walk_chain(
+        pages,
+        head,
+        tag::PENDING,
+        file_pages,
+        false,
+        |page, count| {
+            if count > per_page {
+                return Err(Error::corrupted(
+                    PageHeader::read(page).page_id.get(),
+                    "pending count too large",
+                ));
+            }
+            per.push(
+                (0..count)
+                    .map(|i| {
+                        let e: PendingEntry =
+                            chain_entry(page, i).expect("bounded by entries per page");
+                        (e.freed_by.get(), e.page.get(), e.born.get())
+                    })
+                    .collect(),
+            );
+            Ok(())
+        },
+    )?;
+    Ok(ptrs.into_iter().zip(per).collect())
+}
+
 impl FreeMap {
     /// A free map for a brand-new file of `file_pages` pages, all of them in use.
     pub fn empty(page_size: usize, txn: TxnId, file_pages: u64) -> FreeMap {
@@ -178,6 +217,9 @@ impl FreeMap {
             dir: vec![DirSlot::default(); file_pages.div_ceil(bits) as usize],
             bitmaps: HashMap::new(),
             pending: Vec::new(),
+            pending_tail: Ptr::default(),
+            tail_entries: 0,
+            tail_awaiting: 0,
             freed_now: Vec::new(),
             old_chain_pages: Vec::new(),
             durable: 0,
@@ -197,7 +239,7 @@ impl FreeMap {
         oldest_reader: u64,
         durable: u64,
     ) -> Result<FreeMap> {
-        let loaded = load_chains(pages, free_dir, pending, file_pages, false)?;
+        let loaded = load_chains(pages, free_dir, Ptr::default(), file_pages, false)?;
         let mut map = FreeMap::empty(pages.page_size(), txn, file_pages);
         if !free_dir.is_null() && loaded.dir.len() != map.dir.len() {
             return Err(Error::corrupted(
@@ -208,19 +250,60 @@ impl FreeMap {
         for (slot, (ptr, free)) in map.dir.iter_mut().zip(loaded.dir) {
             *slot = DirSlot { ptr, free };
         }
-        map.old_chain_pages = loaded.chain_pages;
         map.durable = durable;
-        for (freed_by, page, born) in loaded.pending {
-            if page < first_data_page(map.page_size) || page >= file_pages || born >= freed_by {
-                return Err(Error::corrupted(
-                    pending.page.0,
-                    "pending entry out of range",
-                ));
+        // The directory chain is rewritten at every commit.
+        map.old_chain_pages = loaded.chain_pages;
+        let releasable = |freed_by: u64, born: u64| {
+            freed_by <= oldest_reader && (freed_by <= durable || born > durable)
+        };
+        let chain = load_pending_pages(pages, pending, file_pages)?;
+        for (_, entries) in &chain {
+            for &(freed_by, page, born) in entries {
+                if page < first_data_page(map.page_size) || page >= file_pages || born >= freed_by {
+                    return Err(Error::corrupted(
+                        pending.page.0,
+                        "pending entry out of range",
+                    ));
+                }
             }
-            if freed_by <= oldest_reader && (freed_by <= durable || born > durable) {
-                map.set_free(pages, page)?;
+        }
+        // The pending chain runs newest first. A suffix of pages whose entries are all
+        // releasable is dropped; then the kept pages must be rewritten (the last one's `next`
+        // changes). Otherwise only the head page is rewritten, unless it is nearly full, and
+        // the rest is kept as it is: a commit costs O(its own frees), not O(all pending).
+        let mut keep = chain.len();
+        while keep > 0 && chain[keep - 1].1.iter().all(|&(f, _, b)| releasable(f, b)) {
+            keep -= 1;
+        }
+        let per_page = pending_entries_per_page(map.page_size);
+        let rewrite = if keep < chain.len() {
+            keep
+        } else if chain.first().is_some_and(|(_, e)| {
+            e.len() * 4 < per_page * 3 || e.iter().any(|&(f, _, b)| releasable(f, b))
+        }) {
+            1
+        } else {
+            0
+        };
+        for (index, (ptr, entries)) in chain.iter().enumerate() {
+            if index < rewrite || index >= keep {
+                map.old_chain_pages.push(*ptr);
+                for &(freed_by, page, born) in entries {
+                    if releasable(freed_by, born) {
+                        map.set_free(pages, page)?;
+                    } else {
+                        map.pending.push((freed_by, page, born));
+                    }
+                }
             } else {
-                map.pending.push((freed_by, page, born));
+                if index == rewrite {
+                    map.pending_tail = *ptr;
+                }
+                map.tail_entries += entries.len() as u64;
+                map.tail_awaiting += entries
+                    .iter()
+                    .filter(|&&(f, _, b)| f > durable && b <= durable)
+                    .count() as u64;
             }
         }
         Ok(map)
@@ -475,23 +558,21 @@ impl FreeMap {
             )
             .collect();
         entries.sort_unstable_by_key(|e| (e.freed_by.get(), e.page.get()));
-        let pending_count = entries.len() as u64;
         let durable = self.durable;
-        let awaiting_durable = entries
-            .iter()
-            .filter(|e| e.freed_by.get() > durable && e.born.get() <= durable)
-            .count() as u64;
-        let pending_head = if entries.is_empty() && pending_pages.is_empty() {
-            Ptr::default()
-        } else {
-            self.write_chain(
-                pending_pages,
-                tag::PENDING,
-                &entries,
-                per_pending,
-                &mut emit,
-            )
-        };
+        let pending_count = entries.len() as u64 + self.tail_entries;
+        let awaiting_durable = self.tail_awaiting
+            + entries
+                .iter()
+                .filter(|e| e.freed_by.get() > durable && e.born.get() <= durable)
+                .count() as u64;
+        let pending_head = self.write_chain(
+            pending_pages,
+            tag::PENDING,
+            &entries,
+            per_pending,
+            self.pending_tail,
+            &mut emit,
+        );
         let dir_entries: Vec<DirEntry> = self
             .dir
             .iter()
@@ -500,7 +581,14 @@ impl FreeMap {
                 free_count: U32Le::new(s.free),
             })
             .collect();
-        let free_dir = self.write_chain(dir_pages, tag::FREE_DIR, &dir_entries, per_dir, &mut emit);
+        let free_dir = self.write_chain(
+            dir_pages,
+            tag::FREE_DIR,
+            &dir_entries,
+            per_dir,
+            Ptr::default(),
+            &mut emit,
+        );
         Ok(Persisted {
             free_dir,
             pending: pending_head,
@@ -516,13 +604,14 @@ impl FreeMap {
         chain_tag: u8,
         entries: &[T],
         per_page: usize,
+        tail: Ptr,
         emit: &mut impl FnMut(u64, Box<[u8]>),
     ) -> Ptr {
         assert!(
             entries.len() <= ids.len() * per_page,
             "chain pages were counted"
         );
-        let mut next = Ptr::default();
+        let mut next = tail;
         for (i, &id) in ids.iter().enumerate().rev() {
             let mut page = vec![0u8; self.page_size].into_boxed_slice();
             let chunk = entries.chunks(per_page).nth(i).unwrap_or(&[]);

@@ -5,14 +5,13 @@
 //! inside the engine (all three). Errors returned by the engine on bad input are expected
 //! and ignored.
 
-use super::ops::Op;
+use super::ops::{ops_from_bytes, Op};
 use super::run::{run_with, Config};
 use crate::format::meta::META_BYTES;
 use crate::format::node::{self, LeafValue, NodeView};
 use crate::format::{self, META_SLOT_BYTES};
 use crate::io::MemStorage;
 use crate::{Database, Error};
-use arbitrary::{Arbitrary, Unstructured};
 use std::sync::Arc;
 
 /// Ops against the model: the first byte picks the configuration, the rest decodes to a
@@ -21,10 +20,7 @@ pub fn ops(data: &[u8]) {
     let Some((&first, rest)) = data.split_first() else {
         return;
     };
-    let mut u = Unstructured::new(rest);
-    let Ok(ops) = Vec::<Op>::arbitrary_take_rest(u.by_ref()) else {
-        return;
-    };
+    let ops = ops_from_bytes(rest);
     let config = Config::from_byte(first);
     if let Err(e) = run_with(config, &ops) {
         panic!("model mismatch with {config:?}: {e}\nops: {ops:#?}");
@@ -34,8 +30,7 @@ pub fn ops(data: &[u8]) {
 /// The ops a fuzz input decodes to (for printing a reproducer).
 pub fn decode_ops(data: &[u8]) -> Option<(Config, Vec<Op>)> {
     let (&first, rest) = data.split_first()?;
-    let ops = Vec::<Op>::arbitrary_take_rest(Unstructured::new(rest)).ok()?;
-    Some((Config::from_byte(first), ops))
+    Some((Config::from_byte(first), ops_from_bytes(rest)))
 }
 
 /// Most entries read from one table by [`read_all`] (a damaged file may hold a DAG whose
@@ -109,16 +104,20 @@ pub fn read_all(db: &Database) -> Vec<Error> {
                 }
             }
             if let (Some(first), Some(last)) = (keys.first(), keys.last()) {
-                if let Ok(it) = table.range(*first..*last) {
-                    let mut it = it.take(MAX_ITEMS);
-                    while let Some(item) = if keys.len() % 2 == 0 {
-                        it.next()
-                    } else {
-                        it.next_back()
-                    } {
-                        if let Err(e) = item {
-                            errors.push(e);
-                            break;
+                if let Ok(mut it) = table.range(*first..*last) {
+                    for step in 0..MAX_ITEMS {
+                        let item = if step % 3 == 0 {
+                            it.next_back()
+                        } else {
+                            it.next()
+                        };
+                        match item {
+                            None => break,
+                            Some(Ok(_)) => {}
+                            Some(Err(e)) => {
+                                errors.push(e);
+                                break;
+                            }
                         }
                     }
                 }
@@ -252,13 +251,13 @@ fn edit_validated(data: &[u8], id: u64) {
     let key = b"edit-key";
     let inserted = if leaf {
         let value = [5u8; 10];
-        let len = node::leaf_inline_bytes(key.len(), value.len()) - 2;
+        let len = node::leaf_inline_bytes(key.len(), value.len()) - node::SLOT_BYTES;
         node::insert(&mut page, id, 0, len, |out| {
             node::write_leaf_entry(out, key, LeafValue::Inline(&value))
         })
     } else {
         let count = NodeView::new(&page, id).expect("still valid").count();
-        let len = node::branch_entry_bytes(key.len()) - 2;
+        let len = node::branch_entry_bytes(key.len()) - node::SLOT_BYTES;
         node::insert(&mut page, id, count, len, |out| {
             node::write_branch_entry(out, key, format::Ptr::default())
         })

@@ -22,5 +22,5 @@ pub mod run;
 
 pub use arbitrary;
 pub use model::{ErrKind, Kind, Model, Root, TableModel, Tables};
-pub use ops::{BoundSpec, End, Key, Name, Op, ReadOp, TableName, TxnOp, Value};
+pub use ops::{ops_from_bytes, BoundSpec, End, Key, Name, Op, ReadOp, TableName, TxnOp, Value};
 pub use run::{compare, compare_tables, run, run_with, show, Config};

@@ -248,7 +248,11 @@ impl Model {
 }
 
 /// The entries of `table` within the bounds, in order (empty when the bounds cross).
-pub fn range_of(table: &TableModel, lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub fn range_of(
+    table: &TableModel,
+    lo: &Bound<Vec<u8>>,
+    hi: &Bound<Vec<u8>>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
     table
         .iter()
         .filter(|(k, _)| {

@@ -7,13 +7,11 @@
 
 use std::ops::Bound;
 
-#[cfg(feature = "arbitrary")]
 use arbitrary::Arbitrary;
 
 /// Names of snapshots and branches: `main`, `r1`, `r2`, `r3`; 254 is a 256-byte name and
 /// 255 the empty name (both invalid).
-#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Name(pub u8);
 
 impl Name {
@@ -28,8 +26,7 @@ impl Name {
 }
 
 /// Table names: `t1`, `t2`, `t3`; 254 is a 256-byte name and 255 the empty name.
-#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TableName(pub u8);
 
 impl TableName {
@@ -46,8 +43,7 @@ impl TableName {
 /// Keys: 0..=239 are `k000`..`k239`; 240..=247 are long keys (300 to 1000 bytes); 248 is the
 /// empty key; 249 is exactly the largest key (1024 bytes); 250 is one byte over it; 251..=255
 /// are runs of 0xFF (after every other key).
-#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Key(pub u8);
 
 /// Keys `k000`..`k239` wrap at this count in ranges of keys.
@@ -79,8 +75,7 @@ impl Key {
 
 /// A value: its length comes from `size` (small, near the inline limit, overflow runs, page
 /// multiples, a 70 KB run), its bytes from `fill`.
-#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Value {
     /// Chooses the length.
     pub size: u8,
@@ -123,8 +118,7 @@ impl Value {
 }
 
 /// One end of a range.
-#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BoundSpec {
     /// No limit.
     Unbounded,
@@ -146,8 +140,7 @@ impl BoundSpec {
 }
 
 /// How a range is walked: bit `i % 8` of `pattern` says whether step `i` takes from the back.
-#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RangeSpec {
     /// Lower end.
     pub lo: BoundSpec,
@@ -158,8 +151,7 @@ pub struct RangeSpec {
 }
 
 /// An operation inside a write transaction.
-#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
 pub enum TxnOp {
     /// `open_table(t)?.insert(k, v)`.
     Insert(TableName, Key, Value),
@@ -184,8 +176,7 @@ pub enum TxnOp {
 }
 
 /// An operation inside a read transaction.
-#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
 pub enum ReadOp {
     /// `open_table(t)?.get(k)`.
     Get(TableName, Key),
@@ -198,8 +189,7 @@ pub enum ReadOp {
 }
 
 /// How a write transaction ends.
-#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum End {
     /// `commit()` with the database's durability.
     Commit,
@@ -214,8 +204,7 @@ pub enum End {
 }
 
 /// An operation on the database.
-#[cfg_attr(feature = "arbitrary", derive(Arbitrary))]
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
 pub enum Op {
     /// A write transaction: `begin_write()` (`branch: None`) or `begin_write_on(branch)`,
     /// some operations, then its end. With `pin`, a read transaction on the same root is
@@ -257,4 +246,62 @@ pub enum Op {
     Reopen,
     /// Drop the database and open a copy of the storage's bytes (a process crash).
     Crash,
+}
+
+/// Most operations decoded from one input (bounds the time of one fuzz run).
+pub const MAX_OPS: usize = 400;
+/// Most operations in one decoded transaction.
+pub const MAX_TXN_OPS: usize = 16;
+
+/// Decodes bytes into a sequence of operations, as the `ops` fuzz target and the property
+/// test do. Write transactions get most of the weight and a short list of their own
+/// operations; the other operations are decoded with the derived [`Arbitrary`]. Any bytes
+/// decode (to an empty sequence at worst).
+pub fn ops_from_bytes(data: &[u8]) -> Vec<Op> {
+    let mut u = arbitrary::Unstructured::new(data);
+    let mut ops = Vec::new();
+    while !u.is_empty() && ops.len() < MAX_OPS {
+        match decode_op(&mut u) {
+            Ok(op) => ops.push(op),
+            Err(_) => break,
+        }
+    }
+    ops
+}
+
+fn decode_op(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<Op> {
+    Ok(match u.int_in_range(0u8..=19)? {
+        0..=11 => {
+            let branch = Option::<Name>::arbitrary(u)?;
+            let pin = u.ratio(1u8, 8)?;
+            let n = u.int_in_range(0..=MAX_TXN_OPS)?;
+            let mut ops = Vec::with_capacity(n);
+            for _ in 0..n {
+                ops.push(TxnOp::arbitrary(u)?);
+            }
+            let end = match u.int_in_range(0u8..=15)? {
+                0..=8 => End::Commit,
+                9..=11 => End::CommitEventual,
+                12 => End::CommitImmediate,
+                13..=14 => End::Abort,
+                _ => End::Crash,
+            };
+            Op::Write {
+                branch,
+                pin,
+                ops,
+                end,
+            }
+        }
+        12..=13 => {
+            let root = Option::<Name>::arbitrary(u)?;
+            let n = u.int_in_range(0..=MAX_TXN_OPS)?;
+            let mut ops = Vec::with_capacity(n);
+            for _ in 0..n {
+                ops.push(ReadOp::arbitrary(u)?);
+            }
+            Op::Read { root, ops }
+        }
+        _ => Op::arbitrary(u)?,
+    })
 }

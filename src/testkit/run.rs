@@ -6,7 +6,9 @@
 //! accepted only when the model predicts the same [`ErrKind`]; `check()` runs after every
 //! reopen and crash and at the end.
 
-use super::model::{check_key, check_name, range_of, ErrKind, Expect, Kind, Model, TableModel, Tables};
+use super::model::{
+    check_key, check_name, range_of, ErrKind, Expect, Kind, Model, TableModel, Tables,
+};
 use super::ops::{End, Name, Op, RangeSpec, ReadOp, TableName, TxnOp};
 use crate::io::MemStorage;
 use crate::{Database, Durability, Error, Range, ReadTxn, TableMut, WriteTxn};
@@ -60,10 +62,16 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
 pub fn run_with(config: Config, ops: &[Op]) -> Result<(), String> {
     let mut runner = Runner::new(config)?;
     for (i, op) in ops.iter().enumerate() {
-        runner.apply(op).map_err(|e| format!("op {i} {op:?}: {e}"))?;
+        runner
+            .apply(op)
+            .map_err(|e| format!("op {i} {op:?}: {e}"))?;
     }
-    runner.full_check().map_err(|e| format!("at the end: {e}"))?;
-    runner.reopen(false).map_err(|e| format!("after the final reopen: {e}"))?;
+    runner
+        .full_check()
+        .map_err(|e| format!("at the end: {e}"))?;
+    runner
+        .reopen(false)
+        .map_err(|e| format!("after the final reopen: {e}"))?;
     Ok(())
 }
 
@@ -106,7 +114,11 @@ fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 }
 
 /// Walks `range` from both ends as `pattern` says and compares it with `want`.
-fn walk_range(mut range: Range<'_>, want: &[(Vec<u8>, Vec<u8>)], pattern: u8) -> Result<(), String> {
+fn walk_range(
+    mut range: Range<'_>,
+    want: &[(Vec<u8>, Vec<u8>)],
+    pattern: u8,
+) -> Result<(), String> {
     let (mut front, mut back) = (0usize, want.len());
     for step in 0..=want.len() {
         let from_back = (pattern >> (step % 8)) & 1 == 1;
@@ -192,12 +204,13 @@ pub fn compare_tables(rx: &ReadTxn<'_>, tables: &Tables, label: &str) -> Result<
         let label = format!("{label}/{name}");
         let t = rx.open_table(name).map_err(err(&label))?;
         let len = t.len().map_err(err(&label))?;
-        if len != entries.len() as u64 || t.is_empty().map_err(err(&label))? != entries.is_empty()
-        {
+        if len != entries.len() as u64 || t.is_empty().map_err(err(&label))? != entries.is_empty() {
             return Err(format!("{label}: len {len}, model has {}", entries.len()));
         }
-        let all: Vec<(Vec<u8>, Vec<u8>)> =
-            entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let all: Vec<(Vec<u8>, Vec<u8>)> = entries
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         walk_range(t.iter().map_err(err(&label))?, &all, 0).map_err(err(&label))?;
         walk_range(t.iter().map_err(err(&label))?, &all, 0xFF).map_err(err(&label))?;
         for (k, v) in entries {
@@ -366,7 +379,13 @@ impl Runner {
         Ok(())
     }
 
-    fn write(&mut self, branch: Option<Name>, pin: bool, ops: &[TxnOp], end: End) -> Result<(), String> {
+    fn write(
+        &mut self,
+        branch: Option<Name>,
+        pin: bool,
+        ops: &[TxnOp],
+        end: End,
+    ) -> Result<(), String> {
         let name = branch.map_or_else(|| crate::txn::roots::MAIN.to_string(), Name::as_string);
         let want = self.model.begin_write(&name);
         let db = self.db.as_ref().expect("database is open");
@@ -432,6 +451,7 @@ impl Runner {
             (Err(e), Err(k)) if ErrKind::from(&e) == k => return Ok(()),
             (Ok(_), Err(k)) => return Err(format!("begin_read: got a reader, model says {k:?}")),
             (Err(e), Ok(_)) => return Err(format!("begin_read: got error {e:?}")),
+            (Err(e), Err(k)) => return Err(format!("begin_read: got {e:?}, model says {k:?}")),
         };
         for (i, op) in ops.iter().enumerate() {
             read_op(&rx, tables, op).map_err(|e| format!("read op {i} {op:?}: {e}"))?;
@@ -442,12 +462,16 @@ impl Runner {
 
 type Tx<'db> = (WriteTxn<'db>, Tables);
 
-fn outcome_tx<'db>(got: crate::Result<WriteTxn<'db>>, want: Expect<Tables>) -> Result<Option<Tx<'db>>, String> {
+fn outcome_tx<'db>(
+    got: crate::Result<WriteTxn<'db>>,
+    want: Expect<Tables>,
+) -> Result<Option<Tx<'db>>, String> {
     match (got, want) {
         (Ok(tx), Ok(t)) => Ok(Some((tx, t))),
         (Err(e), Err(k)) if ErrKind::from(&e) == k => Ok(None),
         (Ok(_), Err(k)) => Err(format!("begin_write: got a transaction, model says {k:?}")),
         (Err(e), Ok(_)) => Err(format!("begin_write: got error {e:?}")),
+        (Err(e), Err(k)) => Err(format!("begin_write: got {e:?}, model says {k:?}")),
     }
 }
 
@@ -468,6 +492,7 @@ fn open_mut<'t>(
         (Err(e), Err(k)) if ErrKind::from(&e) == k => Ok(None),
         (Ok(_), Err(k)) => Err(format!("open_table({name:?}): opened, model says {k:?}")),
         (Err(e), Ok(())) => Err(format!("open_table({name:?}): {e:?}")),
+        (Err(e), Err(k)) => Err(format!("open_table({name:?}): {e:?}, model says {k:?}")),
     }
 }
 
@@ -483,7 +508,12 @@ fn txn_op(
             let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
                 return Ok(());
             };
-            insert(&mut table, staged.get_mut(&name).expect("opened"), &k.bytes(), &v.bytes())
+            insert(
+                &mut table,
+                staged.get_mut(&name).expect("opened"),
+                &k.bytes(),
+                &v.bytes(),
+            )
         }
         TxnOp::InsertMany(t, start, count, v) => {
             let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
@@ -567,7 +597,12 @@ fn txn_op(
     }
 }
 
-fn insert(table: &mut TableMut<'_>, m: &mut TableModel, key: &[u8], value: &[u8]) -> Result<(), String> {
+fn insert(
+    table: &mut TableMut<'_>,
+    m: &mut TableModel,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(), String> {
     let want = check_key(key);
     if outcome("insert", table.insert(key, value), want)?.is_some() {
         m.insert(key.to_vec(), value.to_vec());
@@ -584,6 +619,7 @@ fn read_op(rx: &ReadTxn<'_>, tables: &Tables, op: &ReadOp) -> Result<(), String>
             (Err(e), Err(k)) if ErrKind::from(&e) == k => Ok(None),
             (Ok(_), Err(k)) => Err(format!("open_table({name:?}): opened, model says {k:?}")),
             (Err(e), Ok(_)) => Err(format!("open_table({name:?}): {e:?}")),
+            (Err(e), Err(k)) => Err(format!("open_table({name:?}): {e:?}, model says {k:?}")),
         }
     };
     match op {

@@ -84,6 +84,8 @@ pub struct Shared {
     pub durable: Mutex<DurableMark>,
     /// Set by a failed fsync.
     pub poisoned: AtomicBool,
+    /// The highest txn id found in a meta slot at open: new txn ids go above it.
+    pub txn_floor: u64,
 }
 
 impl Shared {
@@ -91,6 +93,7 @@ impl Shared {
     pub fn new(
         storage: Arc<dyn Storage>,
         committed: Committed,
+        highest_txn: u64,
         durability: Durability,
         verify: bool,
     ) -> Self {
@@ -109,6 +112,7 @@ impl Shared {
             writer_free: Condvar::new(),
             durable: Mutex::new(durable),
             poisoned: AtomicBool::new(false),
+            txn_floor: highest_txn,
         }
     }
 

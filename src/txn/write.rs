@@ -59,7 +59,7 @@ impl<'db> WriteTxn<'db> {
         let guard = shared.lock_writer()?;
         let base = shared.current();
         let (oldest_reader, durable) = shared.reclaim_bounds();
-        let txn = TxnId(base.meta.txn + 1);
+        let txn = TxnId(base.meta.txn.max(shared.txn_floor) + 1);
         let meta = base.meta;
         let free = FreeMap::load(
             &base.pages,
