@@ -108,7 +108,7 @@ pub fn recover(storage: &dyn Storage, verify: bool) -> Result<(Committed, u64)> 
                 needed_bytes,
             });
         }
-        let pages = ReadPages::new(storage.view(needed_bytes)?, page_size, verify);
+        let pages = ReadPages::new(storage.view(needed_bytes)?, needed_bytes, page_size, verify);
         match verify_commit(&pages, &meta) {
             Ok(()) => {
                 let main = crate::txn::roots::main_record(&pages, meta.roots)?;

@@ -2,8 +2,9 @@
 //!
 //! Invariants:
 //! - The map is read-only; all writes go through `pwrite`, which the shared map sees.
-//! - A map is created for at most the current file length, and the file is never shrunk
-//!   below the length of a map that is still alive (checked in `set_len`).
+//! - A map may reach past the end of the file (room to grow without remapping), but readers
+//!   get windows of it that never reach past the file's length, and the file is never
+//!   shrunk below a window that is still alive (checked in `set_len`).
 //! - The file is locked exclusively for the life of the handle.
 
 use super::{past_end, EmptyView, Storage, View};
@@ -23,20 +24,34 @@ pub struct FileStorage {
 
 #[derive(Default)]
 struct Maps {
-    /// The newest map, reused while it is long enough.
+    /// The newest map, reused while the file fits in it.
     current: Option<Arc<MapView>>,
-    /// Every map handed out that may still be alive, to refuse shrinking under one.
-    handed_out: Vec<Weak<MapView>>,
+    /// Every window handed out that may still be alive, to refuse shrinking under one.
+    handed_out: Vec<Weak<Window>>,
 }
 
+/// A map of the file that reaches past its end, so that growth rarely needs a new map (a new
+/// map costs a page fault on every page touched again).
 struct MapView {
     map: Mmap,
 }
 
-impl View for MapView {
+/// The part of a map that lay inside the file when it was handed out: the only bytes ever
+/// read through it.
+struct Window {
+    map: Arc<MapView>,
+    len: usize,
+}
+
+impl View for Window {
     fn bytes(&self) -> &[u8] {
-        &self.map
+        &self.map.map[..self.len]
     }
+}
+
+/// Bytes mapped ahead of the file's end: twice its length, at least 1 GiB of address space.
+fn reservation(file_len: u64) -> u64 {
+    file_len.saturating_mul(2).max(1 << 30)
 }
 
 /// Why opening a file failed before any database logic ran.
@@ -123,21 +138,14 @@ impl Storage for FileStorage {
             .handed_out
             .iter()
             .filter_map(Weak::upgrade)
-            .map(|m| m.map.len() as u64)
+            .map(|w| w.len as u64)
             .max()
             .unwrap_or(0);
         if len < live_max {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("cannot shrink to {len} bytes under a live map of {live_max} bytes"),
+                format!("cannot shrink to {len} bytes under a live view of {live_max} bytes"),
             ));
-        }
-        if maps
-            .current
-            .as_ref()
-            .is_some_and(|m| m.map.len() as u64 > len)
-        {
-            maps.current = None;
         }
         self.file.set_len(len)
     }
@@ -146,29 +154,37 @@ impl Storage for FileStorage {
         if len == 0 {
             return Ok(Arc::new(EmptyView));
         }
-        let mut maps = self.maps.lock();
-        if let Some(current) = &maps.current {
-            if current.map.len() as u64 >= len {
-                return Ok(current.clone());
-            }
-        }
         let file_len = self.file.metadata()?.len();
         if len > file_len {
             return Err(past_end(0, len as usize, file_len));
         }
-        let map_len = usize::try_from(file_len)
+        let len = usize::try_from(len)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file too large to map"))?;
-        // SAFETY: the map is read-only and shared. We hold the file's exclusive lock, so no
-        // other shadowkv handle writes it. This handle writes only pages that no live reader
-        // can reach (the copy-on-write invariant of the pager), so the bytes a reader borrows
-        // do not change while borrowed. The file is never shrunk below a live map's length
-        // (`set_len` checks `handed_out`), so no access through the map can fault on a
-        // missing page. Changes by an outside program are the documented residual hazard.
-        let map = unsafe { MmapOptions::new().len(map_len).map(&self.file)? };
-        let view = Arc::new(MapView { map });
+        let mut maps = self.maps.lock();
+        let map = match &maps.current {
+            Some(current) if current.map.len() >= len => current.clone(),
+            _ => {
+                let map_len = usize::try_from(reservation(file_len)).map_err(|_| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "file too large to map")
+                })?;
+                // SAFETY: the map is read-only and shared, and may reach past the end of the
+                // file; only windows of it are handed out, and a window never reaches past
+                // the file's length when it is handed out (checked above). The file is never
+                // shrunk below a live window (`set_len` checks `handed_out`), so no byte read
+                // through a window can lie past the end of the file and fault. We hold the
+                // file's exclusive lock, so no other shadowkv handle writes it, and this
+                // handle writes only pages that no live reader can reach (the copy-on-write
+                // invariant of the pager), so the bytes a reader borrows do not change while
+                // borrowed. Changes by an outside program are the documented residual hazard.
+                let map = unsafe { MmapOptions::new().len(map_len).map(&self.file)? };
+                let map = Arc::new(MapView { map });
+                maps.current = Some(map.clone());
+                map
+            }
+        };
+        let window = Arc::new(Window { map, len });
         maps.handed_out.retain(|weak| weak.strong_count() > 0);
-        maps.handed_out.push(Arc::downgrade(&view));
-        maps.current = Some(view.clone());
-        Ok(view)
+        maps.handed_out.push(Arc::downgrade(&window));
+        Ok(window)
     }
 }

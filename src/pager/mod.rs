@@ -34,23 +34,33 @@ pub trait PageSource {
 #[derive(Clone)]
 pub struct ReadPages {
     view: Arc<dyn View>,
+    /// Bytes of the committed state: the view may map more (room to grow), but nothing past
+    /// the state's own file length is ever touched.
+    limit: usize,
     page_size: usize,
     verify: bool,
 }
 
 impl ReadPages {
-    /// Reads through `view`; `verify` checks every page's checksum on read.
-    pub fn new(view: Arc<dyn View>, page_size: usize, verify: bool) -> Self {
+    /// Reads the first `limit` bytes of `view`; `verify` checks every page's checksum on
+    /// read.
+    pub fn new(view: Arc<dyn View>, limit: u64, page_size: usize, verify: bool) -> Self {
+        let limit = (limit as usize).min(view.bytes().len());
         ReadPages {
             view,
+            limit,
             page_size,
             verify,
         }
     }
 
+    fn bytes(&self) -> &[u8] {
+        &self.view.bytes()[..self.limit]
+    }
+
     /// The whole page `id`, unchecked (a bounds error if it is past the end).
     pub fn raw_page(&self, id: u64) -> Result<&[u8]> {
-        page_slice(self.view.bytes(), id, self.page_size)
+        page_slice(self.bytes(), id, self.page_size)
     }
 
     /// A page of the given tags reached through `ptr`, checked.
@@ -62,7 +72,7 @@ impl ReadPages {
 
     /// Pages visible in the view.
     pub fn view_pages(&self) -> u64 {
-        self.view.bytes().len() as u64 / self.page_size as u64
+        self.limit as u64 / self.page_size as u64
     }
 
     /// Whether reads verify checksums.
@@ -72,7 +82,7 @@ impl ReadPages {
 
     /// Overflow bytes, optionally verified regardless of the reader's setting.
     pub fn overflow_checked(&self, ptr: Ptr, len: u64, verify: bool) -> Result<&[u8]> {
-        let bytes = overflow_slice(self.view.bytes(), ptr, len, self.page_size)?;
+        let bytes = overflow_slice(self.bytes(), ptr, len, self.page_size)?;
         if (verify || self.verify) && format::checksum(bytes) != ptr.crc {
             return Err(Error::corrupted(ptr.page.0, "overflow checksum mismatch"));
         }

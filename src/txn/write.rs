@@ -380,7 +380,12 @@ impl<'db> WriteTxn<'db> {
         let view = storage
             .view(file_pages * shared.page_size as u64)
             .map_err(|e| poison(Error::Io(e)))?;
-        let pages = ReadPages::new(view, shared.page_size, shared.verify);
+        let pages = ReadPages::new(
+            view,
+            file_pages * shared.page_size as u64,
+            shared.page_size,
+            shared.verify,
+        );
         let main = super::roots::main_record(&pages, roots.roots).map_err(poison)?;
         *shared.state.write() = Arc::new(Committed {
             meta,
