@@ -1,0 +1,430 @@
+//! Fault injection through the `Storage` seam. A workload runs on a storage that fails its
+//! N-th I/O operation (write_at, set_len or sync), and N moves one operation at a time
+//! across the whole workload, once failing a single time and once failing for good. A third
+//! sweep fills the disk (ENOSPC on every write and length change) for a while, then frees
+//! it again.
+//!
+//! After every step: the call that hit the fault returned an error (and only such calls
+//! did); the published state equals the model; a new root was never visible to readers
+//! before its sync returned. After a failed sync every write gets `Error::Poisoned`, issues
+//! no I/O, and reads keep working. At the end `check()` passes on the in-memory state and on
+//! the bytes reopened, and the reopened state is the last published one (or the commit whose
+//! sync failed, whose bytes did reach the storage).
+
+mod common;
+#[path = "common/storage.rs"]
+mod storage;
+
+use shadowkv::format::META_REGION_BYTES;
+use shadowkv::io::MemStorage;
+use shadowkv::{Database, Durability, Error};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+use storage::{
+    apply, fresh_db_bytes, verify, DurabilityMix, FaultError, FaultMode, Faulty, OpKind, Shape,
+    Workload, World,
+};
+
+static TOTAL_FAULTS: AtomicU64 = AtomicU64::new(0);
+
+/// One fault scenario.
+#[derive(Clone, Copy, Debug)]
+struct Scenario {
+    seed: u64,
+    steps: usize,
+    durability: Durability,
+    mix: DurabilityMix,
+    mode: FaultMode,
+    error: FaultError,
+    /// For a full disk: lift the fault after this many failed steps.
+    lift_after: Option<usize>,
+    /// A failing write lands half its bytes first.
+    partial: bool,
+}
+
+#[derive(Debug)]
+struct Outcome {
+    /// I/O operations the run issued.
+    ops: u64,
+    /// Faults that fired.
+    faults: u64,
+    poisoned: bool,
+    /// How the reopened state compared with the published one.
+    reopened: std::cmp::Ordering,
+}
+
+fn shape(mix: DurabilityMix) -> Shape {
+    Shape {
+        durability: mix,
+        key_space: 150,
+        max_ops: 20,
+        big_pct: 10,
+        sync_pct: if mix == DurabilityMix::Immediate {
+            0
+        } else {
+            8
+        },
+        ..Shape::default()
+    }
+}
+
+fn io_code(e: &Error) -> Option<i32> {
+    match e {
+        Error::Io(io) => io.raw_os_error(),
+        _ => None,
+    }
+}
+
+fn run(sc: Scenario, base: &[u8]) -> Outcome {
+    let ctx = format!("{sc:?}");
+    let inner = Arc::new(MemStorage::from_bytes(base.to_vec()));
+    let faulty = Arc::new(Faulty::new(inner.clone(), sc.mode, sc.error));
+    faulty.set_partial(sc.partial);
+    let db = Arc::new(
+        Database::options()
+            .durability(sc.durability)
+            .open_storage(faulty.clone())
+            .unwrap(),
+    );
+    // Readers must never see a root before its sync returned: at every sync, the state
+    // readers see is the one published before the step began.
+    let visible_before = Arc::new(AtomicU64::new(db.begin_read().unwrap().txn_id()));
+    let violations: Arc<Mutex<Vec<String>>> = Arc::default();
+    {
+        let weak: Weak<Database> = Arc::downgrade(&db);
+        let visible_before = visible_before.clone();
+        let violations = violations.clone();
+        faulty.set_hook(Box::new(move |kind| {
+            if kind != OpKind::Sync {
+                return;
+            }
+            if let Some(db) = weak.upgrade() {
+                let seen = db.begin_read().unwrap().txn_id();
+                let want = visible_before.load(Ordering::SeqCst);
+                if seen != want {
+                    violations.lock().unwrap().push(format!(
+                        "txn {seen} visible to readers before its sync (published before: {want})"
+                    ));
+                }
+            }
+        }));
+    }
+    let mut wl = Workload::new(sc.seed, shape(sc.mix));
+    let mut world = World::default();
+    let mut poisoned = false;
+    // The state of the commit whose final sync failed: its bytes reached the storage.
+    let mut unsynced: Option<World> = None;
+    let mut failed_steps = 0;
+    // The last state the engine made durable (a commit or sync that ended in a good sync).
+    let mut durable = (db.begin_read().unwrap().txn_id(), World::default());
+    for i in 0..sc.steps {
+        let step = wl.next_step(&world);
+        let ops_before = faulty.ops();
+        let faults_before = faulty.failures();
+        visible_before.store(db.begin_read().unwrap().txn_id(), Ordering::SeqCst);
+        let result = apply(&db, &world, &step);
+        let fired = faulty.failures() > faults_before;
+        let here = || format!("{ctx} step {i} {}", step.summary());
+        match result {
+            Ok(next) => {
+                assert!(
+                    !poisoned,
+                    "{}: a write succeeded on a poisoned database",
+                    here()
+                );
+                assert!(!fired, "{}: succeeded although its I/O failed", here());
+                world = next;
+                if faulty.ops() > ops_before && faulty.last_op() == Some((OpKind::Sync, true)) {
+                    durable = (db.begin_read().unwrap().txn_id(), world.clone());
+                }
+            }
+            Err(Error::Poisoned) => {
+                assert!(poisoned, "{}: Poisoned without a failed sync", here());
+                assert_eq!(
+                    faulty.ops(),
+                    ops_before,
+                    "{}: a poisoned database issued I/O",
+                    here()
+                );
+            }
+            Err(e) => {
+                assert!(!poisoned, "{}: {e} instead of Poisoned", here());
+                assert!(fired, "{}: failed without a fault: {e}", here());
+                assert_eq!(
+                    io_code(&e),
+                    Some(sc.error.code()),
+                    "{}: the error is not the injected one: {e}",
+                    here()
+                );
+                assert_eq!(
+                    faulty.failures(),
+                    faults_before + 1,
+                    "{}: kept issuing I/O after a failure",
+                    here()
+                );
+                failed_steps += 1;
+                // A failed sync poisons (the kernel may have dropped the pages), and so does
+                // a failed meta write (the slot's bytes are unknown); a failed write of pages
+                // or length change does not.
+                let meta_write = matches!(
+                    faulty.last_failed(),
+                    Some((OpKind::Write, offset)) if offset < META_REGION_BYTES
+                );
+                if matches!(faulty.last_failed(), Some((OpKind::Sync, _))) || meta_write {
+                    poisoned = true;
+                    if !meta_write {
+                        // The failed commit's bytes reached the storage; a reopen may find it.
+                        unsynced = Some(world.after(&step));
+                    }
+                }
+                // Nothing of the failed step is visible; the database still checks.
+                verify(&db, &world).unwrap_or_else(|e| panic!("{}: after the fault: {e}", here()));
+                db.check()
+                    .unwrap_or_else(|e| panic!("{}: check() after the fault: {e}", here()));
+            }
+        }
+        if poisoned {
+            assert!(
+                matches!(db.begin_write(), Err(Error::Poisoned)),
+                "{}",
+                here()
+            );
+            assert!(matches!(db.sync(), Err(Error::Poisoned)), "{}", here());
+            assert!(
+                matches!(db.create_snapshot("x-poisoned"), Err(Error::Poisoned)),
+                "{}",
+                here()
+            );
+            // Reads still work.
+            verify(&db, &world).unwrap_or_else(|e| panic!("{}: reads when poisoned: {e}", here()));
+        }
+        if sc.lift_after.is_some_and(|n| failed_steps >= n) {
+            faulty.lift();
+        }
+        let v = violations.lock().unwrap();
+        assert!(v.is_empty(), "{}: {}", here(), v.join("; "));
+    }
+    faulty.clear_hook();
+    if sc.lift_after.is_some() && faulty.failures() > 0 && !poisoned {
+        // Once the disk has room again the database works: one more commit must succeed.
+        faulty.lift();
+        let mut tx = db.begin_write().unwrap();
+        tx.open_table("after-full")
+            .unwrap()
+            .insert(b"k", b"v")
+            .unwrap();
+        tx.commit()
+            .unwrap_or_else(|e| panic!("{ctx}: commit after the disk was freed: {e}"));
+        world
+            .roots
+            .get_mut("main")
+            .unwrap()
+            .tables
+            .entry("after-full".into())
+            .or_default()
+            .insert(b"k".to_vec(), b"v".to_vec());
+    }
+    verify(&db, &world).unwrap_or_else(|e| panic!("{ctx}: final state: {e}"));
+    db.check()
+        .unwrap_or_else(|e| panic!("{ctx}: final check(): {e}"));
+    let mut outcome = Outcome {
+        ops: faulty.ops(),
+        faults: faulty.failures(),
+        poisoned,
+        reopened: std::cmp::Ordering::Equal,
+    };
+    let published = db.begin_read().unwrap().txn_id();
+    drop(db);
+    // Reopen what the storage holds (no power cut: every write that returned is there).
+    let reopened = Database::options()
+        .open_storage(Arc::new(MemStorage::from_bytes(inner.to_bytes())))
+        .unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
+    reopened
+        .check()
+        .unwrap_or_else(|e| panic!("{ctx}: check() after reopen: {e}"));
+    let txn = reopened.begin_read().unwrap().txn_id();
+    outcome.reopened = txn.cmp(&published);
+    if txn == published {
+        verify(&reopened, &world).unwrap_or_else(|e| panic!("{ctx}: reopened: {e}"));
+    } else if txn < published {
+        // A short meta write destroyed the slot of the newest (Eventual) commits: only the
+        // durable state may come back.
+        assert!(
+            sc.partial,
+            "{ctx}: reopened txn {txn}, published {published}"
+        );
+        assert_eq!(
+            txn, durable.0,
+            "{ctx}: reopened neither the published nor the durable state"
+        );
+        verify(&reopened, &durable.1)
+            .unwrap_or_else(|e| panic!("{ctx}: reopened the durable state: {e}"));
+    } else {
+        assert!(
+            txn > published,
+            "{ctx}: reopened txn {txn} < published {published}"
+        );
+        let model = unsynced
+            .as_ref()
+            .unwrap_or_else(|| panic!("{ctx}: reopened txn {txn}, published {published}"));
+        verify(&reopened, model)
+            .unwrap_or_else(|e| panic!("{ctx}: reopened the unsynced commit: {e}"));
+    }
+    // The reopened database takes new commits.
+    let mut tx = reopened.begin_write().unwrap();
+    tx.open_table("after-reopen")
+        .unwrap()
+        .insert(b"k", &[1u8; 3000])
+        .unwrap();
+    tx.commit()
+        .unwrap_or_else(|e| panic!("{ctx}: commit after reopen: {e}"));
+    reopened
+        .check()
+        .unwrap_or_else(|e| panic!("{ctx}: check() after reopen and commit: {e}"));
+    outcome
+}
+
+/// Moves the failure point across the whole workload: each operation fails once, and fails
+/// for good from there; then the disk fills up from each operation on and frees again.
+fn sweep(seed: u64, steps: usize, durability: Durability, mix: DurabilityMix) -> u64 {
+    let start = Instant::now();
+    let base = fresh_db_bytes(4096);
+    let plain = Scenario {
+        seed,
+        steps,
+        durability,
+        mix,
+        mode: FaultMode::Off,
+        error: FaultError::Eio,
+        lift_after: None,
+        partial: false,
+    };
+    let total = run(plain, &base).ops;
+    let mut faults = 0;
+    let mut runs = 0;
+    let mut poisoned = 0;
+    let mut reopened = [0u64; 3];
+    for n in 0..total {
+        let scenarios = [
+            Scenario {
+                mode: FaultMode::Once(n),
+                error: if n % 2 == 0 {
+                    FaultError::Eio
+                } else {
+                    FaultError::NoSpace
+                },
+                partial: n % 4 >= 2,
+                ..plain
+            },
+            Scenario {
+                mode: FaultMode::From(n),
+                partial: n % 4 < 2,
+                ..plain
+            },
+            Scenario {
+                mode: FaultMode::WritesFrom(n),
+                error: FaultError::NoSpace,
+                lift_after: Some(1 + (n % 3) as usize),
+                ..plain
+            },
+        ];
+        for sc in scenarios {
+            let out = run(sc, &base);
+            // The fault fires if the run reaches op n (the engine need not issue the same ops
+            // on every run); a full disk from op n on may meet only syncs.
+            assert!(
+                out.faults > 0 || out.ops <= n || matches!(sc.mode, FaultMode::WritesFrom(_)),
+                "{sc:?}: the fault never fired ({} ops)",
+                out.ops
+            );
+            faults += out.faults;
+            runs += 1;
+            poisoned += out.poisoned as u64;
+            reopened[(out.reopened as i8 + 1) as usize] += 1;
+        }
+    }
+    let all = TOTAL_FAULTS.fetch_add(faults, Ordering::SeqCst) + faults;
+    eprintln!(
+        "seed {seed} {durability:?}/{mix:?}: {total} I/O ops, {runs} runs, {faults} faults injected, \
+         {poisoned} runs poisoned; reopened older/same/newer than published: {reopened:?}; \
+         {:.1?}; {all} faults so far",
+        start.elapsed()
+    );
+    faults
+}
+
+#[test]
+fn faults_immediate() {
+    for seed in [1, 4] {
+        sweep(seed, 30, Durability::Immediate, DurabilityMix::Immediate);
+    }
+}
+
+#[test]
+fn faults_eventual() {
+    for seed in [2, 5] {
+        sweep(seed, 30, Durability::Eventual, DurabilityMix::Eventual);
+    }
+}
+
+#[test]
+fn faults_mixed() {
+    for seed in [3, 6] {
+        sweep(seed, 30, Durability::Eventual, DurabilityMix::Mixed);
+    }
+}
+
+/// Opening a file whose newest commits were never synced fsyncs them; when that fsync fails
+/// the open fails cleanly, and a later open (the fault gone) recovers the same state.
+#[test]
+fn failed_sync_at_open() {
+    let inner = Arc::new(MemStorage::from_bytes(fresh_db_bytes(4096)));
+    let db = Database::options()
+        .durability(Durability::Eventual)
+        .open_storage(inner.clone())
+        .unwrap();
+    let mut world = World::default();
+    let mut wl = Workload::new(7, shape(DurabilityMix::Eventual));
+    for _ in 0..12 {
+        let step = wl.next_step(&world);
+        if matches!(step, storage::Step::Sync) {
+            continue;
+        }
+        world = apply(&db, &world, &step).unwrap();
+    }
+    let mut tx = db.begin_write().unwrap();
+    tx.open_table("last").unwrap().insert(b"k", b"v").unwrap();
+    tx.commit().unwrap(); // Eventual: not synced
+    world = world.after(&storage::Step::Write {
+        branch: "main".into(),
+        ops: vec![storage::TableOp::Insert(
+            "last".into(),
+            b"k".to_vec(),
+            b"v".to_vec(),
+        )],
+        snapshot: None,
+        durability: Durability::Eventual,
+        abort: false,
+    });
+    let txn = db.begin_read().unwrap().txn_id();
+    drop(db);
+    let bytes = inner.to_bytes();
+    for error in [FaultError::Eio, FaultError::NoSpace] {
+        let faulty = Arc::new(Faulty::new(
+            Arc::new(MemStorage::from_bytes(bytes.clone())),
+            FaultMode::Once(0),
+            error,
+        ));
+        match Database::options().open_storage(faulty.clone()) {
+            Err(e) => assert_eq!(io_code(&e), Some(error.code()), "{e}"),
+            Ok(_) => panic!("open succeeded although its sync failed"),
+        }
+        assert_eq!(faulty.failures(), 1);
+        TOTAL_FAULTS.fetch_add(faulty.failures(), Ordering::SeqCst);
+        let db = Database::options().open_storage(faulty).unwrap();
+        assert_eq!(db.begin_read().unwrap().txn_id(), txn);
+        verify(&db, &world).unwrap();
+        db.check().unwrap();
+    }
+}
