@@ -297,7 +297,7 @@ impl Window<'_> {
                 (0..s).map(|i| i + 1 < s).collect(),
             ];
             patterns.dedup();
-            for (p, pattern) in patterns.into_iter().enumerate() {
+            for pattern in patterns {
                 for others_kept in [true, false] {
                     let mut d = Damage::uniform(
                         n,
@@ -317,7 +317,6 @@ impl Window<'_> {
                     }
                     d.fates[w] = Fate::Torn(pattern.clone());
                     out.push(d);
-                    let _ = p;
                 }
             }
         }
