@@ -122,8 +122,16 @@ fn run(sc: Scenario, base: &[u8]) -> Outcome {
         let step = wl.next_step(&world);
         let ops_before = faulty.ops();
         let faults_before = faulty.failures();
-        visible_before.store(db.begin_read().unwrap().txn_id(), Ordering::SeqCst);
+        let syncs_before = faulty.good_syncs();
+        let txn_before = db.begin_read().unwrap().txn_id();
+        let world_before = world.clone();
+        visible_before.store(txn_before, Ordering::SeqCst);
         let result = apply(&db, &world, &step);
+        // A good sync inside the step (the fsync that makes file growth durable) made the
+        // state before the step durable, whatever the step's own outcome.
+        if faulty.good_syncs() > syncs_before {
+            durable = (txn_before, world_before);
+        }
         let fired = faulty.failures() > faults_before;
         let here = || format!("{ctx} step {i} {}", step.summary());
         match result {

@@ -101,7 +101,7 @@ pub fn insert(
     let mut entry = vec![0u8; entry_len(key, stored)];
     node::write_leaf_entry(&mut entry, key, stored);
     let split = insert_or_split(w, leaf, idx, &entry)?;
-    let root = fix_up(w, sh, &path, split)?;
+    let root = fix_up(w, sh, &path, split, false)?;
     Ok((root, replaced))
 }
 
@@ -127,17 +127,19 @@ pub fn remove(w: &mut WritePager, sh: &mut Sharing, root: Ptr, key: &[u8]) -> Re
         release_overflow(w, sh, ptr, len)?;
     }
     node::remove(w.page_mut(leaf.page), leaf.page.0, i);
-    let root = fix_up(w, sh, &path, None)?;
+    let root = fix_up(w, sh, &path, None, true)?;
     Ok((root, true))
 }
 
 /// Walks the path bottom-up: inserts split halves into parents, rebalances underfull
-/// children, grows or shrinks the root. Returns the new root.
+/// children (only after a remove: an insert never empties a node, and rebalancing the lone
+/// entry of an append split would undo it), grows or shrinks the root. Returns the new root.
 fn fix_up(
     w: &mut WritePager,
     sh: &mut Sharing,
     path: &[Step],
     mut split: Option<(Vec<u8>, Ptr)>,
+    after_remove: bool,
 ) -> Result<Ptr> {
     for level in (0..path.len() - 1).rev() {
         let parent = path[level].ptr;
@@ -146,7 +148,7 @@ fn fix_up(
             let mut entry = vec![0u8; node::branch_entry_bytes(sep.len()) - node::SLOT_BYTES];
             node::write_branch_entry(&mut entry, &sep, right);
             split = insert_or_split(w, parent, idx + 1, &entry)?;
-        } else if is_underfull(w, path[level + 1].ptr)? {
+        } else if after_remove && is_underfull(w, path[level + 1].ptr)? {
             split = rebalance(w, sh, parent, idx)?;
         }
     }
@@ -206,8 +208,11 @@ fn insert_or_split(
     let mut entries: Vec<Vec<u8>> = (0..view.count())
         .map(|i| view.entry(i).map(<[u8]>::to_vec))
         .collect::<Result<_>>()?;
+    // An entry that lands past the last one (ascending inserts, a sorted flush) splits off
+    // alone: the left node stays full instead of half full.
+    let append = idx == entries.len();
     entries.insert(idx, entry.to_vec());
-    let (sep, right) = distribute(w, ptr, level, entries)?;
+    let (sep, right) = distribute(w, ptr, level, entries, append)?;
     Ok(Some((
         sep,
         right.expect("an overflowing node splits in two"),
@@ -246,7 +251,7 @@ fn rebalance(
         entries[first_right] = with_key(&entries[first_right], &sep);
     }
     w.free_node(right)?;
-    let (new_sep, new_right) = distribute(w, left, child_level, entries)?;
+    let (new_sep, new_right) = distribute(w, left, child_level, entries, false)?;
     let page = w.page_mut(parent.page);
     node::remove(page, parent.page.0, ri);
     node::set_child(page, li, left);
@@ -289,6 +294,7 @@ fn distribute(
     left: Ptr,
     level: u8,
     mut entries: Vec<Vec<u8>>,
+    append: bool,
 ) -> Result<(Vec<u8>, Option<Ptr>)> {
     let usable = node::usable_bytes(w.page_size());
     let total: usize = entries.iter().map(|e| e.len() + node::SLOT_BYTES).sum();
@@ -312,7 +318,11 @@ fn distribute(
         acc += entries[cut].len() + node::SLOT_BYTES;
         cut += 1;
     }
-    let cut = cut.clamp(1, entries.len() - 1);
+    let cut = if append {
+        entries.len() - 1
+    } else {
+        cut.clamp(1, entries.len() - 1)
+    };
     let mut right_entries = entries.split_off(cut);
     let sep = if level == 0 {
         shortest_separator(

@@ -2,7 +2,8 @@
 //! commit wrote.
 //!
 //! Invariants:
-//! - Opening never writes to an existing database file (it may fsync it).
+//! - A failed open never writes to the file. A successful one writes only to retire a newer
+//!   meta that failed verification (overwritten by the chosen one, then synced).
 //! - The chosen meta is the newest whose checksum holds and whose pages born after its
 //!   `durable_txn` all verify; the walk descends only into pointers born after that txn, so
 //!   it costs what the unsynced commits wrote, never the whole file.
@@ -111,6 +112,14 @@ pub fn recover(storage: &dyn Storage, verify: bool) -> Result<(Committed, u64)> 
         let pages = ReadPages::new(storage.view(needed_bytes)?, needed_bytes, page_size, verify);
         match verify_commit(&pages, &meta) {
             Ok(()) => {
+                if meta.txn < highest_txn {
+                    // A newer meta with a valid checksum failed verification. It must never
+                    // verify later (a redo could rewrite its missing sectors byte for byte),
+                    // so the chosen meta overwrites it, durably, before anything else runs.
+                    let other = 1 - slot;
+                    storage.write_at(other as u64 * META_SLOT_BYTES as u64, &meta.encode())?;
+                    storage.sync()?;
+                }
                 let main = crate::txn::roots::main_record(&pages, meta.roots)?;
                 return Ok((
                     Committed {

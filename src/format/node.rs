@@ -29,10 +29,16 @@ pub const SLOT_BYTES: usize = 6;
 /// The head of a key: its first four bytes, zero-padded, as a big-endian integer. Heads order
 /// like the keys they come from (a < b implies head(a) ≤ head(b)).
 pub fn key_head(key: &[u8]) -> u32 {
-    let mut b = [0u8; 4];
-    let n = key.len().min(4);
-    b[..n].copy_from_slice(&key[..n]);
-    u32::from_be_bytes(b)
+    match key {
+        [a, b, c, d, ..] => u32::from_be_bytes([*a, *b, *c, *d]),
+        _ => {
+            let mut head = 0u32;
+            for i in 0..4 {
+                head = head << 8 | key.get(i).copied().unwrap_or(0) as u32;
+            }
+            head
+        }
+    }
 }
 
 /// Space for slots and entries in a page.

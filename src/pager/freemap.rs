@@ -278,11 +278,21 @@ impl FreeMap {
             keep -= 1;
         }
         let per_page = pending_entries_per_page(map.page_size);
-        let rewrite = if keep < chain.len() {
-            keep
-        } else if chain.first().is_some_and(|(_, e)| {
+        let head_open = chain.first().is_some_and(|(_, e)| {
             e.len() * 4 < per_page * 3 || e.iter().any(|&(f, _, b)| releasable(f, b))
-        }) {
+        });
+        // Releasable entries stuck behind an older page that is not: once they are a quarter
+        // of what is kept (and at least a page), rewriting the kept pages once frees them; the
+        // rewrite's cost is then paid for by what it releases.
+        let kept: usize = chain[..keep].iter().map(|(_, e)| e.len()).sum();
+        let stuck: usize = chain[..keep]
+            .iter()
+            .skip(1)
+            .map(|(_, e)| e.iter().filter(|&&(f, _, b)| releasable(f, b)).count())
+            .sum();
+        let rewrite = if keep < chain.len() || (stuck >= per_page && stuck * 4 >= kept) {
+            keep
+        } else if head_open {
             1
         } else {
             0
@@ -464,7 +474,7 @@ impl FreeMap {
         let old = self.file_pages;
         // Small steps keep the slack at the end of the file under 2% (a growing commit also
         // pays one extra fsync, so steps are not single pages either).
-        let chunk = (old / 64).clamp(16, (16 << 20) / self.page_size as u64);
+        let chunk = (old / 64).clamp(64, (16 << 20) / self.page_size as u64);
         let new = old + n.max(chunk);
         self.file_pages = new;
         let need_dir = new.div_ceil(self.bits) as usize;

@@ -10,6 +10,7 @@
 //! - One write transaction at a time (`writer_busy`); a new state is published only after
 //!   its commit finished (and, for durable commits, after its fsync succeeded).
 
+mod buffer;
 pub mod catalog;
 pub mod roots;
 mod table;

@@ -8,14 +8,16 @@
 //! - Every root record's catalog pointer holds one reference on its catalog root; taking a
 //!   snapshot or a clone adds one (O(1)); dropping a root queues its catalog for release.
 
+use super::buffer::{InsertBuffer, FLUSH_BYTES};
 use super::catalog::{check_name, TableRecord};
 use super::roots::RootsEdit;
 use super::{table_names, Committed, Durability, DurableMark, Range, Shared, WriterGuard};
 use crate::btree::share::incref;
 use crate::btree::{self, Sharing, TreeKind};
 use crate::format::meta::Meta;
+use crate::format::node;
 use crate::format::roots::{Released, RootKind, RootRecord};
-use crate::format::{Ptr, TxnId, META_SLOT_BYTES};
+use crate::format::{Ptr, TxnId, MAX_KEY_LEN, MAX_VALUE_LEN, META_SLOT_BYTES};
 use crate::pager::freemap::FreeMap;
 use crate::pager::{PageSource, ReadPages, WritePager};
 use crate::{Error, Result};
@@ -28,6 +30,7 @@ pub(crate) struct TableState {
     record: TableRecord,
     changed: bool,
     deleted: bool,
+    buffer: InsertBuffer,
 }
 
 /// The one write transaction, on one branch. Reads its own writes; `commit` publishes them.
@@ -127,12 +130,14 @@ impl<'db> WriteTxn<'db> {
                         record,
                         changed: false,
                         deleted: false,
+                        buffer: InsertBuffer::default(),
                     }
                 }
                 None => TableState {
                     record: TableRecord::default(),
                     changed: false,
                     deleted: true,
+                    buffer: InsertBuffer::default(),
                 },
             };
             self.tables.insert(name.to_string(), state);
@@ -150,6 +155,7 @@ impl<'db> WriteTxn<'db> {
                 record: TableRecord::default(),
                 changed: true,
                 deleted: false,
+                buffer: InsertBuffer::default(),
             };
         }
         Ok(TableMut {
@@ -175,6 +181,7 @@ impl<'db> WriteTxn<'db> {
             record: TableRecord::default(),
             changed: true,
             deleted: true,
+            buffer: InsertBuffer::default(),
         };
         if let Err(e) = self
             .edit
@@ -235,6 +242,24 @@ impl<'db> WriteTxn<'db> {
     }
 
     fn seal_tables(&mut self) -> Result<()> {
+        let mut buffered: Vec<&String> = self
+            .tables
+            .iter()
+            .filter(|(_, t)| !t.buffer.is_empty())
+            .map(|(n, _)| n)
+            .collect();
+        buffered.sort();
+        let buffered: Vec<String> = buffered.into_iter().cloned().collect();
+        for name in buffered {
+            let state = self.tables.get_mut(&name).expect("listed");
+            flush_table(
+                &mut self.pager,
+                state,
+                &mut self.edit.refs,
+                self.edit.record.shared_until,
+                &mut self.failed,
+            )?;
+        }
         let mut names: Vec<String> = self
             .tables
             .iter()
@@ -336,13 +361,25 @@ impl<'db> WriteTxn<'db> {
         let roots = self.edit.seal(&mut self.pager)?;
         let shared = self.shared;
         let storage = shared.storage.as_ref();
-        let durable = *shared.durable.lock();
+        let mut durable = *shared.durable.lock();
+        let mut grew = false;
         // 6. Write the free map and all dirty pages, one write per contiguous run; growth of
         //    the file is made durable first.
         let (persisted, file_pages) = self.pager.write_out(storage, |len_bytes| {
             storage.set_len(len_bytes)?;
-            sync_or_poison(shared)
+            sync_or_poison(shared)?;
+            grew = true;
+            Ok(())
         })?;
+        if grew {
+            // The growth fsync made every earlier commit durable: the base state is now the
+            // durable one, so its slot must be kept and the other slot takes this meta.
+            durable = DurableMark {
+                txn: self.base.meta.txn,
+                slot: self.base.slot,
+            };
+            *shared.durable.lock() = durable;
+        }
         // 7. Write the meta into the slot that does not hold the last durable meta.
         let meta = Meta {
             page_size: shared.page_size as u32,
@@ -401,6 +438,63 @@ impl<'db> WriteTxn<'db> {
     }
 }
 
+fn check_sizes(key: &[u8], value: &[u8]) -> Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::KeyTooLarge {
+            len: key.len(),
+            max: MAX_KEY_LEN,
+        });
+    }
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::ValueTooLarge {
+            len: value.len(),
+            max: MAX_VALUE_LEN,
+        });
+    }
+    Ok(())
+}
+
+/// Applies a table's buffered inserts to its tree, in key order. An error marks the
+/// transaction failed (the tree may be half changed).
+fn flush_table(
+    pager: &mut WritePager,
+    state: &mut TableState,
+    refs: &mut Ptr,
+    shared_until: u64,
+    failed: &mut bool,
+) -> Result<()> {
+    if state.buffer.is_empty() {
+        return Ok(());
+    }
+    let buffer = std::mem::take(&mut state.buffer);
+    let mut sh = Sharing {
+        refs: *refs,
+        shared_until,
+        kind: TreeKind::Table,
+    };
+    let mut root = state.record.root;
+    let mut added = 0u64;
+    let mut result = Ok(());
+    for (key, value) in buffer.sorted() {
+        match btree::insert(pager, &mut sh, root, key, value) {
+            Ok((new_root, replaced)) => {
+                root = new_root;
+                added += u64::from(!replaced);
+            }
+            Err(e) => {
+                *failed = true;
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    *refs = sh.refs;
+    state.record.root = root;
+    state.record.len += added;
+    state.changed = true;
+    result
+}
+
 /// One fsync; a failure poisons the database (the kernel may have dropped the dirty pages,
 /// so a retry that succeeds proves nothing).
 pub(crate) fn sync_or_poison(shared: &Shared) -> Result<()> {
@@ -429,8 +523,26 @@ impl TableMut<'_> {
         result
     }
 
-    /// Inserts or overwrites `key`.
+    /// Inserts or overwrites `key`. Small entries are buffered and applied in key order
+    /// before the table is next read (see `txn/buffer.rs`); sizes are checked at once.
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        check_sizes(key, value)?;
+        let page_size = self.pager.page_size();
+        if std::env::var_os("SKV_NOBUF").is_none()
+            && node::leaf_inline_bytes(key.len(), value.len()) <= node::max_entry_bytes(page_size)
+        {
+            self.state.buffer.push(key, value);
+            self.state.changed = true;
+            if self.state.buffer.bytes() >= FLUSH_BYTES {
+                self.flush()?;
+            }
+            return Ok(());
+        }
+        self.flush()?;
+        self.insert_now(key, value)
+    }
+
+    fn insert_now(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         let mut sh = self.sharing();
         let result = btree::insert(self.pager, &mut sh, self.state.record.root, key, value);
         let (root, replaced) = self.track(sh, result)?;
@@ -440,8 +552,20 @@ impl TableMut<'_> {
         Ok(())
     }
 
+    /// Applies the buffered inserts to the tree, in key order.
+    fn flush(&mut self) -> Result<()> {
+        flush_table(
+            self.pager,
+            self.state,
+            self.refs,
+            self.shared_until,
+            self.failed,
+        )
+    }
+
     /// Removes `key`; returns whether it was there.
     pub fn remove(&mut self, key: &[u8]) -> Result<bool> {
+        self.flush()?;
         let mut sh = self.sharing();
         let result = btree::remove(self.pager, &mut sh, self.state.record.root, key);
         let (root, removed) = self.track(sh, result)?;
@@ -454,12 +578,14 @@ impl TableMut<'_> {
     }
 
     /// The value of `key`, including this transaction's writes.
-    pub fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
+    pub fn get(&mut self, key: &[u8]) -> Result<Option<&[u8]>> {
+        self.flush()?;
         btree::get(&*self.pager, self.state.record.root, key)
     }
 
     /// Entries with keys in `range`, including this transaction's writes.
-    pub fn range<'k, R: RangeBounds<&'k [u8]>>(&self, range: R) -> Result<Range<'_>> {
+    pub fn range<'k, R: RangeBounds<&'k [u8]>>(&mut self, range: R) -> Result<Range<'_>> {
+        self.flush()?;
         Ok(Range::new(
             &*self.pager as &dyn PageSource,
             self.state.record.root,
@@ -468,17 +594,18 @@ impl TableMut<'_> {
     }
 
     /// All entries.
-    pub fn iter(&self) -> Result<Range<'_>> {
+    pub fn iter(&mut self) -> Result<Range<'_>> {
         self.range::<std::ops::RangeFull>(..)
     }
 
     /// Number of entries, in O(1).
-    pub fn len(&self) -> Result<u64> {
+    pub fn len(&mut self) -> Result<u64> {
+        self.flush()?;
         Ok(self.state.record.len)
     }
 
     /// Whether the table is empty.
-    pub fn is_empty(&self) -> Result<bool> {
-        Ok(self.state.record.len == 0)
+    pub fn is_empty(&mut self) -> Result<bool> {
+        Ok(self.len()? == 0)
     }
 }

@@ -476,6 +476,8 @@ pub struct Faulty {
     /// A failing write_at writes the first half of its bytes before it fails.
     partial: AtomicBool,
     hook: Mutex<Option<Hook>>,
+    /// Syncs that succeeded.
+    good_syncs: AtomicU64,
 }
 
 impl Faulty {
@@ -491,12 +493,18 @@ impl Faulty {
             last_op: Mutex::new(None),
             partial: AtomicBool::new(false),
             hook: Mutex::new(None),
+            good_syncs: AtomicU64::new(0),
         }
     }
 
     /// Operations seen so far (write_at, set_len, sync).
     pub fn ops(&self) -> u64 {
         self.ops.load(Ordering::SeqCst)
+    }
+
+    /// Syncs that succeeded so far.
+    pub fn good_syncs(&self) -> u64 {
+        self.good_syncs.load(Ordering::SeqCst)
     }
 
     /// Faults fired so far.
@@ -570,6 +578,7 @@ impl Storage for Faulty {
     }
     fn sync(&self) -> io::Result<()> {
         self.gate(OpKind::Sync, 0)?;
+        self.good_syncs.fetch_add(1, Ordering::SeqCst);
         self.inner.sync()
     }
     fn len(&self) -> io::Result<u64> {
