@@ -528,9 +528,7 @@ impl TableMut<'_> {
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         check_sizes(key, value)?;
         let page_size = self.pager.page_size();
-        if std::env::var_os("SKV_NOBUF").is_none()
-            && node::leaf_inline_bytes(key.len(), value.len()) <= node::max_entry_bytes(page_size)
-        {
+        if node::leaf_inline_bytes(key.len(), value.len()) <= node::max_entry_bytes(page_size) {
             self.state.buffer.push(key, value);
             self.state.changed = true;
             if self.state.buffer.bytes() >= FLUSH_BYTES {
