@@ -112,6 +112,89 @@ fn entry_len(key: &[u8], value: LeafValue<'_>) -> usize {
     }
 }
 
+/// The leaf that the last of a run of ascending inserts went to, with its key bounds, so
+/// that the next keys that fall inside it go straight in without a descent (a sorted flush
+/// inserts mostly this way; a split or a miss falls back to a full insert).
+pub struct Finger {
+    root: Ptr,
+    leaf: Ptr,
+    low: Option<Vec<u8>>,
+    high: Option<Vec<u8>>,
+}
+
+/// [`insert`] for ascending keys with small (inline) values, helped by `finger`.
+pub fn insert_with_finger(
+    w: &mut WritePager,
+    sh: &mut Sharing,
+    root: Ptr,
+    key: &[u8],
+    value: &[u8],
+    finger: &mut Option<Finger>,
+) -> Result<(Ptr, bool)> {
+    check_sizes(key, value.len())?;
+    let inline =
+        node::leaf_inline_bytes(key.len(), value.len()) <= node::max_entry_bytes(w.page_size());
+    if let Some(f) = finger.as_ref().filter(|f| {
+        inline
+            && f.root == root
+            && f.low.as_deref().is_none_or(|l| key >= l)
+            && f.high.as_deref().is_none_or(|h| key < h)
+    }) {
+        let leaf = f.leaf;
+        let page = w.page_mut(leaf.page);
+        let view = NodeView::new(page, leaf.page.0)?;
+        match view.search(key)? {
+            Ok(i) => {
+                if let LeafValue::Inline(old) = view.value(i)? {
+                    if old.len() == value.len() {
+                        node::overwrite_inline_value(page, i, value);
+                        return Ok((root, true));
+                    }
+                }
+            }
+            Err(i) => {
+                let stored = LeafValue::Inline(value);
+                if node::insert(page, leaf.page.0, i, entry_len(key, stored), |out| {
+                    node::write_leaf_entry(out, key, stored)
+                }) {
+                    return Ok((root, false));
+                }
+            }
+        }
+    }
+    let (root, replaced) = insert(w, sh, root, key, value)?;
+    *finger = if root.is_null() {
+        None
+    } else {
+        Some(locate(w, root, key)?)
+    };
+    Ok((root, replaced))
+}
+
+/// Descends the (dirty) path to `key` and records its leaf and bounds.
+fn locate(w: &WritePager, root: Ptr, key: &[u8]) -> Result<Finger> {
+    let (mut low, mut high): (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
+    let mut ptr = root;
+    let mut view = node_at(w, ptr, None)?;
+    while !view.is_leaf() {
+        let i = view.child_index(key)?;
+        if i > 0 {
+            low = Some(view.key(i)?.to_vec());
+        }
+        if i + 1 < view.count() {
+            high = Some(view.key(i + 1)?.to_vec());
+        }
+        ptr = view.child(i)?;
+        view = node_at(w, ptr, Some(view.level() - 1))?;
+    }
+    Ok(Finger {
+        root,
+        leaf: ptr,
+        low,
+        high,
+    })
+}
+
 /// Removes `key`. Returns the new root and whether the key was there.
 pub fn remove(w: &mut WritePager, sh: &mut Sharing, root: Ptr, key: &[u8]) -> Result<(Ptr, bool)> {
     if root.is_null() || super::get_raw(w, root, key)?.is_none() {

@@ -475,8 +475,9 @@ fn flush_table(
     let mut root = state.record.root;
     let mut added = 0u64;
     let mut result = Ok(());
+    let mut finger = None;
     for (key, value) in buffer.sorted() {
-        match btree::insert(pager, &mut sh, root, key, value) {
+        match btree::insert_with_finger(pager, &mut sh, root, key, value, &mut finger) {
             Ok((new_root, replaced)) => {
                 root = new_root;
                 added += u64::from(!replaced);
