@@ -28,7 +28,7 @@ fn load(db: &Database, seed: u64, n: u64) {
     let value = [7u8; 100];
     let mut left = n;
     while left > 0 {
-        let batch = left.min(200_000);
+        let batch = left.min(2_000_000);
         let mut tx = db.begin_write().unwrap();
         tx.set_durability(Durability::Eventual);
         let mut t = tx.open_table("t").unwrap();
