@@ -7,7 +7,7 @@
 //! the recovered database must accept a new commit.
 //!
 //! Durability points: a sync that ends a commit or a `Database::sync` makes the state it
-//! ends durable (the engine's promise). `SHADOWKV_STRICT_SYNC=1` also counts the growth
+//! ends durable (the engine's promise). `SHADOWKV_STRICT_SYNC=0` stops counting the growth
 //! sync in the middle of a commit as making the previous (Eventual) commit durable.
 
 mod common;

@@ -1,7 +1,8 @@
 //! The database handle: options, open and recovery, transactions, sync, check and stats.
 //!
 //! Invariants: `Database` is `Send + Sync`; all state shared with transactions lives in
-//! [`crate::txn::Shared`]; opening a file never writes to an existing database.
+//! [`crate::txn::Shared`]; a failed open never writes to the file (a successful one writes
+//! only to retire a newer meta that failed verification, see `recover.rs`).
 
 mod check;
 mod recover;

@@ -112,6 +112,7 @@ pub fn recover(storage: &dyn Storage, verify: bool) -> Result<(Committed, u64)> 
         let pages = ReadPages::new(storage.view(needed_bytes)?, needed_bytes, page_size, verify);
         match verify_commit(&pages, &meta) {
             Ok(()) => {
+                let main = crate::txn::roots::main_record(&pages, meta.roots)?;
                 if meta.txn < highest_txn {
                     // A newer meta with a valid checksum failed verification. It must never
                     // verify later (a redo could rewrite its missing sectors byte for byte),
@@ -120,7 +121,6 @@ pub fn recover(storage: &dyn Storage, verify: bool) -> Result<(Committed, u64)> 
                     storage.write_at(other as u64 * META_SLOT_BYTES as u64, &meta.encode())?;
                     storage.sync()?;
                 }
-                let main = crate::txn::roots::main_record(&pages, meta.roots)?;
                 return Ok((
                     Committed {
                         meta,

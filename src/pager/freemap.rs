@@ -7,9 +7,11 @@
 //!   until `T ≤ reclaim bound` (the oldest reader's txn and the last durable txn).
 //! - A page allocated and freed inside the same transaction was never visible: it is free at
 //!   once.
-//! - At commit every changed bitmap page moves to a fresh page, and the directory and pending
-//!   chains are written anew; their old pages become pending under this txn. The relocation
-//!   loop only allocates, so it ends (each round either finishes or allocates).
+//! - At commit every changed bitmap page moves to a fresh page and the directory chain is
+//!   written anew; the pending chain keeps its older pages as they are and rewrites only its
+//!   head (all kept pages only when a releasable suffix is dropped or enough releasable
+//!   entries are stuck behind older ones). Replaced pages become pending under this txn. The
+//!   relocation loop only allocates, so it ends (each round either finishes or allocates).
 //! - Loading walks at most as many chain pages as the file has pages.
 
 use super::ReadPages;
@@ -485,7 +487,8 @@ impl FreeMap {
         Ok(old)
     }
 
-    /// Writes the free map back: relocates changed bitmaps, rewrites both chains, and hands
+    /// Writes the free map back: relocates changed bitmaps, writes the directory and the pending
+    /// head (see the module invariants), and hands
     /// every page to `emit` (id, bytes). Returns what the meta records.
     pub fn persist(
         &mut self,

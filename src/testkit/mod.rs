@@ -3,7 +3,8 @@
 //! database on [`MemStorage`](crate::io::MemStorage) and to the model side by side, and the
 //! bodies of the fuzz targets (so that `fuzz/` and the stable replay test share them).
 //!
-//! - [`ops`]: [`Op`] and its small domains (names, tables, keys and values collide often).
+//! - [`ops`]: [`Op`] and its small domains (names, tables, keys and values collide often);
+//!   [`ops_from_bytes`] decodes any bytes into a sequence, weighted towards write transactions.
 //! - [`model`]: [`Model`], one `BTreeMap` of tables per named root, with the engine's rules
 //!   for names, snapshots, branches, restore and deletion.
 //! - [`run`]: [`run`] / [`run_with`] apply a `Vec<Op>` and compare every result and every
@@ -22,5 +23,7 @@ pub mod run;
 
 pub use arbitrary;
 pub use model::{ErrKind, Kind, Model, Root, TableModel, Tables};
-pub use ops::{ops_from_bytes, BoundSpec, End, Key, Name, Op, ReadOp, TableName, TxnOp, Value};
+pub use ops::{
+    ops_from_bytes, BoundSpec, End, Key, Name, Op, RangeSpec, ReadOp, TableName, TxnOp, Value,
+};
 pub use run::{compare, compare_tables, run, run_with, show, Config};

@@ -551,31 +551,29 @@ fn txn_op(
             Ok(())
         }
         TxnOp::Get(t, k) => {
-            let Some((table, name)) = open_mut(tx, staged, *t)? else {
+            let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
                 return Ok(());
             };
             let key = k.bytes();
             let want = staged[&name].get(&key).cloned();
-            let got = table.get(&key).map(|v| v.map(<[u8]>::to_vec));
-            outcome("get", got, Ok(want)).map(drop)
+            outcome("get", table_get(&mut table, &key), Ok(want)).map(drop)
         }
         TxnOp::Range(t, spec) => {
-            let Some((table, name)) = open_mut(tx, staged, *t)? else {
+            let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
                 return Ok(());
             };
             let (lo, hi) = range_bounds(spec);
-            let range = table
-                .range((bound_ref(&lo), bound_ref(&hi)))
-                .map_err(err("range"))?;
+            let range = table_range(&mut table, &lo, &hi).map_err(err("range"))?;
             check_range(range, &staged[&name], spec)
         }
         TxnOp::Len(t) => {
-            let Some((table, name)) = open_mut(tx, staged, *t)? else {
+            let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
                 return Ok(());
             };
             let want = staged[&name].len() as u64;
-            outcome("len", table.len(), Ok(want))?;
-            outcome("is_empty", table.is_empty(), Ok(want == 0)).map(drop)
+            let (len, empty) = table_len(&mut table);
+            outcome("len", len, Ok(want))?;
+            outcome("is_empty", empty, Ok(want == 0)).map(drop)
         }
         TxnOp::DeleteTable(t) => {
             let name = t.as_string();
@@ -595,6 +593,24 @@ fn txn_op(
             Ok(())
         }
     }
+}
+
+// These take `&mut TableMut` so that they compile whether the reads of a `TableMut` take
+// `&self` or `&mut self`.
+fn table_get(table: &mut TableMut<'_>, key: &[u8]) -> crate::Result<Option<Vec<u8>>> {
+    table.get(key).map(|v| v.map(<[u8]>::to_vec))
+}
+
+fn table_range<'a>(
+    table: &'a mut TableMut<'_>,
+    lo: &Bound<Vec<u8>>,
+    hi: &Bound<Vec<u8>>,
+) -> crate::Result<Range<'a>> {
+    table.range((bound_ref(lo), bound_ref(hi)))
+}
+
+fn table_len(table: &mut TableMut<'_>) -> (crate::Result<u64>, crate::Result<bool>) {
+    (table.len(), table.is_empty())
 }
 
 fn insert(

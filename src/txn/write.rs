@@ -241,15 +241,15 @@ impl<'db> WriteTxn<'db> {
         }
     }
 
-    fn seal_tables(&mut self) -> Result<()> {
-        let mut buffered: Vec<&String> = self
+    /// Applies every table's buffered inserts, in name order (so that I/O is reproducible).
+    fn flush_tables(&mut self) -> Result<()> {
+        let mut buffered: Vec<String> = self
             .tables
             .iter()
             .filter(|(_, t)| !t.buffer.is_empty())
-            .map(|(n, _)| n)
+            .map(|(n, _)| n.clone())
             .collect();
         buffered.sort();
-        let buffered: Vec<String> = buffered.into_iter().cloned().collect();
         for name in buffered {
             let state = self.tables.get_mut(&name).expect("listed");
             flush_table(
@@ -260,6 +260,10 @@ impl<'db> WriteTxn<'db> {
                 &mut self.failed,
             )?;
         }
+        Ok(())
+    }
+
+    fn seal_tables(&mut self) -> Result<()> {
         let mut names: Vec<String> = self
             .tables
             .iter()
@@ -329,15 +333,17 @@ impl<'db> WriteTxn<'db> {
             return Ok(());
         }
         let txn = self.pager.txn().0;
-        // 2. Drop queued references (deleted snapshots, branches, tables) in a bounded step,
+        // 2. Apply the buffered inserts, table by table in name order.
+        self.flush_tables()?;
+        // 3. Drop queued references (deleted snapshots, branches, tables) in a bounded step,
         //    at least as large as this commit's own writes so the queue drains as space is used.
         let budget = (2 * self.pager.dirty_pages()).max(1024);
         self.edit
             .release
             .process(&mut self.pager, &mut self.edit.refs, budget)?;
-        // 3. Seal every changed table, record it in the branch's catalog, seal the catalog.
+        // 4. Seal every changed table, record it in the branch's catalog, seal the catalog.
         self.seal_tables()?;
-        // 4. Snapshots taken by this transaction share the sealed catalog: one reference each.
+        // 5. Snapshots taken by this transaction share the sealed catalog: one reference each.
         for name in std::mem::take(&mut self.snapshots) {
             if !self.edit.record.catalog.is_null() {
                 incref(
@@ -357,13 +363,13 @@ impl<'db> WriteTxn<'db> {
             self.edit.record.shared_until = txn;
             self.edit.touch_branch();
         }
-        // 5. Seal the system trees: roots, reference counts, release queue.
+        // 6. Seal the system trees: roots, reference counts, release queue.
         let roots = self.edit.seal(&mut self.pager)?;
         let shared = self.shared;
         let storage = shared.storage.as_ref();
         let mut durable = *shared.durable.lock();
         let mut grew = false;
-        // 6. Write the free map and all dirty pages, one write per contiguous run; growth of
+        // 7. Write the free map and all dirty pages, one write per contiguous run; growth of
         //    the file is made durable first.
         let (persisted, file_pages) = self.pager.write_out(storage, |len_bytes| {
             storage.set_len(len_bytes)?;
@@ -380,7 +386,7 @@ impl<'db> WriteTxn<'db> {
             };
             *shared.durable.lock() = durable;
         }
-        // 7. Write the meta into the slot that does not hold the last durable meta.
+        // 8. Write the meta into the slot that does not hold the last durable meta.
         let meta = Meta {
             page_size: shared.page_size as u32,
             txn,
@@ -405,7 +411,7 @@ impl<'db> WriteTxn<'db> {
         storage
             .write_at(slot as u64 * META_SLOT_BYTES as u64, &meta.encode())
             .map_err(|e| poison(Error::Io(e)))?;
-        // 8. A durable commit costs one fsync. An Eventual commit is synced anyway once pages
+        // 9. A durable commit costs one fsync. An Eventual commit is synced anyway once pages
         //    it cannot reuse pile up, so that the file does not grow without bound.
         let pending_limit = (file_pages / 16).max(1024);
         let synced =
@@ -413,7 +419,7 @@ impl<'db> WriteTxn<'db> {
         if synced {
             sync_or_poison(shared)?;
         }
-        // 9. Publish the new state to readers, and advance the durable mark.
+        // 10. Publish the new state to readers, and advance the durable mark.
         let view = storage
             .view(file_pages * shared.page_size as u64)
             .map_err(|e| poison(Error::Io(e)))?;
