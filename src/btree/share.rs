@@ -170,21 +170,7 @@ impl ReleaseQueue {
             return Ok(());
         }
         if ptr.txn == w.txn() {
-            match what {
-                Released::Overflow(len) => return w.free_overflow(ptr, len),
-                Released::CatalogNode | Released::TableNode => {
-                    let kind = if what == Released::CatalogNode {
-                        TreeKind::Catalog
-                    } else {
-                        TreeKind::Table
-                    };
-                    let kids = children(&node_at(w, ptr, None)?, kind)?;
-                    for (child, child_what) in kids {
-                        self.push(w, child, child_what)?;
-                    }
-                    return w.free_node(ptr);
-                }
-            }
+            return self.free_now(w, ptr, what);
         }
         let key = self.seq.to_be_bytes();
         self.seq += 1;
@@ -197,6 +183,21 @@ impl ReleaseQueue {
         )?
         .0;
         Ok(())
+    }
+
+    /// Frees the page (or run) behind `ptr`, whose last reference is being dropped, and
+    /// queues its children.
+    fn free_now(&mut self, w: &mut WritePager, ptr: Ptr, what: Released) -> Result<()> {
+        let kind = match what {
+            Released::Overflow(len) => return w.free_overflow(ptr, len),
+            Released::CatalogNode => TreeKind::Catalog,
+            Released::TableNode => TreeKind::Table,
+        };
+        let kids = children(&node_at(w, ptr, None)?, kind)?;
+        for (child, child_what) in kids {
+            self.push(w, child, child_what)?;
+        }
+        w.free_node(ptr)
     }
 
     /// Whether nothing waits.
@@ -229,21 +230,7 @@ impl ReleaseQueue {
                 set_count(w, refs, ptr.page.0, count - 1)?;
                 continue;
             }
-            match what {
-                Released::Overflow(len) => w.free_overflow(ptr, len)?,
-                Released::CatalogNode | Released::TableNode => {
-                    let kind = if what == Released::CatalogNode {
-                        TreeKind::Catalog
-                    } else {
-                        TreeKind::Table
-                    };
-                    let kids = children(&node_at(w, ptr, None)?, kind)?;
-                    for (child, child_what) in kids {
-                        self.push(w, child, child_what)?;
-                    }
-                    w.free_node(ptr)?;
-                }
-            }
+            self.free_now(w, ptr, what)?;
         }
         Ok(budget)
     }

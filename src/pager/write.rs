@@ -78,14 +78,9 @@ impl WritePager {
             }
             return Ok(ptr);
         }
-        let source = self.committed.node(ptr)?;
-        node::validate(source, ptr.page.0)?;
-        let mut page: Box<[u8]> = source.into();
-        let id = self.free.alloc(&self.committed, 1)?;
-        node::rebirth(&mut page, id, self.txn.0);
-        self.dirty.insert(id, page);
+        let copy = self.copy_node(ptr)?;
         self.free.free(&self.committed, ptr.page.0, ptr.txn.0)?;
-        Ok(self.ptr_to(id))
+        Ok(copy)
     }
 
     /// Copies the committed node behind `ptr` to a new dirty page, leaving the original in
