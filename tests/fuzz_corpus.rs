@@ -1,0 +1,422 @@
+//! Replays every committed fuzz corpus file (`fuzz/corpus/<target>/*`) through the same
+//! bodies the cargo-fuzz targets call (`shadowkv::testkit::fuzz::*`), on stable and without
+//! libFuzzer. Each input runs under `catch_unwind`, so a failure names the file.
+//!
+//! The seed corpus was written by the ignored test `write_seed_corpus` below
+//! (`cargo test --release --test fuzz_corpus -- --ignored`), then extended with a few inputs
+//! the fuzzer found.
+
+use shadowkv::io::MemStorage;
+use shadowkv::testkit::fuzz;
+use shadowkv::{Database, Durability};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn corpus_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target)
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    out.sort();
+    out
+}
+
+fn replay(target: &str, body: fn(&[u8])) {
+    let dir = corpus_dir(target);
+    let files = files(&dir);
+    assert!(!files.is_empty(), "no corpus files in {}", dir.display());
+    let mut failures = Vec::new();
+    for path in &files {
+        let data = std::fs::read(path).unwrap();
+        if catch_unwind(AssertUnwindSafe(|| body(&data))).is_err() {
+            failures.push(path.display().to_string());
+        }
+    }
+    eprintln!("{target}: replayed {} corpus files", files.len());
+    assert!(
+        failures.is_empty(),
+        "{target}: these inputs panicked: {failures:#?}"
+    );
+}
+
+#[test]
+fn replay_ops_corpus() {
+    replay("ops", fuzz::ops);
+}
+
+#[test]
+fn replay_open_bytes_corpus() {
+    replay("open_bytes", fuzz::open_bytes);
+}
+
+#[test]
+fn replay_node_decode_corpus() {
+    replay("node_decode", fuzz::node_decode);
+}
+
+/// The seed corpus must contain a real database file of the current format, and it must
+/// open and pass `check`. After a format change the seeds are stale (they open as
+/// `UnsupportedVersion` and the fuzzer learns little from them): this says so loudly without
+/// failing; regenerate them with `write_seed_corpus`.
+#[test]
+fn open_bytes_corpus_holds_a_real_database() {
+    let real = corpus_dir("open_bytes").join("db-small");
+    let bytes = std::fs::read(&real).unwrap();
+    match Database::options()
+        .verify_reads(true)
+        .open_storage(Arc::new(MemStorage::from_bytes(bytes)))
+    {
+        Ok(db) => {
+            db.check().unwrap();
+            assert!(!db.snapshots().unwrap().is_empty());
+        }
+        Err(shadowkv::Error::UnsupportedVersion { found, supported }) => eprintln!(
+            "WARNING: fuzz/corpus/open_bytes/db-small is format {found}, this build writes \
+             {supported}: regenerate the seeds with \
+             `cargo test --release --test fuzz_corpus -- --ignored write_seed_corpus`"
+        ),
+        Err(e) => panic!("the real database seed does not open: {e}"),
+    }
+}
+
+/// splitmix64, for deterministic seed bytes.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// A small real database: two tables (one with an overflow value), a snapshot, a branch
+/// with its own change, a deleted table; `eventual` leaves the last commit unsynced in the
+/// meta (its `durable_txn` lags), so recovery verifies it.
+fn small_database(eventual: bool) -> Vec<u8> {
+    let storage = Arc::new(MemStorage::new());
+    let db = Database::options().open_storage(storage.clone()).unwrap();
+    let mut tx = db.begin_write().unwrap();
+    {
+        let mut t = tx.open_table("t1").unwrap();
+        for i in 0..60u32 {
+            t.insert(format!("key{i:04}").as_bytes(), &[i as u8; 60])
+                .unwrap();
+        }
+        let mut t = tx.open_table("t2").unwrap();
+        t.insert(b"big", &vec![0xAB; 5000]).unwrap();
+        t.insert(b"small", b"v").unwrap();
+        tx.open_table("gone").unwrap().insert(b"x", b"y").unwrap();
+    }
+    tx.commit().unwrap();
+    db.create_snapshot("s1").unwrap();
+    db.create_branch("b1", "s1").unwrap();
+    let mut tx = db.begin_write_on("b1").unwrap();
+    tx.open_table("t1").unwrap().remove(b"key0003").unwrap();
+    tx.commit().unwrap();
+    let mut tx = db.begin_write().unwrap();
+    tx.delete_table("gone").unwrap();
+    tx.open_table("t1")
+        .unwrap()
+        .insert(b"key0100", b"new")
+        .unwrap();
+    if eventual {
+        tx.set_durability(Durability::Eventual);
+    }
+    tx.commit().unwrap();
+    drop(db);
+    storage.to_bytes()
+}
+
+/// Writes the seed corpus. Run by hand; the files are committed.
+#[test]
+#[ignore]
+fn write_seed_corpus() {
+    let mut rng = Rng(0x5EED);
+    let write = |target: &str, name: &str, data: &[u8]| {
+        let dir = corpus_dir(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), data).unwrap();
+    };
+    // ops: random byte strings of several sizes (every byte string decodes to ops).
+    for (i, len) in [16usize, 200, 700, 1500, 3000].into_iter().enumerate() {
+        let data = rng.bytes(len);
+        write("ops", &format!("random-{i}"), &data);
+    }
+    // open_bytes: real files, a fresh one, and a few damaged or cut ones.
+    let small = small_database(false);
+    let eventual = small_database(true);
+    write("open_bytes", "db-small", &small);
+    write("open_bytes", "db-eventual", &eventual);
+    let fresh = {
+        let storage = Arc::new(MemStorage::new());
+        drop(Database::options().open_storage(storage.clone()).unwrap());
+        storage.to_bytes()
+    };
+    write("open_bytes", "db-fresh", &fresh);
+    write("open_bytes", "db-cut", &small[..small.len() / 2]);
+    write("open_bytes", "meta-only", &small[..4096]);
+    write("open_bytes", "random", &rng.bytes(9000));
+    // node_decode: real pages of each kind, a zero page, random bytes with a leaf tag.
+    let ps = 4096;
+    let mut kinds = std::collections::BTreeMap::new();
+    for (id, page) in small.chunks(ps).enumerate().skip(2) {
+        if (1..=5).contains(&page[0]) {
+            kinds.entry(page[0]).or_insert((id, page.to_vec()));
+        }
+    }
+    for (tag, (id, page)) in &kinds {
+        write("node_decode", &format!("page-tag{tag}-id{id}"), page);
+    }
+    write("node_decode", "zeros", &[0u8; 4096]);
+    let mut leafish = rng.bytes(4096);
+    leafish[0] = 1;
+    leafish[1] = 0;
+    write("node_decode", "leaf-tag-random", &leafish);
+    write("node_decode", "short", &[2, 1, 1, 0]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Known engine bugs found by the fuzzer, not fixed yet. Each test is ignored (so the suite
+// stays green) and fails while the bug is there; run them with `-- --ignored known_bug`.
+// Their fuzzer inputs are in `fuzz/artifacts-notes/` (see NOTES.md there), not in the corpus.
+
+fn artifact(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/artifacts-notes")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// `NodeView::used_bytes` computes `page.len() - free_end - garbage` unchecked: a header whose
+/// `garbage` is larger than the entry region underflows (a panic with overflow checks, a huge
+/// wrong count without). `NodeView` promises that any bytes decode without a panic.
+#[test]
+#[ignore = "known engine bug: NodeView::used_bytes underflows (src/format/node.rs, used_bytes)"]
+fn known_bug_used_bytes_underflows() {
+    use shadowkv::format::node::NodeView;
+    let mut page = vec![0u8; 4096];
+    page[0] = 1; // leaf, level 0, count 0
+    page[4..8].copy_from_slice(&4096u32.to_le_bytes()); // free_end: the page end
+    page[8..12].copy_from_slice(&1u32.to_le_bytes()); // garbage: 1 byte, but there is none
+    let view = NodeView::new(&page, 7).unwrap();
+    let used = catch_unwind(AssertUnwindSafe(|| view.used_bytes()));
+    assert!(
+        matches!(used, Ok(n) if n <= page.len()),
+        "used_bytes on a bad header: {:?}",
+        used.map_err(|_| "panic")
+    );
+    let fuzzed = artifact("node_decode-used_bytes-underflow");
+    let view = NodeView::new(&fuzzed, 7).unwrap();
+    let used = catch_unwind(AssertUnwindSafe(|| view.used_bytes()));
+    assert!(matches!(used, Ok(n) if n <= fuzzed.len()));
+}
+
+/// `Database::stats` computes `file_pages - free_count - pending_count` unchecked. A meta
+/// whose checksum holds but whose counts exceed the file (a bug, or a crafted file) opens
+/// without complaint, and `stats()` then underflows (a panic with overflow checks, a huge
+/// `used_pages` without) instead of returning `Error::Corrupted`.
+#[test]
+#[ignore = "known engine bug: Database::stats underflows on a meta whose counts exceed the file (src/db/check.rs, stats)"]
+fn known_bug_stats_underflows_on_bad_meta_counts() {
+    use shadowkv::format::meta::Meta;
+    let mut bytes = small_database(false);
+    let slot = (0..2)
+        .max_by_key(|s| Meta::decode(&bytes[s * 4096..]).map_or(0, |m| m.txn))
+        .unwrap();
+    let at = slot * 4096;
+    let file_pages = Meta::decode(&bytes[at..]).unwrap().file_pages;
+    bytes[at + 140..at + 148].copy_from_slice(&(file_pages + 1).to_le_bytes()); // free_count
+    fuzz::fix_meta_checksums(&mut bytes);
+    assert_eq!(
+        Meta::decode(&bytes[at..]).unwrap().free_count,
+        file_pages + 1
+    );
+    let db = Database::options()
+        .open_storage(Arc::new(MemStorage::from_bytes(bytes)))
+        .unwrap();
+    match catch_unwind(AssertUnwindSafe(|| db.stats())) {
+        Ok(Ok(stats)) => assert!(
+            stats.used_pages <= stats.total_pages,
+            "stats() of a bad meta: {} used of {} pages",
+            stats.used_pages,
+            stats.total_pages
+        ),
+        Ok(Err(e)) => assert!(matches!(e, shadowkv::Error::Corrupted { .. }), "{e}"),
+        Err(_) => panic!("stats() panicked"),
+    }
+    let fuzzed = artifact("open_bytes-stats-underflow");
+    assert!(catch_unwind(|| fuzz::open_bytes(&fuzzed)).is_ok());
+}
+
+/// `FreeMap::set_free` does `self.dir[k].free += 1` on a count read from a free-map directory
+/// page. `FreeMap::load` trusts that count (the comment says a wrong count "is caught where it
+/// matters"), so a directory entry claiming `u32::MAX` free pages overflows as soon as
+/// `begin_write` releases a pending page into that bitmap: a panic where overflow checks are
+/// on (run this test without `--release`). Release builds wrap to 0 and carry on; `check()`
+/// reports the bad count. The crafted file keeps every checksum valid, so verified reads do
+/// not help.
+#[test]
+#[ignore = "known engine bug: FreeMap::set_free overflows a directory free count (src/pager/freemap.rs, set_free); panics only with overflow checks"]
+fn known_bug_freemap_count_overflows() {
+    use shadowkv::format::freemap::{chain_entry, set_chain_entry, DirEntry};
+    use shadowkv::format::meta::{Meta, META_BYTES};
+    use shadowkv::format::{checksum, U32Le};
+    let mut bytes = small_database(false);
+    let slot = (0..2)
+        .max_by_key(|s| Meta::decode(&bytes[s * 4096..]).map_or(0, |m| m.txn))
+        .unwrap();
+    let mut meta = Meta::decode(&bytes[slot * 4096..]).unwrap();
+    let at = meta.free_dir.page.0 as usize * 4096;
+    let page = &mut bytes[at..at + 4096];
+    let mut entry: DirEntry = chain_entry(page, 0).unwrap();
+    entry.free_count = U32Le::new(u32::MAX);
+    set_chain_entry(page, 0, entry);
+    meta.free_dir.crc = checksum(page);
+    bytes[slot * 4096..slot * 4096 + META_BYTES].copy_from_slice(&meta.encode());
+    let db = Database::options()
+        .verify_reads(true)
+        .open_storage(Arc::new(MemStorage::from_bytes(bytes)))
+        .unwrap();
+    match catch_unwind(AssertUnwindSafe(|| fuzz::write_some(&db))) {
+        Err(_) => panic!("begin_write panicked on a free-map count of u32::MAX"),
+        Ok(Err(e)) => assert!(matches!(e, shadowkv::Error::Corrupted { .. }), "{e}"),
+        Ok(Ok(())) => {}
+    }
+    let fuzzed = artifact("open_bytes-freemap-count-overflow");
+    assert!(catch_unwind(|| fuzz::open_bytes(&fuzzed)).is_ok());
+}
+
+/// `WriteTxn::begin` numbers the new transaction `max(meta.txn, txn_floor) + 1` unchecked. A
+/// meta whose checksum holds and whose `txn` is `u64::MAX` opens; `begin_write` then overflows:
+/// a panic where overflow checks are on; in a release build the id wraps to 0, the commit
+/// writes a meta older than the one it replaces, and the write is gone after a reopen. Either
+/// way it should be refused (`Error::Corrupted`), not committed.
+#[test]
+#[ignore = "known engine bug: the txn id overflows at u64::MAX (src/txn/write.rs, WriteTxn::begin)"]
+fn known_bug_txn_id_overflows() {
+    use shadowkv::format::meta::{Meta, META_BYTES};
+    let mut bytes = small_database(false);
+    let slot = (0..2)
+        .max_by_key(|s| Meta::decode(&bytes[s * 4096..]).map_or(0, |m| m.txn))
+        .unwrap();
+    let mut meta = Meta::decode(&bytes[slot * 4096..]).unwrap();
+    meta.txn = u64::MAX;
+    bytes[slot * 4096..slot * 4096 + META_BYTES].copy_from_slice(&meta.encode());
+    let storage = Arc::new(MemStorage::from_bytes(bytes));
+    let db = Database::options()
+        .verify_reads(true)
+        .open_storage(storage.clone())
+        .unwrap();
+    let wrote = catch_unwind(AssertUnwindSafe(|| -> shadowkv::Result<()> {
+        let mut tx = db.begin_write()?;
+        tx.open_table("t1")?.insert(b"after", b"overflow")?;
+        tx.commit()
+    }));
+    match wrote {
+        Err(_) => panic!("begin_write or commit panicked at txn u64::MAX"),
+        Ok(Err(e)) => assert!(matches!(e, shadowkv::Error::Corrupted { .. }), "{e}"),
+        Ok(Ok(())) => {
+            drop(db);
+            let db = Database::options()
+                .open_storage(Arc::new(MemStorage::from_bytes(storage.to_bytes())))
+                .unwrap();
+            let rx = db.begin_read().unwrap();
+            let got = rx
+                .open_table("t1")
+                .unwrap()
+                .get(b"after")
+                .unwrap()
+                .map(<[u8]>::to_vec);
+            assert_eq!(
+                got.as_deref(),
+                Some(&b"overflow"[..]),
+                "a committed write was lost on reopen"
+            );
+        }
+    }
+    let fuzzed = artifact("open_bytes-txn-id-overflow");
+    assert!(catch_unwind(|| fuzz::open_bytes(&fuzzed)).is_ok());
+}
+
+/// `Database::snapshots()` and `branches()` measure each root's space with a recursive walk
+/// (`walk` in src/db/roots.rs) that has no depth bound, and the walk for `exclusive_bytes`
+/// keeps no set of pages seen. With the default `verify_reads(false)`, a branch node whose
+/// child pointer names the node itself (its own id and birth, so the header check passes)
+/// sends `branches()` into endless recursion: the stack overflows and the process aborts.
+/// `check()` reports the same file cleanly. Found by the `open_bytes` target (a SIGSEGV
+/// without an artifact), reproduced here by hand. A stack overflow cannot be caught, so the
+/// body runs in a child process.
+#[test]
+#[ignore = "known engine bug: branches()/snapshots() recurse without bound on a pointer cycle (src/db/roots.rs, walk)"]
+fn known_bug_roots_walk_recurses_on_a_cycle() {
+    if std::env::var_os("SHADOWKV_KNOWN_BUG_CHILD").is_some() {
+        roots_walk_cycle_body();
+        return;
+    }
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "known_bug_roots_walk_recurses_on_a_cycle",
+            "--nocapture",
+        ])
+        .env("SHADOWKV_KNOWN_BUG_CHILD", "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "the child process died: {status}");
+}
+
+fn roots_walk_cycle_body() {
+    use shadowkv::format::node::NodeView;
+    use shadowkv::format::{PageId, Ptr, TxnId};
+    let mut bytes = small_database(false);
+    // The branch node of `t1` on branch `b1`, written by the write on b1 (txn 4): exclusive
+    // to b1, and older than the last commit, so opening does not verify it.
+    let mut target = None;
+    for id in 2..bytes.len() / 4096 {
+        let page = &bytes[id * 4096..(id + 1) * 4096];
+        let born = u64::from_le_bytes(page[24..32].try_into().unwrap());
+        if let Ok(view) = NodeView::new(page, id as u64) {
+            if !view.is_leaf() && born == 4 {
+                let entry = view.entry(0).unwrap();
+                let at = entry.as_ptr() as usize - page.as_ptr() as usize;
+                let klen = u16::from_le_bytes([entry[0], entry[1]]) as usize;
+                target = Some((id, at + 2 + klen, born));
+            }
+        }
+    }
+    let (id, at, born) = target.expect("a branch node born in txn 4");
+    let mut ptr = [0u8; 20];
+    Ptr {
+        page: PageId(id as u64),
+        txn: TxnId(born),
+        crc: 0,
+    }
+    .encode(&mut ptr);
+    bytes[id * 4096 + at..id * 4096 + at + 20].copy_from_slice(&ptr);
+    let db = Database::options()
+        .open_storage(Arc::new(MemStorage::from_bytes(bytes)))
+        .unwrap();
+    assert!(db.check().is_err(), "check() sees the cycle");
+    match db.branches() {
+        Ok(_) => {}
+        Err(e) => assert!(matches!(e, shadowkv::Error::Corrupted { .. }), "{e}"),
+    }
+}

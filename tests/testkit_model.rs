@@ -1,0 +1,239 @@
+//! The testkit model as a property test: random operation sequences over the whole public
+//! API (tables, snapshots, branches, restore, deletes, reopen, crash) applied to a database
+//! and to `BTreeMap`s side by side, with every result, every expected error and `check()`
+//! compared. Sequences are decoded from random bytes with `arbitrary`, the way the `ops` fuzz
+//! target decodes them, so a failing case here replays under the fuzzer and vice versa.
+
+use proptest::prelude::*;
+use shadowkv::testkit::ops::RangeSpec;
+use shadowkv::testkit::{
+    run, run_with, BoundSpec, Config, End, Key, Name, Op, ReadOp, TableName, TxnOp, Value,
+};
+use shadowkv::Durability;
+
+fn decode(bytes: &[u8]) -> Vec<Op> {
+    shadowkv::testkit::ops_from_bytes(bytes)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        max_shrink_iters: 2000,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_ops_match_the_model(
+        config in any::<u8>(),
+        bytes in proptest::collection::vec(any::<u8>(), 256..6000),
+    ) {
+        let ops = decode(&bytes);
+        let config = Config::from_byte(config);
+        if let Err(e) = run_with(config, &ops) {
+            panic!("{config:?}: {e}\n{} ops", ops.len());
+        }
+    }
+}
+
+fn k(n: u8) -> Key {
+    Key(n)
+}
+
+fn v(size: u8, fill: u8) -> Value {
+    Value { size, fill }
+}
+
+const T1: TableName = TableName(0);
+const T2: TableName = TableName(1);
+const MAIN: Name = Name(0);
+const R1: Name = Name(1);
+const R2: Name = Name(2);
+
+fn write(branch: Option<Name>, ops: Vec<TxnOp>, end: End) -> Op {
+    Op::Write {
+        branch,
+        pin: true,
+        ops,
+        end,
+    }
+}
+
+/// A hand-written sequence through every operation, including every expected error.
+#[test]
+fn scripted_tour_matches_the_model() {
+    let all = RangeSpec {
+        lo: BoundSpec::Unbounded,
+        hi: BoundSpec::Unbounded,
+        pattern: 0b1010_0110,
+    };
+    let ops = vec![
+        write(
+            None,
+            vec![
+                TxnOp::InsertMany(T1, k(0), 200, v(120, 1)),
+                TxnOp::Insert(T2, k(248), v(0, 0)),
+                TxnOp::Insert(T2, k(249), v(255, 3)),
+                TxnOp::Insert(T2, k(250), v(1, 1)),
+                TxnOp::Insert(T2, k(245), v(230, 9)),
+                TxnOp::Range(T1, all),
+                TxnOp::CreateSnapshot(R1),
+                TxnOp::CreateSnapshot(R1),
+                TxnOp::CreateSnapshot(MAIN),
+                TxnOp::CreateSnapshot(Name(255)),
+                TxnOp::TableNames,
+            ],
+            End::Commit,
+        ),
+        Op::CreateBranch(R2, R1),
+        Op::CreateBranch(R2, R1),
+        Op::CreateBranch(Name(3), Name(254)),
+        write(Some(R1), vec![TxnOp::Len(T1)], End::Commit),
+        write(
+            Some(R2),
+            vec![
+                TxnOp::RemoveMany(T1, k(10), 150),
+                TxnOp::DeleteTable(T2),
+                TxnOp::DeleteTable(T2),
+                TxnOp::Get(T1, k(5)),
+                TxnOp::Get(T1, k(50)),
+            ],
+            End::CommitEventual,
+        ),
+        Op::Read {
+            root: Some(R2),
+            ops: vec![
+                ReadOp::Get(T2, k(1)),
+                ReadOp::Get(TableName(255), k(1)),
+                ReadOp::Range(
+                    T1,
+                    RangeSpec {
+                        lo: BoundSpec::Excluded(k(100)),
+                        hi: BoundSpec::Included(k(20)),
+                        pattern: 0,
+                    },
+                ),
+                ReadOp::TableNames,
+            ],
+        },
+        Op::Crash,
+        Op::Restore(MAIN, R2),
+        Op::Restore(R1, MAIN),
+        Op::Restore(R2, Name(3)),
+        Op::DeleteBranch(R1),
+        Op::DeleteSnapshot(R2),
+        Op::DeleteBranch(MAIN),
+        Op::DeleteSnapshot(R1),
+        Op::List,
+        Op::Reopen,
+        write(
+            None,
+            vec![TxnOp::InsertMany(T1, k(0), 255, v(250, 2))],
+            End::Abort,
+        ),
+        write(
+            None,
+            vec![TxnOp::InsertMany(T1, k(0), 255, v(200, 2))],
+            End::Crash,
+        ),
+        Op::DeleteBranch(R2),
+        Op::Sync,
+        Op::Check,
+    ];
+    run(&ops).unwrap();
+    run_with(
+        Config {
+            page_size: 8192,
+            verify_reads: false,
+            durability: Durability::Eventual,
+        },
+        &ops,
+    )
+    .unwrap();
+}
+
+/// Many snapshots and branches sharing big trees, then all of them deleted: the release of
+/// shared pages over several commits must leave an exact accounting.
+#[test]
+fn shared_trees_released_match_the_model() {
+    let mut ops = vec![write(
+        None,
+        vec![
+            TxnOp::InsertMany(T1, k(0), 240, v(200, 1)),
+            TxnOp::InsertMany(T2, k(0), 8, v(255, 1)),
+        ],
+        End::Commit,
+    )];
+    for round in 0..6u8 {
+        ops.push(Op::CreateSnapshot(Name(round % 4)));
+        ops.push(Op::CreateBranch(Name(2), Name(1)));
+        ops.push(write(
+            Some(Name(2)),
+            vec![TxnOp::InsertMany(T1, k(round * 30), 40, v(180, round))],
+            End::Commit,
+        ));
+        ops.push(write(
+            None,
+            vec![
+                TxnOp::RemoveMany(T1, k(round * 20), 30),
+                TxnOp::Insert(T2, k(round), v(254, round)),
+            ],
+            End::CommitEventual,
+        ));
+        ops.push(Op::Check);
+        ops.push(Op::DeleteBranch(Name(2)));
+        ops.push(Op::DeleteSnapshot(Name(round % 4)));
+        ops.push(Op::DeleteSnapshot(Name(1)));
+        if round % 2 == 1 {
+            ops.push(Op::Crash);
+        }
+    }
+    run(&ops).unwrap();
+}
+
+/// The comparison is not vacuous: a model that differs from the database by one value, one
+/// table or one snapshot is reported.
+#[test]
+fn compare_reports_a_wrong_model() {
+    use shadowkv::io::MemStorage;
+    use shadowkv::testkit::{compare, Model};
+    use std::sync::Arc;
+    let db = shadowkv::Database::options()
+        .open_storage(Arc::new(MemStorage::new()))
+        .unwrap();
+    let mut tx = db.begin_write().unwrap();
+    tx.open_table("t1").unwrap().insert(b"k", b"v").unwrap();
+    tx.commit().unwrap();
+    db.create_snapshot("s").unwrap();
+    let mut model = Model::new();
+    let mut tables = shadowkv::testkit::Tables::new();
+    tables
+        .entry("t1".into())
+        .or_default()
+        .insert(b"k".to_vec(), b"v".to_vec());
+    model.commit("main", tables, &[]);
+    model.create_snapshot("s").unwrap();
+    compare(&db, &model).unwrap();
+    let mut wrong = model.clone();
+    wrong
+        .roots
+        .get_mut("s")
+        .unwrap()
+        .tables
+        .get_mut("t1")
+        .unwrap()
+        .insert(b"k".to_vec(), b"w".to_vec());
+    assert!(compare(&db, &wrong).is_err());
+    let mut wrong = model.clone();
+    wrong
+        .roots
+        .get_mut("main")
+        .unwrap()
+        .tables
+        .insert("t2".into(), Default::default());
+    assert!(compare(&db, &wrong).is_err());
+    let mut wrong = model.clone();
+    wrong
+        .delete("s", shadowkv::testkit::Kind::Snapshot)
+        .unwrap();
+    assert!(compare(&db, &wrong).is_err());
+}
