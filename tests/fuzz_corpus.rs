@@ -191,8 +191,8 @@ fn write_seed_corpus() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Known engine bugs found by the fuzzer, not fixed yet. Each test is ignored (so the suite
-// stays green) and fails while the bug is there; run them with `-- --ignored known_bug`.
+// Engine bugs found by the fuzzer, now fixed; each test failed while its bug was there and
+// pins the fix.
 // Their fuzzer inputs are in `fuzz/artifacts-notes/` (see NOTES.md there), not in the corpus.
 
 fn artifact(name: &str) -> Vec<u8> {
@@ -208,7 +208,6 @@ fn artifact(name: &str) -> Vec<u8> {
 /// `garbage` is larger than the entry region underflows (a panic with overflow checks, a huge
 /// wrong count without). `NodeView` promises that any bytes decode without a panic.
 #[test]
-#[ignore = "known engine bug: NodeView::used_bytes underflows (src/format/node.rs, used_bytes)"]
 fn known_bug_used_bytes_underflows() {
     use shadowkv::format::node::NodeView;
     let mut page = vec![0u8; 4096];
@@ -233,7 +232,6 @@ fn known_bug_used_bytes_underflows() {
 /// without complaint, and `stats()` then underflows (a panic with overflow checks, a huge
 /// `used_pages` without) instead of returning `Error::Corrupted`.
 #[test]
-#[ignore = "known engine bug: Database::stats underflows on a meta whose counts exceed the file (src/db/check.rs, stats)"]
 fn known_bug_stats_underflows_on_bad_meta_counts() {
     use shadowkv::format::meta::Meta;
     let mut bytes = small_database(false);
@@ -273,7 +271,6 @@ fn known_bug_stats_underflows_on_bad_meta_counts() {
 /// reports the bad count. The crafted file keeps every checksum valid, so verified reads do
 /// not help.
 #[test]
-#[ignore = "known engine bug: FreeMap::set_free overflows a directory free count (src/pager/freemap.rs, set_free); panics only with overflow checks"]
 fn known_bug_freemap_count_overflows() {
     use shadowkv::format::freemap::{chain_entry, set_chain_entry, DirEntry};
     use shadowkv::format::meta::{Meta, META_BYTES};
@@ -309,7 +306,6 @@ fn known_bug_freemap_count_overflows() {
 /// writes a meta older than the one it replaces, and the write is gone after a reopen. Either
 /// way it should be refused (`Error::Corrupted`), not committed.
 #[test]
-#[ignore = "known engine bug: the txn id overflows at u64::MAX (src/txn/write.rs, WriteTxn::begin)"]
 fn known_bug_txn_id_overflows() {
     use shadowkv::format::meta::{Meta, META_BYTES};
     let mut bytes = small_database(false);
@@ -364,7 +360,6 @@ fn known_bug_txn_id_overflows() {
 /// without an artifact), reproduced here by hand. A stack overflow cannot be caught, so the
 /// body runs in a child process.
 #[test]
-#[ignore = "known engine bug: branches()/snapshots() recurse without bound on a pointer cycle (src/db/roots.rs, walk)"]
 fn known_bug_roots_walk_recurses_on_a_cycle() {
     if std::env::var_os("SHADOWKV_KNOWN_BUG_CHILD").is_some() {
         roots_walk_cycle_body();
@@ -372,7 +367,6 @@ fn known_bug_roots_walk_recurses_on_a_cycle() {
     }
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            "--ignored",
             "--exact",
             "known_bug_roots_walk_recurses_on_a_cycle",
             "--nocapture",

@@ -422,7 +422,10 @@ pub fn stats(shared: &Shared) -> Result<Stats> {
         file_bytes: shared.storage.len()?,
         page_size: pages.page_size(),
         total_pages: meta.file_pages,
-        used_pages: meta.file_pages - meta.free_count - meta.pending_count,
+        used_pages: meta
+            .file_pages
+            .saturating_sub(meta.free_count)
+            .saturating_sub(meta.pending_count),
         free_pages: meta.free_count,
         pending_pages: meta.pending_count,
         tables,

@@ -4,14 +4,14 @@
 //! counts the pages reachable only through pages whose count is 1, which is exactly what
 //! deleting the root would free. Both walks are bounded by the tree levels.
 
-use crate::btree::node_at;
 use crate::btree::share::refcount;
 use crate::btree::walk::{targets, Target, Walk};
+use crate::btree::{node_at, MAX_DEPTH};
 use crate::format::roots::{RootKind, RootRecord};
 use crate::format::Ptr;
 use crate::pager::{overflow_pages, PageSource, ReadPages};
 use crate::txn::Committed;
-use crate::Result;
+use crate::{Error, Result};
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
@@ -48,12 +48,11 @@ pub fn list(state: &Committed, kind: RootKind) -> Result<Vec<SnapshotInfo>> {
 
 fn info(pages: &ReadPages, refs: Ptr, name: String, record: &RootRecord) -> Result<SnapshotInfo> {
     let page_size = pages.page_size() as u64;
-    let mut seen = HashSet::new();
     let referenced = walk(
         pages,
         record.catalog,
         Target::Node(Walk::Catalog),
-        &mut |ptr| Ok(seen.insert(ptr.page.0)),
+        &mut |_| Ok(true),
     )?;
     let exclusive = walk(
         pages,
@@ -71,13 +70,33 @@ fn info(pages: &ReadPages, refs: Ptr, name: String, record: &RootRecord) -> Resu
 }
 
 /// Counts the pages under `ptr` that `enter` admits (a page not admitted is not descended).
+/// Bounded: the depth across catalog and table trees is at most three tree heights, and a
+/// page is entered at most once.
 fn walk(
     pages: &ReadPages,
     ptr: Ptr,
     target: Target,
     enter: &mut dyn FnMut(Ptr) -> Result<bool>,
 ) -> Result<u64> {
-    if ptr.is_null() || !enter(ptr)? {
+    let mut seen = HashSet::new();
+    walk_from(pages, ptr, target, enter, &mut seen, 0)
+}
+
+fn walk_from(
+    pages: &ReadPages,
+    ptr: Ptr,
+    target: Target,
+    enter: &mut dyn FnMut(Ptr) -> Result<bool>,
+    seen: &mut HashSet<u64>,
+    depth: usize,
+) -> Result<u64> {
+    if depth > 3 * MAX_DEPTH {
+        return Err(Error::corrupted(
+            ptr.page.0,
+            "tree deeper than the limit (a cycle?)",
+        ));
+    }
+    if ptr.is_null() || !seen.insert(ptr.page.0) || !enter(ptr)? {
         return Ok(0);
     }
     match target {
@@ -86,7 +105,7 @@ fn walk(
             let view = node_at(pages, ptr, None)?;
             let mut total = 1;
             for (child, child_target) in targets(&view, kind)? {
-                total += walk(pages, child, child_target, enter)?;
+                total += walk_from(pages, child, child_target, enter, seen, depth + 1)?;
             }
             Ok(total)
         }

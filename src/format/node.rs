@@ -287,7 +287,12 @@ impl<'a> NodeView<'a> {
     /// Bytes of slots and live entries.
     pub fn used_bytes(&self) -> usize {
         let header = PageHeader::read(self.page);
-        let live = self.page.len() - header.free_end.get() as usize - header.garbage.get() as usize;
+        // Saturating: the header of an unvalidated page may claim more than the page holds.
+        let live = self
+            .page
+            .len()
+            .saturating_sub(header.free_end.get() as usize)
+            .saturating_sub(header.garbage.get() as usize);
         self.count * SLOT_BYTES + live
     }
 }

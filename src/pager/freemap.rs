@@ -361,7 +361,10 @@ impl FreeMap {
         }
         *byte |= 1 << (bit % 8);
         bitmap.modified = true;
-        self.dir[k].free += 1;
+        self.dir[k].free = self.dir[k]
+            .free
+            .checked_add(1)
+            .ok_or_else(|| Error::corrupted(id, "free count of a bitmap overflows"))?;
         Ok(())
     }
 

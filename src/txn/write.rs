@@ -62,7 +62,13 @@ impl<'db> WriteTxn<'db> {
         let guard = shared.lock_writer()?;
         let base = shared.current();
         let (oldest_reader, durable) = shared.reclaim_bounds();
-        let txn = TxnId(base.meta.txn.max(shared.txn_floor) + 1);
+        let txn = base
+            .meta
+            .txn
+            .max(shared.txn_floor)
+            .checked_add(1)
+            .map(TxnId)
+            .ok_or_else(|| Error::corrupted(0, "transaction ids exhausted"))?;
         let meta = base.meta;
         let free = FreeMap::load(
             &base.pages,
