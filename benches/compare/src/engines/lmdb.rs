@@ -1,0 +1,102 @@
+//! LMDB through heed: default environment flags (a durable commit fsyncs), a 64 GiB sparse
+//! map, one named database of raw bytes.
+
+use super::{run_parallel, sync_file, Engine, Res};
+use crate::workload::Kv;
+use heed::types::Bytes;
+use heed::{CompactionOption, Database, Env, EnvOpenOptions};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+pub struct Lmdb {
+    env: Env,
+    db: Database<Bytes, Bytes>,
+    dir: PathBuf,
+}
+
+impl Lmdb {
+    pub fn open(dir: &Path) -> Res<Self> {
+        // Safety: the directory is new and private to this process; nothing else maps it.
+        let env = unsafe {
+            EnvOpenOptions::new()
+                .map_size(64 << 30)
+                .max_dbs(1)
+                .open(dir)?
+        };
+        let mut wtxn = env.write_txn()?;
+        let db = env.create_database(&mut wtxn, Some("bench"))?;
+        wtxn.commit()?;
+        Ok(Lmdb {
+            env,
+            db,
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Engine for Lmdb {
+    fn write_batches(&mut self, kvs: &[Kv], per_commit: usize) -> Res<()> {
+        for chunk in kvs.chunks(per_commit) {
+            let mut wtxn = self.env.write_txn()?;
+            for (k, v) in chunk {
+                self.db.put(&mut wtxn, k, v)?;
+            }
+            wtxn.commit()?;
+        }
+        Ok(())
+    }
+
+    fn point_reads(&self, keys: &[&[u8]]) -> Res<u64> {
+        let rtxn = self.env.read_txn()?;
+        let mut total = 0;
+        for k in keys {
+            total += self.db.get(&rtxn, k)?.map_or(0, |v| v.len() as u64);
+        }
+        Ok(total)
+    }
+
+    fn parallel_reads(&self, per_thread: &[Vec<&[u8]>]) -> Res<u64> {
+        run_parallel(per_thread, |keys| self.point_reads(keys))
+    }
+
+    fn range_scans(&self, starts: &[&[u8]], len: usize) -> Res<u64> {
+        let rtxn = self.env.read_txn()?;
+        let mut seen = 0;
+        for &start in starts {
+            let from = (Bound::Included(start), Bound::Unbounded);
+            for item in self.db.range(&rtxn, &from)?.take(len) {
+                std::hint::black_box(item?);
+                seen += 1;
+            }
+        }
+        Ok(seen)
+    }
+
+    fn remove(&mut self, keys: &[&[u8]]) -> Res<()> {
+        let mut wtxn = self.env.write_txn()?;
+        for k in keys {
+            if !self.db.delete(&mut wtxn, k)? {
+                return Err("lmdb: a key to remove was not found".into());
+            }
+        }
+        wtxn.commit()?;
+        Ok(())
+    }
+
+    /// `mdb_env_copy` of the whole environment (no compaction) to a new file, then fsync.
+    fn snapshot(&mut self, out: &Path) -> Res<()> {
+        let path = out.join("lmdb-copy.mdb");
+        self.env.copy_to_path(&path, CompactionOption::Disabled)?;
+        sync_file(&path)?;
+        Ok(())
+    }
+
+    fn count(&self) -> Res<u64> {
+        let rtxn = self.env.read_txn()?;
+        Ok(self.db.len(&rtxn)?)
+    }
+
+    fn data_file(&self) -> Option<PathBuf> {
+        Some(self.dir.join("data.mdb"))
+    }
+}

@@ -1,0 +1,291 @@
+//! shadowkv-compare: runs one workload on shadowkv, LMDB (heed), redb, sled and SQLite, one
+//! engine at a time, each in a fresh temporary directory, and prints a table of throughputs,
+//! file sizes and shadowkv/peer ratios.
+//!
+//! ```text
+//! cargo run --release -- [--n 1000000] [--key-size 20] [--value-size 100]
+//!     [--engines shadowkv,lmdb,redb,sled,sqlite] [--reads 1000000] [--scans 20000]
+//!     [--commits 1000] [--batches 20] [--batch-size 1000] [--threads T] [--seed S] [--dir D]
+//! ```
+
+mod engines;
+mod noise;
+mod report;
+mod workload;
+
+use engines::{Engine, Res};
+use report::{Results, Size};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use workload::{expected_scan_entries, Config, Workload};
+
+const USAGE: &str = "usage: shadowkv-compare [--n N] [--key-size B] [--value-size B] \
+[--engines a,b,..] [--reads N] [--scans N] [--scan-len N] [--commits N] [--batches N] \
+[--batch-size N] [--threads N] [--seed S] [--dir DIR]";
+
+struct Args {
+    cfg: Config,
+    engines: Vec<String>,
+    dir: PathBuf,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut cfg = Config {
+        n: 1_000_000,
+        key_size: 20,
+        value_size: 100,
+        single_commits: 1000,
+        batches: 20,
+        batch_size: 1000,
+        reads: 1_000_000,
+        threads,
+        scans: 20_000,
+        scan_len: 100,
+        seed: 0x5eed_5ad0,
+    };
+    let mut engines: Vec<String> = engines::ALL.iter().map(|s| s.to_string()).collect();
+    let mut dir = std::env::temp_dir();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            return Err(USAGE.into());
+        }
+        let value = args
+            .next()
+            .ok_or(format!("{flag} needs a value\n{USAGE}"))?;
+        let num = || -> Result<usize, String> {
+            value
+                .replace(['_', ','], "")
+                .parse()
+                .map_err(|_| format!("{flag}: bad number {value:?}"))
+        };
+        match flag.as_str() {
+            "--n" => cfg.n = num()?,
+            "--key-size" => cfg.key_size = num()?,
+            "--value-size" => cfg.value_size = num()?,
+            "--reads" => cfg.reads = num()?,
+            "--scans" => cfg.scans = num()?,
+            "--scan-len" => cfg.scan_len = num()?,
+            "--commits" => cfg.single_commits = num()?,
+            "--batches" => cfg.batches = num()?,
+            "--batch-size" => cfg.batch_size = num()?.max(1),
+            "--threads" => cfg.threads = num()?.max(1),
+            "--seed" => cfg.seed = num()? as u64,
+            "--dir" => dir = PathBuf::from(&value),
+            "--engines" => {
+                engines = value.split(',').map(|s| s.trim().to_lowercase()).collect();
+                if let Some(bad) = engines.iter().find(|e| !engines::ALL.contains(&e.as_str())) {
+                    return Err(format!(
+                        "unknown engine {bad:?}; known: {}",
+                        engines::ALL.join(",")
+                    ));
+                }
+            }
+            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+        }
+    }
+    if cfg.key_size < 8 {
+        return Err("--key-size must be at least 8 so that N distinct keys exist".into());
+    }
+    if cfg.n == 0 {
+        return Err("--n must be at least 1".into());
+    }
+    Ok(Args { cfg, engines, dir })
+}
+
+/// The key lists every engine is given, built once.
+struct Lists<'a> {
+    reads: Vec<&'a [u8]>,
+    parallel: Vec<Vec<&'a [u8]>>,
+    scan_starts: Vec<&'a [u8]>,
+    scan_entries: u64,
+    removals: Vec<&'a [u8]>,
+    existing: usize,
+}
+
+fn main() {
+    let args = parse_args().unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2);
+    });
+    let cfg = &args.cfg;
+    println!("# shadowkv-compare");
+    for line in report::machine(&args.dir) {
+        println!("{line}");
+    }
+    println!("engines: {}", engines::c_versions());
+    println!(
+        "workload: N={} key={}B value={}B; {} single commits; {} batches of {}; {} reads \
+         (x{} threads in phase 5); {} scans of {}; seed {:#x}",
+        cfg.n,
+        cfg.key_size,
+        cfg.value_size,
+        cfg.single_commits,
+        cfg.batches,
+        cfg.batch_size,
+        cfg.reads,
+        cfg.threads,
+        cfg.scans,
+        cfg.scan_len,
+        cfg.seed
+    );
+    let t = Instant::now();
+    let w = Workload::generate(cfg);
+    let existing = w.existing();
+    let scan_starts = w.scan_starts(&existing);
+    let lists = Lists {
+        reads: w.reads(&existing),
+        parallel: w.parallel_reads(&existing),
+        scan_entries: expected_scan_entries(&existing, &scan_starts, cfg.scan_len),
+        scan_starts,
+        removals: w.removals(&existing),
+        existing: existing.len(),
+    };
+    eprintln!(
+        "generated the workload in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let names: Vec<&str> = args.engines.iter().map(String::as_str).collect();
+    let mut results = Vec::new();
+    for name in &names {
+        let mut r = Results::default();
+        if let Err(e) = run(name, cfg, &w, &lists, &args.dir, &mut r) {
+            eprintln!("{name}: FAILED: {e}");
+            r.failure = Some(e.to_string());
+        }
+        results.push(r);
+    }
+
+    println!("\n## Results (higher rate is better; sizes in MiB)\n");
+    print!("{}", report::results_table(&names, &results, cfg.threads));
+    if results.iter().any(|r| r.noisy.iter().any(|&n| n)) {
+        let pct = NOISY * 100.0;
+        println!("\n\\* other processes used more than {pct}% of a core during that phase: treat it as suspect.");
+    }
+    if let Some(table) = report::ratio_table(&names, &results, cfg.threads) {
+        println!("\n## shadowkv / peer (rates and 1/time: > 1 means shadowkv is faster; bytes: < 1 means shadowkv is smaller)\n");
+        print!("{table}");
+    }
+    for (name, r) in names.iter().zip(&results) {
+        if let Some(f) = &r.failure {
+            println!("\n{name} failed: {f}");
+        }
+    }
+}
+
+/// Runs every phase on one engine in a fresh directory, filling `r` as it goes.
+fn run(
+    name: &str,
+    cfg: &Config,
+    w: &Workload,
+    l: &Lists,
+    parent: &Path,
+    r: &mut Results,
+) -> Res<()> {
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("compare-{name}-"))
+        .tempdir_in(parent)?;
+    let data = tmp.path().join("data");
+    let out = tmp.path().join("snapshot");
+    std::fs::create_dir(&data)?;
+    std::fs::create_dir(&out)?;
+    let mut e = engines::open(name, &data)?;
+    let size = |e: &dyn Engine| Size {
+        file: engines::disk_size(&e.data_file().unwrap_or_else(|| data.clone())),
+        total: engines::disk_size(&data),
+    };
+
+    phase(name, 0, w.load.len(), r, || {
+        e.write_batches(&w.load, w.load.len())
+    })?;
+    expect(name, "entries after load", e.count()?, w.load.len() as u64)?;
+    r.after_load = Some(size(&*e));
+
+    phase(name, 1, w.singles.len(), r, || {
+        e.write_batches(&w.singles, 1)
+    })?;
+    phase(name, 2, w.batched.len(), r, || {
+        e.write_batches(&w.batched, cfg.batch_size)
+    })?;
+    expect(name, "entries after commits", e.count()?, l.existing as u64)?;
+    r.after_commits = Some(size(&*e));
+
+    let value_bytes = (cfg.reads * cfg.value_size) as u64;
+    let mut got = 0;
+    phase(name, 3, cfg.reads, r, || Ok(got = e.point_reads(&l.reads)?))?;
+    expect(name, "value bytes read", got, value_bytes)?;
+    let total_reads = cfg.reads * cfg.threads;
+    phase(name, 4, total_reads, r, || {
+        Ok(got = e.parallel_reads(&l.parallel)?)
+    })?;
+    expect(
+        name,
+        "value bytes read",
+        got,
+        value_bytes * cfg.threads as u64,
+    )?;
+    phase(name, 5, cfg.scans, r, || {
+        Ok(got = e.range_scans(&l.scan_starts, cfg.scan_len)?)
+    })?;
+    expect(name, "entries scanned", got, l.scan_entries)?;
+
+    phase(name, 6, l.removals.len(), r, || e.remove(&l.removals))?;
+    expect(
+        name,
+        "entries after removal",
+        e.count()?,
+        (l.existing - l.removals.len()) as u64,
+    )?;
+    r.after_remove = Some(size(&*e));
+
+    if e.can_snapshot() {
+        phase(name, 7, 1, r, || e.snapshot(&out))?;
+    } else {
+        eprintln!("{name:>8}: {}: n/a", report::PHASES[7].0);
+    }
+    drop(e);
+    Ok(())
+}
+
+/// Times phase `i` and stores its rate (`ops` per second) in `r`, with a flag if other
+/// processes used more than `NOISY` of a core meanwhile.
+fn phase(
+    name: &str,
+    i: usize,
+    ops: usize,
+    r: &mut Results,
+    f: impl FnOnce() -> Res<()>,
+) -> Res<()> {
+    let cpu = noise::mark();
+    let t = Instant::now();
+    f()?;
+    let secs = t.elapsed().as_secs_f64();
+    let others = cpu.others_since();
+    r.rates[i] = Some(ops as f64 / secs);
+    r.noisy[i] = others >= 0.02 && others > NOISY * secs;
+    let note = if others > 0.0 {
+        format!(" (other processes: {others:.2} CPU-s)")
+    } else {
+        String::new()
+    };
+    let (phase, unit) = report::PHASES[i];
+    let time = if unit == "ms" {
+        format!("{:.2} ms", secs * 1e3)
+    } else {
+        format!("{secs:.3} s")
+    };
+    eprintln!("{name:>8}: {phase}: {time}{note}");
+    Ok(())
+}
+
+/// The share of one core that other processes may use during a phase before it is flagged.
+const NOISY: f64 = 0.05;
+
+fn expect(name: &str, what: &str, got: u64, want: u64) -> Res<()> {
+    if got != want {
+        return Err(format!("{name}: {what}: got {got}, expected {want}").into());
+    }
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! What the machine is, and the two tables: results per engine, then shadowkv/peer ratios.
+
+use std::path::Path;
+
+/// The timed phases reported as a rate, with their unit.
+pub const PHASES: [(&str, &str); 8] = [
+    ("1 bulk load, 1 txn", "entries/s"),
+    ("2 single-entry commits", "commits/s"),
+    ("3 batch commits", "entries/s"),
+    ("4 point reads, 1 thread", "reads/s"),
+    ("5 point reads, T threads", "reads/s"),
+    ("6 range scans", "scans/s"),
+    ("7 remove half, 1 txn", "entries/s"),
+    ("8 snapshot", "ms"),
+];
+
+/// Bytes on disk at one moment: the main data file and every file of the engine.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Size {
+    pub file: u64,
+    pub total: u64,
+}
+
+/// Everything measured for one engine; `None` where a phase was not run or does not apply.
+#[derive(Clone, Debug, Default)]
+pub struct Results {
+    /// Operations per second, one per phase; for the snapshot (one operation) that is 1/time.
+    pub rates: [Option<f64>; 8],
+    /// Whether other processes used the CPU noticeably during each phase.
+    pub noisy: [bool; 8],
+    pub after_load: Option<Size>,
+    pub after_commits: Option<Size>,
+    pub after_remove: Option<Size>,
+    /// Why the run stopped early, if it did.
+    pub failure: Option<String>,
+}
+
+/// The size rows: when, which bytes (the data file or every file), and the label.
+type SizeRow = (fn(&Results) -> Option<Size>, bool, &'static str);
+const SIZES: [SizeRow; 6] = [
+    (|r| r.after_load, false, "data file after load"),
+    (|r| r.after_commits, false, "data file after commits"),
+    (|r| r.after_remove, false, "data file after remove"),
+    (|r| r.after_load, true, "all files after load"),
+    (|r| r.after_commits, true, "all files after commits"),
+    (|r| r.after_remove, true, "all files after remove"),
+];
+
+/// A description of the machine and of the directory the stores live in.
+pub fn machine(dir: &Path) -> Vec<String> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| "unknown".into())
+    };
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: u64 = field(&meminfo, "MemTotal")
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let nproc = std::thread::available_parallelism().map_or(1, |n| n.get());
+    vec![
+        format!(
+            "cpu: {} ({} MHz)",
+            field(&cpuinfo, "model name"),
+            field(&cpuinfo, "cpu MHz")
+        ),
+        format!("nproc: {nproc}"),
+        format!("memory: {:.1} GiB", mem_kib as f64 / (1024.0 * 1024.0)),
+        format!("kernel: {}", kernel.trim()),
+        format!("stores in: {} ({})", dir.display(), filesystem(dir)),
+    ]
+}
+
+/// The file system type of the mount that holds `dir`, from /proc/mounts.
+fn filesystem(dir: &Path) -> String {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            let (dev, mount, fs) = (parts.next()?, parts.next()?, parts.next()?);
+            dir.starts_with(mount)
+                .then(|| (mount.len(), format!("{fs} on {dev}")))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map_or_else(|| "unknown fs".into(), |(_, s)| s)
+}
+
+/// The results table: one row per phase or size, one column per engine.
+pub fn results_table(names: &[&str], results: &[Results], threads: usize) -> String {
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    for (i, (phase, unit)) in PHASES.iter().enumerate() {
+        let label = format!("{} ({unit})", phase.replace('T', &threads.to_string()));
+        let cells = results.iter().map(|r| {
+            let text = if i == 7 {
+                ms(r.rates[i].map(|r| 1e3 / r))
+            } else {
+                rate(r.rates[i])
+            };
+            if r.noisy[i] {
+                text + "*"
+            } else {
+                text
+            }
+        });
+        rows.push((label, cells.collect()));
+    }
+    for (moment, total, label) in SIZES {
+        let cells = results
+            .iter()
+            .map(|r| mib(moment(r).map(|s| if total { s.total } else { s.file })));
+        rows.push((format!("{label} (MiB)"), cells.collect()));
+    }
+    render(names, &rows)
+}
+
+/// Ratios shadowkv/peer: rates and 1/time (higher is better for shadowkv), and bytes (lower
+/// is smaller for shadowkv). `None` if shadowkv was not run.
+pub fn ratio_table(names: &[&str], results: &[Results], threads: usize) -> Option<String> {
+    let me = names.iter().position(|&n| n == "shadowkv")?;
+    let peers: Vec<usize> = (0..names.len()).filter(|&i| i != me).collect();
+    if peers.is_empty() {
+        return None;
+    }
+    let ours = &results[me];
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "n/a".into(),
+    };
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    for (i, (phase, _)) in PHASES.iter().enumerate() {
+        let kind = if i == 7 { "1/time" } else { "rate" };
+        let label = format!("{} ({kind})", phase.replace('T', &threads.to_string()));
+        let cells = peers.iter().map(|&p| {
+            let text = ratio(ours.rates[i], results[p].rates[i]);
+            if ours.noisy[i] || results[p].noisy[i] {
+                text + "*"
+            } else {
+                text
+            }
+        });
+        rows.push((label, cells.collect()));
+    }
+    for (moment, total, label) in SIZES {
+        let bytes = |r: &Results| moment(r).map(|s| if total { s.total } else { s.file } as f64);
+        let cells = peers
+            .iter()
+            .map(|&p| ratio(bytes(ours), bytes(&results[p])));
+        rows.push((format!("{label} (bytes)"), cells.collect()));
+    }
+    let header: Vec<&str> = peers.iter().map(|&p| names[p]).collect();
+    Some(render(&header, &rows))
+}
+
+fn render(header: &[&str], rows: &[(String, Vec<String>)]) -> String {
+    let first = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0).max(5);
+    let width = rows
+        .iter()
+        .flat_map(|(_, cells)| cells.iter().map(|c| c.len()))
+        .chain(header.iter().map(|h| h.len()))
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    let mut out = format!("| {:<first$} |", "phase");
+    for h in header {
+        out += &format!(" {h:>width$} |");
+    }
+    out += &format!("\n|{}|", "-".repeat(first + 2));
+    for _ in header {
+        out += &format!("{}:|", "-".repeat(width + 1));
+    }
+    for (label, cells) in rows {
+        out += &format!("\n| {label:<first$} |");
+        for c in cells {
+            out += &format!(" {c:>width$} |");
+        }
+    }
+    out + "\n"
+}
+
+/// A rate rounded to an integer, with thousands separators.
+fn rate(r: Option<f64>) -> String {
+    let Some(r) = r else { return "n/a".into() };
+    if r < 100.0 {
+        return format!("{r:.1}");
+    }
+    let digits = format!("{:.0}", r);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ms(t: Option<f64>) -> String {
+    t.map_or_else(|| "n/a".into(), |t| format!("{t:.2}"))
+}
+
+fn mib(b: Option<u64>) -> String {
+    b.map_or_else(
+        || "n/a".into(),
+        |b| format!("{:.1}", b as f64 / (1024.0 * 1024.0)),
+    )
+}
