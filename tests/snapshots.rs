@@ -14,35 +14,7 @@ struct Root {
 }
 
 fn assert_root(db: &Database, name: &str, model: &Model) {
-    let rx = db.begin_read_at(name).unwrap();
-    assert_eq!(
-        rx.table_names().unwrap(),
-        model.keys().cloned().collect::<Vec<_>>(),
-        "tables of {name}"
-    );
-    for (table, entries) in model {
-        let t = rx.open_table(table).unwrap();
-        assert_eq!(
-            t.len().unwrap(),
-            entries.len() as u64,
-            "len of {name}/{table}"
-        );
-        let got: Vec<(Vec<u8>, Vec<u8>)> = t
-            .iter()
-            .unwrap()
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
-            .collect();
-        let want: Vec<(Vec<u8>, Vec<u8>)> = entries
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        assert!(
-            got == want,
-            "contents of {name}/{table} differ ({} vs {})",
-            got.len(),
-            want.len()
-        );
-    }
+    common::assert_txn_matches(&db.begin_read_at(name).unwrap(), model, name);
 }
 
 fn assert_all(db: &Database, roots: &BTreeMap<String, Root>) {

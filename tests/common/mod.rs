@@ -30,12 +30,18 @@ pub type Model = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
 
 /// Asserts that the database's last commit equals the model exactly, table by table.
 pub fn assert_matches(db: &Database, model: &Model) {
-    let rx = db.begin_read().unwrap();
+    assert_txn_matches(&db.begin_read().unwrap(), model, "main");
+}
+
+/// Asserts that what a read transaction sees equals the model exactly, table by table, in
+/// both directions; `root` names it in failures.
+pub fn assert_txn_matches(rx: &shadowkv::ReadTxn<'_>, model: &Model, root: &str) {
     let names = rx.table_names().unwrap();
     let want: Vec<String> = model.keys().cloned().collect();
-    assert_eq!(names, want, "table names differ");
-    for (name, entries) in model {
-        let t = rx.open_table(name).unwrap();
+    assert_eq!(names, want, "table names of {root} differ");
+    for (table, entries) in model {
+        let name = format!("{root}/{table}");
+        let t = rx.open_table(table).unwrap();
         assert_eq!(t.len().unwrap(), entries.len() as u64, "len of {name}");
         let got: Vec<(Vec<u8>, Vec<u8>)> = t
             .iter()
