@@ -38,6 +38,22 @@
 //! let n: u64 = t.len()?;
 //! # assert_eq!(n, 1);
 //! # assert!(matches!(rx.open_table("nope"), Err(Error::NotFound(_))));
+//! # drop(t); drop(rx);
+//!
+//! db.create_snapshot("nightly")?;                           // main's last commit; O(1)
+//! let old = db.begin_read_at("nightly")?;                   // read any snapshot or branch
+//! db.create_branch("experiment", "nightly")?;               // writable clone of a snapshot or branch; O(1)
+//! let mut w = db.begin_write_on("experiment")?;             // writes never show on other branches
+//! w.open_table("users")?.insert(b"carol", b"3")?;
+//! w.commit()?;                                              // (one writer at a time, so finish it first)
+//! db.restore("main", "nightly")?;                           // main := nightly; O(1)
+//! # drop(old);
+//! db.delete_snapshot("nightly")?;                           // frees what only it held
+//! let names = db.snapshots()?;                              // Vec<SnapshotInfo>: name, txn id, creation time, exclusive bytes
+//! let branches = db.branches()?;
+//! # assert!(names.is_empty());
+//! # assert_eq!(branches.len(), 2);
+//! db.delete_branch("experiment")?;
 //! let report = db.check()?;                                 // full integrity and accounting check
 //! # assert_eq!(report.entries, 1);
 //! # Ok(())
