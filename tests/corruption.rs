@@ -26,6 +26,9 @@
 //! one image takes longer than [`IMAGE_LIMIT`]. A global allocator refuses any single
 //! allocation over 256 MiB (the process aborts) and the largest one is asserted small.
 
+mod common;
+
+use common::Rng;
 use shadowkv::btree::node_at;
 use shadowkv::btree::walk::{targets, Target, Walk};
 use shadowkv::format::meta::{Meta, META_BYTES};
@@ -997,22 +1000,6 @@ fn assert_clean(name: &str, report: &Report, file_len: usize) {
     );
 }
 
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // The sweeps.
 
@@ -1075,13 +1062,13 @@ fn sampled_sweep_on_a_larger_file() {
     let mut damages = Vec::new();
     for _ in 0..1500 {
         damages.push(Damage::Xor {
-            at: rng.below(len),
+            at: rng.below(len as u64) as usize,
             mask: 1 << rng.below(8),
         });
     }
     for _ in 0..300 {
-        let n = 1 + rng.below(64);
-        let at = rng.below(len - n);
+        let n = 1 + rng.below(64) as usize;
+        let at = rng.below((len - n) as u64) as usize;
         damages.push(Damage::Burst {
             at,
             len: n,
@@ -1089,11 +1076,11 @@ fn sampled_sweep_on_a_larger_file() {
         });
     }
     for _ in 0..400 {
-        let at = rng.below(len / 512) * 512;
+        let at = rng.below((len / 512) as u64) as usize * 512;
         let version = if rng.below(2) == 0 {
             None
         } else {
-            Some(rng.below(built.history.len()))
+            Some(rng.below(built.history.len() as u64) as usize)
         };
         damages.push(Damage::Torn { at, version });
     }

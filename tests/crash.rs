@@ -515,59 +515,51 @@ fn release_script(seed: u64, durability: Durability) -> Vec<Step> {
     steps
 }
 
-#[test]
-fn crash_exhaustive_immediate() {
+/// Every cut of three generated 30-step workloads, each with every kind of damage.
+fn exhaustive(label: &str, mix: DurabilityMix, runs: [(u64, usize, Durability); 3]) {
     let mut tallies = Vec::new();
-    for seed in [1, 2, 3] {
+    for (seed, page_size, durability) in runs {
         let run = generated(
-            &format!("immediate/{seed}"),
+            &format!("{label}/{seed}"),
             seed,
-            shape(DurabilityMix::Immediate),
+            shape(mix),
             30,
-            4096,
-            Durability::Immediate,
+            page_size,
+            durability,
         );
         tallies.push(sweep(&run, 6, 2, usize::MAX, seed * 1000));
     }
     assert_clean(tallies);
+}
+
+#[test]
+fn crash_exhaustive_immediate() {
+    let d = Durability::Immediate;
+    exhaustive(
+        "immediate",
+        DurabilityMix::Immediate,
+        [(1, 4096, d), (2, 4096, d), (3, 4096, d)],
+    );
 }
 
 #[test]
 fn crash_exhaustive_eventual() {
-    let mut tallies = Vec::new();
-    for seed in [11, 12, 13] {
-        let run = generated(
-            &format!("eventual/{seed}"),
-            seed,
-            shape(DurabilityMix::Eventual),
-            30,
-            4096,
-            Durability::Eventual,
-        );
-        tallies.push(sweep(&run, 6, 2, usize::MAX, seed * 1000));
-    }
-    assert_clean(tallies);
+    let d = Durability::Eventual;
+    exhaustive(
+        "eventual",
+        DurabilityMix::Eventual,
+        [(11, 4096, d), (12, 4096, d), (13, 4096, d)],
+    );
 }
 
 #[test]
 fn crash_exhaustive_mixed() {
-    let mut tallies = Vec::new();
-    for (seed, page_size) in [(21, 4096), (22, 8192), (23, 16384)] {
-        let run = generated(
-            &format!("mixed/{seed}"),
-            seed,
-            shape(DurabilityMix::Mixed),
-            30,
-            page_size,
-            if seed % 2 == 0 {
-                Durability::Eventual
-            } else {
-                Durability::Immediate
-            },
-        );
-        tallies.push(sweep(&run, 6, 2, usize::MAX, seed * 1000));
-    }
-    assert_clean(tallies);
+    let (i, e) = (Durability::Immediate, Durability::Eventual);
+    exhaustive(
+        "mixed",
+        DurabilityMix::Mixed,
+        [(21, 4096, i), (22, 8192, e), (23, 16384, i)],
+    );
 }
 
 #[test]

@@ -6,6 +6,9 @@
 //! (`cargo test --release --test fuzz_corpus -- --ignored`), then extended with a few inputs
 //! the fuzzer found.
 
+mod common;
+
+use common::Rng;
 use shadowkv::io::MemStorage;
 use shadowkv::testkit::fuzz;
 use shadowkv::{Database, Durability};
@@ -85,22 +88,6 @@ fn open_bytes_corpus_holds_a_real_database() {
              `cargo test --release --test fuzz_corpus -- --ignored write_seed_corpus`"
         ),
         Err(e) => panic!("the real database seed does not open: {e}"),
-    }
-}
-
-/// splitmix64, for deterministic seed bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
     }
 }
 

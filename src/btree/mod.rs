@@ -20,7 +20,7 @@ mod write;
 pub use check::{check_node, child_bounds};
 pub use cursor::{Bound, Cursor};
 pub use share::{Sharing, TreeKind};
-pub use write::{insert, insert_with_finger, remove, seal, Finger};
+pub use write::{check_sizes, insert, insert_with_finger, remove, seal, Finger};
 
 use crate::format::node::{LeafValue, NodeView};
 use crate::format::{PageHeader, Ptr};

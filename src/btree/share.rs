@@ -221,11 +221,8 @@ impl ReleaseQueue {
             };
             let (key, (ptr, what)) = last;
             self.root = super::remove(w, &mut Sharing::none(), self.root, &key)?.0;
-            let count = if ptr.txn == w.txn() {
-                1
-            } else {
-                refcount(w, *refs, ptr.page.0)?
-            };
+            // `push` releases pages born in this txn at once: every queued page is committed.
+            let count = refcount(w, *refs, ptr.page.0)?;
             if count > 1 {
                 set_count(w, refs, ptr.page.0, count - 1)?;
                 continue;

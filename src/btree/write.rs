@@ -17,7 +17,8 @@ struct Step {
     idx: usize,
 }
 
-fn check_sizes(key: &[u8], value_len: usize) -> Result<()> {
+/// Refuses a key or value over the limit (before anything changes).
+pub fn check_sizes(key: &[u8], value_len: usize) -> Result<()> {
     if key.len() > MAX_KEY_LEN {
         return Err(Error::KeyTooLarge {
             len: key.len(),

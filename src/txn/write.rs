@@ -17,7 +17,7 @@ use crate::btree::{self, Sharing, TreeKind};
 use crate::format::meta::Meta;
 use crate::format::node;
 use crate::format::roots::{Released, RootKind, RootRecord};
-use crate::format::{Ptr, TxnId, MAX_KEY_LEN, MAX_VALUE_LEN, META_SLOT_BYTES};
+use crate::format::{Ptr, TxnId, META_SLOT_BYTES};
 use crate::pager::freemap::FreeMap;
 use crate::pager::{PageSource, ReadPages, WritePager};
 use crate::{Error, Result};
@@ -450,22 +450,6 @@ impl<'db> WriteTxn<'db> {
     }
 }
 
-fn check_sizes(key: &[u8], value: &[u8]) -> Result<()> {
-    if key.len() > MAX_KEY_LEN {
-        return Err(Error::KeyTooLarge {
-            len: key.len(),
-            max: MAX_KEY_LEN,
-        });
-    }
-    if value.len() > MAX_VALUE_LEN {
-        return Err(Error::ValueTooLarge {
-            len: value.len(),
-            max: MAX_VALUE_LEN,
-        });
-    }
-    Ok(())
-}
-
 /// Applies a table's buffered inserts to its tree, in key order. An error marks the
 /// transaction failed (the tree may be half changed).
 fn flush_table(
@@ -539,7 +523,7 @@ impl TableMut<'_> {
     /// Inserts or overwrites `key`. Small entries are buffered and applied in key order
     /// before the table is next read (see `txn/buffer.rs`); sizes are checked at once.
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        check_sizes(key, value)?;
+        btree::check_sizes(key, value.len())?;
         let page_size = self.pager.page_size();
         if node::leaf_inline_bytes(key.len(), value.len()) <= node::max_entry_bytes(page_size) {
             self.state.buffer.push(key, value);
