@@ -1,8 +1,8 @@
 //! A quick local profile of the hot paths, one phase at a time (for perf and callgrind):
 //! bulk load of N random entries in one transaction, random reads, 100-entry range scans,
-//! and single-entry commits without fsync.
+//! single-entry commits without fsync, and durable single-entry commits.
 //! Run with `cargo run --release --example probe [N] [phase ...]` (phases: load reads scans
-//! commits; default all).
+//! commits durable; default all).
 
 use shadowkv::{Database, Durability};
 use std::time::Instant;
@@ -91,5 +91,19 @@ fn main() {
             tx.commit().unwrap();
         }
         rate("single commits (no fsync)", commits, start);
+    }
+    if on("durable") {
+        let start = Instant::now();
+        let commits = 3000;
+        for i in 0..commits {
+            let mut tx = db.begin_write().unwrap();
+            tx.set_durability(Durability::Immediate);
+            tx.open_table("t")
+                .unwrap()
+                .insert(&key(2 * n + i), &value)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        rate("single durable commits", commits, start);
     }
 }

@@ -14,6 +14,7 @@
 //!   relocation loop only allocates, so it ends (each round either finishes or allocates).
 //! - Loading walks at most as many chain pages as the file has pages.
 
+use super::runs::RunScan;
 use super::ReadPages;
 use crate::format::freemap::{
     bits_per_bitmap, chain_entry, dir_entries_per_page, pending_entries_per_page, pending_entry,
@@ -23,7 +24,6 @@ use crate::format::{
     checksum, first_data_page, tag, PageHeader, PageId, Ptr, TxnId, U16Le, U32Le, U64Le,
 };
 use crate::{Error, Result};
-use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct DirSlot {
@@ -33,8 +33,6 @@ struct DirSlot {
 
 struct Bitmap {
     page: Box<[u8]>,
-    /// Every body byte before this one is zero (no free page): searches start here.
-    scan_from: usize,
     /// Changed in this transaction: needs writing to `new_id` at commit.
     modified: bool,
     new_id: Option<u64>,
@@ -47,7 +45,8 @@ pub struct FreeMap {
     bits: u64,
     file_pages: u64,
     dir: Vec<DirSlot>,
-    bitmaps: HashMap<usize, Bitmap>,
+    /// The bitmap pages read or changed in this txn, by index (parallel to `dir`).
+    bitmaps: Vec<Option<Bitmap>>,
     /// (freed by, page, born) of pages still waiting that this commit writes anew.
     pending: Vec<(u64, u64, u64)>,
     /// The older part of the pending chain, kept as it is (newest first); its head pointer.
@@ -59,7 +58,31 @@ pub struct FreeMap {
     freed_now: Vec<(u64, u64)>,
     old_chain_pages: Vec<Ptr>,
     durable: u64,
-    hint: usize,
+    /// Pages `[next, end)` of the runs being filled, one per [`Heat`] (see [`super::runs`]).
+    extents: [(u64, u64); 2],
+    /// Per heat: the first search stage (see `alloc_page`) that has not yet come up empty
+    /// in this txn.
+    stage: [usize; 2],
+    mostly_free: Option<bool>,
+}
+
+/// The shortest run hot pages take: a small commit has about eight, so room for all of them.
+const HOT_RUN: u64 = 16;
+/// The shortest run cold pages take while the file has little free space: shorter gaps too,
+/// which packs them denser.
+const COLD_RUN: u64 = 4;
+
+/// The most pages one extent claims: a longer run is taken a piece at a time, so that the
+/// other heat can still find room in it.
+const EXTENT_CAP: u64 = 64;
+
+/// How soon a page is expected to be replaced, which decides the run it is allocated from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heat {
+    /// Replaced by one of the next few commits (roots, catalog, free-map pages).
+    Hot = 0,
+    /// Expected to live long (leaves, pages copied from an old version).
+    Cold = 1,
 }
 
 /// What the free map wrote at commit, for the meta.
@@ -219,7 +242,7 @@ impl FreeMap {
             bits,
             file_pages,
             dir: vec![DirSlot::default(); file_pages.div_ceil(bits) as usize],
-            bitmaps: HashMap::new(),
+            bitmaps: (0..file_pages.div_ceil(bits)).map(|_| None).collect(),
             pending: Vec::new(),
             pending_tail: Ptr::default(),
             tail_entries: 0,
@@ -227,7 +250,9 @@ impl FreeMap {
             freed_now: Vec::new(),
             old_chain_pages: Vec::new(),
             durable: 0,
-            hint: 0,
+            extents: [(0, 0); 2],
+            stage: [0; 2],
+            mostly_free: None,
         }
     }
 
@@ -329,7 +354,7 @@ impl FreeMap {
     }
 
     fn bitmap(&mut self, pages: &ReadPages, k: usize) -> Result<&mut Bitmap> {
-        if !self.bitmaps.contains_key(&k) {
+        if self.bitmaps[k].is_none() {
             let slot = self.dir[k];
             let page: Box<[u8]> = if slot.ptr.is_null() {
                 vec![0u8; self.page_size].into_boxed_slice()
@@ -338,23 +363,18 @@ impl FreeMap {
                 // allocation that finds no bit, a free of a free page) and by `check`.
                 pages.tagged(slot.ptr, &[tag::BITMAP], false)?.into()
             };
-            self.bitmaps.insert(
-                k,
-                Bitmap {
-                    page,
-                    scan_from: 0,
-                    modified: false,
-                    new_id: None,
-                },
-            );
+            self.bitmaps[k] = Some(Bitmap {
+                page,
+                modified: false,
+                new_id: None,
+            });
         }
-        Ok(self.bitmaps.get_mut(&k).expect("inserted above"))
+        Ok(self.bitmaps[k].as_mut().expect("filled above"))
     }
 
     fn set_free(&mut self, pages: &ReadPages, id: u64) -> Result<()> {
         let (k, bit) = ((id / self.bits) as usize, (id % self.bits) as usize);
         let bitmap = self.bitmap(pages, k)?;
-        bitmap.scan_from = bitmap.scan_from.min(bit / 8);
         let byte = &mut bitmap.page[crate::format::HEADER_BYTES + bit / 8];
         if *byte & (1 << (bit % 8)) != 0 {
             return Err(Error::corrupted(id, "page freed twice"));
@@ -380,51 +400,124 @@ impl FreeMap {
     }
 
     /// Allocates `n` contiguous pages, reusing free ones when a run exists, else growing.
-    pub fn alloc(&mut self, pages: &ReadPages, n: u64) -> Result<u64> {
+    /// Single pages go to the run kept for their `heat`.
+    pub fn alloc(&mut self, pages: &ReadPages, n: u64, heat: Heat) -> Result<u64> {
         assert!(n >= 1);
         if n == 1 {
-            if let Some(id) = self.alloc_one_free(pages)? {
-                return Ok(id);
-            }
-        } else if let Some(id) = self.alloc_run_free(pages, n)? {
+            return self.alloc_page(pages, heat);
+        }
+        if let Some(id) = self.alloc_run_free(pages, n)? {
             return Ok(id);
         }
         self.grow(pages, n)
     }
 
-    fn alloc_one_free(&mut self, pages: &ReadPages) -> Result<Option<u64>> {
-        let len = self.dir.len();
-        for step in 0..len {
-            let k = (self.hint + step) % len;
-            if self.dir[k].free == 0 {
-                continue;
+    /// One page. Pages come in address order from runs of free pages, so that a commit's
+    /// pages are written side by side, hot and cold pages from separate runs: hot pages die
+    /// together at the next commit and free whole runs again.
+    ///
+    /// Space: the file grows only while free pages add up to at most an eighth of it. Past
+    /// that, cold pages fill the gaps shorter than a hot run first, and both heats then take
+    /// any free page (scattered writes, but no growth).
+    fn alloc_page(&mut self, pages: &ReadPages, heat: Heat) -> Result<u64> {
+        let h = heat as usize;
+        let hot_run = HOT_RUN;
+        let stages: &[(u64, u64)] = match (heat, self.mostly_free()) {
+            (Heat::Hot, false) => &[(hot_run, u64::MAX)],
+            (Heat::Hot, true) => &[(hot_run, u64::MAX), (1, u64::MAX)],
+            (Heat::Cold, false) => &[(COLD_RUN, u64::MAX)],
+            (Heat::Cold, true) => &[(1, hot_run - 1), (1, u64::MAX)],
+        };
+        // Bounded: each round takes a page, finds a run (which holds a free page, so the
+        // next round takes it) or moves to the next stage.
+        for _round in 0..=2 * stages.len() {
+            while self.extents[h].0 < self.extents[h].1 {
+                let id = self.extents[h].0;
+                self.extents[h].0 += 1;
+                if self.is_free(pages, id)? {
+                    self.take(pages, id)?;
+                    return Ok(id);
+                }
             }
-            let bits = self.bits;
-            let bitmap = self.bitmap(pages, k)?;
-            let from = bitmap.scan_from;
-            let body = &mut bitmap.page[crate::format::HEADER_BYTES..];
-            let Some(byte_at) = body[from..].iter().position(|b| *b != 0).map(|i| i + from) else {
-                return Err(Error::corrupted(
-                    k as u64,
-                    "bitmap has no set bit but a free count",
-                ));
+            let Some(&(min, max)) = stages.get(self.stage[h]) else {
+                break;
             };
-            let bit = body[byte_at].trailing_zeros() as usize;
-            body[byte_at] &= !(1 << bit);
-            bitmap.scan_from = byte_at;
-            bitmap.modified = true;
-            self.dir[k].free -= 1;
-            self.hint = k;
-            let id = k as u64 * bits + (byte_at * 8 + bit) as u64;
-            if id < first_data_page(self.page_size) || id >= self.file_pages {
-                return Err(Error::corrupted(
-                    id,
-                    "free map marks a page outside the data area free",
-                ));
+            match self.find_run(pages, h, min, max)? {
+                Some((start, len)) => self.extents[h] = (start, start + len.min(EXTENT_CAP)),
+                None => self.stage[h] += 1,
             }
-            return Ok(Some(id));
+        }
+        let start = self.grow(pages, 1)?;
+        self.extents[h] = (start + 1, self.file_pages.min(start + 1 + EXTENT_CAP));
+        Ok(start)
+    }
+
+    /// Whether more than an eighth of the file is free (decided once per transaction).
+    fn mostly_free(&mut self) -> bool {
+        *self.mostly_free.get_or_insert_with(|| {
+            let free: u64 = self.dir.iter().map(|s| s.free as u64).sum();
+            free * 8 > self.file_pages
+        })
+    }
+
+    /// The first run of `min..=max` free pages at or after the end of extent `h`, wrapping
+    /// around once, outside the other extent.
+    fn find_run(
+        &self,
+        pages: &ReadPages,
+        h: usize,
+        min: u64,
+        max: u64,
+    ) -> Result<Option<(u64, u64)>> {
+        let first = first_data_page(self.page_size);
+        let from = self.extents[h].1.clamp(first, self.file_pages);
+        let (other_lo, other_hi) = self.extents[1 - h];
+        for (lo, hi) in [(from, self.file_pages), (first, from)] {
+            // The other extent splits the range in two.
+            let parts = if other_lo < other_hi && other_lo < hi && lo < other_hi {
+                [(lo, other_lo.max(lo)), (other_hi.min(hi), hi)]
+            } else {
+                [(lo, hi), (hi, hi)]
+            };
+            for (lo, hi) in parts {
+                if let Some(run) = self.scan_runs(pages, lo, hi, min, max)? {
+                    return Ok(Some(run));
+                }
+            }
         }
         Ok(None)
+    }
+
+    fn scan_runs(
+        &self,
+        pages: &ReadPages,
+        lo: u64,
+        hi: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<Option<(u64, u64)>> {
+        if lo >= hi {
+            return Ok(None);
+        }
+        let mut scan = RunScan::new(min, max);
+        for k in (lo / self.bits) as usize..=((hi - 1) / self.bits) as usize {
+            let slot = self.dir[k];
+            if slot.free == 0 {
+                if let Some(run) = scan.close() {
+                    return Ok(Some(run));
+                }
+                continue;
+            }
+            let page = match &self.bitmaps[k] {
+                Some(bitmap) => &bitmap.page[..],
+                None => pages.tagged(slot.ptr, &[tag::BITMAP], false)?,
+            };
+            let body = &page[crate::format::HEADER_BYTES..];
+            if let Some(run) = scan.feed(body, k as u64 * self.bits, lo, hi) {
+                return Ok(Some(run));
+            }
+        }
+        Ok(scan.close())
     }
 
     fn is_free(&mut self, pages: &ReadPages, id: u64) -> Result<bool> {
@@ -484,6 +577,7 @@ impl FreeMap {
         self.file_pages = new;
         let need_dir = new.div_ceil(self.bits) as usize;
         self.dir.resize(need_dir, DirSlot::default());
+        self.bitmaps.resize_with(need_dir, || None);
         for id in old + n..new {
             self.set_free(pages, id)?;
         }
@@ -510,23 +604,20 @@ impl FreeMap {
         // Bounded: each round ends or allocates, and allocation is bounded by address space.
         loop {
             loop {
-                let mut todo: Vec<usize> = self
-                    .bitmaps
-                    .iter()
-                    .filter(|(_, b)| b.modified && b.new_id.is_none())
-                    .map(|(k, _)| *k)
+                let todo: Vec<usize> = (self.bitmaps.iter().enumerate())
+                    .filter(|(_, b)| b.as_ref().is_some_and(|b| b.modified && b.new_id.is_none()))
+                    .map(|(k, _)| k)
                     .collect();
                 if todo.is_empty() {
                     break;
                 }
-                todo.sort_unstable();
                 for k in todo {
-                    let id = self.alloc(pages, 1)?;
+                    let id = self.alloc(pages, 1, Heat::Hot)?;
                     let old = self.dir[k].ptr;
                     if !old.is_null() {
                         self.freed_now.push((old.page.0, old.txn.0));
                     }
-                    self.bitmaps.get_mut(&k).expect("listed").new_id = Some(id);
+                    self.bitmaps[k].as_mut().expect("listed").new_id = Some(id);
                 }
             }
             let n_pending = self.pending.len() + self.freed_now.len();
@@ -535,17 +626,14 @@ impl FreeMap {
                 break;
             }
             while chain.len() < need {
-                chain.push(self.alloc(pages, 1)?);
+                chain.push(self.alloc(pages, 1, Heat::Hot)?);
             }
         }
         // Bitmaps.
-        let mut keys: Vec<usize> = self.bitmaps.keys().copied().collect();
-        keys.sort_unstable();
-        for k in keys {
-            let bitmap = self.bitmaps.get_mut(&k).expect("key");
-            if !bitmap.modified {
+        for k in 0..self.bitmaps.len() {
+            let Some(bitmap) = self.bitmaps[k].as_mut().filter(|b| b.modified) else {
                 continue;
-            }
+            };
             let id = bitmap.new_id.expect("relocated above");
             stamp(&mut bitmap.page, tag::BITMAP, 0, id, txn);
             let crc = checksum(&bitmap.page);

@@ -10,6 +10,7 @@
 //!   its checksum too when verification is on.
 
 pub mod freemap;
+mod runs;
 mod write;
 
 pub use write::WritePager;

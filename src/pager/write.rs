@@ -7,11 +7,14 @@
 //! - Pages are written only at commit, to ids no reader can reach, with one `write_at` per run
 //!   of contiguous pages.
 
-use super::freemap::{FreeMap, Persisted};
+use super::freemap::{FreeMap, Heat, Persisted};
 use super::{overflow_pages, IdMap, PageSource, ReadPages};
 use crate::format::{self, node, tag, PageId, Ptr, TxnId};
 use crate::io::Storage;
 use crate::{Error, Result};
+
+/// A copied page whose old version was born within this many txns counts as hot.
+const HOT_WITHIN_TXNS: u64 = 4;
 
 /// Pages of one write transaction.
 pub struct WritePager {
@@ -59,7 +62,7 @@ impl WritePager {
 
     /// A new empty node page at `level`.
     pub fn new_node(&mut self, level: u8) -> Result<Ptr> {
-        let id = self.free.alloc(&self.committed, 1)?;
+        let id = self.free.alloc(&self.committed, 1, Heat::Cold)?;
         let mut page = vec![0u8; self.committed.page_size()].into_boxed_slice();
         node::init(&mut page, level, id, self.txn.0);
         self.dirty.insert(id, page);
@@ -90,7 +93,14 @@ impl WritePager {
         let source = self.committed.node(ptr)?;
         node::validate(source, ptr.page.0)?;
         let mut page: Box<[u8]> = source.into();
-        let id = self.free.alloc(&self.committed, 1)?;
+        // A page rewritten recently is likely to be rewritten again soon (a root, the
+        // catalog): it goes with the other hot pages, whose runs then free up whole.
+        let heat = if ptr.txn.0 + HOT_WITHIN_TXNS >= self.txn.0 {
+            Heat::Hot
+        } else {
+            Heat::Cold
+        };
+        let id = self.free.alloc(&self.committed, 1, heat)?;
         node::rebirth(&mut page, id, self.txn.0);
         self.dirty.insert(id, page);
         Ok(self.ptr_to(id))
@@ -117,7 +127,7 @@ impl WritePager {
     /// Stores `value` in a new overflow run.
     pub fn write_overflow(&mut self, value: &[u8]) -> Result<Ptr> {
         let n = overflow_pages(value.len() as u64, self.committed.page_size());
-        let id = self.free.alloc(&self.committed, n)?;
+        let id = self.free.alloc(&self.committed, n, Heat::Cold)?;
         self.overflow.insert(id, value.into());
         Ok(Ptr {
             page: PageId(id),
