@@ -2,15 +2,24 @@
 //! engine at a time, each in a fresh temporary directory, and prints a table of throughputs,
 //! file sizes and shadowkv/peer ratios.
 //!
+//! With `--rounds R` (R > 1) the whole workload runs R times, the engine order alternating
+//! between the given one and its reverse so that each engine goes first (and pays the cold
+//! page cache) about half the time. It then prints each round's rates, and the tables built
+//! from the median of each phase and size over the rounds an engine completed; each ratio is
+//! the median of the ratios taken within a round (both engines ran back to back), with their
+//! range. A median is flagged noisy if its phase was noisy in more than half of the rounds.
+//!
 //! ```text
 //! cargo run --release -- [--n 1000000] [--key-size 20] [--value-size 100]
 //!     [--engines shadowkv,lmdb,redb,sled,sqlite] [--reads 1000000] [--scans 20000]
 //!     [--commits 1000] [--batches 20] [--batch-size 1000] [--threads T] [--seed S] [--dir D]
+//!     [--rounds 1]
 //! ```
 
 mod engines;
 mod noise;
 mod report;
+mod rounds;
 mod workload;
 
 use engines::{Engine, Res};
@@ -21,12 +30,14 @@ use workload::{expected_scan_entries, Config, Workload};
 
 const USAGE: &str = "usage: shadowkv-compare [--n N] [--key-size B] [--value-size B] \
 [--engines a,b,..] [--reads N] [--scans N] [--scan-len N] [--commits N] [--batches N] \
-[--batch-size N] [--threads N] [--seed S] [--dir DIR]";
+[--batch-size N] [--threads N] [--seed S] [--dir DIR] [--rounds R]";
 
 struct Args {
     cfg: Config,
     engines: Vec<String>,
     dir: PathBuf,
+    /// How many times the whole workload runs (alternating the engine order).
+    rounds: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut engines: Vec<String> = engines::ALL.iter().map(|s| s.to_string()).collect();
     let mut dir = std::env::temp_dir();
+    let mut rounds = 1;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
@@ -73,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
             "--threads" => cfg.threads = num()?.max(1),
             "--seed" => cfg.seed = num()? as u64,
             "--dir" => dir = PathBuf::from(&value),
+            "--rounds" => rounds = num()?,
             "--engines" => {
                 engines = value.split(',').map(|s| s.trim().to_lowercase()).collect();
                 if let Some(bad) = engines.iter().find(|e| !engines::ALL.contains(&e.as_str())) {
@@ -91,7 +104,15 @@ fn parse_args() -> Result<Args, String> {
     if cfg.n == 0 {
         return Err("--n must be at least 1".into());
     }
-    Ok(Args { cfg, engines, dir })
+    if rounds == 0 {
+        return Err("--rounds must be at least 1".into());
+    }
+    Ok(Args {
+        cfg,
+        engines,
+        dir,
+        rounds,
+    })
 }
 
 /// The key lists every engine is given, built once.
@@ -148,29 +169,152 @@ fn main() {
     );
 
     let names: Vec<&str> = args.engines.iter().map(String::as_str).collect();
-    let mut results = Vec::new();
-    for name in &names {
-        let mut r = Results::default();
-        if let Err(e) = run(name, cfg, &w, &lists, &args.dir, &mut r) {
-            eprintln!("{name}: FAILED: {e}");
-            r.failure = Some(e.to_string());
-        }
-        results.push(r);
+    if args.rounds == 1 {
+        let results: Vec<Results> = names
+            .iter()
+            .map(|name| run_engine(name, cfg, &w, &lists, &args.dir))
+            .collect();
+        print_single(&names, &results, cfg.threads);
+    } else {
+        let rounds: Vec<Vec<Results>> = (0..args.rounds)
+            .map(|k| run_round(&names, k, args.rounds, cfg, &w, &lists, &args.dir))
+            .collect();
+        print_rounds(&names, &rounds, cfg.threads);
     }
+}
 
-    println!("\n## Results (higher rate is better; sizes in MiB)\n");
-    print!("{}", report::results_table(&names, &results, cfg.threads));
-    if results.iter().any(|r| r.noisy.iter().any(|&n| n)) {
-        let pct = NOISY * 100.0;
-        println!("\n\\* other processes used more than {pct}% of a core during that phase: treat it as suspect.");
+/// Runs the workload on one engine; a failure is recorded in the result (which keeps the
+/// phases that finished) and reported on stderr.
+fn run_engine(name: &str, cfg: &Config, w: &Workload, l: &Lists, dir: &Path) -> Results {
+    let mut r = Results::default();
+    if let Err(e) = run(name, cfg, w, l, dir, &mut r) {
+        eprintln!("{name}: FAILED: {e}");
+        r.failure = Some(e.to_string());
     }
-    if let Some(table) = report::ratio_table(&names, &results, cfg.threads) {
-        println!("\n## shadowkv / peer (rates and 1/time: > 1 means shadowkv is faster; bytes: < 1 means shadowkv is smaller)\n");
+    r
+}
+
+/// Round `k` of `of`: every engine in that round's order; the results are in `names` order.
+fn run_round(
+    names: &[&str],
+    k: usize,
+    of: usize,
+    cfg: &Config,
+    w: &Workload,
+    l: &Lists,
+    dir: &Path,
+) -> Vec<Results> {
+    let order = rounds::order(names, k);
+    eprintln!("## round {}/{of} (order: {})", k + 1, order.join(", "));
+    let mut results = vec![Results::default(); names.len()];
+    for name in order {
+        results[index(names, name)] = run_engine(name, cfg, w, l, dir);
+    }
+    results
+}
+
+/// The output of one round: the results table, the ratio table and any failure.
+fn print_single(names: &[&str], results: &[Results], threads: usize) {
+    println!("\n## Results (higher rate is better; sizes in MiB)\n");
+    print!("{}", report::results_table(names, results, threads));
+    print_noise_note(results, "during that phase");
+    if let Some(table) = report::ratio_table(names, results, threads) {
+        println!("\n## shadowkv / peer ({RATIO_KEY})\n");
         print!("{table}");
     }
-    for (name, r) in names.iter().zip(&results) {
+    for (name, r) in names.iter().zip(results) {
         if let Some(f) = &r.failure {
             println!("\n{name} failed: {f}");
+        }
+    }
+}
+
+/// What the ratios mean, for the ratio tables' headers.
+const RATIO_KEY: &str =
+    "rates and 1/time: > 1 means shadowkv is faster; bytes: < 1 means shadowkv is smaller";
+
+/// The footnote for `*`, if any cell of `results` is flagged; `when` says when it applies.
+fn print_noise_note(results: &[Results], when: &str) {
+    if results.iter().any(|r| r.noisy.iter().any(|&n| n)) {
+        let pct = NOISY * 100.0;
+        println!(
+            "\n\\* other processes used more than {pct}% of a core {when}: treat it as suspect."
+        );
+    }
+}
+
+/// The output of several rounds (`rounds[k][e]` is engine `names[e]` in round `k`): each
+/// round's rates, then the tables of medians and of per-round ratios, then the failures.
+fn print_rounds(names: &[&str], rounds: &[Vec<Results>], threads: usize) {
+    println!("\n## Rounds (rates as in the results below; snapshot in ms)");
+    for (k, round) in rounds.iter().enumerate() {
+        print_round(names, k, round, threads);
+    }
+    let medians: Vec<Results> = (0..names.len())
+        .map(|e| rounds::median_results(&rounds.iter().map(|r| &r[e]).collect::<Vec<_>>()))
+        .collect();
+    let n = rounds.len();
+    let orders: Vec<String> = (0..n.min(2))
+        .map(|k| format!("({})", rounds::order(names, k).join(", ")))
+        .collect();
+    println!(
+        "\n## Results: medians of {n} rounds, engine orders alternating {} \
+         (higher rate is better; sizes in MiB)\n",
+        orders.join(" and ")
+    );
+    print!("{}", report::results_table(names, &medians, threads));
+    print_noise_note(
+        &medians,
+        "during that phase in more than half of the rounds",
+    );
+    if let Some(table) = report::spread_table(names, rounds, threads) {
+        println!(
+            "\n## shadowkv / peer: median (min–max) of the ratios taken within each of the \
+             {n} rounds ({RATIO_KEY})\n"
+        );
+        print!("{table}");
+    }
+    print_round_failures(names, rounds);
+}
+
+/// Round `k`'s rates, one row per engine in the order they ran, and its failures.
+fn print_round(names: &[&str], k: usize, round: &[Results], threads: usize) {
+    let order = rounds::order(names, k);
+    println!("\n### Round {} (order: {})\n", k + 1, order.join(", "));
+    let ran: Vec<&Results> = order.iter().map(|n| &round[index(names, n)]).collect();
+    print!("{}", report::round_table(&order, &ran, threads));
+    for (name, r) in order.iter().zip(&ran) {
+        if let Some(f) = &r.failure {
+            println!("\n{name} failed in round {}: {f}", k + 1);
+        }
+    }
+}
+
+/// Where engine `name` is in `names`.
+fn index(names: &[&str], name: &str) -> usize {
+    names
+        .iter()
+        .position(|&n| n == name)
+        .expect("a listed engine")
+}
+
+/// For each engine that failed in some round: in which rounds, and how many rounds are left.
+fn print_round_failures(names: &[&str], rounds: &[Vec<Results>]) {
+    for (e, name) in names.iter().enumerate() {
+        let failed: Vec<String> = rounds
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r[e].failure.is_some())
+            .map(|(k, _)| (k + 1).to_string())
+            .collect();
+        let left = rounds.len() - failed.len();
+        if left == 0 {
+            println!("\n{name} failed in every round.");
+        } else if !failed.is_empty() {
+            println!(
+                "\n{name} failed in round(s) {}; its medians use the other {left} round(s).",
+                failed.join(", ")
+            );
         }
     }
 }
@@ -214,11 +358,15 @@ fn run(
 
     let value_bytes = (cfg.reads * cfg.value_size) as u64;
     let mut got = 0;
-    phase(name, 3, cfg.reads, r, || Ok(got = e.point_reads(&l.reads)?))?;
+    phase(name, 3, cfg.reads, r, || {
+        got = e.point_reads(&l.reads)?;
+        Ok(())
+    })?;
     expect(name, "value bytes read", got, value_bytes)?;
     let total_reads = cfg.reads * cfg.threads;
     phase(name, 4, total_reads, r, || {
-        Ok(got = e.parallel_reads(&l.parallel)?)
+        got = e.parallel_reads(&l.parallel)?;
+        Ok(())
     })?;
     expect(
         name,
@@ -227,7 +375,8 @@ fn run(
         value_bytes * cfg.threads as u64,
     )?;
     phase(name, 5, cfg.scans, r, || {
-        Ok(got = e.range_scans(&l.scan_starts, cfg.scan_len)?)
+        got = e.range_scans(&l.scan_starts, cfg.scan_len)?;
+        Ok(())
     })?;
     expect(name, "entries scanned", got, l.scan_entries)?;
 

@@ -98,19 +98,7 @@ pub fn results_table(names: &[&str], results: &[Results], threads: usize) -> Str
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
     for (i, (phase, unit)) in PHASES.iter().enumerate() {
         let label = format!("{} ({unit})", phase.replace('T', &threads.to_string()));
-        let cells = results.iter().map(|r| {
-            let text = if i == 7 {
-                ms(r.rates[i].map(|r| 1e3 / r))
-            } else {
-                rate(r.rates[i])
-            };
-            if r.noisy[i] {
-                text + "*"
-            } else {
-                text
-            }
-        });
-        rows.push((label, cells.collect()));
+        rows.push((label, results.iter().map(|r| cell(r, i)).collect()));
     }
     for (moment, total, label) in SIZES {
         let cells = results
@@ -118,57 +106,173 @@ pub fn results_table(names: &[&str], results: &[Results], threads: usize) -> Str
             .map(|r| mib(moment(r).map(|s| if total { s.total } else { s.file })));
         rows.push((format!("{label} (MiB)"), cells.collect()));
     }
-    render(names, &rows)
+    render("phase", names, &rows)
 }
 
-/// Ratios shadowkv/peer: rates and 1/time (higher is better for shadowkv), and bytes (lower
-/// is smaller for shadowkv). `None` if shadowkv was not run.
-pub fn ratio_table(names: &[&str], results: &[Results], threads: usize) -> Option<String> {
+/// Phase `i` of `r` as shown in the results: a rate, or a time in ms for the snapshot, with
+/// `*` if it was noisy.
+fn cell(r: &Results, i: usize) -> String {
+    let text = if i == 7 {
+        ms(r.rates[i].map(|r| 1e3 / r))
+    } else {
+        rate(r.rates[i])
+    };
+    star(text, r.noisy[i])
+}
+
+/// A quantity compared in the ratio table: the rate of phase `i`, or the bytes of size row `i`.
+#[derive(Clone, Copy, Debug)]
+pub enum Metric {
+    Rate(usize),
+    Bytes(usize),
+}
+
+impl Metric {
+    pub fn value(self, r: &Results) -> Option<f64> {
+        match self {
+            Metric::Rate(i) => r.rates[i],
+            Metric::Bytes(i) => {
+                let (moment, total, _) = SIZES[i];
+                moment(r).map(|s| if total { s.total } else { s.file } as f64)
+            }
+        }
+    }
+
+    pub fn noisy(self, r: &Results) -> bool {
+        match self {
+            Metric::Rate(i) => r.noisy[i],
+            Metric::Bytes(_) => false,
+        }
+    }
+}
+
+/// The rows of the ratio table: a label and what it compares.
+fn ratio_rows(threads: usize) -> Vec<(String, Metric)> {
+    let rates = PHASES.iter().enumerate().map(|(i, (phase, _))| {
+        let kind = if i == 7 { "1/time" } else { "rate" };
+        let label = format!("{} ({kind})", phase.replace('T', &threads.to_string()));
+        (label, Metric::Rate(i))
+    });
+    let sizes = SIZES
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, label))| (format!("{label} (bytes)"), Metric::Bytes(i)));
+    rates.chain(sizes).collect()
+}
+
+/// A table with one row per ratio and one column per peer of shadowkv, each cell given by
+/// `cell(peer, metric)`. `None` if shadowkv was not run or ran alone.
+fn peer_table(
+    names: &[&str],
+    threads: usize,
+    cell: impl Fn(usize, usize, Metric) -> String,
+) -> Option<String> {
     let me = names.iter().position(|&n| n == "shadowkv")?;
     let peers: Vec<usize> = (0..names.len()).filter(|&i| i != me).collect();
     if peers.is_empty() {
         return None;
     }
-    let ours = &results[me];
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-        _ => "n/a".into(),
-    };
-    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
-    for (i, (phase, _)) in PHASES.iter().enumerate() {
-        let kind = if i == 7 { "1/time" } else { "rate" };
-        let label = format!("{} ({kind})", phase.replace('T', &threads.to_string()));
-        let cells = peers.iter().map(|&p| {
-            let text = ratio(ours.rates[i], results[p].rates[i]);
-            if ours.noisy[i] || results[p].noisy[i] {
-                text + "*"
-            } else {
-                text
-            }
-        });
-        rows.push((label, cells.collect()));
-    }
-    for (moment, total, label) in SIZES {
-        let bytes = |r: &Results| moment(r).map(|s| if total { s.total } else { s.file } as f64);
-        let cells = peers
-            .iter()
-            .map(|&p| ratio(bytes(ours), bytes(&results[p])));
-        rows.push((format!("{label} (bytes)"), cells.collect()));
-    }
+    let rows: Vec<(String, Vec<String>)> = ratio_rows(threads)
+        .into_iter()
+        .map(|(label, m)| (label, peers.iter().map(|&p| cell(me, p, m)).collect()))
+        .collect();
     let header: Vec<&str> = peers.iter().map(|&p| names[p]).collect();
-    Some(render(&header, &rows))
+    Some(render("phase", &header, &rows))
 }
 
-fn render(header: &[&str], rows: &[(String, Vec<String>)]) -> String {
-    let first = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0).max(5);
+/// Ratios shadowkv/peer: rates and 1/time (higher is better for shadowkv), and bytes (lower
+/// is smaller for shadowkv). `None` if shadowkv was not run.
+pub fn ratio_table(names: &[&str], results: &[Results], threads: usize) -> Option<String> {
+    peer_table(names, threads, |me, p, m| {
+        let (ours, theirs) = (&results[me], &results[p]);
+        let text = match (m.value(ours), m.value(theirs)) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+            _ => "n/a".into(),
+        };
+        star(text, m.noisy(ours) || m.noisy(theirs))
+    })
+}
+
+/// Like [`ratio_table`] over several rounds: each cell is the median of the ratios taken
+/// within each round, with their range when it is wider than the rounding.
+/// `rounds[k][e]` is engine `names[e]`'s result in round `k`.
+pub fn spread_table(names: &[&str], rounds: &[Vec<Results>], threads: usize) -> Option<String> {
+    peer_table(names, threads, |me, p, m| {
+        let Some(s) = crate::rounds::ratio_spread(rounds, me, p, m) else {
+            return "n/a".into();
+        };
+        let (median, min, max) = (
+            format!("{:.2}", s.median),
+            format!("{:.2}", s.min),
+            format!("{:.2}", s.max),
+        );
+        let text = if min == max {
+            median
+        } else {
+            format!("{median} ({min}–{max})")
+        };
+        star(text, s.noisy)
+    })
+}
+
+/// The rates of one round, compactly: one row per engine (in the order they ran), one column
+/// per phase; the snapshot column is a time in ms.
+pub fn round_table(names: &[&str], results: &[&Results], threads: usize) -> String {
+    let header: Vec<String> = SHORT
+        .iter()
+        .map(|s| s.replace('T', &threads.to_string()))
+        .collect();
+    let rows: Vec<(String, Vec<String>)> = names
+        .iter()
+        .zip(results)
+        .map(|(name, r)| {
+            (
+                name.to_string(),
+                (0..PHASES.len()).map(|i| cell(r, i)).collect(),
+            )
+        })
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    render("engine", &header, &rows)
+}
+
+/// Short phase names for [`round_table`]'s header; `T` becomes the thread count.
+const SHORT: [&str; 8] = [
+    "1 load",
+    "2 single",
+    "3 batch",
+    "4 read x1",
+    "5 read xT",
+    "6 scan",
+    "7 remove",
+    "8 snap ms",
+];
+
+fn star(text: String, noisy: bool) -> String {
+    if noisy {
+        text + "*"
+    } else {
+        text
+    }
+}
+
+/// A markdown table: `corner` heads the label column; every other column has one width.
+fn render(corner: &str, header: &[&str], rows: &[(String, Vec<String>)]) -> String {
+    let len = |s: &str| s.chars().count();
+    let first = rows
+        .iter()
+        .map(|(l, _)| len(l))
+        .max()
+        .unwrap_or(0)
+        .max(len(corner));
     let width = rows
         .iter()
-        .flat_map(|(_, cells)| cells.iter().map(|c| c.len()))
-        .chain(header.iter().map(|h| h.len()))
+        .flat_map(|(_, cells)| cells.iter().map(|c| len(c)))
+        .chain(header.iter().map(|h| len(h)))
         .max()
         .unwrap_or(0)
         .max(8);
-    let mut out = format!("| {:<first$} |", "phase");
+    let mut out = format!("| {corner:<first$} |");
     for h in header {
         out += &format!(" {h:>width$} |");
     }
