@@ -103,15 +103,23 @@ fn a_batch_into_a_fresh_file_is_written_in_few_runs() {
     let mut tx = db.begin_write().unwrap();
     {
         let mut table = tx.open_table("t").unwrap();
-        for _ in 0..20_000 {
-            table.insert(&key(&mut rng), &[9u8; 100]).unwrap();
+        // Past 4096 pages, where a growth step exceeds one extent.
+        for _ in 0..100_000 {
+            table.insert(&key(&mut rng), &[9u8; 200]).unwrap();
         }
     }
     tx.commit().unwrap();
     let writes = writes_per_commit(&rec.log(), from);
-    let pages = db.stats().unwrap().used_pages;
+    let stats = db.stats().unwrap();
+    let pages = stats.used_pages;
+    // Growth steps of max(file / 64, 64) pages: the slack stays under one step.
+    assert!(
+        stats.total_pages <= pages + pages / 32 + 64,
+        "{} pages in the file for {pages} used",
+        stats.total_pages
+    );
     // Hundreds of pages, written as a handful of sequential runs.
-    assert!(pages > 500, "{pages} pages");
+    assert!(pages > 6_000, "{pages} pages");
     assert!(
         writes.iter().sum::<usize>() <= 8,
         "writes between syncs: {writes:?} for {pages} pages"

@@ -449,6 +449,9 @@ impl FreeMap {
         }
         let start = self.grow(pages, 1)?;
         self.extents[h] = (start + 1, self.file_pages.min(start + 1 + EXTENT_CAP));
+        // The rest of the growth is one free run: the next search (from this extent's end)
+        // finds it, so searching starts over rather than growing again.
+        self.stage[h] = 0;
         Ok(start)
     }
 
