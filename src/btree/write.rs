@@ -446,12 +446,13 @@ pub fn seal(w: &mut WritePager, root: Ptr) -> Result<Ptr> {
     }
     let view = node_at(w, root, None)?;
     if !view.is_leaf() {
-        let dirty: Vec<(usize, Ptr)> = (0..view.count())
-            .map(|i| view.child(i).map(|c| (i, c)))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .filter(|(_, c)| c.txn == w.txn())
-            .collect();
+        let mut dirty: Vec<(usize, Ptr)> = Vec::new();
+        for i in 0..view.count() {
+            let child = view.child(i)?;
+            if child.txn == w.txn() {
+                dirty.push((i, child));
+            }
+        }
         for (i, child) in dirty {
             let sealed = seal(w, child)?;
             node::set_child(w.page_mut(root.page), i, sealed);

@@ -302,23 +302,60 @@ impl<'a> NodeView<'a> {
 pub fn validate(page: &[u8], id: u64) -> Result<()> {
     let view = NodeView::new(page, id)?;
     let header = PageHeader::read(page);
+    let free_end = header.free_end.get() as usize;
+    let slots_end = HEADER_BYTES + view.count() * SLOT_BYTES;
+    let corrupt = |what: &str| Err(Error::corrupted(id, what.to_string()));
+    // One pass over the slots, each entry decoded once: this runs on every page copied for
+    // writing and again before every node page is written.
     let mut live = 0usize;
-    for i in 0..view.count() {
-        let entry = view.entry(i)?;
-        if !view.is_leaf() && i == 0 && !view.key(0)?.is_empty() {
-            return Err(Error::corrupted(id, "first branch key is not empty"));
+    for (i, slot) in page[HEADER_BYTES..slots_end]
+        .chunks_exact(SLOT_BYTES)
+        .enumerate()
+    {
+        let off = u16::from_le_bytes([slot[0], slot[1]]) as usize;
+        let head = u32::from_le_bytes([slot[2], slot[3], slot[4], slot[5]]);
+        if off < slots_end || off >= page.len() {
+            return corrupt("slot offset out of range");
         }
-        if view.offset(i)? < header.free_end.get() as usize {
-            return Err(Error::corrupted(id, "entry below the free end"));
+        if off < free_end {
+            return corrupt("entry below the free end");
         }
-        if view.head(i) != key_head(view.key(i)?) {
-            return Err(Error::corrupted(id, "slot key head disagrees with its key"));
+        let entry = &page[off..];
+        let (key_at, body) = if view.is_leaf() {
+            let Some(h) = entry.get(..LEAF_ENTRY_HEADER) else {
+                return corrupt("entry runs past the page end");
+            };
+            let vlen = u32::from_le_bytes([h[3], h[4], h[5], h[6]]) as usize;
+            let body = if h[2] & OVERFLOW != 0 {
+                PTR_BYTES
+            } else {
+                vlen
+            };
+            (LEAF_ENTRY_HEADER, body)
+        } else {
+            (BRANCH_ENTRY_HEADER, PTR_BYTES)
+        };
+        let Some(klen) = entry
+            .get(..2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+        else {
+            return corrupt("entry runs past the page end");
+        };
+        let len = key_at + klen + body;
+        if len > entry.len() {
+            return corrupt("entry runs past the page end");
         }
-        live += entry.len();
+        if !view.is_leaf() && i == 0 && klen != 0 {
+            return corrupt("first branch key is not empty");
+        }
+        if head != key_head(&entry[key_at..key_at + klen]) {
+            return corrupt("slot key head disagrees with its key");
+        }
+        live += len;
     }
-    let region = page.len() - header.free_end.get() as usize;
+    let region = page.len() - free_end;
     if live + header.garbage.get() as usize != region {
-        return Err(Error::corrupted(id, "entry bytes do not add up"));
+        return corrupt("entry bytes do not add up");
     }
     Ok(())
 }

@@ -203,6 +203,13 @@ impl WritePager {
         while i < writes.len() {
             let start = writes[i].0;
             buf.clear();
+            let run_bytes: usize = writes[i..]
+                .iter()
+                .zip(start..)
+                .take_while(|(w, id)| w.0 == *id && w.1.len() <= page_size)
+                .count()
+                * page_size;
+            buf.reserve(run_bytes.max(page_size));
             let mut next = start;
             while i < writes.len() && writes[i].0 == next {
                 let bytes = writes[i].1;
