@@ -1,8 +1,9 @@
 //! A quick local profile of the hot paths, one phase at a time (for perf and callgrind):
 //! bulk load of N random entries in one transaction, random reads, 100-entry range scans,
-//! single-entry commits without fsync, and durable single-entry commits.
+//! single-entry commits without fsync, durable single-entry commits, and removing half the
+//! entries in one transaction followed by a snapshot.
 //! Run with `cargo run --release --example probe [N] [phase ...]` (phases: load reads scans
-//! commits durable; default all).
+//! commits durable remove; default all).
 
 use shadowkv::{Database, Durability};
 use std::time::Instant;
@@ -67,16 +68,9 @@ fn main() {
         rate("random reads", n, start);
     }
     if on("scans") {
-        let rx = db.begin_read().unwrap();
-        let t = rx.open_table("t").unwrap();
         let scans = n / 50;
         let start = Instant::now();
-        let mut total = 0u64;
-        for i in 0..scans {
-            let k = key((i * 7919) % n);
-            total += t.range(&k[..]..).unwrap().take(100).count() as u64;
-        }
-        assert!(total > 0);
+        range_scans(&db, n, scans);
         rate("range scans of 100", scans, start);
     }
     if on("commits") {
@@ -98,6 +92,43 @@ fn main() {
         durable_commits(&db, 2 * n, commits, &value);
         rate("single durable commits", commits, start);
     }
+    if on("remove") {
+        remove_half_then_snapshot(&db, n);
+    }
+}
+
+/// Removes every other key of the load in one durable transaction, then takes a snapshot
+/// (the first commit after a large removal releases every page the removal freed).
+#[inline(never)]
+fn remove_half_then_snapshot(db: &Database, n: u64) {
+    let start = Instant::now();
+    let mut tx = db.begin_write().unwrap();
+    tx.set_durability(Durability::Immediate);
+    {
+        let mut t = tx.open_table("t").unwrap();
+        for i in (0..n).step_by(2) {
+            assert!(t.remove(&key(i)).unwrap());
+        }
+    }
+    tx.commit().unwrap();
+    rate("remove half, 1 txn", n / 2, start);
+    let start = Instant::now();
+    snapshot(db, "after-remove");
+    println!(
+        "snapshot after the removal: {:.3} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    );
+    let start = Instant::now();
+    snapshot(db, "next");
+    println!(
+        "next snapshot: {:.3} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    );
+}
+
+#[inline(never)]
+fn snapshot(db: &Database, name: &str) {
+    db.create_snapshot(name).unwrap();
 }
 
 /// Durable single-entry commits of keys `first..first + commits` (a function of its own, so
@@ -113,4 +144,17 @@ fn durable_commits(db: &Database, first: u64, commits: u64, value: &[u8]) {
             .unwrap();
         tx.commit().unwrap();
     }
+}
+
+/// `scans` scans of 100 entries from existing keys.
+#[inline(never)]
+fn range_scans(db: &Database, n: u64, scans: u64) {
+    let rx = db.begin_read().unwrap();
+    let t = rx.open_table("t").unwrap();
+    let mut total = 0u64;
+    for i in 0..scans {
+        let k = key((i * 7919) % n);
+        total += t.range(&k[..]..).unwrap().take(100).count() as u64;
+    }
+    assert!(total > 0);
 }

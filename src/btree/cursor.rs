@@ -165,46 +165,54 @@ impl<'s, S: PageSource + ?Sized> Cursor<'s, S> {
         if self.front.is_none() {
             self.front = Some(self.seek_front()?);
         }
-        let mut end = self.front.take().expect("set above");
-        let result = loop {
-            let Some(leaf) = end.leaf else { break None };
-            if end.idx < leaf.count() {
-                let key = leaf.key(end.idx)?;
+        loop {
+            let end = self.front.as_ref().expect("set above");
+            let Some(leaf) = end.leaf else {
+                return Ok(None);
+            };
+            let idx = end.idx;
+            if idx < leaf.count() {
+                let (key, value) = leaf.key_value(idx)?;
                 if !self.in_high(key) || self.last_back.is_some_and(|b| key >= b) {
-                    break None;
+                    return Ok(None);
                 }
-                let value = value_bytes(self.src, leaf.value(end.idx)?)?;
-                end.idx += 1;
+                let value = value_bytes(self.src, value)?;
+                self.front.as_mut().expect("set above").idx = idx + 1;
                 self.last_front = Some(key);
-                break Some((key, value));
+                return Ok(Some((key, value)));
             }
-            self.step_leaf(&mut end, true)?;
-        };
-        self.front = Some(end);
-        Ok(result)
+            let mut end = self.front.take().expect("set above");
+            let stepped = self.step_leaf(&mut end, true);
+            self.front = Some(end);
+            stepped?;
+        }
     }
 
     fn next_back(&mut self) -> Result<Option<(&'s [u8], &'s [u8])>> {
         if self.back.is_none() {
             self.back = Some(self.seek_back()?);
         }
-        let mut end = self.back.take().expect("set above");
-        let result = loop {
-            let Some(leaf) = end.leaf else { break None };
-            if end.idx > 0 {
-                let key = leaf.key(end.idx - 1)?;
+        loop {
+            let end = self.back.as_ref().expect("set above");
+            let Some(leaf) = end.leaf else {
+                return Ok(None);
+            };
+            let idx = end.idx;
+            if idx > 0 {
+                let (key, value) = leaf.key_value(idx - 1)?;
                 if !self.in_low(key) || self.last_front.is_some_and(|f| key <= f) {
-                    break None;
+                    return Ok(None);
                 }
-                let value = value_bytes(self.src, leaf.value(end.idx - 1)?)?;
-                end.idx -= 1;
+                let value = value_bytes(self.src, value)?;
+                self.back.as_mut().expect("set above").idx = idx - 1;
                 self.last_back = Some(key);
-                break Some((key, value));
+                return Ok(Some((key, value)));
             }
-            self.step_leaf(&mut end, false)?;
-        };
-        self.back = Some(end);
-        Ok(result)
+            let mut end = self.back.take().expect("set above");
+            let stepped = self.step_leaf(&mut end, false);
+            self.back = Some(end);
+            stepped?;
+        }
     }
 
     fn finish(

@@ -144,11 +144,13 @@ impl<'a> NodeView<'a> {
         self.id
     }
 
+    #[cold]
     fn corrupt(&self, what: &str) -> Error {
         Error::corrupted(self.id, what.to_string())
     }
 
     /// Offset of entry `i`, checked to lie past the slot array.
+    #[inline]
     fn offset(&self, i: usize) -> Result<usize> {
         debug_assert!(i < self.count);
         let at = HEADER_BYTES + i * SLOT_BYTES;
@@ -170,6 +172,7 @@ impl<'a> NodeView<'a> {
         ])
     }
 
+    #[inline]
     fn bytes(&self, from: usize, len: usize) -> Result<&'a [u8]> {
         self.page
             .get(from..from.saturating_add(len))
@@ -191,6 +194,31 @@ impl<'a> NodeView<'a> {
             BRANCH_ENTRY_HEADER
         };
         self.bytes(off + head, klen)
+    }
+
+    /// Key and value of leaf entry `i`, decoded together (the cursor's step).
+    #[inline]
+    pub fn key_value(&self, i: usize) -> Result<(&'a [u8], LeafValue<'a>)> {
+        assert!(self.is_leaf, "key_value() on a branch");
+        let off = self.offset(i)?;
+        let head = self.bytes(off, LEAF_ENTRY_HEADER)?;
+        let klen = u16::from_le_bytes([head[0], head[1]]) as usize;
+        let flags = head[2];
+        let vlen = u32::from_le_bytes([head[3], head[4], head[5], head[6]]) as usize;
+        let key_at = off + LEAF_ENTRY_HEADER;
+        let key = self.bytes(key_at, klen)?;
+        let at = key_at + klen;
+        let value = if flags == 0 {
+            LeafValue::Inline(self.bytes(at, vlen)?)
+        } else if flags & OVERFLOW != 0 {
+            LeafValue::Overflow {
+                ptr: Ptr::decode(self.bytes(at, PTR_BYTES)?),
+                len: vlen as u64,
+            }
+        } else {
+            return Err(self.corrupt("unknown leaf entry flags"));
+        };
+        Ok((key, value))
     }
 
     /// Value of leaf entry `i`.

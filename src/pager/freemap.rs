@@ -324,12 +324,13 @@ impl FreeMap {
         } else {
             0
         };
+        let mut released = Vec::new();
         for (index, (ptr, entries)) in chain.iter().enumerate() {
             if index < rewrite || index >= keep {
                 map.old_chain_pages.push(*ptr);
                 for &(freed_by, page, born) in entries {
                     if releasable(freed_by, born) {
-                        map.set_free(pages, page)?;
+                        released.push(page);
                     } else {
                         map.pending.push((freed_by, page, born));
                     }
@@ -345,6 +346,7 @@ impl FreeMap {
                     .count() as u64;
             }
         }
+        map.set_free_many(pages, &released)?;
         Ok(map)
     }
 
@@ -370,6 +372,39 @@ impl FreeMap {
             });
         }
         Ok(self.bitmaps[k].as_mut().expect("filled above"))
+    }
+
+    /// Frees every page of `ids` (the releases of a load, which may number hundreds of
+    /// thousands after a large removal): one bitmap lookup per run of ids in the same bitmap.
+    fn set_free_many(&mut self, pages: &ReadPages, ids: &[u64]) -> Result<()> {
+        let mut i = 0;
+        // Bounded: every round frees at least one id.
+        while i < ids.len() {
+            let k = (ids[i] / self.bits) as usize;
+            let first = k as u64 * self.bits;
+            let bitmap = self.bitmap(pages, k)?;
+            let body = &mut bitmap.page[crate::format::HEADER_BYTES..];
+            let mut added = 0u32;
+            while let Some(&id) = ids
+                .get(i)
+                .filter(|&&id| id >= first && id - first < body.len() as u64 * 8)
+            {
+                let bit = (id - first) as usize;
+                let byte = &mut body[bit / 8];
+                if *byte & (1 << (bit % 8)) != 0 {
+                    return Err(Error::corrupted(id, "page freed twice"));
+                }
+                *byte |= 1 << (bit % 8);
+                added += 1;
+                i += 1;
+            }
+            bitmap.modified = true;
+            self.dir[k].free = self.dir[k]
+                .free
+                .checked_add(added)
+                .ok_or_else(|| Error::corrupted(ids[i - 1], "free count of a bitmap overflows"))?;
+        }
+        Ok(())
     }
 
     fn set_free(&mut self, pages: &ReadPages, id: u64) -> Result<()> {
