@@ -78,6 +78,27 @@ pub fn find_leaf<'s, S: PageSource + ?Sized>(
     Ok(view)
 }
 
+/// The child index taken at each branch on the way to `key`, root first, when `key` is in
+/// the tree (a writer then copies exactly that path without searching again).
+pub fn locate<S: PageSource + ?Sized>(
+    src: &S,
+    root: Ptr,
+    key: &[u8],
+) -> Result<Option<Vec<usize>>> {
+    if root.is_null() {
+        return Ok(None);
+    }
+    let mut idxs = Vec::with_capacity(8);
+    let mut view = node_at(src, root, None)?;
+    // Bounded: node_at checks each level is one below its parent.
+    while !view.is_leaf() {
+        let idx = view.child_index(key)?;
+        idxs.push(idx);
+        view = node_at(src, view.child(idx)?, Some(view.level() - 1))?;
+    }
+    Ok(view.search(key)?.is_ok().then_some(idxs))
+}
+
 /// Looks `key` up; the value as stored.
 pub fn get_raw<'s, S: PageSource + ?Sized>(
     src: &'s S,

@@ -36,6 +36,28 @@ pub fn check_sizes(key: &[u8], value_len: usize) -> Result<()> {
 
 /// Copies the path to `key` (making every node dirty) and returns it, root first.
 fn dirty_path(w: &mut WritePager, sh: &mut Sharing, root: Ptr, key: &[u8]) -> Result<Vec<Step>> {
+    dirty_path_by(w, sh, root, |view, _| view.child_index(key))
+}
+
+/// [`dirty_path`] along child indices already found (see [`super::locate`]).
+fn dirty_path_along(
+    w: &mut WritePager,
+    sh: &mut Sharing,
+    root: Ptr,
+    idxs: &[usize],
+) -> Result<Vec<Step>> {
+    dirty_path_by(w, sh, root, |view, depth| match idxs.get(depth) {
+        Some(&idx) if idx < view.count() => Ok(idx),
+        _ => Err(Error::corrupted(view.id(), "path changed under its writer")),
+    })
+}
+
+fn dirty_path_by(
+    w: &mut WritePager,
+    sh: &mut Sharing,
+    root: Ptr,
+    mut choose: impl FnMut(&NodeView, usize) -> Result<usize>,
+) -> Result<Vec<Step>> {
     let mut path: Vec<Step> = Vec::with_capacity(8);
     let mut cur = cow(w, sh, root)?;
     let mut level: Option<u8> = None;
@@ -48,7 +70,7 @@ fn dirty_path(w: &mut WritePager, sh: &mut Sharing, root: Ptr, key: &[u8]) -> Re
             path.push(Step { ptr: cur, idx: 0 });
             return Ok(path);
         }
-        let idx = view.child_index(key)?;
+        let idx = choose(&view, path.len())?;
         let child = view.child(idx)?;
         level = Some(view.level() - 1);
         let dirty = cow(w, sh, child)?;
@@ -198,10 +220,10 @@ fn locate(w: &WritePager, root: Ptr, key: &[u8]) -> Result<Finger> {
 
 /// Removes `key`. Returns the new root and whether the key was there.
 pub fn remove(w: &mut WritePager, sh: &mut Sharing, root: Ptr, key: &[u8]) -> Result<(Ptr, bool)> {
-    if root.is_null() || super::get_raw(w, root, key)?.is_none() {
+    let Some(idxs) = super::locate(w, root, key)? else {
         return Ok((root, false));
-    }
-    let path = dirty_path(w, sh, root, key)?;
+    };
+    let path = dirty_path_along(w, sh, root, &idxs)?;
     let leaf = path.last().expect("path has a leaf").ptr;
     let view = NodeView::new(w.page_mut(leaf.page), leaf.page.0)?;
     let Ok(i) = view.search(key)? else {

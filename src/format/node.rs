@@ -162,14 +162,10 @@ impl<'a> NodeView<'a> {
     }
 
     /// The key head stored in slot `i`.
+    #[inline]
     fn head(&self, i: usize) -> u32 {
         let at = HEADER_BYTES + i * SLOT_BYTES + 2;
-        u32::from_le_bytes([
-            self.page[at],
-            self.page[at + 1],
-            self.page[at + 2],
-            self.page[at + 3],
-        ])
+        u32::from_le_bytes(self.page[at..at + 4].try_into().expect("4 bytes"))
     }
 
     #[inline]
@@ -179,12 +175,14 @@ impl<'a> NodeView<'a> {
             .ok_or_else(|| self.corrupt("entry runs past the page end"))
     }
 
+    #[inline]
     fn u16_at(&self, at: usize) -> Result<usize> {
         let b = self.bytes(at, 2)?;
         Ok(u16::from_le_bytes([b[0], b[1]]) as usize)
     }
 
     /// Key of entry `i`.
+    #[inline]
     pub fn key(&self, i: usize) -> Result<&'a [u8]> {
         let off = self.offset(i)?;
         let klen = self.u16_at(off)?;
@@ -223,24 +221,7 @@ impl<'a> NodeView<'a> {
 
     /// Value of leaf entry `i`.
     pub fn value(&self, i: usize) -> Result<LeafValue<'a>> {
-        assert!(self.is_leaf, "value() on a branch");
-        let off = self.offset(i)?;
-        let head = self.bytes(off, LEAF_ENTRY_HEADER)?;
-        let klen = u16::from_le_bytes([head[0], head[1]]) as usize;
-        let flags = head[2];
-        let vlen = u32::from_le_bytes([head[3], head[4], head[5], head[6]]) as usize;
-        let at = off + LEAF_ENTRY_HEADER + klen;
-        if flags & OVERFLOW != 0 {
-            let ptr = Ptr::decode(self.bytes(at, PTR_BYTES)?);
-            Ok(LeafValue::Overflow {
-                ptr,
-                len: vlen as u64,
-            })
-        } else if flags == 0 {
-            Ok(LeafValue::Inline(self.bytes(at, vlen)?))
-        } else {
-            Err(self.corrupt("unknown leaf entry flags"))
-        }
+        self.key_value(i).map(|(_, value)| value)
     }
 
     /// Child pointer of branch entry `i`.
