@@ -148,3 +148,21 @@ fn a_batch_into_a_fresh_file_is_written_in_few_runs() {
         "writes between syncs: {writes:?} for {pages} pages"
     );
 }
+
+#[test]
+fn a_small_database_grows_by_one_step() {
+    let rec = Arc::new(Recording::new(fresh_db_bytes(4096)));
+    let db = Database::options().open_storage(rec).unwrap();
+    for i in 0..20u32 {
+        let mut tx = db.begin_write().unwrap();
+        tx.open_table("t")
+            .unwrap()
+            .insert(&i.to_be_bytes(), b"v")
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    // The meta region and one growth step of 64 pages: hot and cold pages share that step
+    // rather than growing the file once each.
+    let total = db.stats().unwrap().total_pages;
+    assert!(total <= 2 + 64, "{total} pages for 20 tiny commits");
+}

@@ -13,6 +13,10 @@
 //!   entries are stuck behind older ones). Replaced pages become pending under this txn. The
 //!   relocation loop only allocates, so it ends (each round either finishes or allocates).
 //! - Loading walks at most as many chain pages as the file has pages.
+//! - Placement: a page handed out was free (checked bit by bit as an extent is consumed), and
+//!   extents lie inside the file. The file grows only when every search stage finds nothing;
+//!   when more than an eighth of the file is free at a transaction's first allocation, the
+//!   last stage takes any free page, so that transaction grows the file only if none is left.
 
 use super::runs::RunScan;
 use super::ReadPages;
@@ -483,10 +487,12 @@ impl FreeMap {
             }
         }
         let start = self.grow(pages, 1)?;
-        self.extents[h] = (start + 1, self.file_pages.min(start + 1 + EXTENT_CAP));
-        // The rest of the growth is one free run: the next search (from this extent's end)
-        // finds it, so searching starts over rather than growing again.
-        self.stage[h] = 0;
+        // Half the growth at most for this heat: the rest is one free run that the next
+        // search of either heat finds, so searching starts over rather than growing again
+        // (a small file grows by one step, not one per heat).
+        let share = ((self.file_pages - start - 1) / 2).clamp(1, EXTENT_CAP);
+        self.extents[h] = (start + 1, (start + 1 + share).min(self.file_pages));
+        self.stage = [0; 2];
         Ok(start)
     }
 
