@@ -290,7 +290,11 @@ impl FreeMap {
             freed_by <= oldest_reader && (freed_by <= durable || born > durable)
         };
         let chain = load_pending_pages(pages, pending, file_pages)?;
+        // One pass over the entries: range checks, and per page how many are releasable and
+        // how many wait only for a durable commit. The decisions below need only these.
+        let mut summary: Vec<(usize, usize, usize)> = Vec::with_capacity(chain.len());
         for (_, entries) in &chain {
+            let (mut free_now, mut awaiting) = (0, 0);
             for &(freed_by, page, born) in entries {
                 if page < first_data_page(map.page_size) || page >= file_pages || born >= freed_by {
                     return Err(Error::corrupted(
@@ -298,29 +302,28 @@ impl FreeMap {
                         "pending entry out of range",
                     ));
                 }
+                free_now += releasable(freed_by, born) as usize;
+                awaiting += (freed_by > durable && born <= durable) as usize;
             }
+            summary.push((entries.len(), free_now, awaiting));
         }
         // The pending chain runs newest first. A suffix of pages whose entries are all
         // releasable is dropped; then the kept pages must be rewritten (the last one's `next`
         // changes). Otherwise only the head page is rewritten, unless it is nearly full, and
         // the rest is kept as it is: a commit costs O(its own frees), not O(all pending).
         let mut keep = chain.len();
-        while keep > 0 && chain[keep - 1].1.iter().all(|&(f, _, b)| releasable(f, b)) {
+        while keep > 0 && summary[keep - 1].0 == summary[keep - 1].1 {
             keep -= 1;
         }
         let per_page = pending_entries_per_page(map.page_size);
-        let head_open = chain.first().is_some_and(|(_, e)| {
-            e.len() * 4 < per_page * 3 || e.iter().any(|&(f, _, b)| releasable(f, b))
-        });
+        let head_open = summary
+            .first()
+            .is_some_and(|&(len, free_now, _)| len * 4 < per_page * 3 || free_now > 0);
         // Releasable entries stuck behind an older page that is not: once they are a quarter
         // of what is kept (and at least a page), rewriting the kept pages once frees them; the
         // rewrite's cost is then paid for by what it releases.
-        let kept: usize = chain[..keep].iter().map(|(_, e)| e.len()).sum();
-        let stuck: usize = chain[..keep]
-            .iter()
-            .skip(1)
-            .map(|(_, e)| e.iter().filter(|&&(f, _, b)| releasable(f, b)).count())
-            .sum();
+        let kept: usize = summary[..keep].iter().map(|s| s.0).sum();
+        let stuck: usize = summary[..keep].iter().skip(1).map(|s| s.1).sum();
         let rewrite = if keep < chain.len() || (stuck >= per_page && stuck * 4 >= kept) {
             keep
         } else if head_open {
@@ -332,6 +335,10 @@ impl FreeMap {
         for (index, (ptr, entries)) in chain.iter().enumerate() {
             if index < rewrite || index >= keep {
                 map.old_chain_pages.push(*ptr);
+                if summary[index].1 == entries.len() {
+                    released.extend(entries.iter().map(|e| e.1));
+                    continue;
+                }
                 for &(freed_by, page, born) in entries {
                     if releasable(freed_by, born) {
                         released.push(page);
@@ -344,10 +351,7 @@ impl FreeMap {
                     map.pending_tail = *ptr;
                 }
                 map.tail_entries += entries.len() as u64;
-                map.tail_awaiting += entries
-                    .iter()
-                    .filter(|&&(f, _, b)| f > durable && b <= durable)
-                    .count() as u64;
+                map.tail_awaiting += summary[index].2 as u64;
             }
         }
         map.set_free_many(pages, &released)?;
