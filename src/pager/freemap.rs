@@ -464,12 +464,11 @@ impl FreeMap {
     /// any free page (scattered writes, but no growth).
     fn alloc_page(&mut self, pages: &ReadPages, heat: Heat) -> Result<u64> {
         let h = heat as usize;
-        let hot_run = HOT_RUN;
         let stages: &[(u64, u64)] = match (heat, self.mostly_free()) {
-            (Heat::Hot, false) => &[(hot_run, u64::MAX)],
-            (Heat::Hot, true) => &[(hot_run, u64::MAX), (1, u64::MAX)],
+            (Heat::Hot, false) => &[(HOT_RUN, u64::MAX)],
+            (Heat::Hot, true) => &[(HOT_RUN, u64::MAX), (1, u64::MAX)],
             (Heat::Cold, false) => &[(COLD_RUN, u64::MAX)],
-            (Heat::Cold, true) => &[(1, hot_run - 1), (1, u64::MAX)],
+            (Heat::Cold, true) => &[(1, HOT_RUN - 1), (1, u64::MAX)],
         };
         // Bounded: each round takes a page, finds a run (which holds a free page, so the
         // next round takes it) or moves to the next stage.
@@ -611,7 +610,11 @@ impl FreeMap {
         let bitmap = self.bitmap(pages, k)?;
         bitmap.page[crate::format::HEADER_BYTES + bit / 8] &= !(1 << (bit % 8));
         bitmap.modified = true;
-        self.dir[k].free -= 1;
+        // A bitmap with more set bits than its count is corrupt, not a reason to wrap.
+        self.dir[k].free = self.dir[k]
+            .free
+            .checked_sub(1)
+            .ok_or_else(|| Error::corrupted(id, "bitmap has more free pages than its count"))?;
         Ok(())
     }
 
