@@ -690,6 +690,33 @@ fn image_without(initial: &[u8], ops: &[Op], dropped: &[usize]) -> Vec<u8> {
     bytes
 }
 
+/// One put in its own transaction.
+fn put(db: &Database, table: &str, key: &[u8], value: &[u8], durability: Durability) {
+    let mut tx = db.begin_write().unwrap();
+    tx.set_durability(durability);
+    tx.open_table(table).unwrap().insert(key, value).unwrap();
+    tx.commit().unwrap();
+}
+
+/// The scenario of the two lost-commit tests: commit 1 (table t, durable), commit 2 (table t,
+/// Eventual) and commit 3 (table u, Eventual), each a put of `value`. Returns the fresh file's
+/// bytes, the logged operations and the range of them that commit 2 issued.
+fn three_commits(value: &[u8]) -> (Vec<u8>, Vec<Op>, std::ops::Range<usize>) {
+    let initial = fresh_db_bytes(4096);
+    let rec = Arc::new(Recording::new(initial.clone()));
+    let db = Database::options()
+        .durability(Durability::Eventual)
+        .open_storage(rec.clone())
+        .unwrap();
+    put(&db, "t", b"a", value, Durability::Immediate); // txn 1, durable
+    let before2 = rec.ops();
+    put(&db, "t", b"b", value, Durability::Eventual); // txn 2
+    let after2 = rec.ops();
+    put(&db, "u", b"c", value, Durability::Eventual); // txn 3
+    drop(db);
+    (initial, rec.log(), before2..after2)
+}
+
 /// A commit lost in one crash must stay lost. Crash 1 loses a page of Eventual commit 2, so
 /// recovery falls back from the valid meta of commit 3 to the durable commit 1, but that meta
 /// stays in its slot. The recovered database redoes commit 2 (same bytes, same pages) and
@@ -697,27 +724,9 @@ fn image_without(initial: &[u8], ops: &[Op], dropped: &[usize]) -> Vec<u8> {
 /// commit 3 (whose missing page the redo has just rewritten).
 #[test]
 fn lost_commit_stays_lost_after_second_crash() {
-    let initial = fresh_db_bytes(4096);
-    let rec = Arc::new(Recording::new(initial.clone()));
-    let db = Database::options()
-        .durability(Durability::Eventual)
-        .open_storage(rec.clone())
-        .unwrap();
-    let put = |db: &Database, table: &str, k: &[u8], d: Durability| {
-        let mut tx = db.begin_write().unwrap();
-        tx.set_durability(d);
-        tx.open_table(table).unwrap().insert(k, b"v").unwrap();
-        tx.commit().unwrap();
-    };
-    put(&db, "t", b"a", Durability::Immediate); // txn 1, durable
-    let before2 = rec.ops();
-    put(&db, "t", b"b", Durability::Eventual); // txn 2
-    let after2 = rec.ops();
-    put(&db, "u", b"c", Durability::Eventual); // txn 3
-    drop(db);
-    let ops1 = rec.log();
+    let (initial, ops1, commit2) = three_commits(b"v");
     let mut tried = 0;
-    for lost in before2..after2 {
+    for lost in commit2 {
         if !matches!(&ops1[lost], Op::Write { offset, .. } if *offset >= 8192) {
             continue;
         }
@@ -738,7 +747,7 @@ fn lost_commit_stays_lost_after_second_crash() {
             .durability(Durability::Eventual)
             .open_storage(rec2.clone())
             .unwrap();
-        put(&db, "t", b"b", Durability::Eventual);
+        put(&db, "t", b"b", b"v", Durability::Eventual);
         drop(db);
         let ops2 = rec2.log();
         let meta_write = ops2
@@ -784,30 +793,9 @@ fn page_bytes(op: &Op, page: u64, page_size: u64) -> Option<(u64, &[u8])> {
 #[test]
 fn lost_commit_stays_lost_after_torn_pages() {
     const PAGE: u64 = 4096;
-    let initial = fresh_db_bytes(PAGE as usize);
-    let rec = Arc::new(Recording::new(initial.clone()));
-    let db = Database::options()
-        .durability(Durability::Eventual)
-        .open_storage(rec.clone())
-        .unwrap();
-    let put = |db: &Database, table: &str, k: &[u8], d: Durability| {
-        let mut tx = db.begin_write().unwrap();
-        tx.set_durability(d);
-        tx.open_table(table)
-            .unwrap()
-            .insert(k, &[b'v'; 100])
-            .unwrap();
-        tx.commit().unwrap();
-    };
-    put(&db, "t", b"a", Durability::Immediate); // txn 1, durable
-    let before2 = rec.ops();
-    put(&db, "t", b"b", Durability::Eventual); // txn 2
-    let after2 = rec.ops();
-    put(&db, "u", b"c", Durability::Eventual); // txn 3
-    drop(db);
-    let ops1 = rec.log();
+    let (initial, ops1, commit2) = three_commits(&[b'v'; 100]);
     let mut tried = 0;
-    for i in before2..after2 {
+    for i in commit2 {
         let Op::Write { offset, data } = &ops1[i] else {
             continue;
         };
@@ -842,7 +830,7 @@ fn lost_commit_stays_lost_after_torn_pages() {
                 .durability(Durability::Eventual)
                 .open_storage(rec2.clone())
                 .unwrap();
-            put(&db, "t", b"b", Durability::Eventual);
+            put(&db, "t", b"b", &[b'v'; 100], Durability::Eventual);
             drop(db);
             let log2 = rec2.log();
             let Some(at) = log2

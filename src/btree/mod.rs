@@ -70,10 +70,23 @@ pub fn find_leaf<'s, S: PageSource + ?Sized>(
     root: Ptr,
     key: &[u8],
 ) -> Result<NodeView<'s>> {
+    descend(src, root, key, |_| {})
+}
+
+/// The descent to the leaf whose range holds `key`, calling `taken` with the child index
+/// chosen at each branch, root first. Bounded: `node_at` checks that each level is one below
+/// its parent.
+fn descend<'s, S: PageSource + ?Sized>(
+    src: &'s S,
+    root: Ptr,
+    key: &[u8],
+    mut taken: impl FnMut(usize),
+) -> Result<NodeView<'s>> {
     let mut view = node_at(src, root, None)?;
     while !view.is_leaf() {
-        let child = view.child(view.child_index(key)?)?;
-        view = node_at(src, child, Some(view.level() - 1))?;
+        let idx = view.child_index(key)?;
+        taken(idx);
+        view = node_at(src, view.child(idx)?, Some(view.level() - 1))?;
     }
     Ok(view)
 }
@@ -89,14 +102,8 @@ pub fn locate<S: PageSource + ?Sized>(
         return Ok(None);
     }
     let mut idxs = Vec::with_capacity(8);
-    let mut view = node_at(src, root, None)?;
-    // Bounded: node_at checks each level is one below its parent.
-    while !view.is_leaf() {
-        let idx = view.child_index(key)?;
-        idxs.push(idx);
-        view = node_at(src, view.child(idx)?, Some(view.level() - 1))?;
-    }
-    Ok(view.search(key)?.is_ok().then_some(idxs))
+    let leaf = descend(src, root, key, |idx| idxs.push(idx))?;
+    Ok(leaf.search(key)?.is_ok().then_some(idxs))
 }
 
 /// Looks `key` up; the value as stored.
