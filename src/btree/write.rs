@@ -468,14 +468,7 @@ pub fn seal(w: &mut WritePager, root: Ptr) -> Result<Ptr> {
     }
     let view = node_at(w, root, None)?;
     if !view.is_leaf() {
-        let mut dirty: Vec<(usize, Ptr)> = Vec::new();
-        for i in 0..view.count() {
-            let child = view.child(i)?;
-            if child.txn == w.txn() {
-                dirty.push((i, child));
-            }
-        }
-        for (i, child) in dirty {
+        for (i, child) in view.children_born_in(w.txn().0)? {
             let sealed = seal(w, child)?;
             node::set_child(w.page_mut(root.page), i, sealed);
         }

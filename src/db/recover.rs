@@ -13,7 +13,7 @@ use crate::btree::{self, MAX_DEPTH};
 use crate::format::meta::{Meta, MetaError, MAGIC, META_BYTES};
 use crate::format::{self, tag, Ptr, FORMAT_VERSION, META_SLOT_BYTES};
 use crate::io::Storage;
-use crate::pager::{PageSource, ReadPages};
+use crate::pager::{PageSource, ReadPages, SearchFloors};
 use crate::txn::Committed;
 use crate::{Error, Result};
 
@@ -127,6 +127,7 @@ pub fn recover(storage: &dyn Storage, verify: bool) -> Result<(Committed, u64)> 
                         slot,
                         pages,
                         main,
+                        floors: SearchFloors::default(),
                     },
                     highest_txn,
                 ));

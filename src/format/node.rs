@@ -234,6 +234,24 @@ impl<'a> NodeView<'a> {
         ))
     }
 
+    /// The children born in `txn` (in a write transaction: the dirty ones), with their
+    /// indices. Reads only each child's birth txn, since a branch has about a hundred children
+    /// and a small commit changes one of them.
+    pub fn children_born_in(&self, txn: u64) -> Result<Vec<(usize, Ptr)>> {
+        assert!(!self.is_leaf, "children_born_in() on a leaf");
+        const TXN_AT: usize = std::mem::offset_of!(super::PtrDisk, txn);
+        let mut born = Vec::new();
+        for i in 0..self.count {
+            let off = self.offset(i)?;
+            let at = off + BRANCH_ENTRY_HEADER + self.u16_at(off)? + TXN_AT;
+            let txn_bytes: [u8; 8] = self.bytes(at, 8)?.try_into().expect("8 bytes");
+            if u64::from_le_bytes(txn_bytes) == txn {
+                born.push((i, self.child(i)?));
+            }
+        }
+        Ok(born)
+    }
+
     /// The whole encoded entry `i` (without its slot).
     pub fn entry(&self, i: usize) -> Result<&'a [u8]> {
         let off = self.offset(i)?;

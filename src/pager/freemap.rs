@@ -17,7 +17,10 @@
 //!   extents lie inside the file. The file grows only when every search stage finds nothing;
 //!   when more than an eighth of the file is free at a transaction's first allocation, the
 //!   last stage takes any free page, so that transaction grows the file only if none is left.
+//!   A heat's first search starts at its search floor (see [`super::floors`]) and wraps
+//!   around, so a stale floor costs placement, never growth.
 
+use super::floors::{FloorTracker, SearchFloors, HINT_MIN, LONGEST_HINT};
 use super::runs::RunScan;
 use super::ReadPages;
 use crate::format::freemap::{
@@ -68,13 +71,16 @@ pub struct FreeMap {
     /// in this txn.
     stage: [usize; 2],
     mostly_free: Option<bool>,
+    floors: FloorTracker,
+    /// Per heat: whether this txn has searched for a run yet.
+    searched: [bool; 2],
 }
 
 /// The shortest run hot pages take: a small commit has about eight, so room for all of them.
-const HOT_RUN: u64 = 16;
+const HOT_RUN: u64 = HINT_MIN[Heat::Hot as usize];
 /// The shortest run cold pages take while the file has little free space: shorter gaps too,
 /// which packs them denser.
-const COLD_RUN: u64 = 4;
+const COLD_RUN: u64 = HINT_MIN[Heat::Cold as usize];
 
 /// The most pages one extent claims: a longer run is taken a piece at a time, so that the
 /// other heat can still find room in it.
@@ -102,6 +108,9 @@ pub struct Persisted {
     /// Of those, pages that wait only for a durable commit (freed since the last durable
     /// txn but reachable from its root).
     pub awaiting_durable: u64,
+    /// Where the next transaction's first searches for free runs start (kept in memory, not
+    /// in the meta; see [`super::floors`]).
+    pub floors: SearchFloors,
 }
 
 /// The decoded chains of a committed free map (for `check` and for loading).
@@ -255,6 +264,8 @@ impl FreeMap {
             old_chain_pages: Vec::new(),
             durable: 0,
             extents: [(0, 0); 2],
+            floors: FloorTracker::new(SearchFloors::default()),
+            searched: [false; 2],
             stage: [0; 2],
             mostly_free: None,
         }
@@ -358,6 +369,12 @@ impl FreeMap {
         Ok(map)
     }
 
+    /// Starts this transaction's first searches from `floors`, the floors the last commit left
+    /// (lowered by what loading released).
+    pub fn start_searches_at(&mut self, floors: SearchFloors) {
+        self.floors = self.floors.starting_at(floors);
+    }
+
     /// Pages in the file, counting growth in this transaction.
     pub fn file_pages(&self) -> u64 {
         self.file_pages
@@ -412,6 +429,35 @@ impl FreeMap {
                 .checked_add(added)
                 .ok_or_else(|| Error::corrupted(ids[i - 1], "free count of a bitmap overflows"))?;
         }
+        // Measured after every bit is set, since released neighbours form runs together. A
+        // large release lowers the floors to its lowest page instead of measuring each.
+        if ids.len() > 256 {
+            let lowest = ids.iter().min().expect("not empty");
+            self.floors
+                .freed(lowest.saturating_sub(LONGEST_HINT - 1), LONGEST_HINT);
+        } else {
+            // A page right after one just measured lies in the same run.
+            for (index, &id) in ids.iter().enumerate() {
+                if index == 0 || ids[index - 1] + 1 != id {
+                    self.note_freed(pages, id)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells the search floors about the free run page `id` now lies in.
+    fn note_freed(&mut self, pages: &ReadPages, id: u64) -> Result<()> {
+        let first = first_data_page(self.page_size);
+        let (mut start, mut end) = (id, id + 1);
+        // Bounded: at most LONGEST_HINT pages each way.
+        while start > first && id - start < LONGEST_HINT && self.is_free(pages, start - 1)? {
+            start -= 1;
+        }
+        while end < self.file_pages && end - id <= LONGEST_HINT && self.is_free(pages, end)? {
+            end += 1;
+        }
+        self.floors.freed(start, end - start);
         Ok(())
     }
 
@@ -435,7 +481,8 @@ impl FreeMap {
     pub fn free(&mut self, pages: &ReadPages, id: u64, born: u64) -> Result<()> {
         assert!(born <= self.txn.0, "page {id} born in the future");
         if born == self.txn.0 {
-            self.set_free(pages, id)
+            self.set_free(pages, id)?;
+            self.note_freed(pages, id)
         } else {
             self.freed_now.push((id, born));
             Ok(())
@@ -484,8 +531,22 @@ impl FreeMap {
             let Some(&(min, max)) = stages.get(self.stage[h]) else {
                 break;
             };
+            if !self.searched[h] {
+                // A heat's first search starts at its floor when the floor speaks for this
+                // stage; a search for short gaps starts at the first page, packing them.
+                self.searched[h] = true;
+                let start = if (min, max) == (HINT_MIN[h], u64::MAX) {
+                    self.floors.start(heat)
+                } else {
+                    0
+                };
+                self.extents[h] = (start, start);
+            }
             match self.find_run(pages, h, min, max)? {
-                Some((start, len)) => self.extents[h] = (start, start + len.min(EXTENT_CAP)),
+                Some((start, len)) => {
+                    self.floors.found(heat, min, max, start);
+                    self.extents[h] = (start, start + len.min(EXTENT_CAP));
+                }
                 None => self.stage[h] += 1,
             }
         }
@@ -632,6 +693,9 @@ impl FreeMap {
         for id in old + n..new {
             self.set_free(pages, id)?;
         }
+        if old + n < new {
+            self.note_freed(pages, old + n)?;
+        }
         Ok(old)
     }
 
@@ -747,6 +811,7 @@ impl FreeMap {
             free_count: self.dir.iter().map(|s| s.free as u64).sum(),
             pending_count,
             awaiting_durable,
+            floors: self.floors.finish(),
         })
     }
 

@@ -9,10 +9,12 @@
 //! - Every page read through a pointer is checked for its tag, its own id and its birth txn;
 //!   its checksum too when verification is on.
 
+mod floors;
 pub mod freemap;
 mod runs;
 mod write;
 
+pub use floors::SearchFloors;
 pub use write::WritePager;
 
 use crate::format::{self, Ptr};

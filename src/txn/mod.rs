@@ -25,7 +25,7 @@ use crate::format::meta::Meta;
 use crate::format::roots::RootRecord;
 use crate::format::Ptr;
 use crate::io::Storage;
-use crate::pager::ReadPages;
+use crate::pager::{ReadPages, SearchFloors};
 use crate::{Error, Result};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -53,6 +53,8 @@ pub struct Committed {
     pub pages: ReadPages,
     /// The record of `main` in it (what `begin_read` reads).
     pub main: RootRecord,
+    /// Where the next write transaction's free-run searches start (in memory only).
+    pub floors: SearchFloors,
 }
 
 /// The last durable meta: which txn and which slot.

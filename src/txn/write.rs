@@ -70,7 +70,7 @@ impl<'db> WriteTxn<'db> {
             .map(TxnId)
             .ok_or_else(|| Error::corrupted(0, "transaction ids exhausted"))?;
         let meta = base.meta;
-        let free = FreeMap::load(
+        let mut free = FreeMap::load(
             &base.pages,
             txn,
             meta.free_dir,
@@ -79,6 +79,7 @@ impl<'db> WriteTxn<'db> {
             oldest_reader,
             durable,
         )?;
+        free.start_searches_at(base.floors);
         let pager = WritePager::new(base.pages.clone(), txn, free);
         let edit = RootsEdit::new(&base.meta, branch, &pager)?;
         if edit.record.kind == RootKind::Snapshot {
@@ -441,6 +442,7 @@ impl<'db> WriteTxn<'db> {
             slot,
             pages,
             main,
+            floors: persisted.floors,
         });
         if synced {
             *shared.durable.lock() = DurableMark { txn, slot };
