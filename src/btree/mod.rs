@@ -91,19 +91,32 @@ fn descend<'s, S: PageSource + ?Sized>(
     Ok(view)
 }
 
-/// The child index taken at each branch on the way to `key`, root first, when `key` is in
-/// the tree (a writer then copies exactly that path without searching again).
-pub fn locate<S: PageSource + ?Sized>(
-    src: &S,
-    root: Ptr,
-    key: &[u8],
-) -> Result<Option<Vec<usize>>> {
+/// Where a key sits: the node and the child index taken at each branch, root first, then the
+/// leaf (with index 0), and the key's slot in that leaf.
+pub struct Located {
+    /// `(node, child index taken)` per level, root first; the last is the leaf.
+    pub steps: Vec<(Ptr, usize)>,
+    /// The key's slot in the leaf.
+    pub slot: usize,
+}
+
+/// The path to `key`, when `key` is in the tree: a writer then copies exactly that path
+/// without reading or searching it again.
+pub fn locate<S: PageSource + ?Sized>(src: &S, root: Ptr, key: &[u8]) -> Result<Option<Located>> {
     if root.is_null() {
         return Ok(None);
     }
-    let mut idxs = Vec::with_capacity(8);
-    let leaf = descend(src, root, key, |idx| idxs.push(idx))?;
-    Ok(leaf.search(key)?.is_ok().then_some(idxs))
+    let mut steps = Vec::with_capacity(8);
+    let mut ptr = root;
+    let mut view = node_at(src, root, None)?;
+    while !view.is_leaf() {
+        let idx = view.child_index(key)?;
+        steps.push((ptr, idx));
+        ptr = view.child(idx)?;
+        view = node_at(src, ptr, Some(view.level() - 1))?;
+    }
+    steps.push((ptr, 0));
+    Ok(view.search(key)?.ok().map(|slot| Located { steps, slot }))
 }
 
 /// Looks `key` up; the value as stored.

@@ -39,17 +39,25 @@ fn dirty_path(w: &mut WritePager, sh: &mut Sharing, root: Ptr, key: &[u8]) -> Re
     dirty_path_by(w, sh, root, |view, _| view.child_index(key))
 }
 
-/// [`dirty_path`] along child indices already found (see [`super::locate`]).
+/// [`dirty_path`] along a path already found (see [`super::locate`]). A copied node keeps
+/// its child pointers, so the pointers read on the way down still hold: no node is read or
+/// searched again.
 fn dirty_path_along(
     w: &mut WritePager,
     sh: &mut Sharing,
-    root: Ptr,
-    idxs: &[usize],
+    located: &super::Located,
 ) -> Result<Vec<Step>> {
-    dirty_path_by(w, sh, root, |view, depth| match idxs.get(depth) {
-        Some(&idx) if idx < view.count() => Ok(idx),
-        _ => Err(Error::corrupted(view.id(), "path changed under its writer")),
-    })
+    let mut path: Vec<Step> = Vec::with_capacity(located.steps.len());
+    for &(ptr, idx) in located.steps.iter() {
+        let dirty = cow(w, sh, ptr)?;
+        if let Some(parent) = path.last() {
+            if dirty != ptr {
+                node::set_child(w.page_mut(parent.ptr.page), parent.idx, dirty);
+            }
+        }
+        path.push(Step { ptr: dirty, idx });
+    }
+    Ok(path)
 }
 
 fn dirty_path_by(
@@ -220,15 +228,14 @@ fn locate(w: &WritePager, root: Ptr, key: &[u8]) -> Result<Finger> {
 
 /// Removes `key`. Returns the new root and whether the key was there.
 pub fn remove(w: &mut WritePager, sh: &mut Sharing, root: Ptr, key: &[u8]) -> Result<(Ptr, bool)> {
-    let Some(idxs) = super::locate(w, root, key)? else {
+    let Some(located) = super::locate(w, root, key)? else {
         return Ok((root, false));
     };
-    let path = dirty_path_along(w, sh, root, &idxs)?;
+    let path = dirty_path_along(w, sh, &located)?;
     let leaf = path.last().expect("path has a leaf").ptr;
     let view = NodeView::new(w.page_mut(leaf.page), leaf.page.0)?;
-    let Ok(i) = view.search(key)? else {
-        unreachable!("the key was found above")
-    };
+    let i = located.slot;
+    assert!(view.key(i)? == key, "the located slot holds another key");
     if let LeafValue::Overflow { ptr, len } = view.value(i)? {
         release_overflow(w, sh, ptr, len)?;
     }
@@ -254,7 +261,7 @@ fn fix_up(
             let mut entry = vec![0u8; node::branch_entry_bytes(sep.len()) - node::SLOT_BYTES];
             node::write_branch_entry(&mut entry, &sep, right);
             split = insert_or_split(w, parent, idx + 1, &entry)?;
-        } else if after_remove && is_underfull(w, path[level + 1].ptr)? {
+        } else if after_remove && is_underfull(w, path[level + 1].ptr) {
             split = rebalance(w, sh, parent, idx)?;
         }
     }
@@ -290,9 +297,10 @@ fn fix_up(
     }
 }
 
-fn is_underfull(w: &WritePager, ptr: Ptr) -> Result<bool> {
-    let view = node_at(w, ptr, None)?;
-    Ok(view.used_bytes() < node::usable_bytes(w.page_size()) / 4)
+/// Whether the dirty node `ptr` is under a quarter full (from its header: a dirty page was
+/// validated when it was copied and edits keep it valid).
+fn is_underfull(w: &WritePager, ptr: Ptr) -> bool {
+    node::used_bytes(w.dirty_page(ptr.page)) < node::usable_bytes(w.page_size()) / 4
 }
 
 /// Inserts a raw entry at `idx` of dirty node `ptr`; when it does not fit, splits the node

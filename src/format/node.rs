@@ -313,14 +313,7 @@ impl<'a> NodeView<'a> {
 
     /// Bytes of slots and live entries.
     pub fn used_bytes(&self) -> usize {
-        let header = PageHeader::read(self.page);
-        // Saturating: the header of an unvalidated page may claim more than the page holds.
-        let live = self
-            .page
-            .len()
-            .saturating_sub(header.free_end.get() as usize)
-            .saturating_sub(header.garbage.get() as usize);
-        self.count * SLOT_BYTES + live
+        used_bytes(self.page)
     }
 }
 
@@ -385,6 +378,17 @@ pub fn validate(page: &[u8], id: u64) -> Result<()> {
         return corrupt("entry bytes do not add up");
     }
     Ok(())
+}
+
+/// Bytes of slots and live entries of the node in `page`, read from its header alone.
+pub fn used_bytes(page: &[u8]) -> usize {
+    let header = PageHeader::read(page);
+    // Saturating: the header of an unvalidated page may claim more than the page holds.
+    let live = page
+        .len()
+        .saturating_sub(header.free_end.get() as usize)
+        .saturating_sub(header.garbage.get() as usize);
+    header.count.get() as usize * SLOT_BYTES + live
 }
 
 /// Starts an empty node in `page`.

@@ -106,6 +106,13 @@ impl WritePager {
         Ok(self.ptr_to(id))
     }
 
+    /// The bytes of a dirty page, to read.
+    pub fn dirty_page(&self, id: PageId) -> &[u8] {
+        self.dirty
+            .get(&id.0)
+            .unwrap_or_else(|| panic!("page {} is not dirty", id.0))
+    }
+
     /// The bytes of a dirty page.
     pub fn page_mut(&mut self, id: PageId) -> &mut [u8] {
         self.dirty
