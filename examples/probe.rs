@@ -3,7 +3,7 @@
 //! single-entry commits without fsync, durable single-entry commits, and removing half the
 //! entries in one transaction followed by a snapshot.
 //! Run with `cargo run --release --example probe [N] [phase ...]` (phases: load reads scans
-//! commits durable remove; default all).
+//! commits durable batches remove; default all).
 
 use shadowkv::{Database, Durability};
 use std::time::Instant;
@@ -92,8 +92,30 @@ fn main() {
         durable_commits(&db, 2 * n, commits, &value);
         rate("single durable commits", commits, start);
     }
+    if on("batches") {
+        let start = Instant::now();
+        let batches = 20;
+        durable_batches(&db, 3 * n, batches, 1000, &value);
+        rate("durable batches of 1000", batches * 1000, start);
+    }
     if on("remove") {
         remove_half_then_snapshot(&db, n);
+    }
+}
+
+/// `batches` durable commits of `size` new random keys each.
+#[inline(never)]
+fn durable_batches(db: &Database, first: u64, batches: u64, size: u64, value: &[u8]) {
+    for b in 0..batches {
+        let mut tx = db.begin_write().unwrap();
+        tx.set_durability(Durability::Immediate);
+        {
+            let mut t = tx.open_table("t").unwrap();
+            for i in 0..size {
+                t.insert(&key(first + b * size + i), value).unwrap();
+            }
+        }
+        tx.commit().unwrap();
     }
 }
 

@@ -16,6 +16,7 @@
 //!     [--rounds 1]
 //! ```
 
+mod disk;
 mod engines;
 mod noise;
 mod report;
@@ -132,6 +133,7 @@ fn main() {
     });
     let cfg = &args.cfg;
     println!("# shadowkv-compare");
+    disk::init(&args.dir);
     for line in report::machine(&args.dir) {
         println!("{line}");
     }
@@ -218,6 +220,7 @@ fn print_single(names: &[&str], results: &[Results], threads: usize) {
     println!("\n## Results (higher rate is better; sizes in MiB)\n");
     print!("{}", report::results_table(names, results, threads));
     print_noise_note(results, "during that phase");
+    print_io(names, results, "");
     if let Some(table) = report::ratio_table(names, results, threads) {
         println!("\n## shadowkv / peer ({RATIO_KEY})\n");
         print!("{table}");
@@ -227,6 +230,19 @@ fn print_single(names: &[&str], results: &[Results], threads: usize) {
             println!("\n{name} failed: {f}");
         }
     }
+}
+
+/// The device work of the writing phases, if the device has a stat file.
+fn print_io(names: &[&str], results: &[Results], what: &str) {
+    let (Some(device), Some(table)) = (disk::device(), report::io_table(names, results)) else {
+        return;
+    };
+    println!(
+        "\n## Device work per operation ({what}write requests / flush requests / KiB written, \
+         from {}; each flush also counts as one write request without data)\n",
+        device.display()
+    );
+    print!("{table}");
 }
 
 /// What the ratios mean, for the ratio tables' headers.
@@ -267,6 +283,7 @@ fn print_rounds(names: &[&str], rounds: &[Vec<Results>], threads: usize) {
         &medians,
         "during that phase in more than half of the rounds",
     );
+    print_io(names, &medians, "medians of the rounds; ");
     if let Some(table) = report::spread_table(names, rounds, threads) {
         println!(
             "\n## shadowkv / peer: median (min–max) of the ratios taken within each of the \
@@ -408,17 +425,21 @@ fn phase(
     f: impl FnOnce() -> Res<()>,
 ) -> Res<()> {
     let cpu = noise::mark();
+    let disk = disk::mark();
     let t = Instant::now();
     f()?;
     let secs = t.elapsed().as_secs_f64();
     let others = cpu.others_since();
     r.rates[i] = Some(ops as f64 / secs);
     r.noisy[i] = others >= 0.02 && others > NOISY * secs;
-    let note = if others > 0.0 {
-        format!(" (other processes: {others:.2} CPU-s)")
-    } else {
-        String::new()
-    };
+    r.io[i] = disk.and_then(|d| d.per_op_since(ops));
+    let mut note = String::new();
+    if others > 0.0 {
+        note += &format!(" (other processes: {others:.2} CPU-s)");
+    }
+    if let Some(io) = r.io[i].filter(|io| io.writes > 0.0) {
+        note += &format!(" [device per op: {}]", report::io_text(io));
+    }
     let (phase, unit) = report::PHASES[i];
     let time = if unit == "ms" {
         format!("{:.2} ms", secs * 1e3)

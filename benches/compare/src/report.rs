@@ -28,6 +28,8 @@ pub struct Results {
     pub rates: [Option<f64>; 8],
     /// Whether other processes used the CPU noticeably during each phase.
     pub noisy: [bool; 8],
+    /// What the block device did per operation of each phase (see [`crate::disk`]).
+    pub io: [Option<crate::disk::IoPerOp>; 8],
     pub after_load: Option<Size>,
     pub after_commits: Option<Size>,
     pub after_remove: Option<Size>,
@@ -108,6 +110,38 @@ pub fn results_table(names: &[&str], results: &[Results], threads: usize) -> Str
     }
     render("phase", names, &rows)
 }
+
+/// A phase's device work per operation, as `writes / flushes / KiB`.
+pub fn io_text(io: crate::disk::IoPerOp) -> String {
+    let kib = if io.kib >= 100.0 {
+        format!("{:.0}", io.kib)
+    } else {
+        format!("{:.1}", io.kib)
+    };
+    format!("{:.2} / {:.2} / {kib}", io.writes, io.flushes)
+}
+
+/// The writing phases' device work per operation: one row per phase, one column per engine
+/// (None when no engine recorded any).
+pub fn io_table(names: &[&str], results: &[Results]) -> Option<String> {
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    for i in [0, 1, 2, 6, 7] {
+        let cells: Vec<String> = results
+            .iter()
+            .map(|r| r.io[i].map_or_else(|| "n/a".into(), io_text))
+            .collect();
+        rows.push((format!("{} (per {})", PHASES[i].0, OPS[i]), cells));
+    }
+    results
+        .iter()
+        .any(|r| r.io.iter().any(Option::is_some))
+        .then(|| render("phase", names, &rows))
+}
+
+/// What one operation of each phase is.
+const OPS: [&str; 8] = [
+    "entry", "commit", "entry", "read", "read", "scan", "entry", "snapshot",
+];
 
 /// Phase `i` of `r` as shown in the results: a rate, or a time in ms for the snapshot, with
 /// `*` if it was noisy.

@@ -52,6 +52,18 @@ pub fn median_results(runs: &[&Results]) -> Results {
         m.rates[i] = median(&rates);
         m.noisy[i] = majority(ok.iter().filter(|r| r.noisy[i]).count(), ok.len());
     }
+    for i in 0..m.io.len() {
+        let ios: Vec<crate::disk::IoPerOp> = ok.iter().filter_map(|r| r.io[i]).collect();
+        let of =
+            |f: fn(&crate::disk::IoPerOp) -> f64| median(&ios.iter().map(f).collect::<Vec<_>>());
+        m.io[i] = (|| {
+            Some(crate::disk::IoPerOp {
+                writes: of(|io| io.writes)?,
+                flushes: of(|io| io.flushes)?,
+                kib: of(|io| io.kib)?,
+            })
+        })();
+    }
     m.after_load = median_size(ok.iter().map(|r| r.after_load));
     m.after_commits = median_size(ok.iter().map(|r| r.after_commits));
     m.after_remove = median_size(ok.iter().map(|r| r.after_remove));
