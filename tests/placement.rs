@@ -166,3 +166,90 @@ fn a_small_database_grows_by_one_step() {
     let total = db.stats().unwrap().total_pages;
     assert!(total <= 2 + 64, "{total} pages for 20 tiny commits");
 }
+
+/// Page writes of the commit that ends at the last sync of `log` (from log index `from`),
+/// with the pages they carry.
+fn writes_and_pages(log: &[Op], from: usize) -> (usize, usize) {
+    let mut out = (0, 0);
+    for op in &log[from..] {
+        if let Op::Write { offset, data } = op {
+            if *offset >= META_REGION_BYTES && data.iter().any(|&b| b != 0) {
+                out.0 += 1;
+                out.1 += data.len().div_ceil(4096);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_big_commit_into_a_file_with_scattered_gaps_writes_runs() {
+    let rec = Arc::new(Recording::new(fresh_db_bytes(4096)));
+    let db = Database::options().open_storage(rec.clone()).unwrap();
+    let mut rng = Rng(0xb16c);
+    let keys: Vec<[u8; 16]> = (0..40_000).map(|_| key(&mut rng)).collect();
+    let mut tx = db.begin_write().unwrap();
+    {
+        let mut table = tx.open_table("t").unwrap();
+        for k in &keys {
+            table.insert(k, &[1u8; 100]).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    // Gaps all over the file: under a snapshot, rewrite random entries (their leaves are
+    // copied and the old ones stay), then drop the snapshot, which frees the old ones.
+    db.create_snapshot("s").unwrap();
+    for round in 0..7u8 {
+        let mut tx = db.begin_write().unwrap();
+        {
+            let mut table = tx.open_table("t").unwrap();
+            for _ in 0..40 {
+                let k = &keys[(rng.next() % keys.len() as u64) as usize];
+                table.insert(k, &[round; 100]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    db.delete_snapshot("s").unwrap();
+    // Two more commits release what the deletion queued.
+    for _ in 0..2 {
+        let mut tx = db.begin_write().unwrap();
+        tx.open_table("t").unwrap().insert(b"x", b"x").unwrap();
+        tx.commit().unwrap();
+    }
+    let stats = db.stats().unwrap();
+    assert!(
+        stats.free_pages * 8 > stats.total_pages && stats.free_pages * 4 <= stats.total_pages,
+        "set-up: {} pages free of {}: not between an eighth and a quarter",
+        stats.free_pages,
+        stats.total_pages
+    );
+    // A big commit: its first 64 cold pages fill gaps one write each, the rest come in runs.
+    let from = rec.ops();
+    let mut tx = db.begin_write().unwrap();
+    {
+        let mut table = tx.open_table("t").unwrap();
+        for _ in 0..600 {
+            let k = &keys[(rng.next() % keys.len() as u64) as usize];
+            table.insert(k, &[0xee; 100]).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    let (writes, pages) = writes_and_pages(&rec.log(), from);
+    assert!(pages > 300, "{pages} pages");
+    assert!(
+        writes < 64 + pages / 8,
+        "{writes} writes for {pages} pages: the big commit scattered its pages"
+    );
+    db.check().unwrap();
+    // Growing for it stays within a quarter of the file free, plus a growth step.
+    let stats = db.stats().unwrap();
+    let bound = (stats.used_pages + stats.pending_pages) * 4 / 3 + 64 + 1;
+    assert!(
+        stats.total_pages <= bound,
+        "{} pages in the file for {} used and {} pending",
+        stats.total_pages,
+        stats.used_pages,
+        stats.pending_pages
+    );
+}
