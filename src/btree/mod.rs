@@ -91,11 +91,20 @@ fn descend<'s, S: PageSource + ?Sized>(
     Ok(view)
 }
 
+/// One step of a root-to-leaf path: a node and the index of the child followed (0 at a leaf).
+#[derive(Clone, Copy, Debug)]
+pub struct Step {
+    /// The node.
+    pub ptr: Ptr,
+    /// The child followed.
+    pub idx: usize,
+}
+
 /// Where a key sits: the node and the child index taken at each branch, root first, then the
 /// leaf (with index 0), and the key's slot in that leaf.
 pub struct Located {
-    /// `(node, child index taken)` per level, root first; the last is the leaf.
-    pub steps: Vec<(Ptr, usize)>,
+    /// One step per level, root first; the last is the leaf.
+    pub steps: Vec<Step>,
     /// The key's slot in the leaf.
     pub slot: usize,
 }
@@ -111,11 +120,11 @@ pub fn locate<S: PageSource + ?Sized>(src: &S, root: Ptr, key: &[u8]) -> Result<
     let mut view = node_at(src, root, None)?;
     while !view.is_leaf() {
         let idx = view.child_index(key)?;
-        steps.push((ptr, idx));
+        steps.push(Step { ptr, idx });
         ptr = view.child(idx)?;
         view = node_at(src, ptr, Some(view.level() - 1))?;
     }
-    steps.push((ptr, 0));
+    steps.push(Step { ptr, idx: 0 });
     Ok(view.search(key)?.ok().map(|slot| Located { steps, slot }))
 }
 

@@ -5,17 +5,11 @@
 //! quarter full, and which never hold a page borrow across an allocation.
 
 use super::share::{cow, release_overflow, Sharing};
-use super::{node_at, MAX_DEPTH};
+use super::{node_at, Step, MAX_DEPTH};
 use crate::format::node::{self, LeafValue, NodeView};
 use crate::format::{Ptr, MAX_KEY_LEN, MAX_VALUE_LEN};
 use crate::pager::{PageSource, WritePager};
 use crate::{Error, Result};
-
-/// One step of a root-to-leaf path: a dirty node and the index of the child followed.
-struct Step {
-    ptr: Ptr,
-    idx: usize,
-}
 
 /// Refuses a key or value over the limit (before anything changes).
 pub fn check_sizes(key: &[u8], value_len: usize) -> Result<()> {
@@ -39,23 +33,23 @@ fn dirty_path(w: &mut WritePager, sh: &mut Sharing, root: Ptr, key: &[u8]) -> Re
     dirty_path_by(w, sh, root, |view, _| view.child_index(key))
 }
 
-/// [`dirty_path`] along a path already found (see [`super::locate`]). A copied node keeps
-/// its child pointers, so the pointers read on the way down still hold: no node is read or
-/// searched again.
+/// [`dirty_path`] along a path already found (see [`super::locate`]), rewritten in place. A
+/// copied node keeps its child pointers, so the pointers read on the way down still hold: no
+/// node is read or searched again.
 fn dirty_path_along(
     w: &mut WritePager,
     sh: &mut Sharing,
-    located: &super::Located,
+    mut path: Vec<Step>,
 ) -> Result<Vec<Step>> {
-    let mut path: Vec<Step> = Vec::with_capacity(located.steps.len());
-    for &(ptr, idx) in located.steps.iter() {
+    for level in 0..path.len() {
+        let ptr = path[level].ptr;
         let dirty = cow(w, sh, ptr)?;
-        if let Some(parent) = path.last() {
-            if dirty != ptr {
+        if dirty != ptr {
+            if let Some(parent) = level.checked_sub(1).map(|l| path[l]) {
                 node::set_child(w.page_mut(parent.ptr.page), parent.idx, dirty);
             }
+            path[level].ptr = dirty;
         }
-        path.push(Step { ptr: dirty, idx });
     }
     Ok(path)
 }
@@ -231,10 +225,11 @@ pub fn remove(w: &mut WritePager, sh: &mut Sharing, root: Ptr, key: &[u8]) -> Re
     let Some(located) = super::locate(w, root, key)? else {
         return Ok((root, false));
     };
-    let path = dirty_path_along(w, sh, &located)?;
+    let slot = located.slot;
+    let path = dirty_path_along(w, sh, located.steps)?;
     let leaf = path.last().expect("path has a leaf").ptr;
     let view = NodeView::new(w.page_mut(leaf.page), leaf.page.0)?;
-    let i = located.slot;
+    let i = slot;
     assert!(view.key(i)? == key, "the located slot holds another key");
     if let LeafValue::Overflow { ptr, len } = view.value(i)? {
         release_overflow(w, sh, ptr, len)?;
