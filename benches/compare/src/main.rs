@@ -13,11 +13,15 @@
 //! cargo run --release -- [--n 1000000] [--key-size 20] [--value-size 100]
 //!     [--engines shadowkv,lmdb,redb,sled,sqlite] [--reads 1000000] [--scans 20000]
 //!     [--commits 1000] [--batches 20] [--batch-size 1000] [--threads T] [--seed S] [--dir D]
-//!     [--rounds 1]
+//!     [--rounds 1] [--io-floor 0]
 //! ```
+//!
+//! With `--io-floor 1` it then replays shadowkv's single-commit write pattern with no engine
+//! around it (see `floor.rs`) and sets that floor beside each engine's single-commit rate.
 
 mod disk;
 mod engines;
+mod floor;
 mod noise;
 mod report;
 mod rounds;
@@ -31,7 +35,7 @@ use workload::{expected_scan_entries, Config, Workload};
 
 const USAGE: &str = "usage: shadowkv-compare [--n N] [--key-size B] [--value-size B] \
 [--engines a,b,..] [--reads N] [--scans N] [--scan-len N] [--commits N] [--batches N] \
-[--batch-size N] [--threads N] [--seed S] [--dir DIR] [--rounds R]";
+[--batch-size N] [--threads N] [--seed S] [--dir DIR] [--rounds R] [--io-floor 1]";
 
 struct Args {
     cfg: Config,
@@ -39,6 +43,8 @@ struct Args {
     dir: PathBuf,
     /// How many times the whole workload runs (alternating the engine order).
     rounds: usize,
+    /// After the engines, measure the I/O floor of a shadowkv single commit.
+    io_floor: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -59,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
     let mut engines: Vec<String> = engines::ALL.iter().map(|s| s.to_string()).collect();
     let mut dir = std::env::temp_dir();
     let mut rounds = 1;
+    let mut io_floor = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
@@ -87,6 +94,7 @@ fn parse_args() -> Result<Args, String> {
             "--seed" => cfg.seed = num()? as u64,
             "--dir" => dir = PathBuf::from(&value),
             "--rounds" => rounds = num()?,
+            "--io-floor" => io_floor = num()? != 0,
             "--engines" => {
                 engines = value.split(',').map(|s| s.trim().to_lowercase()).collect();
                 if let Some(bad) = engines.iter().find(|e| !engines::ALL.contains(&e.as_str())) {
@@ -113,6 +121,7 @@ fn parse_args() -> Result<Args, String> {
         engines,
         dir,
         rounds,
+        io_floor,
     })
 }
 
@@ -137,6 +146,7 @@ fn main() {
     for line in report::machine(&args.dir) {
         println!("{line}");
     }
+
     println!("engines: {}", engines::c_versions());
     println!(
         "workload: N={} key={}B value={}B; {} single commits; {} batches of {}; {} reads \
@@ -171,17 +181,48 @@ fn main() {
     );
 
     let names: Vec<&str> = args.engines.iter().map(String::as_str).collect();
+    let medians: Vec<Results>;
     if args.rounds == 1 {
         let results: Vec<Results> = names
             .iter()
             .map(|name| run_engine(name, cfg, &w, &lists, &args.dir))
             .collect();
         print_single(&names, &results, cfg.threads);
+        medians = results;
     } else {
         let rounds: Vec<Vec<Results>> = (0..args.rounds)
             .map(|k| run_round(&names, k, args.rounds, cfg, &w, &lists, &args.dir))
             .collect();
         print_rounds(&names, &rounds, cfg.threads);
+        medians = (0..names.len())
+            .map(|e| rounds::median_results(&rounds.iter().map(|r| &r[e]).collect::<Vec<_>>()))
+            .collect();
+    }
+    if args.io_floor {
+        print_floor(&names, &medians, cfg, &args);
+    }
+}
+
+/// Measures the I/O floor of a single commit (see [`floor`]) and sets it beside the engines'
+/// single-commit rates.
+fn print_floor(names: &[&str], results: &[Results], cfg: &Config, args: &Args) {
+    let commits = (cfg.single_commits as u64).max(1);
+    let floor = match floor::run(&args.dir, commits, args.rounds.max(3)) {
+        Ok(rate) => rate,
+        Err(e) => {
+            println!("\nio floor failed: {e}");
+            return;
+        }
+    };
+    println!("\nmedian floor: {floor:.0} commits/s");
+    for (name, r) in names.iter().zip(results) {
+        if let Some(rate) = r.rates[1] {
+            println!(
+                "{name}: {rate:.0} commits/s, {:.2} of the floor; the floor over {name}: {:.2}",
+                rate / floor,
+                floor / rate
+            );
+        }
     }
 }
 
