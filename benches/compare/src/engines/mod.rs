@@ -84,14 +84,28 @@ where
 
 /// The apparent size in bytes of every file under `path` (or of `path` itself).
 pub fn disk_size(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return meta.len();
+    // Directory entries say whether they are directories without a stat of the file, and a
+    // file's length comes from seeking to its end: on Linux 6.13+ a stat that asks for the
+    // times makes the next write stamp a fine-grained mtime, and on ext4 without a journal the
+    // next fdatasync then also writes the inode, which the next timed phase would pay for.
+    match std::fs::read_dir(path) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => disk_size(&e.path()),
+                Ok(t) if t.is_file() => file_len(&e.path()),
+                _ => 0,
+            })
+            .sum(),
+        // Not a directory (or gone): a file's length, or 0.
+        Err(_) => file_len(path),
     }
-    std::fs::read_dir(path)
-        .map(|entries| entries.flatten().map(|e| disk_size(&e.path())).sum())
+}
+
+fn file_len(path: &Path) -> u64 {
+    use std::io::{Seek, SeekFrom};
+    std::fs::File::open(path)
+        .and_then(|mut f| f.seek(SeekFrom::End(0)))
         .unwrap_or(0)
 }
 
