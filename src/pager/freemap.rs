@@ -361,7 +361,7 @@ impl FreeMap {
         } else {
             0
         };
-        let mut released = Vec::new();
+        let mut released = Vec::with_capacity(summary.iter().map(|s| s.1).sum());
         for (index, (ptr, entries)) in chain.iter().enumerate() {
             if index < rewrite || index >= keep {
                 map.old_chain_pages.push(*ptr);
