@@ -60,10 +60,19 @@ fn info(pages: &ReadPages, refs: Ptr, name: String, record: &RootRecord) -> Resu
         Target::Node(Walk::Catalog),
         &mut |ptr| Ok(refcount(pages, refs, ptr.page.0)? <= 1),
     )?;
+    // A damaged record may hold a time that no SystemTime can represent.
+    let created = SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_secs(record.created_unix_secs))
+        .ok_or_else(|| {
+            Error::corrupted(
+                record.catalog.page.0,
+                format!("root {name:?}: creation time out of range"),
+            )
+        })?;
     Ok(SnapshotInfo {
         name,
         txn: record.txn,
-        created: SystemTime::UNIX_EPOCH + Duration::from_secs(record.created_unix_secs),
+        created,
         referenced_bytes: referenced * page_size,
         exclusive_bytes: exclusive * page_size,
     })
