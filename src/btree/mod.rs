@@ -70,25 +70,27 @@ pub fn find_leaf<'s, S: PageSource + ?Sized>(
     root: Ptr,
     key: &[u8],
 ) -> Result<NodeView<'s>> {
-    descend(src, root, key, |_| {})
+    descend(src, root, key, |_| {}).map(|(_, leaf)| leaf)
 }
 
-/// The descent to the leaf whose range holds `key`, calling `taken` with the child index
-/// chosen at each branch, root first. Bounded: `node_at` checks that each level is one below
-/// its parent.
+/// The descent to the leaf whose range holds `key`, calling `taken` with each branch and the
+/// child index chosen there, root first; returns the leaf and its pointer. Bounded: `node_at`
+/// checks that each level is one below its parent.
 fn descend<'s, S: PageSource + ?Sized>(
     src: &'s S,
     root: Ptr,
     key: &[u8],
-    mut taken: impl FnMut(usize),
-) -> Result<NodeView<'s>> {
+    mut taken: impl FnMut(Step),
+) -> Result<(Ptr, NodeView<'s>)> {
+    let mut ptr = root;
     let mut view = node_at(src, root, None)?;
     while !view.is_leaf() {
         let idx = view.child_index(key)?;
-        taken(idx);
-        view = node_at(src, view.child(idx)?, Some(view.level() - 1))?;
+        taken(Step { ptr, idx });
+        ptr = view.child(idx)?;
+        view = node_at(src, ptr, Some(view.level() - 1))?;
     }
-    Ok(view)
+    Ok((ptr, view))
 }
 
 /// One step of a root-to-leaf path: a node and the index of the child followed (0 at a leaf).
@@ -116,15 +118,8 @@ pub fn locate<S: PageSource + ?Sized>(src: &S, root: Ptr, key: &[u8]) -> Result<
         return Ok(None);
     }
     let mut steps = Vec::with_capacity(8);
-    let mut ptr = root;
-    let mut view = node_at(src, root, None)?;
-    while !view.is_leaf() {
-        let idx = view.child_index(key)?;
-        steps.push(Step { ptr, idx });
-        ptr = view.child(idx)?;
-        view = node_at(src, ptr, Some(view.level() - 1))?;
-    }
-    steps.push(Step { ptr, idx: 0 });
+    let (leaf, view) = descend(src, root, key, |step| steps.push(step))?;
+    steps.push(Step { ptr: leaf, idx: 0 });
     Ok(view.search(key)?.ok().map(|slot| Located { steps, slot }))
 }
 

@@ -229,12 +229,11 @@ pub fn remove(w: &mut WritePager, sh: &mut Sharing, root: Ptr, key: &[u8]) -> Re
     let path = dirty_path_along(w, sh, located.steps)?;
     let leaf = path.last().expect("path has a leaf").ptr;
     let view = NodeView::new(w.page_mut(leaf.page), leaf.page.0)?;
-    let i = slot;
-    assert!(view.key(i)? == key, "the located slot holds another key");
-    if let LeafValue::Overflow { ptr, len } = view.value(i)? {
+    assert!(view.key(slot)? == key, "the located slot holds another key");
+    if let LeafValue::Overflow { ptr, len } = view.value(slot)? {
         release_overflow(w, sh, ptr, len)?;
     }
-    node::remove(w.page_mut(leaf.page), leaf.page.0, i);
+    node::remove(w.page_mut(leaf.page), leaf.page.0, slot);
     let root = fix_up(w, sh, &path, None, true)?;
     Ok((root, true))
 }

@@ -114,6 +114,16 @@ impl FileStorage {
     }
 }
 
+impl FileStorage {
+    /// Re-reads the length from the file after a failed change (the failure itself is what the
+    /// caller reports; if the file cannot say, the kept length stays).
+    fn refresh_len(&self) {
+        if let Ok(meta) = self.file.metadata() {
+            self.len.store(meta.len(), Ordering::Release);
+        }
+    }
+}
+
 impl Storage for FileStorage {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.file.read_exact_at(buf, offset).map_err(|e| {
@@ -136,8 +146,7 @@ impl Storage for FileStorage {
                 .fetch_max(offset.saturating_add(data.len() as u64), Ordering::AcqRel);
         } else {
             // A failed write may have extended the file part of the way.
-            self.len
-                .store(self.file.metadata()?.len(), Ordering::Release);
+            self.refresh_len();
         }
         result
     }
@@ -168,13 +177,12 @@ impl Storage for FileStorage {
             ));
         }
         let result = self.file.set_len(len);
-        // On failure the length may or may not have changed: ask the file.
-        let now = if result.is_ok() {
-            len
+        if result.is_ok() {
+            self.len.store(len, Ordering::Release);
         } else {
-            self.file.metadata()?.len()
-        };
-        self.len.store(now, Ordering::Release);
+            // The length may or may not have changed.
+            self.refresh_len();
+        }
         result
     }
 

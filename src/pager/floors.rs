@@ -22,8 +22,16 @@ pub struct SearchFloors(pub [u64; 2]);
 pub const HINT_MIN: [u64; 2] = [16, 4];
 
 /// The longest run `FloorTracker::freed` needs measured.
-pub const LONGEST_HINT: u64 = 16;
-const _: () = assert!(HINT_MIN[0] <= LONGEST_HINT && HINT_MIN[1] <= LONGEST_HINT);
+pub const LONGEST_HINT: u64 = if HINT_MIN[0] > HINT_MIN[1] {
+    HINT_MIN[0]
+} else {
+    HINT_MIN[1]
+};
+
+/// Whether a search for runs of `min..=max` pages of `heat` is the one its floor speaks for.
+pub fn speaks_for(heat: Heat, min: u64, max: u64) -> bool {
+    (min, max) == (HINT_MIN[heat as usize], u64::MAX)
+}
 
 /// A transaction's view of the floors: where its searches start, the first run each heat's
 /// hinted search found, and how low frees have pulled each floor.
@@ -72,7 +80,7 @@ impl FloorTracker {
     /// A search for runs of `min..=max` pages of `heat` found one starting at `start`.
     pub fn found(&mut self, heat: Heat, min: u64, max: u64, start: u64) {
         let h = heat as usize;
-        if min == HINT_MIN[h] && max == u64::MAX && self.found[h].is_none() {
+        if speaks_for(heat, min, max) && self.found[h].is_none() {
             self.found[h] = Some(start);
         }
     }

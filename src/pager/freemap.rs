@@ -21,7 +21,7 @@
 //!   A heat's first search starts at its search floor (see [`super::floors`]) and wraps
 //!   around, so a stale floor costs placement, never growth.
 
-use super::floors::{FloorTracker, SearchFloors, HINT_MIN, LONGEST_HINT};
+use super::floors::{self, FloorTracker, SearchFloors, HINT_MIN, LONGEST_HINT};
 use super::runs::RunScan;
 use super::ReadPages;
 use crate::format::freemap::{
@@ -568,7 +568,7 @@ impl FreeMap {
                 // A heat's first search starts at its floor when the floor speaks for this
                 // stage; a search for short gaps starts at the first page, packing them.
                 self.searched[h] = true;
-                let start = if (min, max) == (HINT_MIN[h], u64::MAX) {
+                let start = if floors::speaks_for(heat, min, max) {
                     self.floors.start(heat)
                 } else {
                     0

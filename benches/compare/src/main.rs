@@ -181,23 +181,19 @@ fn main() {
     );
 
     let names: Vec<&str> = args.engines.iter().map(String::as_str).collect();
-    let medians: Vec<Results>;
-    if args.rounds == 1 {
+    let medians: Vec<Results> = if args.rounds == 1 {
         let results: Vec<Results> = names
             .iter()
             .map(|name| run_engine(name, cfg, &w, &lists, &args.dir))
             .collect();
         print_single(&names, &results, cfg.threads);
-        medians = results;
+        results
     } else {
         let rounds: Vec<Vec<Results>> = (0..args.rounds)
             .map(|k| run_round(&names, k, args.rounds, cfg, &w, &lists, &args.dir))
             .collect();
-        print_rounds(&names, &rounds, cfg.threads);
-        medians = (0..names.len())
-            .map(|e| rounds::median_results(&rounds.iter().map(|r| &r[e]).collect::<Vec<_>>()))
-            .collect();
-    }
+        print_rounds(&names, &rounds, cfg.threads)
+    };
     if args.io_floor {
         print_floor(&names, &medians, cfg, &args);
     }
@@ -302,7 +298,8 @@ fn print_noise_note(results: &[Results], when: &str) {
 
 /// The output of several rounds (`rounds[k][e]` is engine `names[e]` in round `k`): each
 /// round's rates, then the tables of medians and of per-round ratios, then the failures.
-fn print_rounds(names: &[&str], rounds: &[Vec<Results>], threads: usize) {
+/// Returns the medians.
+fn print_rounds(names: &[&str], rounds: &[Vec<Results>], threads: usize) -> Vec<Results> {
     println!("\n## Rounds (rates as in the results below; snapshot in ms)");
     for (k, round) in rounds.iter().enumerate() {
         print_round(names, k, round, threads);
@@ -333,6 +330,7 @@ fn print_rounds(names: &[&str], rounds: &[Vec<Results>], threads: usize) {
         print!("{table}");
     }
     print_round_failures(names, rounds);
+    medians
 }
 
 /// Round `k`'s rates, one row per engine in the order they ran, and its failures.
