@@ -15,7 +15,7 @@
 //! - Loading walks at most as many chain pages as the file has pages.
 //! - Placement: a page handed out was free (checked bit by bit as an extent is consumed), and
 //!   extents lie inside the file. The file grows only when every search stage finds nothing;
-//!   when more than an eighth of the file is free at a transaction's first allocation, the
+//!   when more than an eighth of the file is free when a transaction begins, the
 //!   last stage takes any free page, so that transaction grows the file only if none is left,
 //!   except for a big commit's cold pages past the first 64 while at most a quarter is free.
 //!   A heat's first search starts at its search floor (see [`super::floors`]) and wraps
@@ -71,12 +71,11 @@ pub struct FreeMap {
     /// Per heat: the first search stage (see `alloc_page`) that has not yet come up empty
     /// in this txn.
     stage: [usize; 2],
-    room: Option<Room>,
+    /// How much of the file was free when the transaction began (after loading's releases).
+    room: Room,
     /// Cold pages taken so far in this txn (past [`BIG_TXN_COLD`] it is a big commit).
     cold_taken: u64,
     floors: FloorTracker,
-    /// Per heat: whether this txn has searched for a run yet.
-    searched: [bool; 2],
 }
 
 /// The shortest run hot pages take: a small commit has about eight, so room for all of them.
@@ -93,7 +92,7 @@ const EXTENT_CAP: u64 = 64;
 /// pages come from runs, even when that grows a file with free gaps (see `alloc_page`).
 const BIG_TXN_COLD: u64 = 64;
 
-/// How much of the file was free at a transaction's first allocation.
+/// How much of the file was free when a transaction began.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Room {
     /// At most an eighth.
@@ -283,9 +282,8 @@ impl FreeMap {
             durable: 0,
             extents: [(0, 0); 2],
             floors: FloorTracker::new(SearchFloors::default()),
-            searched: [false; 2],
             stage: [0; 2],
-            room: None,
+            room: Room::Tight,
             cold_taken: 0,
         }
     }
@@ -385,6 +383,7 @@ impl FreeMap {
             }
         }
         map.set_free_many(pages, &released)?;
+        map.room = map.measure_room();
         Ok(map)
     }
 
@@ -392,6 +391,17 @@ impl FreeMap {
     /// (lowered by what loading released).
     pub fn start_searches_at(&mut self, floors: SearchFloors) {
         self.floors = self.floors.starting_at(floors);
+        // A heat's first search starts at its floor when the floor speaks for that search; a
+        // search for short gaps starts at the first page, packing them.
+        for heat in [Heat::Hot, Heat::Cold] {
+            let (min, max) = self.stages(heat, false)[0];
+            let start = if floors::speaks_for(heat, min, max) {
+                self.floors.start(heat)
+            } else {
+                0
+            };
+            self.extents[heat as usize] = (start, start);
+        }
     }
 
     /// Pages in the file, counting growth in this transaction.
@@ -534,15 +544,7 @@ impl FreeMap {
     /// (31 ms against 9 ms per fdatasync), and the gaps stay for small commits to fill.
     fn alloc_page(&mut self, pages: &ReadPages, heat: Heat) -> Result<u64> {
         let h = heat as usize;
-        let big = self.cold_taken >= BIG_TXN_COLD;
-        let stages: &[(u64, u64)] = match (heat, self.room(), big) {
-            (Heat::Hot, Room::Tight, _) => &[(HOT_RUN, u64::MAX)],
-            (Heat::Hot, _, _) => &[(HOT_RUN, u64::MAX), (1, u64::MAX)],
-            (Heat::Cold, Room::Tight, _) => &[(COLD_RUN, u64::MAX)],
-            (Heat::Cold, Room::Loose, true) => &[(HOT_RUN, u64::MAX)],
-            (Heat::Cold, Room::Ample, true) => &[(HOT_RUN, u64::MAX), (1, u64::MAX)],
-            (Heat::Cold, _, false) => &[(1, HOT_RUN - 1), (1, u64::MAX)],
-        };
+        let stages = self.stages(heat, self.cold_taken >= BIG_TXN_COLD);
         if heat == Heat::Cold {
             self.cold_taken += 1;
             if self.cold_taken == BIG_TXN_COLD {
@@ -564,17 +566,6 @@ impl FreeMap {
             let Some(&(min, max)) = stages.get(self.stage[h]) else {
                 break;
             };
-            if !self.searched[h] {
-                // A heat's first search starts at its floor when the floor speaks for this
-                // stage; a search for short gaps starts at the first page, packing them.
-                self.searched[h] = true;
-                let start = if floors::speaks_for(heat, min, max) {
-                    self.floors.start(heat)
-                } else {
-                    0
-                };
-                self.extents[h] = (start, start);
-            }
             match self.find_run(pages, h, min, max)? {
                 Some((start, len)) => {
                     self.floors.found(heat, min, max, start);
@@ -593,18 +584,29 @@ impl FreeMap {
         Ok(start)
     }
 
-    /// How much of the file is free (decided once per transaction).
-    fn room(&mut self) -> Room {
-        *self.room.get_or_insert_with(|| {
-            let free: u64 = self.dir.iter().map(|s| s.free as u64).sum();
-            if free * 8 <= self.file_pages {
-                Room::Tight
-            } else if free * 4 <= self.file_pages {
-                Room::Loose
-            } else {
-                Room::Ample
-            }
-        })
+    /// The search stages `(min, max)` run length of `heat`, in order (see `alloc_page`);
+    /// `big` once the transaction is a big commit.
+    fn stages(&self, heat: Heat, big: bool) -> &'static [(u64, u64)] {
+        match (heat, self.room, big) {
+            (Heat::Hot, Room::Tight, _) => &[(HOT_RUN, u64::MAX)],
+            (Heat::Hot, _, _) => &[(HOT_RUN, u64::MAX), (1, u64::MAX)],
+            (Heat::Cold, Room::Tight, _) => &[(COLD_RUN, u64::MAX)],
+            (Heat::Cold, Room::Loose, true) => &[(HOT_RUN, u64::MAX)],
+            (Heat::Cold, Room::Ample, true) => &[(HOT_RUN, u64::MAX), (1, u64::MAX)],
+            (Heat::Cold, _, false) => &[(1, HOT_RUN - 1), (1, u64::MAX)],
+        }
+    }
+
+    /// How much of the file is free now.
+    fn measure_room(&self) -> Room {
+        let free: u64 = self.dir.iter().map(|s| s.free as u64).sum();
+        if free * 8 <= self.file_pages {
+            Room::Tight
+        } else if free * 4 <= self.file_pages {
+            Room::Loose
+        } else {
+            Room::Ample
+        }
     }
 
     /// The first run of `min..=max` free pages at or after the end of extent `h`, wrapping

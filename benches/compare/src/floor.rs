@@ -7,6 +7,7 @@
 //! bounds the single-commit ratio that any cut in CPU work could reach on this disk.
 
 use crate::disk;
+use crate::workload::SplitMix64;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -20,24 +21,19 @@ const FILE_PAGES: u64 = 40_000;
 /// Commit `i`'s writes, `(first page, pages)` each: a cold run (a leaf and its parent,
 /// sometimes one more branch), the hot run (roots, catalog, free map), which alternates between
 /// two places near the end, and the meta.
-fn shadowkv_like(i: u64, rng: &mut u64) -> [(u64, u64); 3] {
+fn shadowkv_like(i: u64, rng: &mut SplitMix64) -> [(u64, u64); 3] {
     let hot = FILE_PAGES - 64 + (i % 2) * 16;
-    [(2 + next(rng) % (FILE_PAGES - 80), 3), (hot, 9), (i % 2, 1)]
-}
-
-fn next(state: &mut u64) -> u64 {
-    // splitmix64
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    [
+        (2 + rng.below((FILE_PAGES - 80) as usize) as u64, 3),
+        (hot, 9),
+        (i % 2, 1),
+    ]
 }
 
 /// Runs `commits` commits; returns ms per commit and the device work per commit.
 fn replay(file: &File, commits: u64) -> io::Result<(f64, Option<disk::IoPerOp>)> {
     let buf = vec![0x5au8; (16 * PAGE) as usize];
-    let mut rng = 0x0f10_0aa5;
+    let mut rng = SplitMix64::new(0x0f10_0aa5);
     let mark = disk::mark();
     let start = Instant::now();
     for i in 0..commits {
