@@ -1,6 +1,7 @@
 //! Repetition: the engine order of each round, and how several rounds are folded into one
 //! result per engine (medians) and one spread per shadowkv/peer ratio.
 
+use crate::disk::IoPerOp;
 use crate::report::{Metric, Results, Size};
 
 /// The engine order of round `k` (0-based): the given order in even rounds, reversed in odd
@@ -53,16 +54,13 @@ pub fn median_results(runs: &[&Results]) -> Results {
         m.noisy[i] = majority(ok.iter().filter(|r| r.noisy[i]).count(), ok.len());
     }
     for i in 0..m.io.len() {
-        let ios: Vec<crate::disk::IoPerOp> = ok.iter().filter_map(|r| r.io[i]).collect();
-        let of =
-            |f: fn(&crate::disk::IoPerOp) -> f64| median(&ios.iter().map(f).collect::<Vec<_>>());
-        m.io[i] = (|| {
-            Some(crate::disk::IoPerOp {
-                writes: of(|io| io.writes)?,
-                flushes: of(|io| io.flushes)?,
-                kib: of(|io| io.kib)?,
-            })
-        })();
+        let ios: Vec<IoPerOp> = ok.iter().filter_map(|r| r.io[i]).collect();
+        let of = |f: fn(&IoPerOp) -> f64| median(&ios.iter().map(f).collect::<Vec<_>>());
+        m.io[i] = (!ios.is_empty()).then(|| IoPerOp {
+            writes: of(|io| io.writes).unwrap_or_default(),
+            flushes: of(|io| io.flushes).unwrap_or_default(),
+            kib: of(|io| io.kib).unwrap_or_default(),
+        });
     }
     m.after_load = median_size(ok.iter().map(|r| r.after_load));
     m.after_commits = median_size(ok.iter().map(|r| r.after_commits));
