@@ -73,6 +73,12 @@ pub enum Error {
     /// An argument is outside what the API accepts (a bad page size, an empty name, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A send stream given to `receive` is truncated, damaged or not a shadowkv stream.
+    #[error("bad stream: {reason}")]
+    BadStream {
+        /// What was wrong.
+        reason: String,
+    },
     /// The named root is a read-only snapshot.
     #[error("{0} is a snapshot and cannot be written")]
     ReadOnly(String),
@@ -89,4 +95,18 @@ impl Error {
             reason: reason.into(),
         }
     }
+}
+
+/// One step of an iterator that ends after its first error: `failed` is set by an error, and
+/// once set nothing more is read (a damaged page would only give the same error again).
+pub(crate) fn fused_step<T>(
+    failed: &mut bool,
+    step: impl FnOnce() -> Result<Option<T>>,
+) -> Option<Result<T>> {
+    if *failed {
+        return None;
+    }
+    let next = step();
+    *failed = next.is_err();
+    next.transpose()
 }

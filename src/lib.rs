@@ -81,4 +81,4 @@ pub mod testkit;
 
 pub use db::{BranchInfo, CheckReport, Database, Options, SnapshotInfo, Stats, TableStats};
 pub use error::{Error, Result};
-pub use txn::{Durability, Range, ReadTxn, Table, TableMut, WriteTxn};
+pub use txn::{Change, Diff, Durability, Range, ReadTxn, Table, TableMut, WriteTxn};

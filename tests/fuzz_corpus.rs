@@ -66,6 +66,11 @@ fn replay_node_decode_corpus() {
     replay("node_decode", fuzz::node_decode);
 }
 
+#[test]
+fn replay_receive_bytes_corpus() {
+    replay("receive_bytes", shadowkv::testkit::fuzz::receive_bytes);
+}
+
 /// The seed corpus must contain a real database file of the current format, and it must
 /// open and pass `check`. After a format change the seeds are stale (they open as
 /// `UnsupportedVersion` and the fuzzer learns little from them): this says so loudly without
@@ -175,6 +180,51 @@ fn write_seed_corpus() {
     leafish[1] = 0;
     write("node_decode", "leaf-tag-random", &leafish);
     write("node_decode", "short", &[2, 1, 1, 0]);
+    // receive_bytes: a full stream, then incremental ones on top of it, and random bytes.
+    let streams = seed_streams();
+    write("receive_bytes", "full", &streams[0]);
+    write("receive_bytes", "full-incr", &streams[..2].concat());
+    write("receive_bytes", "full-incr-incr", &streams.concat());
+    write("receive_bytes", "random", &rng.bytes(300));
+}
+
+/// Three streams of a small database: s1 whole, s2 since s1, s3 since s2 (a deleted table,
+/// an empty one, an overflow value, removes and overwrites).
+fn seed_streams() -> Vec<Vec<u8>> {
+    let db = Database::options()
+        .open_storage(Arc::new(MemStorage::new()))
+        .unwrap();
+    let mut tx = db.begin_write().unwrap();
+    for i in 0..20u32 {
+        let mut t = tx.open_table("t1").unwrap();
+        t.insert(format!("key{i:02}").as_bytes(), &[i as u8; 30])
+            .unwrap();
+    }
+    tx.open_table("gone").unwrap().insert(b"x", b"y").unwrap();
+    tx.commit().unwrap();
+    db.create_snapshot("s1").unwrap();
+    let mut tx = db.begin_write().unwrap();
+    tx.delete_table("gone").unwrap();
+    tx.open_table("empty").unwrap();
+    tx.open_table("t1").unwrap().remove(b"key03").unwrap();
+    tx.open_table("t1")
+        .unwrap()
+        .insert(b"big", &[0xAB; 5000])
+        .unwrap();
+    tx.commit().unwrap();
+    db.create_snapshot("s2").unwrap();
+    let mut tx = db.begin_write().unwrap();
+    tx.open_table("t1")
+        .unwrap()
+        .insert(b"key04", b"new")
+        .unwrap();
+    tx.commit().unwrap();
+    db.create_snapshot("s3").unwrap();
+    let mut out = vec![Vec::new(), Vec::new(), Vec::new()];
+    db.send("s1", None, &mut out[0]).unwrap();
+    db.send("s2", Some("s1"), &mut out[1]).unwrap();
+    db.send("s3", Some("s2"), &mut out[2]).unwrap();
+    out
 }
 
 // ---------------------------------------------------------------------------------------

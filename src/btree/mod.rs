@@ -13,6 +13,7 @@
 
 mod check;
 mod cursor;
+pub mod diff;
 pub mod share;
 pub mod walk;
 mod write;

@@ -5,8 +5,10 @@
 //! only to retire a newer meta that failed verification, see `recover.rs`).
 
 mod check;
+mod receive;
 mod recover;
 mod roots;
+mod send;
 
 pub use check::{CheckReport, Stats, TableStats};
 pub use roots::{BranchInfo, SnapshotInfo};
@@ -19,6 +21,7 @@ use crate::txn::catalog::check_name;
 use crate::txn::roots::{RootsEdit, MAIN};
 use crate::txn::{Durability, ReadTxn, Shared, WriteTxn};
 use crate::{Error, Result};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -207,6 +210,26 @@ impl Database {
     /// Every branch (`main` included), by name, with the space each references and holds alone.
     pub fn branches(&self) -> Result<Vec<BranchInfo>> {
         roots::list(self.shared.begin_read().state(), RootKind::Branch)
+    }
+
+    /// Writes snapshot `snapshot` to `out` as a stream (format: docs/stream.md), in the
+    /// manner of `zfs send`: the whole snapshot, or with `base` only what changed since that
+    /// older snapshot, at a cost of O(changes). Reads one committed state; writers go on.
+    /// Both names must be snapshots.
+    pub fn send(&self, snapshot: &str, base: Option<&str>, mut out: impl Write) -> Result<()> {
+        send::send(&self.shared, snapshot, base, &mut out)
+    }
+
+    /// Reads exactly one stream from `input` (and not a byte past its end) and creates the
+    /// snapshot it carries, with the sender's name and identity; returns that name. An
+    /// incremental stream needs the very snapshot it was computed from.
+    ///
+    /// All or nothing: a truncated, damaged or foreign stream (`Error::BadStream`), a base
+    /// this database lacks (`NotFound`) or a name already in use (`AlreadyExists`) leaves
+    /// the database's snapshots and branches as they were, and so does a crash. Memory stays
+    /// bounded by the largest value plus a fixed buffer. Takes the writer lock.
+    pub fn receive(&self, mut input: impl Read) -> Result<String> {
+        receive::receive(&self.shared, &mut input)
     }
 
     /// Makes every commit so far durable (one fsync).

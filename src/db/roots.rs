@@ -38,7 +38,7 @@ pub fn list(state: &Committed, kind: RootKind) -> Result<Vec<SnapshotInfo>> {
     let pages = &state.pages;
     let mut out = Vec::new();
     for (name, record) in crate::txn::roots::list(pages, state.meta.roots)? {
-        if record.kind != kind {
+        if record.kind != kind || crate::txn::catalog::is_hidden(&name) {
             continue;
         }
         out.push(info(pages, state.meta.refcounts, name, &record)?);

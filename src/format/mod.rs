@@ -11,11 +11,12 @@ pub mod freemap;
 pub mod meta;
 pub mod node;
 pub mod roots;
+pub mod stream;
 
 use bytemuck::{Pod, Zeroable};
 
 /// The format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 /// Smallest and largest page sizes (both powers of two).
 pub const MIN_PAGE_SIZE: usize = 4096;
 /// See [`MIN_PAGE_SIZE`].

@@ -72,8 +72,9 @@ struct RootDisk {
     txn: U64Le,
     created_unix_secs: U64Le,
     shared_until: U64Le,
+    identity: [u8; 16],
 }
-const _: () = assert!(std::mem::size_of::<RootDisk>() == 48);
+const _: () = assert!(std::mem::size_of::<RootDisk>() == 64);
 
 /// A named snapshot or branch (roots-tree key: its name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +90,10 @@ pub struct RootRecord {
     /// Pages of this root born at or before this txn may be shared with another root; pages
     /// born after it cannot be (the generation shortcut).
     pub shared_until: u64,
+    /// A 128-bit identity drawn when the root is created and kept by copies of it (a
+    /// received snapshot keeps its sender's), so an incremental stream applies only on top of
+    /// the very snapshot it was computed from. Zero for `main` before its first commit.
+    pub identity: [u8; 16],
 }
 
 impl RootRecord {
@@ -100,9 +105,10 @@ impl RootRecord {
             txn: 0,
             created_unix_secs: 0,
             shared_until: 0,
+            identity: [0; 16],
         }
     }
-    /// Encodes the record (48 bytes).
+    /// Encodes the record (64 bytes).
     pub fn encode(&self) -> Vec<u8> {
         bytemuck::bytes_of(&RootDisk {
             kind: match self.kind {
@@ -114,6 +120,7 @@ impl RootRecord {
             txn: U64Le::new(self.txn),
             created_unix_secs: U64Le::new(self.created_unix_secs),
             shared_until: U64Le::new(self.shared_until),
+            identity: self.identity,
         })
         .to_vec()
     }
@@ -131,6 +138,7 @@ impl RootRecord {
             txn: d.txn.get(),
             created_unix_secs: d.created_unix_secs.get(),
             shared_until: d.shared_until.get(),
+            identity: d.identity,
         })
     }
 }

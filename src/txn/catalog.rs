@@ -1,6 +1,8 @@
 //! Names of tables, snapshots and branches.
 //!
-//! Invariants: names are UTF-8 (a `&str`) of 1 to 255 bytes.
+//! Invariants: names are UTF-8 (a `&str`) of 1 to 255 bytes. A name that starts with U+0000
+//! is reserved for the engine's hidden roots (a receive in progress): no user name does, so
+//! no user call can reach one, and listings leave them out.
 
 use crate::{Error, Result};
 
@@ -15,5 +17,15 @@ pub fn check_name(name: &str) -> Result<()> {
             name.len()
         )));
     }
+    if is_hidden(name) {
+        return Err(Error::InvalidArgument(
+            "names starting with U+0000 are reserved".into(),
+        ));
+    }
     Ok(())
+}
+
+/// Whether `name` is one of the engine's hidden roots.
+pub fn is_hidden(name: &str) -> bool {
+    name.starts_with('\0')
 }

@@ -12,10 +12,13 @@
 
 mod buffer;
 pub mod catalog;
+mod diff;
 pub mod roots;
 mod table;
 mod write;
 
+pub(crate) use diff::TableChanges;
+pub use diff::{Change, Diff};
 pub use table::{Range, Table};
 pub(crate) use write::sync_or_poison;
 pub use write::{TableMut, WriteTxn};
@@ -229,6 +232,25 @@ impl ReadTxn<'_> {
     /// The committed state this transaction pins.
     pub(crate) fn state(&self) -> &Committed {
         &self.state
+    }
+
+    /// Every entry that differs between `base` and this view, tables in name order and keys in
+    /// order within a table. Both views must belong to this database; any two will do
+    /// (snapshots, branches, `main`, in either order of age).
+    ///
+    /// The cost is O(changes × depth): a subtree that both views share is never read. An
+    /// entry overwritten with an equal value is not a change; a table created or deleted
+    /// between the views shows as all its entries added or removed.
+    pub fn diff<'a>(&'a self, base: &'a ReadTxn<'_>) -> Result<Diff<'a>> {
+        if !std::ptr::eq(self.shared, base.shared) {
+            return Err(Error::InvalidArgument(
+                "diff compares two views of one database, and these belong to two".into(),
+            ));
+        }
+        Ok(Diff::new(
+            (&base.state.pages, base.catalog),
+            (&self.state.pages, self.catalog),
+        ))
     }
 
     /// The txn id of the commit this transaction reads.

@@ -26,6 +26,28 @@ pub fn now_unix_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// A fresh 128-bit identity for a new root. Drawn from the standard library's randomly keyed
+/// hasher, mixed with the clock and a process-wide counter, so two roots never share one in
+/// practice (no dependency is needed for 128 random-enough bits).
+pub fn new_identity() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut out = [0u8; 16];
+    for half in out.chunks_exact_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(nanos);
+        h.write_u64(count);
+        h.write_u32(std::process::id());
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
+
 /// Looks a name up in a roots tree (`main` is implicit).
 pub fn lookup<S: PageSource + ?Sized>(
     src: &S,
@@ -162,6 +184,7 @@ impl RootsEdit {
             txn: src.txn,
             created_unix_secs: now_unix_secs(),
             shared_until: txn,
+            identity: new_identity(),
         };
         self.put(w, name, record)?;
         if src.kind == RootKind::Branch {
@@ -228,9 +251,50 @@ impl RootsEdit {
         Ok(())
     }
 
+    /// Names of the hidden roots (see `catalog::is_hidden`).
+    pub fn hidden(&self, w: &WritePager) -> Result<Vec<String>> {
+        let mut names: Vec<String> = list(w, self.roots)?.into_iter().map(|(n, _)| n).collect();
+        names.retain(|n| super::catalog::is_hidden(n));
+        Ok(names)
+    }
+
+    /// The name of the snapshot whose identity is `identity`, if there is one.
+    pub fn find_snapshot(&self, w: &WritePager, identity: [u8; 16]) -> Result<Option<String>> {
+        let found = list(w, self.roots)?.into_iter().find(|(_, r)| {
+            r.kind == RootKind::Snapshot && r.identity == identity && r.identity != [0; 16]
+        });
+        Ok(found.map(|(name, _)| name))
+    }
+
+    /// Renames root `from` to `name` and sets its record with `f`: the catalog reference
+    /// moves with the record, so no count changes.
+    pub fn rename(
+        &mut self,
+        w: &mut WritePager,
+        from: &str,
+        name: &str,
+        f: impl FnOnce(RootRecord) -> RootRecord,
+    ) -> Result<()> {
+        if from == self.branch || name == self.branch {
+            return Err(Error::InvalidArgument(format!("{from} is in use")));
+        }
+        let record = self
+            .lookup(w, from)?
+            .ok_or_else(|| Error::NotFound(from.to_string()))?;
+        if self.lookup(w, name)?.is_some() {
+            return Err(Error::AlreadyExists(name.to_string()));
+        }
+        self.roots = btree::remove(w, &mut Sharing::none(), self.roots, from.as_bytes())?.0;
+        self.put(w, name, f(record))
+    }
+
     /// Writes the branch record and seals the three system trees.
     pub fn seal(&mut self, w: &mut WritePager) -> Result<SealedRoots> {
         if self.branch_dirty {
+            if self.record.identity == [0; 16] {
+                // `main`'s first written record replaces the implicit one.
+                self.record.identity = new_identity();
+            }
             let name = self.branch.clone();
             self.roots = btree::insert(
                 w,

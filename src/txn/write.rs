@@ -60,6 +60,16 @@ impl<'db> WriteTxn<'db> {
     pub(crate) fn begin(shared: &'db Shared, branch: &str) -> Result<Self> {
         check_name(branch)?;
         let guard = shared.lock_writer()?;
+        Self::begin_locked(shared, branch, guard)
+    }
+
+    /// Begins on `branch` (any name, hidden ones too) with the writer slot already held, as
+    /// a sequence of commits that must not let another writer in between does.
+    pub(crate) fn begin_locked(
+        shared: &'db Shared,
+        branch: &str,
+        guard: WriterGuard<'db>,
+    ) -> Result<Self> {
         let base = shared.current();
         let (oldest_reader, durable) = shared.reclaim_bounds();
         let txn = base
@@ -312,7 +322,13 @@ impl<'db> WriteTxn<'db> {
     }
 
     /// Commits: the numbered steps of the commit protocol.
-    pub fn commit(mut self) -> Result<()> {
+    pub fn commit(self) -> Result<()> {
+        self.commit_holding_lock().map(drop)
+    }
+
+    /// Commits and keeps the writer slot, for a sequence of commits (a receive). On an
+    /// error the slot is released with the transaction.
+    pub(crate) fn commit_holding_lock(mut self) -> Result<WriterGuard<'db>> {
         // 1. A poisoned database or a transaction that failed midway commits nothing.
         if self.shared.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
@@ -337,7 +353,7 @@ impl<'db> WriteTxn<'db> {
                     slot: self.base.slot,
                 };
             }
-            return Ok(());
+            return Ok(self._guard);
         }
         let txn = self.pager.txn().0;
         // 2. Apply the buffered inserts, table by table in name order.
@@ -365,6 +381,7 @@ impl<'db> WriteTxn<'db> {
                 txn,
                 created_unix_secs: super::roots::now_unix_secs(),
                 shared_until: 0,
+                identity: super::roots::new_identity(),
             };
             self.edit.put(&mut self.pager, &name, record)?;
             self.edit.record.shared_until = txn;
@@ -447,8 +464,7 @@ impl<'db> WriteTxn<'db> {
         if synced {
             *shared.durable.lock() = DurableMark { txn, slot };
         }
-        drop(self.base);
-        Ok(())
+        Ok(self._guard)
     }
 }
 

@@ -712,6 +712,17 @@ impl World {
                 next.roots.remove(name);
             }
             Step::Sync => {}
+            Step::Receive {
+                name, tables, ok, ..
+            } => {
+                if *ok {
+                    let root = Root {
+                        snapshot: true,
+                        tables: tables.clone(),
+                    };
+                    next.roots.insert(name.clone(), root);
+                }
+            }
         }
         next
     }
@@ -756,6 +767,14 @@ pub enum Step {
     DeleteSnapshot(String),
     DeleteBranch(String),
     Sync,
+    /// `receive` of a stream made elsewhere: it creates snapshot `name` holding `tables`, or,
+    /// when `ok` is false, is refused and changes nothing a user can see.
+    Receive {
+        name: String,
+        stream: Vec<u8>,
+        tables: Model,
+        ok: bool,
+    },
 }
 
 impl Step {
@@ -784,6 +803,9 @@ impl Step {
                     if *abort { ", aborted" } else { "" }
                 )
             }
+            Step::Receive {
+                name, stream, ok, ..
+            } => format!("receive {name:?} ({} bytes, ok: {ok})", stream.len()),
             other => format!("{other:?}"),
         }
     }
@@ -1024,6 +1046,14 @@ pub fn apply(db: &Database, world: &World, step: &Step) -> shadowkv::Result<Worl
         Step::DeleteSnapshot(name) => db.delete_snapshot(name)?,
         Step::DeleteBranch(name) => db.delete_branch(name)?,
         Step::Sync => db.sync()?,
+        Step::Receive { stream, ok, .. } => {
+            let received = db.receive(&stream[..]);
+            if *ok {
+                received?;
+            } else {
+                assert!(received.is_err(), "a damaged stream was received");
+            }
+        }
     }
     Ok(world.after(step))
 }

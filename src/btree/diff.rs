@@ -1,0 +1,236 @@
+//! The difference between two trees of one file: every key whose value differs, in key order,
+//! at a cost of O(changes × depth) pages.
+//!
+//! Invariants:
+//! - Each side is a frontier: the unread subtrees and the entries not yet compared, in key
+//!   order, next first. Everything already consumed on either side lies before everything
+//!   left on both, so the output is in key order.
+//! - A subtree whose pointer is equal on both sides (same page id, birth and checksum) is
+//!   skipped without being read: a page is never changed while a committed state reaches it,
+//!   so equal pointers mean equal contents. Copy-on-write keeps every untouched sibling's
+//!   pointer, so only the changed paths (and their immediate neighbours when splits or
+//!   merges shifted them) are read.
+//! - This is the only rule that skips. A birth at or before the older root's txn is not used:
+//!   after a `restore` a branch may hold old pages of another lineage, which the base never
+//!   had, so a birth says nothing about the base unless one root descends from the other.
+//! - Bounded: an expansion replaces a node by its entries or its children one level down
+//!   (`node_at` checks the level), so no path is longer than `MAX_DEPTH`, and every round
+//!   consumes an entry, consumes a pair of equal subtrees, or expands a node.
+
+use super::{node_at, value_bytes};
+use crate::format::node::LeafValue;
+use crate::format::Ptr;
+use crate::pager::PageSource;
+use crate::Result;
+use std::cmp::Ordering;
+
+/// One key whose value differs between the two trees; `None` where the key is absent.
+#[derive(Clone, Copy, Debug)]
+pub struct EntryDiff<'s> {
+    /// The key.
+    pub key: &'s [u8],
+    /// Its value in the old tree.
+    pub old: Option<LeafValue<'s>>,
+    /// Its value in the new tree.
+    pub new: Option<LeafValue<'s>>,
+}
+
+#[derive(Clone, Copy)]
+enum Item<'s> {
+    /// A subtree not read yet; its level is unknown only for a root.
+    Node {
+        ptr: Ptr,
+        level: Option<u8>,
+    },
+    Entry {
+        key: &'s [u8],
+        value: LeafValue<'s>,
+    },
+}
+
+struct Frontier<'s, S: PageSource + ?Sized> {
+    src: &'s S,
+    /// Next item last.
+    stack: Vec<Item<'s>>,
+}
+
+impl<'s, S: PageSource + ?Sized> Frontier<'s, S> {
+    fn new(src: &'s S, root: Ptr) -> Self {
+        let mut stack = Vec::new();
+        if !root.is_null() {
+            stack.push(Item::Node {
+                ptr: root,
+                level: None,
+            });
+        }
+        Frontier { src, stack }
+    }
+
+    fn peek(&self) -> Option<Item<'s>> {
+        self.stack.last().copied()
+    }
+
+    /// Replaces the next item, a node, by its entries or children (in key order).
+    fn expand(&mut self) -> Result<()> {
+        let Some(Item::Node { ptr, level }) = self.stack.pop() else {
+            unreachable!("only a node is expanded");
+        };
+        let view = node_at(self.src, ptr, level)?;
+        let start = self.stack.len();
+        // Bounded: a node holds `count` entries.
+        for i in (0..view.count()).rev() {
+            self.stack.push(if view.is_leaf() {
+                let (key, value) = view.key_value(i)?;
+                Item::Entry { key, value }
+            } else {
+                Item::Node {
+                    ptr: view.child(i)?,
+                    level: Some(view.level() - 1),
+                }
+            });
+        }
+        debug_assert!(self.stack.len() - start == view.count());
+        Ok(())
+    }
+}
+
+/// Which side to expand when the two next items are not both entries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expand {
+    Old,
+    New,
+    Both,
+}
+
+/// Iterates the keys whose values differ between an old and a new tree of one file.
+pub struct TreeDiff<'s, S: PageSource + ?Sized> {
+    old: Frontier<'s, S>,
+    new: Frontier<'s, S>,
+    pages_read: u64,
+    failed: bool,
+}
+
+impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
+    /// The diff from the tree under `old_root` (read through `old_src`) to the tree under
+    /// `new_root`; a null root is an empty tree.
+    pub fn new(old_src: &'s S, old_root: Ptr, new_src: &'s S, new_root: Ptr) -> Self {
+        TreeDiff {
+            old: Frontier::new(old_src, old_root),
+            new: Frontier::new(new_src, new_root),
+            pages_read: 0,
+            failed: false,
+        }
+    }
+
+    /// Node pages read so far, both sides together.
+    pub fn pages_read(&self) -> u64 {
+        self.pages_read
+    }
+
+    fn expand(&mut self, which: Expand) -> Result<()> {
+        if which != Expand::New {
+            self.old.expand()?;
+            self.pages_read += 1;
+        }
+        if which != Expand::Old {
+            self.new.expand()?;
+            self.pages_read += 1;
+        }
+        Ok(())
+    }
+
+    /// The next difference, or None when both sides are consumed.
+    fn step(&mut self) -> Result<Option<EntryDiff<'s>>> {
+        // Bounded: see the module invariants.
+        loop {
+            let which = match (self.old.peek(), self.new.peek()) {
+                (None, None) => return Ok(None),
+                (Some(Item::Node { ptr: a, .. }), Some(Item::Node { ptr: b, .. })) if a == b => {
+                    self.old.stack.pop();
+                    self.new.stack.pop();
+                    continue;
+                }
+                (Some(Item::Node { level: a, .. }), Some(Item::Node { level: b, .. })) => {
+                    match (a, b) {
+                        (None, _) => Expand::Old,
+                        (_, None) => Expand::New,
+                        (Some(a), Some(b)) => match a.cmp(&b) {
+                            Ordering::Greater => Expand::Old,
+                            Ordering::Less => Expand::New,
+                            Ordering::Equal => Expand::Both,
+                        },
+                    }
+                }
+                (Some(Item::Node { .. }), _) => Expand::Old,
+                (_, Some(Item::Node { .. })) => Expand::New,
+                (old, new) => match self.compare(old, new)? {
+                    Some(diff) => return Ok(Some(diff)),
+                    None => continue,
+                },
+            };
+            self.expand(which)?;
+        }
+    }
+
+    /// Consumes the next entry of one or both sides; the difference, if any.
+    fn compare(
+        &mut self,
+        old: Option<Item<'s>>,
+        new: Option<Item<'s>>,
+    ) -> Result<Option<EntryDiff<'s>>> {
+        let entry = |item| match item {
+            Some(Item::Entry { key, value }) => Some((key, value)),
+            _ => None,
+        };
+        let (old, new) = (entry(old), entry(new));
+        let order = match (old, new) {
+            (Some((a, _)), Some((b, _))) => a.cmp(b),
+            (Some(_), None) => Ordering::Less,
+            (None, _) => Ordering::Greater,
+        };
+        let (old, new) = match order {
+            Ordering::Less => (old, None),
+            Ordering::Greater => (None, new),
+            Ordering::Equal => (old, new),
+        };
+        if old.is_some() {
+            self.old.stack.pop();
+        }
+        if new.is_some() {
+            self.new.stack.pop();
+        }
+        if let (Some((_, a)), Some((_, b))) = (old, new) {
+            if self.same_value(a, b)? {
+                return Ok(None);
+            }
+        }
+        let key = old.or(new).expect("one side has an entry").0;
+        Ok(Some(EntryDiff {
+            key,
+            old: old.map(|(_, v)| v),
+            new: new.map(|(_, v)| v),
+        }))
+    }
+
+    fn same_value(&self, a: LeafValue<'s>, b: LeafValue<'s>) -> Result<bool> {
+        match (a, b) {
+            (LeafValue::Inline(a), LeafValue::Inline(b)) => Ok(a == b),
+            (
+                LeafValue::Overflow { ptr: pa, len: la },
+                LeafValue::Overflow { ptr: pb, len: lb },
+            ) if pa == pb && la == lb => Ok(true),
+            (a, b) => Ok(value_bytes(self.old.src, a)? == value_bytes(self.new.src, b)?),
+        }
+    }
+}
+
+impl<'s, S: PageSource + ?Sized> Iterator for TreeDiff<'s, S> {
+    type Item = Result<EntryDiff<'s>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut failed = self.failed;
+        let next = crate::error::fused_step(&mut failed, || self.step());
+        self.failed = failed;
+        next
+    }
+}
