@@ -56,6 +56,35 @@
 //! db.delete_branch("experiment")?;
 //! let report = db.check()?;                                 // full integrity and accounting check
 //! # assert_eq!(report.entries, 1);
+//!
+//! // Diff: what changed between two views of one database, in O(changes): a subtree that both
+//! // roots share is never read.
+//! db.create_snapshot("nightly")?;                           // (the name is free again)
+//! let mut tx = db.begin_write()?;
+//! tx.open_table("users")?.insert(b"dave", b"4")?;
+//! tx.commit()?;
+//! let base = db.begin_read_at("nightly")?;
+//! let now = db.begin_read()?;                               // any two views: snapshots, branches
+//! for change in now.diff(&base)? {                          // tables in name order, then keys in order
+//!     let c = change?;
+//!     let (table, key): (&str, &[u8]) = (c.table, c.key);
+//!     let (old, new): (Option<&[u8]>, Option<&[u8]>) = (c.old, c.new); // None: absent on that side
+//! #   assert_eq!((table, key, old, new), ("users", &b"dave"[..], None, Some(&b"4"[..])));
+//! }
+//! # drop(base); drop(now);
+//!
+//! // Streams, as zfs send/receive: a snapshot whole, or only what changed since an older one.
+//! db.create_snapshot("nightly-2")?;
+//! let mut out: Vec<u8> = Vec::new();                        // any std::io::Write
+//! db.send("nightly", None, &mut out)?;                      // full stream of a snapshot
+//! db.send("nightly-2", Some("nightly"), &mut out)?;         // incremental: O(changes since "nightly")
+//! # let replica_path = dir.path().join("replica.db");
+//! let replica = Database::open(&replica_path)?;
+//! let mut input = &out[..];                                 // any std::io::Read; reads exactly one
+//! replica.receive(&mut input)?;                             // stream per call, so streams concatenate;
+//! replica.receive(&mut input)?;                             // creates snapshots "nightly", "nightly-2"
+//! # assert!(input.is_empty());
+//! # assert_eq!(replica.begin_read_at("nightly-2")?.open_table("users")?.len()?, 2);
 //! # Ok(())
 //! # }
 //! ```

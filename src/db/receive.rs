@@ -30,8 +30,11 @@ use std::io::Read;
 
 /// The hidden root a receive builds its snapshot in.
 const STAGING: &str = "\0receive";
-/// Keys and values applied per commit of the staging root.
+/// Bytes of records (or of dirty pages) applied per commit of the staging root.
 const CHUNK_BYTES: usize = 16 << 20;
+/// What a record costs in memory besides its key and value (the insert buffer's bookkeeping),
+/// so that a stream of tiny records also ends its chunks.
+const RECORD_COST: usize = 32;
 
 /// Receives one stream from `input`; returns the name of the snapshot it created.
 pub(crate) fn receive(shared: &Shared, input: &mut dyn Read) -> Result<String> {
@@ -111,8 +114,9 @@ fn apply_chunk(
     table: &mut Option<String>,
 ) -> Result<bool> {
     let mut applied = 0usize;
-    // Bounded: a chunk ends after CHUNK_BYTES of keys and values, or at the end record.
-    while applied < CHUNK_BYTES {
+    // Bounded: a chunk ends after CHUNK_BYTES of records or of dirty pages (removes copy
+    // pages at once), or at the end record.
+    while applied < CHUNK_BYTES && tx.dirty_bytes() < CHUNK_BYTES {
         let kind = reader.record()?;
         let key = &reader.key;
         let current = || {
@@ -138,7 +142,7 @@ fn apply_chunk(
             }
             RecordKind::End => return reader.check_end().map(|()| true),
         }
-        applied += 1 + reader.key.len() + reader.value.len();
+        applied += RECORD_COST + reader.key.len() + reader.value.len();
     }
     Ok(false)
 }

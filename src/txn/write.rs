@@ -119,6 +119,12 @@ impl<'db> WriteTxn<'db> {
         self.pager.txn().0
     }
 
+    /// Bytes of the pages this transaction has made dirty so far (held in memory until the
+    /// commit).
+    pub(crate) fn dirty_bytes(&self) -> usize {
+        self.pager.dirty_pages() * self.pager.page_size()
+    }
+
     /// The branch this transaction writes.
     pub fn branch(&self) -> &str {
         &self.edit.branch
