@@ -3,7 +3,7 @@
 //! single-entry commits without fsync, durable single-entry commits, and removing half the
 //! entries in one transaction followed by a snapshot.
 //! Run with `cargo run --release --example probe [N] [phase ...]` (phases: load reads scans
-//! commits durable batches remove; default all).
+//! commits durable batches streams remove; default all).
 
 use shadowkv::{Database, Durability};
 use std::time::Instant;
@@ -98,9 +98,69 @@ fn main() {
         durable_batches(&db, 3 * n, batches, 1000, &value);
         rate("durable batches of 1000", batches * 1000, start);
     }
+    if on("streams") {
+        streams(&db, n, dir.path());
+    }
     if on("remove") {
         remove_half_then_snapshot(&db, n);
     }
+}
+
+/// Iterating every entry, a full send, a receive of it into a new file, an incremental send
+/// after 1% of the keys changed, and a diff of 10 changes.
+fn streams(db: &Database, n: u64, dir: &std::path::Path) {
+    db.create_snapshot("full").unwrap();
+    let start = Instant::now();
+    let rx = db.begin_read_at("full").unwrap();
+    let seen = rx.open_table("t").unwrap().iter().unwrap().count() as u64;
+    rate("iterate every entry", seen, start);
+    drop(rx);
+    let start = Instant::now();
+    db.send("full", None, std::io::sink()).unwrap();
+    rate("full send to io::sink", seen, start);
+    let start = Instant::now();
+    let mut stream = Vec::new();
+    db.send("full", None, &mut stream).unwrap();
+    rate("full send to a new Vec", seen, start);
+    let replica = Database::open(dir.join("replica.db")).unwrap();
+    let start = Instant::now();
+    replica.receive(&stream[..]).unwrap();
+    rate("full receive", seen, start);
+    let mut tx = db.begin_write().unwrap();
+    for i in 0..n / 100 {
+        let j = i.wrapping_mul(0x2545_F491_4F6C_DD1D) % n;
+        tx.open_table("t")
+            .unwrap()
+            .insert(&key(j), &[6u8; 100])
+            .unwrap();
+    }
+    tx.commit().unwrap();
+    db.create_snapshot("one-percent").unwrap();
+    let start = Instant::now();
+    let mut incremental = Vec::new();
+    db.send("one-percent", Some("full"), &mut incremental)
+        .unwrap();
+    rate("incremental send of 1%", n / 100, start);
+    let start = Instant::now();
+    replica.receive(&incremental[..]).unwrap();
+    rate("incremental receive of 1%", n / 100, start);
+    let mut tx = db.begin_write().unwrap();
+    for i in 0..10 {
+        tx.open_table("t")
+            .unwrap()
+            .insert(&key(i * 7), &[7u8; 100])
+            .unwrap();
+    }
+    tx.commit().unwrap();
+    let (old, new) = (
+        db.begin_read_at("one-percent").unwrap(),
+        db.begin_read().unwrap(),
+    );
+    let start = Instant::now();
+    let mut diff = new.diff(&old).unwrap();
+    let changes = diff.by_ref().count() as u64;
+    rate("diff of 10 changes", changes, start);
+    println!("diff of 10 changes read {} pages", diff.pages_read());
 }
 
 /// `batches` durable commits of `size` new random keys each.

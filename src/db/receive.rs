@@ -18,7 +18,7 @@
 
 use crate::format::roots::{RootKind, RootRecord};
 use crate::format::stream::{
-    bad, decode_record_head, RecordKind, StreamHeader, Trailer, HEADER_DISK_BYTES,
+    bad, chain_crc, decode_record_head, RecordKind, StreamHeader, Trailer, HEADER_DISK_BYTES,
     RECORD_DISK_BYTES,
 };
 use crate::format::Ptr;
@@ -179,9 +179,10 @@ fn hex(bytes: &[u8]) -> String {
 /// that the end record must match.
 struct StreamReader<'r> {
     input: &'r mut dyn Read,
-    crc: u32,
+    /// The stream checksum so far (`chain_crc`).
+    chain: u32,
     /// The stream checksum before the record last read.
-    crc_before: u32,
+    chain_before: u32,
     counts: [u64; 4],
     key: Vec<u8>,
     value: Vec<u8>,
@@ -191,8 +192,8 @@ impl<'r> StreamReader<'r> {
     fn new(input: &'r mut dyn Read) -> Self {
         StreamReader {
             input,
-            crc: 0,
-            crc_before: 0,
+            chain: 0,
+            chain_before: 0,
             counts: [0; 4],
             key: Vec::new(),
             value: Vec::new(),
@@ -200,9 +201,7 @@ impl<'r> StreamReader<'r> {
     }
 
     fn exact(&mut self, buf: &mut [u8]) -> Result<()> {
-        self.input.read_exact(buf).map_err(truncated)?;
-        self.crc = crc32c::crc32c_append(self.crc, buf);
-        Ok(())
+        self.input.read_exact(buf).map_err(truncated)
     }
 
     /// Reads `len` bytes into `into` (key or value), growing it only as bytes arrive.
@@ -217,7 +216,6 @@ impl<'r> StreamReader<'r> {
         if got != len {
             return Err(bad("truncated stream"));
         }
-        self.crc = crc32c::crc32c_append(self.crc, into);
         Ok(())
     }
 
@@ -228,12 +226,14 @@ impl<'r> StreamReader<'r> {
         self.bytes(name_len, false)?;
         let mut crc = [0u8; 4];
         self.exact(&mut crc)?;
-        StreamHeader::decode_rest(&disk, &self.key, u32::from_le_bytes(crc))
+        let header = StreamHeader::decode_rest(&disk, &self.key, u32::from_le_bytes(crc))?;
+        self.chain = chain_crc(0, &crc);
+        Ok(header)
     }
 
     /// Reads the next record into `key` and `value` and checks its checksum.
     fn record(&mut self) -> Result<RecordKind> {
-        self.crc_before = self.crc;
+        self.chain_before = self.chain;
         let mut head = [0u8; RECORD_DISK_BYTES];
         self.exact(&mut head)?;
         let (kind, key_len, value_len) = decode_record_head(&head)?;
@@ -247,6 +247,7 @@ impl<'r> StreamReader<'r> {
         if want != u32::from_le_bytes(crc) {
             return Err(bad(format!("damaged {kind:?} record (checksum mismatch)")));
         }
+        self.chain = chain_crc(self.chain, &crc);
         if let Some(counter) = kind.counter() {
             self.counts[counter] += 1;
         }
@@ -263,7 +264,7 @@ impl<'r> StreamReader<'r> {
                 self.counts
             )));
         }
-        if trailer.stream_crc.get() != self.crc_before {
+        if trailer.stream_crc.get() != self.chain_before {
             return Err(bad("damaged stream (stream checksum mismatch)"));
         }
         Ok(())

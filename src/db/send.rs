@@ -9,17 +9,18 @@
 //! - A full stream lists every table (empty ones too), each followed by all its entries in
 //!   key order. An incremental stream costs O(changes × depth) pages: it is the diff of the
 //!   two catalogs and of each changed table.
-//! - The stream checksum covers every byte before the end record, which carries it.
+//! - The stream checksum chains the header's and every record's checksum, in order; the end
+//!   record carries it.
 
 use crate::btree::diff::TreeDiff;
 use crate::btree::{value_bytes, Bound, Cursor};
 use crate::format::roots::{RootKind, RootRecord, TableRecord};
-use crate::format::stream::{record_head, RecordKind, StreamHeader, Trailer};
+use crate::format::stream::{chain_crc, record_head, RecordKind, StreamHeader, Trailer};
 use crate::format::Ptr;
 use crate::pager::ReadPages;
 use crate::txn::{roots, Shared, TableChanges};
 use crate::{Error, Result};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 
 /// Writes the stream of snapshot `name` (the changes since snapshot `base`, when given).
 pub(crate) fn send(
@@ -43,7 +44,7 @@ pub(crate) fn send(
         created_unix_secs: record.created_unix_secs,
     };
     let mut w = StreamWriter::new(out);
-    w.raw(&header.encode())?;
+    w.header(&header)?;
     match base {
         None => send_full(&mut w, &state.pages, record.catalog)?,
         Some(b) => send_changes(&mut w, &state.pages, b.catalog, record.catalog)?,
@@ -99,46 +100,75 @@ fn send_changes(w: &mut StreamWriter<'_>, pages: &ReadPages, base: Ptr, now: Ptr
     Ok(())
 }
 
-/// Buffers the stream, checksums it and counts its records.
+/// Buffers the stream, chains the checksums and counts the records.
 struct StreamWriter<'w> {
-    out: BufWriter<&'w mut dyn Write>,
-    crc: u32,
+    out: &'w mut dyn Write,
+    /// Bytes not yet written to `out`; a record is assembled in place here, so that it is
+    /// checksummed in one call and copied once.
+    buf: Vec<u8>,
+    /// The stream checksum so far: a CRC-32C over the header's and each record's checksum.
+    chain: u32,
     counts: [u64; 4],
 }
+
+/// The buffer is written out once it holds this much.
+const BUF_BYTES: usize = 256 << 10;
+/// Larger values are checksummed and written where they are, not copied into the buffer.
+const SMALL_VALUE: usize = 4096;
 
 impl<'w> StreamWriter<'w> {
     fn new(out: &'w mut dyn Write) -> Self {
         StreamWriter {
-            out: BufWriter::with_capacity(256 << 10, out),
-            crc: 0,
+            out,
+            buf: Vec::with_capacity(BUF_BYTES + 2 * SMALL_VALUE),
+            chain: 0,
             counts: [0; 4],
         }
     }
 
-    fn raw(&mut self, bytes: &[u8]) -> Result<()> {
-        self.crc = crc32c::crc32c_append(self.crc, bytes);
-        self.out.write_all(bytes)?;
+    fn header(&mut self, header: &StreamHeader) -> Result<()> {
+        let bytes = header.encode();
+        self.chain = chain_crc(0, &bytes[bytes.len() - 4..]);
+        self.buf.extend_from_slice(&bytes);
         Ok(())
     }
 
     fn record(&mut self, kind: RecordKind, key: &[u8], value: &[u8]) -> Result<()> {
-        let head = record_head(kind, key.len(), value.len());
-        let mut crc = crc32c::crc32c(&head);
-        crc = crc32c::crc32c_append(crc, key);
-        crc = crc32c::crc32c_append(crc, value);
-        self.raw(&head)?;
-        self.raw(key)?;
-        self.raw(value)?;
-        self.raw(&crc.to_le_bytes())?;
+        let start = self.buf.len();
+        self.buf
+            .extend_from_slice(&record_head(kind, key.len(), value.len()));
+        self.buf.extend_from_slice(key);
+        let crc = if value.len() <= SMALL_VALUE {
+            self.buf.extend_from_slice(value);
+            crc32c::crc32c(&self.buf[start..])
+        } else {
+            let crc = crc32c::crc32c(&self.buf[start..]);
+            self.drain()?;
+            self.out.write_all(value)?;
+            crc32c::crc32c_append(crc, value)
+        };
+        let crc = crc.to_le_bytes();
+        self.buf.extend_from_slice(&crc);
+        self.chain = chain_crc(self.chain, &crc);
         if let Some(counter) = kind.counter() {
             self.counts[counter] += 1;
+        }
+        if self.buf.len() >= BUF_BYTES {
+            self.drain()?;
         }
         Ok(())
     }
 
+    fn drain(&mut self) -> Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
     fn finish(mut self) -> Result<()> {
-        let trailer = Trailer::new(self.counts, self.crc);
+        let trailer = Trailer::new(self.counts, self.chain);
         self.record(RecordKind::End, &[], &trailer.encode())?;
+        self.drain()?;
         self.out.flush()?;
         Ok(())
     }

@@ -7,9 +7,9 @@
 //! - A record's lengths are checked against the engine's limits before any byte of its key
 //!   or value is read, so a damaged length never makes a reader allocate or wait for more
 //!   than the largest value allowed.
-//! - Every record carries a CRC-32C of its header, key and value; the end record also
-//!   carries the counts of the records before it and a CRC-32C of every stream byte before
-//!   it.
+//! - Every record carries a CRC-32C of its head, key and value; the end record also
+//!   carries the counts of the records before it and the chain of every checksum before it
+//!   ([`chain_crc`]).
 
 use super::{U32Le, U64Le, MAX_KEY_LEN, MAX_VALUE_LEN};
 use crate::{Error, Result};
@@ -238,7 +238,7 @@ pub struct Trailer {
     pub puts: U64Le,
     /// Remove records.
     pub removes: U64Le,
-    /// CRC-32C of every byte of the stream before the end record.
+    /// The stream checksum: see [`chain_crc`].
     pub stream_crc: U32Le,
 }
 /// Bytes of [`Trailer`].
@@ -269,6 +269,14 @@ impl Trailer {
     pub fn decode(bytes: &[u8]) -> Trailer {
         bytemuck::pod_read_unaligned(bytes)
     }
+}
+
+/// The stream checksum after one more checksum: a CRC-32C over the header's checksum and
+/// then every record's, in stream order (each as 4 little-endian bytes). Each of those covers
+/// its own bytes, so the chain catches a record dropped, repeated or moved without reading
+/// any byte twice.
+pub fn chain_crc(chain: u32, crc_le: &[u8]) -> u32 {
+    crc32c::crc32c_append(chain, crc_le)
 }
 
 /// A stream error.
