@@ -14,12 +14,13 @@
 mod check;
 mod cursor;
 pub mod share;
-pub mod walk;
+pub mod traverse;
 mod write;
 
 pub use check::{check_node, child_bounds};
 pub use cursor::{Bound, Cursor};
-pub use share::{Sharing, TreeKind};
+pub use share::Sharing;
+pub use traverse::TreeKind;
 pub use write::{check_sizes, insert, insert_with_finger, remove, seal, Finger};
 
 use crate::format::node::{LeafValue, NodeView};

@@ -9,6 +9,7 @@
 //! - Every page read through a pointer is checked for its tag, its own id and its birth txn;
 //!   its checksum too when verification is on.
 
+pub(crate) mod chain;
 mod floors;
 pub mod freemap;
 mod runs;
