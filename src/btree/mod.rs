@@ -10,6 +10,8 @@
 //!   edited in place) and frees the copied pages.
 //! - After a remove no non-root node is left under a quarter full unless its sibling could
 //!   not share entries with it.
+//! - Every walk that follows pointers below one path is a visitor over [`traverse`], which
+//!   holds the bounds of such walks; [`traverse::targets`] alone says what a node points at.
 
 mod check;
 mod cursor;

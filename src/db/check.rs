@@ -3,7 +3,8 @@
 //! Invariants proved by `check`: every page of the file is exactly one of meta, free-map
 //! structure, free, pending-free or reachable from a snapshot, a branch or the release queue; every reachable page's
 //! checksum holds; keys are ordered within their bounds; each table's `len` is exact; the
-//! meta's free and pending counts are exact.
+//! meta's free and pending counts are exact. The trees are walked by a visitor over
+//! `btree::traverse` and the chains read through `pager::chain`, which bound both.
 
 use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Visitor};
 use crate::btree::{self, check_node};

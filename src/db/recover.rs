@@ -6,7 +6,8 @@
 //!   meta that failed verification (overwritten by the chosen one, then synced).
 //! - The chosen meta is the newest whose checksum holds and whose pages born after its
 //!   `durable_txn` all verify; the walk descends only into pointers born after that txn, so
-//!   it costs what the unsynced commits wrote, never the whole file.
+//!   it costs what the unsynced commits wrote, never the whole file. It is a visitor over
+//!   `btree::traverse` and reads chains through `pager::chain`, which bound it.
 
 use crate::btree;
 use crate::btree::traverse::{traverse, Child, Edge, Enter, TreeKind, Visitor};
@@ -159,6 +160,7 @@ pub fn verify_commit(pages: &ReadPages, meta: &Meta) -> Result<()> {
     ] {
         traverse(pages, root, kind, &mut unsynced)?;
     }
+    // Bounded: `Chain` bounds each chain's length and each page's entries.
     for page in Chain::<DirEntry>::new(pages, meta.free_dir, tag::FREE_DIR, true).born_after(after)
     {
         for entry in page?.entries() {

@@ -146,6 +146,7 @@ pub struct Loaded {
 pub fn load_chains(pages: &ReadPages, free_dir: Ptr, pending: Ptr, verify: bool) -> Result<Loaded> {
     let mut dir = Vec::new();
     let mut chain_pages = Vec::new();
+    // Bounded: `Chain` bounds a chain's length and each page's entries.
     for page in Chain::<DirEntry>::new(pages, free_dir, tag::FREE_DIR, verify) {
         let page = page?;
         dir.extend(
@@ -155,6 +156,7 @@ pub fn load_chains(pages: &ReadPages, free_dir: Ptr, pending: Ptr, verify: bool)
         chain_pages.push(page.ptr);
     }
     let mut pend = Vec::new();
+    // Bounded: as above.
     for page in Chain::<PendingEntry>::new(pages, pending, tag::PENDING, verify) {
         let page = page?;
         pend.extend(page.entries().map(pending_triple));
@@ -177,6 +179,7 @@ use super::PageSource;
 type PendingPages = Vec<(Ptr, Vec<(u64, u64, u64)>)>;
 
 fn load_pending_pages(pages: &ReadPages, head: Ptr) -> Result<PendingPages> {
+    // Bounded: `Chain` bounds the chain's length and each page's entries.
     Chain::<PendingEntry>::new(pages, head, tag::PENDING, false)
         .map(|page| page.map(|page| (page.ptr, page.entries().map(pending_triple).collect())))
         .collect()
