@@ -143,6 +143,10 @@ impl<'a> NodeView<'a> {
     pub fn id(&self) -> u64 {
         self.id
     }
+    /// The whole page behind the view (for a copy that rewrites its pointers).
+    pub fn page_bytes(&self) -> &'a [u8] {
+        self.page
+    }
 
     #[cold]
     fn corrupt(&self, what: &str) -> Error {
