@@ -18,6 +18,10 @@
 //!   through; a node yields at most `count` pointers, each decoded with bounds checks.
 //! - The release-queue drain (`share::ReleaseQueue::process`) is not a traversal: its stack
 //!   is the queue on disk, bounded by its per-commit budget; it uses `targets` like the rest.
+//! - Nor are the two lazy iterations over one tree's entries, the range cursor (`cursor.rs`)
+//!   and the diff of two trees (`diff.rs`): they yield one entry at a time in key order, so
+//!   they keep their own stacks, each bounded by `node_at`'s level check (a child one level
+//!   below its parent) within a single tree.
 
 use super::check::child_bounds;
 use super::{node_at, MAX_DEPTH};

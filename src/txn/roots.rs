@@ -290,7 +290,13 @@ impl RootsEdit {
         if self.lookup(w, name)?.is_some() {
             return Err(Error::AlreadyExists(name.to_string()));
         }
-        self.roots = btree::remove(w, &mut Sharing::none(), self.roots, from.as_bytes())?.0;
+        self.roots = btree::remove(
+            w,
+            &mut Sharing::system(TreeKind::Roots),
+            self.roots,
+            from.as_bytes(),
+        )?
+        .0;
         self.put(w, name, f(record))
     }
 
