@@ -15,14 +15,14 @@
 //! - The copy has no free and no pending page. It is written under a temporary name, synced,
 //!   and only then given its name, which must not exist (see `io::NewFile`).
 
-use super::backup_out::PageOut;
+use super::backup_out::{write_file, PageOut};
 use crate::btree::walk::{targets, Target, Walk};
 use crate::btree::{self};
 use crate::format::copy::{move_node, LeafValues};
 use crate::format::meta::Meta;
 use crate::format::roots::encode_count;
 use crate::format::{tag, PageId, Ptr};
-use crate::io::{FileStorage, NewFile, OpenFileError, Storage};
+use crate::io::{NewFile, Storage};
 use crate::pager::{IdMap, PageSource, ReadPages};
 use crate::txn::{Committed, Shared};
 use crate::{Error, Result};
@@ -35,10 +35,7 @@ pub(crate) fn backup_to(shared: &Shared, path: &Path) -> Result<()> {
         _ => Error::Io(e),
     };
     let file = NewFile::create(path).map_err(io_error)?;
-    let (storage, _) = FileStorage::open(file.path(), false).map_err(|e| match e {
-        OpenFileError::Locked => Error::Locked,
-        OpenFileError::Io(e) => Error::Io(e),
-    })?;
+    let storage = file.writer()?;
     backup_to_storage(shared, &storage)?;
     drop(storage);
     file.publish().map_err(io_error)
@@ -54,41 +51,40 @@ pub(crate) fn backup_to_storage(shared: &Shared, out: &dyn Storage) -> Result<()
 }
 
 fn write_copy(state: &Committed, out: &dyn Storage) -> Result<()> {
-    let meta = state.meta;
-    let page_size = state.pages.page_size();
-    let mut copier = Copier {
-        src: &state.pages,
-        out: PageOut::new(out, page_size),
-        memo: IdMap::default(),
-        parents: IdMap::default(),
-    };
-    let roots = copier.copy(meta.roots, Target::Node(Walk::Roots), None)?;
-    let txn = meta.txn + 1;
-    let refcounts = copier.refcount_tree(txn)?;
-    let mut out = copier.out;
-    let free_dir = out.free_map(txn)?;
-    let copy_meta = Meta {
-        page_size: meta.page_size,
-        txn,
-        // The whole file is synced before it gets its name: everything in it is durable.
-        durable_txn: txn,
-        file_pages: out.file_pages(),
-        roots,
-        refcounts,
-        release: Ptr::default(),
-        free_dir,
-        pending: Ptr::default(),
-        free_count: 0,
-        pending_count: 0,
-        release_seq: meta.release_seq,
-    };
-    out.finish(&copy_meta)
+    write_file(out, state.pages.page_size(), |out| {
+        let meta = state.meta;
+        let mut copier = Copier {
+            src: &state.pages,
+            out,
+            memo: IdMap::default(),
+            parents: IdMap::default(),
+        };
+        let roots = copier.copy(meta.roots, Target::Node(Walk::Roots), None)?;
+        let txn = meta.txn + 1;
+        let refcounts = copier.refcount_tree(txn)?;
+        let free_dir = copier.out.free_map(txn)?;
+        Ok(Meta {
+            page_size: meta.page_size,
+            txn,
+            // The whole file is synced before it gets its name: everything in it is durable.
+            durable_txn: txn,
+            file_pages: copier.out.file_pages(),
+            roots,
+            refcounts,
+            release: Ptr::default(),
+            free_dir,
+            pending: Ptr::default(),
+            free_count: 0,
+            pending_count: 0,
+            release_seq: meta.release_seq,
+        })
+    })
 }
 
 /// The walk that copies: old pages in, new pages out.
 struct Copier<'a> {
     src: &'a ReadPages,
-    out: PageOut<'a>,
+    out: &'a mut PageOut,
     /// Every shareable page copied so far: its old pointer and its new one.
     memo: IdMap<(Ptr, Ptr)>,
     /// Parents found in the copy of every shareable page, by new page id.

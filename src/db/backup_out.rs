@@ -1,6 +1,6 @@
-//! The writing side of a backup: pages appended in order to an empty storage through one
-//! large buffer, trees built bottom-up from sorted entries, the free map of a file without a
-//! free page, and the meta.
+//! The writing side of a backup: pages appended in order to an empty storage in large
+//! chunks, which a second thread writes and syncs while the walk goes on; trees built
+//! bottom-up from sorted entries; the free map of a file without a free page; and the meta.
 //!
 //! Invariants:
 //! - Page ids are handed out in the order pages are appended, from the first data page on,
@@ -9,42 +9,114 @@
 //!   changed afterwards.
 //! - The free map has no bitmap page (every directory entry is null with count 0) and there
 //!   is no pending page: the file holds no free page.
-//! - Nothing is durable until `finish` has written the meta and synced.
+//! - At most [`CHUNKS`] chunks exist at once, so memory stays bounded whatever the file size.
+//! - Nothing is complete until [`write_file`] has written the meta after every page and
+//!   synced; a failure of either thread stops both and is returned.
 
 use crate::format::copy::{dir_page, NodeFill};
 use crate::format::freemap::{bits_per_bitmap, dir_entries_per_page, DirEntry};
 use crate::format::meta::{Meta, META_BYTES};
 use crate::format::{self, PageId, Ptr, TxnId};
 use crate::io::Storage;
-use crate::Result;
+use crate::{Error, Result};
+use bytemuck::{Pod, Zeroable};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+
+/// The unit of the chunks: 4096 bytes aligned to 4096, so that a file opened for direct I/O
+/// can take a chunk as it is (every page size is a multiple of it).
+#[repr(C, align(4096))]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Block([u8; BLOCK]);
+const BLOCK: usize = 4096;
 
 /// Bytes gathered before one write: large sequential writes are what a disk does fastest.
-const BUFFER_BYTES: usize = 8 << 20;
+const CHUNK_BYTES: usize = 8 << 20;
+/// Chunks in memory at once: the one being filled, two queued, one being written.
+const CHUNKS: usize = 4;
+/// Bytes written between two syncs of the writer thread. The disk then works while the walk
+/// goes on, instead of taking the whole file at the final sync.
+const SYNC_BYTES: usize = 32 << 20;
 
-/// Pages appended in id order to an empty storage.
-pub(crate) struct PageOut<'a> {
-    storage: &'a dyn Storage,
+/// Writes a new file to `storage` (which must be empty): `build` appends its pages and
+/// returns its meta, which is written last, before one final sync.
+pub(crate) fn write_file(
+    storage: &dyn Storage,
+    page_size: usize,
+    build: impl FnOnce(&mut PageOut) -> Result<Meta>,
+) -> Result<()> {
+    std::thread::scope(|scope| {
+        let (full_tx, full_rx) = sync_channel(CHUNKS - 2);
+        let (empty_tx, empty_rx) = channel();
+        let writer = scope.spawn(move || write_chunks(storage, full_rx, empty_tx));
+        let first = format::first_data_page(page_size);
+        let mut out = PageOut {
+            page_size,
+            next: first,
+            buffer: chunk(page_size),
+            buffered_from: first,
+            chunks: 1,
+            full: full_tx,
+            empty: empty_rx,
+        };
+        let built = build(&mut out).and_then(|meta| out.flush().map(|()| meta));
+        drop(out);
+        let written = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // The writer's own error explains a walk that stopped because the writer had.
+        written?;
+        let meta = built?;
+        let mut region = vec![0u8; (format::first_data_page(page_size) as usize) * page_size];
+        region[..META_BYTES].copy_from_slice(&meta.encode());
+        storage.write_at(0, &region)?;
+        storage.sync()?;
+        Ok(())
+    })
+}
+
+/// The writer thread: writes each chunk where it belongs and syncs every [`SYNC_BYTES`].
+/// Bounded: it ends when the walk drops its sender (or at the first error).
+fn write_chunks(
+    storage: &dyn Storage,
+    full: Receiver<(u64, Vec<Block>)>,
+    empty: Sender<Vec<Block>>,
+) -> Result<()> {
+    let mut unsynced = 0;
+    for (offset, chunk) in full {
+        let bytes: &[u8] = bytemuck::cast_slice(&chunk);
+        storage.write_at(offset, bytes)?;
+        unsynced += bytes.len();
+        if unsynced >= SYNC_BYTES {
+            storage.sync()?;
+            unsynced = 0;
+        }
+        // The walk may be done and gone: then the chunk is simply dropped.
+        let _ = empty.send(chunk);
+    }
+    Ok(())
+}
+
+/// Pages appended in id order; full chunks go to the writer thread.
+pub(crate) struct PageOut {
     page_size: usize,
     /// The id the next appended page gets.
     next: u64,
-    /// Appended pages not yet written; they start at page `buffered_from`.
-    buffer: Vec<u8>,
+    /// Appended pages not yet handed to the writer; they start at page `buffered_from`.
+    buffer: Vec<Block>,
     buffered_from: u64,
+    /// Chunks allocated so far (at most [`CHUNKS`]).
+    chunks: usize,
+    full: SyncSender<(u64, Vec<Block>)>,
+    /// Chunks the writer is done with, for reuse.
+    empty: Receiver<Vec<Block>>,
 }
 
-impl<'a> PageOut<'a> {
-    /// Appends to `storage` (which must be empty) from the first data page on.
-    pub(crate) fn new(storage: &'a dyn Storage, page_size: usize) -> PageOut<'a> {
-        let first = format::first_data_page(page_size);
-        PageOut {
-            storage,
-            page_size,
-            next: first,
-            buffer: Vec::with_capacity(BUFFER_BYTES + page_size),
-            buffered_from: first,
-        }
-    }
+/// An empty chunk with room for a full chunk and one more page.
+fn chunk(page_size: usize) -> Vec<Block> {
+    Vec::with_capacity((CHUNK_BYTES + page_size) / BLOCK)
+}
 
+impl PageOut {
     /// Pages of the file so far, meta region included.
     pub(crate) fn file_pages(&self) -> u64 {
         self.next
@@ -58,8 +130,9 @@ impl<'a> PageOut<'a> {
     ) -> Result<(u64, u32)> {
         let id = self.next;
         let at = self.buffer.len();
-        self.buffer.resize(at + self.page_size, 0);
-        let page = &mut self.buffer[at..];
+        self.buffer
+            .resize(at + self.page_size / BLOCK, Block::zeroed());
+        let page: &mut [u8] = bytemuck::cast_slice_mut(&mut self.buffer[at..]);
         if let Err(e) = fill(page, id) {
             self.buffer.truncate(at);
             return Err(e);
@@ -76,26 +149,41 @@ impl<'a> PageOut<'a> {
         let id = self.next;
         let pages = crate::pager::overflow_pages(bytes.len() as u64, self.page_size);
         let at = self.buffer.len();
-        self.buffer.extend_from_slice(bytes);
-        self.buffer
-            .resize(at + (pages as usize) * self.page_size, 0);
+        let blocks = (pages as usize) * self.page_size / BLOCK;
+        self.buffer.resize(at + blocks, Block::zeroed());
+        let run: &mut [u8] = bytemuck::cast_slice_mut(&mut self.buffer[at..]);
+        run[..bytes.len()].copy_from_slice(bytes);
         self.next += pages;
         self.flush_if_full()?;
         Ok(id)
     }
 
     fn flush_if_full(&mut self) -> Result<()> {
-        if self.buffer.len() >= BUFFER_BYTES {
+        if self.buffer.len() * BLOCK >= CHUNK_BYTES {
             self.flush()?;
         }
         Ok(())
     }
 
+    /// Hands the buffered pages to the writer thread and starts a new chunk: one the writer
+    /// is done with, or a new one while fewer than [`CHUNKS`] exist.
     fn flush(&mut self) -> Result<()> {
         if !self.buffer.is_empty() {
+            // A closed channel means the writer stopped on an error, which `write_file`
+            // reports in place of this one.
+            let stopped = || Error::Io(std::io::Error::other("the backup writer stopped"));
+            let mut next = match self.empty.try_recv() {
+                Ok(chunk) => chunk,
+                Err(_) if self.chunks < CHUNKS => {
+                    self.chunks += 1;
+                    chunk(self.page_size)
+                }
+                Err(_) => self.empty.recv().map_err(|_| stopped())?,
+            };
+            next.clear();
+            let full = std::mem::replace(&mut self.buffer, next);
             let offset = self.buffered_from * self.page_size as u64;
-            self.storage.write_at(offset, &self.buffer)?;
-            self.buffer.clear();
+            self.full.send((offset, full)).map_err(|_| stopped())?;
         }
         self.buffered_from = self.next;
         Ok(())
@@ -218,17 +306,5 @@ impl<'a> PageOut<'a> {
             })?;
         }
         Ok(next)
-    }
-
-    /// Writes what is buffered and the meta region (`meta` in slot 0, slot 1 empty), then
-    /// syncs: the file is complete and durable.
-    pub(crate) fn finish(mut self, meta: &Meta) -> Result<()> {
-        self.flush()?;
-        let mut region =
-            vec![0u8; (format::first_data_page(self.page_size) as usize) * self.page_size];
-        region[..META_BYTES].copy_from_slice(&meta.encode());
-        self.storage.write_at(0, &region)?;
-        self.storage.sync()?;
-        Ok(())
     }
 }

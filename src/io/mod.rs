@@ -15,7 +15,7 @@ mod newfile;
 
 pub use file::{FileStorage, OpenFileError};
 pub use mem::MemStorage;
-pub use newfile::NewFile;
+pub use newfile::{NewFile, NewFileWriter};
 
 use std::io;
 use std::sync::Arc;
