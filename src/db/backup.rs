@@ -146,6 +146,7 @@ impl Copier<'_> {
         };
         let pointers = targets(&view, walk)?;
         let mut new = Vec::with_capacity(pointers.len());
+        // Bounded: one step per pointer of the node, which its count bounds.
         for (child, target) in pointers {
             new.push(self.copy(child, target, child_level)?);
         }

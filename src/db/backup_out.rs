@@ -47,7 +47,9 @@ pub(crate) fn write_file(
     std::thread::scope(|scope| {
         let (full_tx, full_rx) = sync_channel(CHUNKS - 2);
         let (empty_tx, empty_rx) = channel();
-        let writer = scope.spawn(move || write_chunks(storage, full_rx, empty_tx));
+        let writer = std::thread::Builder::new()
+            .name("shadowkv-backup".into())
+            .spawn_scoped(scope, move || write_chunks(storage, full_rx, empty_tx))?;
         let first = format::first_data_page(page_size);
         let mut out = PageOut {
             page_size,

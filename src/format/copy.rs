@@ -47,6 +47,7 @@ pub fn move_node(
         next.next()
             .ok_or_else(|| Error::corrupted(old_id, "node has more pointers than were copied"))
     };
+    // Bounded: one step per entry of the node.
     for i in 0..view.count() {
         if !view.is_leaf() {
             node::set_child(out, i, take()?);
