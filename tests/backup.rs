@@ -415,3 +415,33 @@ fn a_non_empty_storage_is_refused() {
     ));
     assert_eq!(target.to_bytes(), vec![1u8; 10]);
 }
+
+#[test]
+fn every_page_size_backs_up() {
+    for page_size in [8192, 16384, 65536] {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Database::options()
+            .page_size(page_size)
+            .open(dir.path().join("src.db"))
+            .unwrap();
+        let mut rng = Rng(page_size as u64);
+        fill(&src, "main", "a", &mut rng, 2000, 60);
+        fill(&src, "main", "big", &mut rng, 5, 3 * page_size);
+        src.create_snapshot("s").unwrap();
+        fill(&src, "main", "a", &mut rng, 100, 60);
+        let copy_path = dir.path().join("copy.db");
+        src.backup_to(&copy_path).unwrap();
+        let copy = Database::open(&copy_path).unwrap();
+        let report = copy.check().unwrap();
+        assert_eq!((report.free_pages, report.pending_pages), (0, 0));
+        assert_eq!(
+            std::fs::metadata(&copy_path).unwrap().len(),
+            report.total_pages * page_size as u64
+        );
+        assert_eq!(dump(&copy), dump(&src));
+        assert_eq!(
+            root_records(&copy_path),
+            root_records(&dir.path().join("src.db"))
+        );
+    }
+}
