@@ -521,6 +521,18 @@ pub fn set_child(page: &mut [u8], i: usize, ptr: Ptr) {
     ptr.encode(&mut page[at..at + PTR_BYTES]);
 }
 
+/// Overwrites the overflow pointer of leaf entry `i` (an overflow entry) in place.
+pub fn set_overflow(page: &mut [u8], i: usize, ptr: Ptr) {
+    let off = slot(page, i);
+    let klen = u16::from_le_bytes([page[off], page[off + 1]]) as usize;
+    assert!(
+        page[off + 2] & OVERFLOW != 0,
+        "set_overflow on an inline value"
+    );
+    let at = off + LEAF_ENTRY_HEADER + klen;
+    ptr.encode(&mut page[at..at + PTR_BYTES]);
+}
+
 /// Overwrites an inline leaf value of the same length in place.
 pub fn overwrite_inline_value(page: &mut [u8], i: usize, value: &[u8]) {
     let off = slot(page, i);
