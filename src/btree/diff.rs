@@ -99,6 +99,27 @@ impl<'s, S: PageSource + ?Sized> Frontier<'s, S> {
     }
 }
 
+/// An entry: its key and its value as stored.
+type KeyValue<'s> = (&'s [u8], LeafValue<'s>);
+
+/// Of the next entries of the two sides (`None`: that side has none left), the one with the
+/// lower key, or both when their keys are equal.
+fn first_of<'s>(
+    old: Option<KeyValue<'s>>,
+    new: Option<KeyValue<'s>>,
+) -> (Option<KeyValue<'s>>, Option<KeyValue<'s>>) {
+    let order = match (old, new) {
+        (Some((a, _)), Some((b, _))) => a.cmp(b),
+        (Some(_), None) => Ordering::Less,
+        (None, _) => Ordering::Greater,
+    };
+    match order {
+        Ordering::Less => (old, None),
+        Ordering::Greater => (None, new),
+        Ordering::Equal => (old, new),
+    }
+}
+
 /// Which side to expand when the two next items are not both entries.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Expand {
@@ -206,23 +227,22 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
             Some(Item::Entry { key, value }) => Some((key, value)),
             _ => None,
         };
-        let (old, new) = (entry(old), entry(new));
-        let order = match (old, new) {
-            (Some((a, _)), Some((b, _))) => a.cmp(b),
-            (Some(_), None) => Ordering::Less,
-            (None, _) => Ordering::Greater,
-        };
-        let (old, new) = match order {
-            Ordering::Less => (old, None),
-            Ordering::Greater => (None, new),
-            Ordering::Equal => (old, new),
-        };
+        let (old, new) = first_of(entry(old), entry(new));
         if old.is_some() {
             self.old.stack.pop();
         }
         if new.is_some() {
             self.new.stack.pop();
         }
+        self.difference(old, new)
+    }
+
+    /// The difference between the entries of one key on the two sides, if any.
+    fn difference(
+        &self,
+        old: Option<KeyValue<'s>>,
+        new: Option<KeyValue<'s>>,
+    ) -> Result<Option<EntryDiff<'s>>> {
         if let (Some((_, a)), Some((_, b))) = (old, new) {
             if self.same_value(a, b)? {
                 return Ok(None);
@@ -262,28 +282,10 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
             }
             let a = (i < old.count()).then(|| old.key_value(i)).transpose()?;
             let b = (j < new.count()).then(|| new.key_value(j)).transpose()?;
-            let order = match (a, b) {
-                (Some((ka, _)), Some((kb, _))) => ka.cmp(kb),
-                (Some(_), None) => Ordering::Less,
-                (None, _) => Ordering::Greater,
-            };
-            let (a, b) = match order {
-                Ordering::Less => (a, None),
-                Ordering::Greater => (None, b),
-                Ordering::Equal => (a, b),
-            };
+            let (a, b) = first_of(a, b);
             i += usize::from(a.is_some());
             j += usize::from(b.is_some());
-            if let (Some((_, va)), Some((_, vb))) = (a, b) {
-                if self.same_value(va, vb)? {
-                    continue;
-                }
-            }
-            found.push(EntryDiff {
-                key: a.or(b).expect("one side has an entry").0,
-                old: a.map(|(_, v)| v),
-                new: b.map(|(_, v)| v),
-            });
+            found.extend(self.difference(a, b)?);
         }
         found.reverse();
         self.pending = found;
