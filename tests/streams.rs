@@ -161,6 +161,14 @@ fn refused_streams_leave_the_replica_as_it_was() {
         "a foreign file",
     );
     assert!(matches!(err, Error::BadStream { .. }), "{err}");
+    // A well-formed header whose creation time no listing could show.
+    let mut far = s[1].clone();
+    let name_len = u32::from_le_bytes(far[64..68].try_into().unwrap()) as usize;
+    far[56..64].copy_from_slice(&u64::MAX.to_le_bytes());
+    let crc = shadowkv::format::checksum(&far[..72 + name_len]);
+    far[72 + name_len..76 + name_len].copy_from_slice(&crc.to_le_bytes());
+    let err = assert_refused(&replica, &far, "a creation time out of range");
+    assert!(matches!(err, Error::BadStream { .. }), "{err}");
     let mut newer = s[1].clone();
     newer[8] = 9; // the version
     let err = assert_refused(&replica, &newer, "a newer version");

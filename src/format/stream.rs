@@ -120,6 +120,12 @@ impl StreamHeader {
         if flags & !FLAG_INCREMENTAL != 0 {
             return Err(bad(format!("unknown header flags {flags:#x}")));
         }
+        let created = disk.created_unix_secs.get();
+        // The receiver keeps it in the snapshot's record, whose listing must be able to show it.
+        let time = std::time::Duration::from_secs(created);
+        if std::time::UNIX_EPOCH.checked_add(time).is_none() {
+            return Err(bad(format!("creation time {created} out of range")));
+        }
         Ok(StreamHeader {
             name,
             identity: disk.identity,
