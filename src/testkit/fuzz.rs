@@ -7,6 +7,7 @@
 
 use super::ops::{ops_from_bytes, Op};
 use super::run::{run_with, Config};
+pub use super::streams::{fix_stream_checksums, receive_bytes};
 use crate::format::meta::META_BYTES;
 use crate::format::node::{self, LeafValue, NodeView};
 use crate::format::{self, META_SLOT_BYTES};
@@ -195,51 +196,6 @@ pub fn open_bytes(data: &[u8]) {
         let mut fixed = data.to_vec();
         fix_meta_checksums(&mut fixed);
         exercise_bytes(fixed, false);
-    }
-}
-
-/// Arbitrary bytes as send streams, received one after another (at most four) into a new
-/// database, so that a real full stream followed by a mutated incremental one reaches the
-/// incremental path. A refused stream must leave the visible snapshots and branches as they
-/// were; after every receive the database must pass `check`, and a received snapshot must
-/// read back whole.
-pub fn receive_bytes(data: &[u8]) {
-    let db = Database::options()
-        .open_storage(Arc::new(MemStorage::new()))
-        .expect("a new database opens");
-    let visible = |db: &Database| {
-        let mut names: Vec<String> = db
-            .snapshots()
-            .expect("listing")
-            .into_iter()
-            .map(|s| s.name)
-            .collect();
-        names.extend(db.branches().expect("listing").into_iter().map(|b| b.name));
-        names
-    };
-    let mut input = data;
-    for _ in 0..4 {
-        let before = visible(&db);
-        let result = db.receive(&mut input);
-        db.check().expect("check passes after a receive");
-        match result {
-            Ok(name) => {
-                let rx = db
-                    .begin_read_at(&name)
-                    .expect("the received snapshot opens");
-                for table in rx.table_names().expect("tables") {
-                    let t = rx.open_table(&table).expect("a listed table opens");
-                    assert_eq!(
-                        t.iter().expect("iter").count() as u64,
-                        t.len().expect("len")
-                    );
-                }
-            }
-            Err(_) => {
-                assert_eq!(visible(&db), before, "a refused stream changed the roots");
-                return;
-            }
-        }
     }
 }
 

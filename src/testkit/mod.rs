@@ -10,7 +10,7 @@
 //! - [`run`]: [`run`] / [`run_with`] apply a `Vec<Op>` and compare every result and every
 //!   expected error; [`compare`] checks a whole database against a model.
 //! - [`fuzz`]: the fuzz target bodies: [`fuzz::ops`], [`fuzz::open_bytes`],
-//!   [`fuzz::node_decode`].
+//!   [`fuzz::node_decode`], [`fuzz::receive_bytes`] (in [`streams`]).
 //!
 //! Invariants: nothing here uses `unsafe`; a model mismatch is an `Err(String)` naming the op,
 //! never a silent pass; an engine panic is left to propagate so that the caller (a test or
@@ -20,6 +20,7 @@ pub mod fuzz;
 pub mod model;
 pub mod ops;
 pub mod run;
+pub mod streams;
 
 pub use arbitrary;
 pub use model::{ErrKind, Kind, Model, Root, TableModel, Tables};
