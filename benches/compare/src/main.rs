@@ -457,21 +457,32 @@ fn run(
     )?;
     r.after_remove = Some(size(&*e));
 
+    snapshot_and_copy(name, &mut *e, &out, r)?;
+    drop(e);
+    if cfg.streams && name == "shadowkv" {
+        run_streams(cfg, w, tmp.path(), r)?;
+    }
+    Ok(())
+}
+
+/// shadowkv's stream phases, in a directory of their own under `parent`.
+fn run_streams(cfg: &Config, w: &Workload, parent: &Path, r: &mut Results) -> Res<()> {
+    // Phase 1 loaded the same entries into a fresh file: the receive's reference.
+    let bulk_load = r.rates[0].map(|rate| w.load.len() as f64 / rate);
+    let dir = parent.join("streams");
+    std::fs::create_dir(&dir)?;
+    r.streams = Some(streams::run(w, cfg.seed, &dir, bulk_load)?);
+    Ok(())
+}
+
+/// Phases 8 and 9, each where the engine has it; their files go under `out`.
+fn snapshot_and_copy(name: &str, e: &mut dyn Engine, out: &Path, r: &mut Results) -> Res<()> {
     if e.can_snapshot() {
-        phase(name, 7, 1, r, || e.snapshot(&out))?;
+        phase(name, 7, 1, r, || e.snapshot(out))?;
     } else {
         eprintln!("{name:>8}: {}: n/a", report::PHASES[7].0);
     }
-    copy(name, &mut *e, &out, r)?;
-    drop(e);
-    if cfg.streams && name == "shadowkv" {
-        // Phase 1 loaded the same entries into a fresh file: the receive's reference.
-        let bulk_load = r.rates[0].map(|rate| w.load.len() as f64 / rate);
-        let dir = tmp.path().join("streams");
-        std::fs::create_dir(&dir)?;
-        r.streams = Some(streams::run(w, cfg.seed, &dir, bulk_load)?);
-    }
-    Ok(())
+    copy(name, e, out, r)
 }
 
 /// Phase 9: the engine's compacting online copy into a new file under `out`, then an fsync
