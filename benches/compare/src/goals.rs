@@ -127,14 +127,17 @@ fn print_sizes(m: &Streams) {
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!(
         "\nfull stream: {:.1} MiB for {} entries ({:.1} B per entry); incremental stream: \
-         {:.2} MiB for {} changed keys ({:.2}% of the full stream); diff of the 10 changes: \
-         {} changes, {} pages read, table depth {}",
+         {:.2} MiB for {} changed keys ({:.2}% of the full stream), whose diff reads {} pages \
+         (both snapshots; {} pages in use); diff of the 10 changes: {} changes, {} pages read, \
+         table depth {}",
         mib(m.full_bytes),
         m.entries,
         m.full_bytes as f64 / m.entries.max(1) as f64,
         mib(m.inc_bytes),
         m.changed,
         100.0 * m.inc_bytes as f64 / m.full_bytes.max(1) as f64,
+        m.inc_pages,
+        m.used_pages,
         m.diff_changes,
         m.diff_pages,
         m.depth

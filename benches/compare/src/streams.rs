@@ -51,6 +51,10 @@ pub struct Streams {
     /// Distinct keys given new values before the incremental send.
     pub changed: u64,
     pub inc_bytes: u64,
+    /// Pages the diff under the incremental send reads (both snapshots; untimed), and the
+    /// pages in use in the file when it ran: why 1% of random keys costs more than 1%.
+    pub inc_pages: u64,
+    pub used_pages: u64,
     /// Changes the diff yielded, and the pages it read (both snapshots counted).
     pub diff_changes: u64,
     pub diff_pages: u64,
@@ -183,6 +187,13 @@ fn incremental(db: &Database, s: &mut Streams, dir: &Path) -> Res<()> {
     let path = dir.join("one-percent.stream");
     step(s, INC_FILE, || send_file(db, "one-percent", base, &path))?;
     s.inc_bytes = std::fs::metadata(&path)?.len();
+    let (old, new) = (db.begin_read_at("full")?, db.begin_read_at("one-percent")?);
+    let mut d = new.diff(&old)?;
+    for change in d.by_ref() {
+        change?;
+    }
+    s.inc_pages = d.pages_read();
+    s.used_pages = db.stats()?.used_pages;
     Ok(())
 }
 
@@ -258,6 +269,8 @@ pub fn median<'a>(runs: impl Iterator<Item = &'a Streams>) -> Option<Streams> {
         depth: first.depth,
         full_bytes: med(&|s| s.full_bytes as f64) as u64,
         inc_bytes: med(&|s| s.inc_bytes as f64) as u64,
+        inc_pages: med(&|s| s.inc_pages as f64) as u64,
+        used_pages: med(&|s| s.used_pages as f64) as u64,
         diff_pages: med(&|s| s.diff_pages as f64) as u64,
         ..Streams::default()
     };
