@@ -2,8 +2,9 @@
 //! bulk load of N random entries in one transaction, random reads, 100-entry range scans,
 //! single-entry commits without fsync, durable single-entry commits, and removing half the
 //! entries in one transaction followed by a snapshot.
-//! Run with `cargo run --release --example probe [N] [phase ...]` (phases: load reads scans
-//! commits durable batches streams remove; default all).
+//! Run with `cargo run --release --example probe [N] [phase ...]` (phases: load backup reads
+//! scans commits durable batches streams remove; default all). `backup` times
+//! `Database::backup_to` of the freshly loaded database (sync included), twice.
 
 use shadowkv::{Database, Durability};
 use std::time::Instant;
@@ -54,6 +55,9 @@ fn main() {
         println!("inserts alone: {:.3} s", inserted.as_secs_f64());
         rate("bulk load + commit + sync", n, start);
         println!("file: {} bytes", std::fs::metadata(&path).unwrap().len());
+    }
+    if on("backup") {
+        backup(&db, dir.path());
     }
     if on("reads") {
         let rx = db.begin_read().unwrap();
@@ -161,6 +165,23 @@ fn streams(db: &Database, n: u64, dir: &std::path::Path) {
     let changes = diff.by_ref().count() as u64;
     rate("diff of 10 changes", changes, start);
     println!("diff of 10 changes read {} pages", diff.pages_read());
+}
+
+/// Times two backups of the loaded database, each to a new file, fsync included.
+#[inline(never)]
+fn backup(db: &Database, dir: &std::path::Path) {
+    for round in 0..2 {
+        let path = dir.join(format!("backup{round}.db"));
+        let start = Instant::now();
+        db.backup_to(&path).unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        let bytes = std::fs::metadata(&path).unwrap().len();
+        println!(
+            "backup_to #{round}: {secs:.3} s, {bytes} bytes ({:.0} MB/s)",
+            bytes as f64 / secs / 1e6
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
 }
 
 /// `batches` durable commits of `size` new random keys each.

@@ -85,6 +85,13 @@
 //! replica.receive(&mut input)?;                             // creates snapshots "nightly", "nightly-2"
 //! # assert!(input.is_empty());
 //! # assert_eq!(replica.begin_read_at("nightly-2")?.open_table("users")?.len()?, 2);
+//!
+//! // Backup
+//! # let backup_path = dir.path().join("backup.db");
+//! db.backup_to(&backup_path)?;                              // hot: writers go on; every branch and
+//!                                                           // snapshot, compacted, pages still shared
+//! # drop(replica);
+//! # assert_eq!(Database::open(&backup_path)?.snapshots()?.len(), 2);
 //! # Ok(())
 //! # }
 //! ```

@@ -29,10 +29,10 @@
 mod common;
 
 use common::Rng;
-use shadowkv::btree::node_at;
-use shadowkv::btree::walk::{targets, Target, Walk};
+use shadowkv::btree::traverse::{traverse, Child, Edge, Enter, TreeKind, Visitor};
 use shadowkv::format::meta::{Meta, META_BYTES};
-use shadowkv::format::{first_data_page, Ptr, HEADER_BYTES, META_SLOT_BYTES};
+use shadowkv::format::node::NodeView;
+use shadowkv::format::{first_data_page, HEADER_BYTES, META_SLOT_BYTES};
 use shadowkv::io::{MemStorage, Storage};
 use shadowkv::pager::{freemap, ReadPages};
 use shadowkv::testkit::{show, Kind, Model, TableModel, Tables};
@@ -331,9 +331,7 @@ impl Roles {
         for p in live.iter_mut().take(first_data_page(PS) as usize) {
             *p = 0;
         }
-        let loaded =
-            freemap::load_chains(&pages, meta.free_dir, meta.pending, meta.file_pages, true)
-                .unwrap();
+        let loaded = freemap::load_chains(&pages, meta.free_dir, meta.pending, true).unwrap();
         let bits = freemap_bits();
         for (k, (ptr, _)) in loaded.dir.iter().enumerate() {
             if ptr.is_null() {
@@ -353,16 +351,18 @@ impl Roles {
             live[*page as usize] = 0;
         }
         // Overflow runs: only the value's bytes are covered by its checksum.
-        let mut seen = HashSet::new();
-        let mut runs = Vec::new();
-        for (root, walk) in [
-            (meta.roots, Walk::Roots),
-            (meta.refcounts, Walk::Refs),
-            (meta.release, Walk::Release),
+        let mut runs = Runs {
+            seen: HashSet::new(),
+            runs: Vec::new(),
+        };
+        for (root, kind) in [
+            (meta.roots, TreeKind::Roots),
+            (meta.refcounts, TreeKind::Refs),
+            (meta.release, TreeKind::Release),
         ] {
-            collect_runs(&pages, root, walk, &mut seen, &mut runs);
+            traverse(&pages, root, kind, &mut runs).unwrap();
         }
-        for (first, len) in runs {
+        for (first, len) in runs.runs {
             let full = len as usize / PS;
             let rest = len as usize % PS;
             if rest != 0 {
@@ -400,26 +400,36 @@ fn freemap_bits() -> u64 {
     shadowkv::format::freemap::bits_per_bitmap(PS)
 }
 
-fn collect_runs(
-    pages: &ReadPages,
-    ptr: Ptr,
-    walk: Walk,
-    seen: &mut HashSet<u64>,
-    runs: &mut Vec<(u64, u64)>,
-) {
-    if ptr.is_null() || !seen.insert(ptr.page.0) {
-        return;
+/// The overflow runs the trees reach, each once: a visitor over the engine's traversal.
+struct Runs {
+    seen: HashSet<u64>,
+    runs: Vec<(u64, u64)>,
+}
+
+impl<'p> Visitor<'p, ReadPages> for Runs {
+    type Out = ();
+
+    fn enter(&mut self, edge: &Edge<'p>) -> shadowkv::Result<Enter<()>> {
+        let first = !edge.ptr.is_null() && self.seen.insert(edge.ptr.page.0);
+        Ok(if first {
+            Enter::Descend
+        } else {
+            Enter::Skip(())
+        })
     }
-    let view = node_at(pages, ptr, None).unwrap();
-    for (child, target) in targets(&view, walk).unwrap() {
-        match target {
-            Target::Overflow(len) => {
-                if seen.insert(child.page.0) {
-                    runs.push((child.page.0, len));
-                }
-            }
-            Target::Node(w) => collect_runs(pages, child, w, seen, runs),
-        }
+
+    fn overflow(&mut self, edge: &Edge<'p>, len: u64) -> shadowkv::Result<()> {
+        self.runs.push((edge.ptr.page.0, len));
+        Ok(())
+    }
+
+    fn leave(
+        &mut self,
+        _: &Edge<'p>,
+        _: &NodeView<'p>,
+        _: Vec<(Child, ())>,
+    ) -> shadowkv::Result<()> {
+        Ok(())
     }
 }
 

@@ -185,3 +185,63 @@ fn views_of_two_databases_cannot_be_diffed() {
     let (ra, rb) = (a.begin_read().unwrap(), b.begin_read().unwrap());
     assert!(matches!(ra.diff(&rb), Err(Error::InvalidArgument(_))));
 }
+
+#[test]
+fn diff_of_deep_trees_after_scattered_edits_equals_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("d.db")).unwrap();
+    let mut rng = Rng(99);
+    let mut model = Model::new();
+    let mut tx = db.begin_write().unwrap();
+    for i in 0..20_000u64 {
+        let (key, value) = (format!("{i:08}").into_bytes(), rng.bytes(30));
+        tx.open_table("deep").unwrap().insert(&key, &value).unwrap();
+        model.entry("deep".into()).or_default().insert(key, value);
+    }
+    tx.commit().unwrap();
+    for round in 0..6 {
+        let base = format!("r{round}");
+        db.create_snapshot(&base).unwrap();
+        let before = model.clone();
+        let mut tx = db.begin_write().unwrap();
+        // Edits in place, inserts between keys and past the ends, removes, equal rewrites.
+        for _ in 0..(1 + round * 40) {
+            let i = rng.below(21_000);
+            let key = match rng.below(3) {
+                0 => format!("{i:08}"),
+                1 => format!("{i:08}x"),
+                _ => format!("{:08}", i % 20),
+            }
+            .into_bytes();
+            let entries = model.entry("deep".into()).or_default();
+            let mut t = tx.open_table("deep").unwrap();
+            match rng.below(4) {
+                0 => {
+                    t.remove(&key).unwrap();
+                    entries.remove(&key);
+                }
+                1 => {
+                    let value = entries.get(&key).cloned().unwrap_or_default();
+                    t.insert(&key, &value).unwrap();
+                    entries.insert(key, value);
+                }
+                _ => {
+                    let len = if rng.chance(5) { 2000 } else { 30 };
+                    let value = rng.bytes(len);
+                    t.insert(&key, &value).unwrap();
+                    entries.insert(key, value);
+                }
+            }
+        }
+        tx.commit().unwrap();
+        db.create_snapshot(&format!("n{round}")).unwrap();
+        let (got, _) = db_diff(&db, &base, "main");
+        assert_eq!(got, model_diff(&before, &model), "round {round}");
+        let (back, _) = db_diff(&db, "main", &base);
+        assert_eq!(
+            back,
+            model_diff(&model, &before),
+            "round {round}, backwards"
+        );
+    }
+}

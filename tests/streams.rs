@@ -235,7 +235,16 @@ fn a_big_full_receive_spans_several_commits_and_fills_pages_like_a_bulk_load() {
         "the stream spans two receive chunks"
     );
     let replica = mem_db(4096);
+    let before = replica.begin_read().unwrap().txn_id();
     replica.receive(&stream[..]).unwrap();
+    // Bounded memory: the staging root took the stream in chunks, a commit each (with the
+    // commit that creates it and the one that publishes it).
+    let commits = replica.begin_read().unwrap().txn_id() - before;
+    assert!(
+        commits >= 4,
+        "a stream of {} bytes in {commits} commits",
+        stream.len()
+    );
     assert_eq!(contents(&replica, "all"), contents(&db, "all"));
     let (src, dst) = (db.check().unwrap(), replica.check().unwrap());
     assert!(

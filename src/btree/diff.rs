@@ -18,7 +18,7 @@
 //!   consumes an entry, consumes a pair of equal subtrees, or expands a node.
 
 use super::{node_at, value_bytes};
-use crate::format::node::LeafValue;
+use crate::format::node::{LeafValue, NodeView};
 use crate::format::Ptr;
 use crate::pager::PageSource;
 use crate::Result;
@@ -76,6 +76,11 @@ impl<'s, S: PageSource + ?Sized> Frontier<'s, S> {
             unreachable!("only a node is expanded");
         };
         let view = node_at(self.src, ptr, level)?;
+        self.push_items(&view)
+    }
+
+    /// Pushes the entries or children of `view`, the node just taken off the stack.
+    fn push_items(&mut self, view: &NodeView<'s>) -> Result<()> {
         let start = self.stack.len();
         // Bounded: a node holds `count` entries.
         for i in (0..view.count()).rev() {
@@ -108,6 +113,8 @@ pub struct TreeDiff<'s, S: PageSource + ?Sized> {
     new: Frontier<'s, S>,
     pages_read: u64,
     failed: bool,
+    /// Differences found by merging two leaves at once, next last.
+    pending: Vec<EntryDiff<'s>>,
 }
 
 impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
@@ -119,6 +126,7 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
             new: Frontier::new(new_src, new_root),
             pages_read: 0,
             failed: false,
+            pending: Vec::new(),
         }
     }
 
@@ -143,11 +151,27 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
     fn step(&mut self) -> Result<Option<EntryDiff<'s>>> {
         // Bounded: see the module invariants.
         loop {
+            if let Some(diff) = self.pending.pop() {
+                return Ok(Some(diff));
+            }
             let which = match (self.old.peek(), self.new.peek()) {
                 (None, None) => return Ok(None),
                 (Some(Item::Node { ptr: a, .. }), Some(Item::Node { ptr: b, .. })) if a == b => {
                     self.old.stack.pop();
                     self.new.stack.pop();
+                    continue;
+                }
+                (
+                    Some(Item::Node {
+                        ptr: a,
+                        level: Some(0),
+                    }),
+                    Some(Item::Node {
+                        ptr: b,
+                        level: Some(0),
+                    }),
+                ) => {
+                    self.leaves(a, b)?;
                     continue;
                 }
                 (Some(Item::Node { level: a, .. }), Some(Item::Node { level: b, .. })) => {
@@ -210,6 +234,60 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
             old: old.map(|(_, v)| v),
             new: new.map(|(_, v)| v),
         }))
+    }
+
+    /// Takes the two next items, both leaves. Two leaves that end on the same key hold,
+    /// between them, every key up to that one that either side has left (everything after
+    /// them on both sides is greater), so they are merged here at once: an entry equal byte
+    /// for byte on both sides (same key, same stored value) costs one comparison, and only
+    /// the differences are kept. Otherwise their entries go on the stacks.
+    fn leaves(&mut self, a: Ptr, b: Ptr) -> Result<()> {
+        let old = node_at(self.old.src, a, Some(0))?;
+        let new = node_at(self.new.src, b, Some(0))?;
+        self.pages_read += 2;
+        self.old.stack.pop();
+        self.new.stack.pop();
+        let last = |v: &NodeView<'s>| v.count().checked_sub(1).map(|i| v.key(i)).transpose();
+        if old.count() == 0 || last(&old)? != last(&new)? {
+            self.old.push_items(&old)?;
+            return self.new.push_items(&new);
+        }
+        let (mut i, mut j) = (0, 0);
+        let mut found = Vec::new();
+        // Bounded: every round moves past an entry of one leaf or of both.
+        while i < old.count() || j < new.count() {
+            if i < old.count() && j < new.count() && old.entry(i)? == new.entry(j)? {
+                (i, j) = (i + 1, j + 1);
+                continue;
+            }
+            let a = (i < old.count()).then(|| old.key_value(i)).transpose()?;
+            let b = (j < new.count()).then(|| new.key_value(j)).transpose()?;
+            let order = match (a, b) {
+                (Some((ka, _)), Some((kb, _))) => ka.cmp(kb),
+                (Some(_), None) => Ordering::Less,
+                (None, _) => Ordering::Greater,
+            };
+            let (a, b) = match order {
+                Ordering::Less => (a, None),
+                Ordering::Greater => (None, b),
+                Ordering::Equal => (a, b),
+            };
+            i += usize::from(a.is_some());
+            j += usize::from(b.is_some());
+            if let (Some((_, va)), Some((_, vb))) = (a, b) {
+                if self.same_value(va, vb)? {
+                    continue;
+                }
+            }
+            found.push(EntryDiff {
+                key: a.or(b).expect("one side has an entry").0,
+                old: a.map(|(_, v)| v),
+                new: b.map(|(_, v)| v),
+            });
+        }
+        found.reverse();
+        self.pending = found;
+        Ok(())
     }
 
     fn same_value(&self, a: LeafValue<'s>, b: LeafValue<'s>) -> Result<bool> {

@@ -10,17 +10,20 @@
 //!   edited in place) and frees the copied pages.
 //! - After a remove no non-root node is left under a quarter full unless its sibling could
 //!   not share entries with it.
+//! - Every walk that follows pointers below one path is a visitor over [`traverse`], which
+//!   holds the bounds of such walks; [`traverse::targets`] alone says what a node points at.
 
 mod check;
 mod cursor;
 pub mod diff;
 pub mod share;
-pub mod walk;
+pub mod traverse;
 mod write;
 
 pub use check::{check_node, child_bounds};
 pub use cursor::{Bound, Cursor};
-pub use share::{Sharing, TreeKind};
+pub use share::Sharing;
+pub use traverse::TreeKind;
 pub use write::{check_sizes, insert, insert_with_finger, remove, seal, Finger};
 
 use crate::format::node::{LeafValue, NodeView};

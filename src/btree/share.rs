@@ -13,25 +13,12 @@
 //! - The release queue is a stack (largest sequence first), so dropping a tree is a
 //!   depth-first walk whose queue holds at most depth × fanout entries.
 
+use super::traverse::{targets, TreeKind};
 use super::{node_at, Bound, Cursor};
-use crate::format::node::{LeafValue, NodeView};
-use crate::format::roots::{
-    decode_count, decode_release, encode_count, encode_release, Released, TableRecord,
-};
+use crate::format::roots::{decode_count, decode_release, encode_count, encode_release, Released};
 use crate::format::Ptr;
 use crate::pager::{PageSource, WritePager};
 use crate::{Error, Result};
-
-/// What a tree's leaf values point at, if anything.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TreeKind {
-    /// A table: leaves may point at overflow runs.
-    Table,
-    /// A catalog: leaves hold table records pointing at table roots.
-    Catalog,
-    /// A system tree (roots, refcounts, release queue): never shared.
-    System,
-}
 
 /// The sharing context of a tree being written.
 #[derive(Clone, Copy, Debug)]
@@ -45,49 +32,15 @@ pub struct Sharing {
 }
 
 impl Sharing {
-    /// The context of a tree that is never shared.
-    pub fn none() -> Sharing {
+    /// The context of a system tree (roots, refcounts, release queue), which is never
+    /// shared: every committed page is born after txn 0, so `kind` is never asked.
+    pub fn system(kind: TreeKind) -> Sharing {
         Sharing {
             refs: Ptr::default(),
             shared_until: 0,
-            kind: TreeKind::System,
+            kind,
         }
     }
-}
-
-/// Everything a node points at, with what each pointer is.
-pub fn children(view: &NodeView<'_>, kind: TreeKind) -> Result<Vec<(Ptr, Released)>> {
-    let mut out = Vec::new();
-    for i in 0..view.count() {
-        if !view.is_leaf() {
-            let what = if kind == TreeKind::Catalog {
-                Released::CatalogNode
-            } else {
-                Released::TableNode
-            };
-            out.push((view.child(i)?, what));
-            continue;
-        }
-        match (kind, view.value(i)?) {
-            (TreeKind::Table, LeafValue::Overflow { ptr, len }) => {
-                out.push((ptr, Released::Overflow(len)))
-            }
-            (TreeKind::Catalog, LeafValue::Inline(bytes)) => {
-                let record = TableRecord::decode(bytes, view.id())?;
-                if !record.root.is_null() {
-                    out.push((record.root, Released::TableNode));
-                }
-            }
-            (TreeKind::Catalog, LeafValue::Overflow { .. }) => {
-                return Err(Error::corrupted(
-                    view.id(),
-                    "catalog value in an overflow run",
-                ))
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
 }
 
 /// The reference count of `page` (1 when not stored).
@@ -99,7 +52,7 @@ pub fn refcount<S: PageSource + ?Sized>(src: &S, refs: Ptr, page: u64) -> Result
 }
 
 fn set_count(w: &mut WritePager, refs: &mut Ptr, page: u64, count: u32) -> Result<()> {
-    let mut none = Sharing::none();
+    let mut none = Sharing::system(TreeKind::Refs);
     *refs = if count <= 1 {
         super::remove(w, &mut none, *refs, &page.to_be_bytes())?.0
     } else {
@@ -132,9 +85,9 @@ pub fn cow(w: &mut WritePager, sh: &mut Sharing, ptr: Ptr) -> Result<Ptr> {
         return w.make_dirty(ptr);
     }
     let copy = w.copy_node(ptr)?;
-    let kids = children(&node_at(w, copy, None)?, sh.kind)?;
-    for (child, _) in kids {
-        incref(w, &mut sh.refs, child.page.0)?;
+    let kids = targets(&node_at(w, copy, None)?, sh.kind)?;
+    for child in kids {
+        incref(w, &mut sh.refs, child.ptr.page.0)?;
     }
     set_count(w, &mut sh.refs, ptr.page.0, count - 1).map(|()| copy)
 }
@@ -176,7 +129,7 @@ impl ReleaseQueue {
         self.seq += 1;
         self.root = super::insert(
             w,
-            &mut Sharing::none(),
+            &mut Sharing::system(TreeKind::Release),
             self.root,
             &key,
             &encode_release(ptr, what),
@@ -193,9 +146,12 @@ impl ReleaseQueue {
             Released::CatalogNode => TreeKind::Catalog,
             Released::TableNode => TreeKind::Table,
         };
-        let kids = children(&node_at(w, ptr, None)?, kind)?;
-        for (child, child_what) in kids {
-            self.push(w, child, child_what)?;
+        let kids = targets(&node_at(w, ptr, None)?, kind)?;
+        for child in kids {
+            let what = child.target.released().ok_or_else(|| {
+                Error::corrupted(ptr.page.0, "a released node points at a system tree")
+            })?;
+            self.push(w, child.ptr, what)?;
         }
         w.free_node(ptr)
     }
@@ -220,7 +176,8 @@ impl ReleaseQueue {
                 }
             };
             let (key, (ptr, what)) = last;
-            self.root = super::remove(w, &mut Sharing::none(), self.root, &key)?.0;
+            self.root =
+                super::remove(w, &mut Sharing::system(TreeKind::Release), self.root, &key)?.0;
             // `push` releases pages born in this txn at once: every queued page is committed.
             let count = refcount(w, *refs, ptr.page.0)?;
             if count > 1 {

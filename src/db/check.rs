@@ -3,10 +3,11 @@
 //! Invariants proved by `check`: every page of the file is exactly one of meta, free-map
 //! structure, free, pending-free or reachable from a snapshot, a branch or the release queue; every reachable page's
 //! checksum holds; keys are ordered within their bounds; each table's `len` is exact; the
-//! meta's free and pending counts are exact.
+//! meta's free and pending counts are exact. The trees are walked by a visitor over
+//! `btree::traverse` and the chains read through `pager::chain`, which bound both.
 
-use crate::btree::walk::{targets, Target, Walk};
-use crate::btree::{self, check_node, child_bounds};
+use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Visitor};
+use crate::btree::{self, check_node};
 use crate::format::freemap::bits_per_bitmap;
 use crate::format::node::{LeafValue, NodeView};
 use crate::format::roots::{decode_count, TableRecord};
@@ -140,13 +141,16 @@ pub fn check(state: &Committed) -> Result<CheckReport> {
         entries: HashMap::new(),
         report: CheckReport::default(),
     };
-    // System trees: never shared, each page reached once.
+    // System trees: never shared, each page reached once. Their leaves point at the shared
+    // pages (catalogs, tables, runs), which are walked once however many parents they have.
     for (root, kind) in [
-        (meta.roots, Walk::Roots),
-        (meta.refcounts, Walk::Refs),
-        (meta.release, Walk::Release),
+        (meta.roots, TreeKind::Roots),
+        (meta.refcounts, TreeKind::Refs),
+        (meta.release, TreeKind::Release),
     ] {
-        walker.system_tree(root, kind, None, None, None)?;
+        if !root.is_null() {
+            traverse(pages, root, kind, &mut walker)?;
+        }
     }
     // Reference counts: every stored count must equal the parents found, and vice versa.
     let stored = stored_counts(pages, meta.refcounts)?;
@@ -187,7 +191,7 @@ pub fn check(state: &Committed) -> Result<CheckReport> {
 fn check_free_map(state: &Committed, acc: &mut Accounting) -> Result<()> {
     let meta = state.meta;
     let pages = &state.pages;
-    let loaded = freemap::load_chains(pages, meta.free_dir, meta.pending, meta.file_pages, true)?;
+    let loaded = freemap::load_chains(pages, meta.free_dir, meta.pending, true)?;
     for ptr in &loaded.chain_pages {
         acc.mark(ptr.page.0, 1, FREEMAP)?;
     }
@@ -255,6 +259,8 @@ fn stored_counts(pages: &ReadPages, refs: Ptr) -> Result<HashMap<u64, u32>> {
     Ok(out)
 }
 
+/// The walk of `check`: every page is verified, keys included, and marked; a shareable page
+/// is walked on its first parent only, and its parents are counted.
 struct Walker<'a> {
     pages: &'a ReadPages,
     acc: Accounting,
@@ -265,119 +271,98 @@ struct Walker<'a> {
     report: CheckReport,
 }
 
-impl Walker<'_> {
-    /// Walks a system tree: each page is reached exactly once; pointers out of its leaves
-    /// (root records, release entries) are parents of shareable pages.
-    fn system_tree(
-        &mut self,
-        ptr: Ptr,
-        walk: Walk,
-        level: Option<u8>,
-        low: Option<&[u8]>,
-        high: Option<&[u8]>,
-    ) -> Result<()> {
-        if ptr.is_null() {
-            return Ok(());
+impl<'a> Visitor<'a, ReadPages> for Walker<'a> {
+    /// Entries under a table node (0 for anything else).
+    type Out = u64;
+    const KEY_BOUNDS: bool = true;
+
+    /// Counts one parent of a shareable page and walks it on its first visit only.
+    fn enter(&mut self, edge: &Edge<'a>) -> Result<Enter<u64>> {
+        if matches!(
+            edge.target,
+            Target::Node(TreeKind::Roots | TreeKind::Refs | TreeKind::Release)
+        ) {
+            return Ok(Enter::Descend);
         }
-        let pages = self.pages;
-        let view = check_node(pages, ptr, level, low, high)?;
-        self.acc.mark(ptr.page.0, 1, SYSTEM)?;
-        if !view.is_leaf() {
-            for i in 0..view.count() {
-                let (lo, hi) = child_bounds(&view, i, low, high)?;
-                self.system_tree(view.child(i)?, walk, Some(view.level() - 1), lo, hi)?;
-            }
-            return Ok(());
+        let page = edge.ptr.page.0;
+        let parents = self.parents.entry(page).or_insert(0);
+        *parents += 1;
+        if *parents == 1 {
+            return Ok(Enter::Descend);
         }
-        for (target_ptr, target) in targets(&view, walk)? {
-            self.shared(target_ptr, target, None, None, None)?;
+        match edge.target {
+            Target::Node(TreeKind::Table) => match self.entries.get(&page) {
+                Some(entries) => Ok(Enter::Skip(*entries)),
+                None => Err(Error::corrupted(
+                    page,
+                    "node reached again inside its own subtree",
+                )),
+            },
+            _ => Ok(Enter::Skip(0)),
         }
-        Ok(())
     }
 
-    /// Counts one parent of a shareable page and walks it on its first visit. Returns the
-    /// entries under it (for table nodes).
-    fn shared(
-        &mut self,
-        ptr: Ptr,
-        target: Target,
-        level: Option<u8>,
-        low: Option<&[u8]>,
-        high: Option<&[u8]>,
-    ) -> Result<u64> {
-        let parents = self.parents.entry(ptr.page.0).or_insert(0);
-        *parents += 1;
-        if *parents > 1 {
-            return match target {
-                Target::Node(Walk::Table) => {
-                    self.entries.get(&ptr.page.0).copied().ok_or_else(|| {
-                        Error::corrupted(ptr.page.0, "node reached again inside its own subtree")
-                    })
-                }
-                _ => Ok(0),
-            };
-        }
+    fn read(&mut self, src: &'a ReadPages, edge: &Edge<'a>) -> Result<NodeView<'a>> {
+        let view = check_node(src, edge.ptr, edge.level, edge.low, edge.high)?;
+        let kind = match edge.target {
+            Target::Node(TreeKind::Catalog | TreeKind::Table) => TREE,
+            _ => SYSTEM,
+        };
+        self.acc.mark(edge.ptr.page.0, 1, kind)?;
+        Ok(view)
+    }
+
+    fn overflow(&mut self, edge: &Edge<'a>, len: u64) -> Result<u64> {
         let pages = self.pages;
-        match target {
-            Target::Overflow(len) => {
-                pages.overflow_checked(ptr, len, true)?;
-                self.acc
-                    .mark(ptr.page.0, overflow_pages(len, pages.page_size()), TREE)?;
-                Ok(0)
+        pages.overflow_checked(edge.ptr, len, true)?;
+        let count = overflow_pages(len, pages.page_size());
+        self.acc.mark(edge.ptr.page.0, count, TREE)?;
+        Ok(0)
+    }
+
+    fn leave(
+        &mut self,
+        edge: &Edge<'a>,
+        view: &NodeView<'a>,
+        kids: Vec<(Child, u64)>,
+    ) -> Result<u64> {
+        let entries = match edge.target {
+            Target::Node(TreeKind::Table) if view.is_leaf() => view.count() as u64,
+            Target::Node(TreeKind::Table) => kids.iter().map(|(_, n)| n).sum(),
+            Target::Node(TreeKind::Catalog) if view.is_leaf() => {
+                self.table_records(view, &kids)?;
+                0
             }
-            Target::Node(walk) => {
-                let view = check_node(pages, ptr, level, low, high)?;
-                self.acc.mark(ptr.page.0, 1, TREE)?;
-                let mut entries = 0;
-                if view.is_leaf() {
-                    if walk == Walk::Table {
-                        entries = view.count() as u64;
-                    }
-                    for i in 0..view.count() {
-                        if walk == Walk::Catalog {
-                            let record = TableRecord::decode(inline(&view, i)?, ptr.page.0)?;
-                            let found = if record.root.is_null() {
-                                0
-                            } else {
-                                self.shared(
-                                    record.root,
-                                    Target::Node(Walk::Table),
-                                    None,
-                                    None,
-                                    None,
-                                )?
-                            };
-                            if found != record.len {
-                                return Err(Error::corrupted(
-                                    ptr.page.0,
-                                    "table length disagrees with its entries",
-                                ));
-                            }
-                            self.report.tables += 1;
-                            self.report.entries += found;
-                        }
-                    }
-                    if walk == Walk::Table {
-                        for (run, target) in targets(&view, walk)? {
-                            self.shared(run, target, None, None, None)?;
-                        }
-                    }
-                } else {
-                    for i in 0..view.count() {
-                        let (lo, hi) = child_bounds(&view, i, low, high)?;
-                        entries += self.shared(
-                            view.child(i)?,
-                            Target::Node(walk),
-                            Some(view.level() - 1),
-                            lo,
-                            hi,
-                        )?;
-                    }
-                }
-                self.entries.insert(ptr.page.0, entries);
-                Ok(entries)
+            Target::Node(TreeKind::Catalog) => 0,
+            _ => return Ok(0),
+        };
+        self.entries.insert(edge.ptr.page.0, entries);
+        Ok(entries)
+    }
+}
+
+impl Walker<'_> {
+    /// Checks each table record of a catalog leaf against the entries found under its root
+    /// (`kids`: the walked roots, in slot order).
+    fn table_records(&mut self, view: &NodeView<'_>, kids: &[(Child, u64)]) -> Result<()> {
+        let mut kids = kids.iter().peekable();
+        // Bounded: one step per slot of the leaf.
+        for slot in 0..view.count() {
+            let record = TableRecord::decode(inline(view, slot)?, view.id())?;
+            let found = match kids.next_if(|(child, _)| child.slot == slot) {
+                Some((_, entries)) => *entries,
+                None => 0,
+            };
+            if found != record.len {
+                return Err(Error::corrupted(
+                    view.id(),
+                    "table length disagrees with its entries",
+                ));
             }
+            self.report.tables += 1;
+            self.report.entries += found;
         }
+        Ok(())
     }
 }
 

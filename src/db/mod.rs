@@ -4,6 +4,8 @@
 //! [`crate::txn::Shared`]; a failed open never writes to the file (a successful one writes
 //! only to retire a newer meta that failed verification, see `recover.rs`).
 
+mod backup;
+mod backup_out;
 mod check;
 mod receive;
 mod recover;
@@ -242,6 +244,20 @@ impl Database {
             slot: state.slot,
         };
         Ok(())
+    }
+
+    /// Writes a compacted copy of every snapshot and branch, as of the last commit, to a new
+    /// file at `path`, and syncs it. Writers go on meanwhile. Pages shared between roots stay
+    /// shared in the copy, which holds no free page. `Error::AlreadyExists` when `path`
+    /// exists; on any failure nothing is left at `path`.
+    pub fn backup_to(&self, path: impl AsRef<Path>) -> Result<()> {
+        backup::backup_to(&self.shared, path.as_ref())
+    }
+
+    /// [`Database::backup_to`] onto any empty [`Storage`] (for tests through the storage seam).
+    #[doc(hidden)]
+    pub fn backup_to_storage(&self, out: &dyn Storage) -> Result<()> {
+        backup::backup_to_storage(&self.shared, out)
     }
 
     /// Verifies every page and the exact accounting of the whole file.

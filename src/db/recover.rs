@@ -6,14 +6,18 @@
 //!   meta that failed verification (overwritten by the chosen one, then synced).
 //! - The chosen meta is the newest whose checksum holds and whose pages born after its
 //!   `durable_txn` all verify; the walk descends only into pointers born after that txn, so
-//!   it costs what the unsynced commits wrote, never the whole file.
+//!   it costs what the unsynced commits wrote, never the whole file. It is a visitor over
+//!   `btree::traverse` and reads chains through `pager::chain`, which bound it.
 
-use crate::btree::walk::{targets, Target, Walk};
-use crate::btree::{self, MAX_DEPTH};
+use crate::btree;
+use crate::btree::traverse::{traverse, Child, Edge, Enter, TreeKind, Visitor};
+use crate::format::freemap::{DirEntry, PendingEntry};
 use crate::format::meta::{Meta, MetaError, MAGIC, META_BYTES};
+use crate::format::node::NodeView;
 use crate::format::{self, tag, Ptr, FORMAT_VERSION, META_SLOT_BYTES};
 use crate::io::Storage;
-use crate::pager::{PageSource, ReadPages, SearchFloors};
+use crate::pager::chain::Chain;
+use crate::pager::{ReadPages, SearchFloors};
 use crate::txn::Committed;
 use crate::{Error, Result};
 
@@ -148,99 +152,61 @@ pub fn verify_commit(pages: &ReadPages, meta: &Meta) -> Result<()> {
     if meta.txn == 0 {
         return Ok(());
     }
-    for (root, walk) in [
-        (meta.roots, Walk::Roots),
-        (meta.refcounts, Walk::Refs),
-        (meta.release, Walk::Release),
+    let mut unsynced = Unsynced { pages, after };
+    for (root, kind) in [
+        (meta.roots, TreeKind::Roots),
+        (meta.refcounts, TreeKind::Refs),
+        (meta.release, TreeKind::Release),
     ] {
-        verify_tree(pages, root, walk, after, None, 0)?;
+        traverse(pages, root, kind, &mut unsynced)?;
     }
-    verify_chain(
-        pages,
-        meta.free_dir,
-        tag::FREE_DIR,
-        after,
-        meta.file_pages,
-        true,
-    )?;
-    verify_chain(
-        pages,
-        meta.pending,
-        tag::PENDING,
-        after,
-        meta.file_pages,
-        false,
-    )?;
-    Ok(())
-}
-
-fn verify_chain(
-    pages: &ReadPages,
-    head: Ptr,
-    chain_tag: u8,
-    after: u64,
-    max: u64,
-    bitmaps: bool,
-) -> Result<()> {
-    let mut ptr = head;
-    let mut steps = 0;
-    while !ptr.is_null() && ptr.txn.0 > after {
-        steps += 1;
-        if steps > max {
-            return Err(Error::corrupted(ptr.page.0, "chain longer than the file"));
-        }
-        let page = pages.tagged(ptr, &[chain_tag], true)?;
-        if bitmaps {
-            let count = format::PageHeader::read(page).count.get() as usize;
-            for i in 0..count.min(format::freemap::dir_entries_per_page(pages.page_size())) {
-                let entry: format::freemap::DirEntry =
-                    format::freemap::chain_entry(page, i).expect("bounded");
-                let bitmap: Ptr = entry.bitmap.into();
-                if !bitmap.is_null() && bitmap.txn.0 > after {
-                    pages.tagged(bitmap, &[tag::BITMAP], true)?;
-                }
+    // Bounded: `Chain` bounds each chain's length and each page's entries.
+    for page in Chain::<DirEntry>::new(pages, meta.free_dir, tag::FREE_DIR, true).born_after(after)
+    {
+        for entry in page?.entries() {
+            let bitmap: Ptr = entry.bitmap.into();
+            if !bitmap.is_null() && bitmap.txn.0 > after {
+                pages.tagged(bitmap, &[tag::BITMAP], true)?;
             }
         }
-        ptr = Ptr::decode(&page[format::HEADER_BYTES..]);
+    }
+    for page in
+        Chain::<PendingEntry>::new(pages, meta.pending, tag::PENDING, true).born_after(after)
+    {
+        page?;
     }
     Ok(())
 }
 
-/// Descends only into pointers born after `after`: those are the pages the unsynced
-/// commits wrote.
-fn verify_tree(
-    pages: &ReadPages,
-    ptr: Ptr,
-    walk: Walk,
+/// The walk of recovery: it descends only into pointers born after `after`, the pages the
+/// unsynced commits wrote, and verifies each one's checksum.
+struct Unsynced<'p> {
+    pages: &'p ReadPages,
     after: u64,
-    level: Option<u8>,
-    depth: usize,
-) -> Result<()> {
-    if ptr.is_null() || ptr.txn.0 <= after {
-        return Ok(());
+}
+
+impl<'p> Visitor<'p, ReadPages> for Unsynced<'p> {
+    type Out = ();
+
+    fn enter(&mut self, edge: &Edge<'p>) -> Result<Enter<()>> {
+        let synced = edge.ptr.is_null() || edge.ptr.txn.0 <= self.after;
+        Ok(if synced {
+            Enter::Skip(())
+        } else {
+            Enter::Descend
+        })
     }
-    if depth > 3 * MAX_DEPTH {
-        return Err(Error::corrupted(ptr.page.0, "tree deeper than the limit"));
+
+    fn read(&mut self, src: &'p ReadPages, edge: &Edge<'p>) -> Result<NodeView<'p>> {
+        src.tagged(edge.ptr, &[tag::LEAF, tag::BRANCH], true)?;
+        btree::node_at(src, edge.ptr, edge.level)
     }
-    pages.tagged(ptr, &[tag::LEAF, tag::BRANCH], true)?;
-    let view = btree::node_at(pages, ptr, level)?;
-    for (child, target) in targets(&view, walk)? {
-        if child.txn.0 <= after {
-            continue;
-        }
-        match target {
-            Target::Overflow(len) => {
-                pages.overflow_checked(child, len, true)?;
-            }
-            Target::Node(child_walk) => {
-                let child_level = if view.is_leaf() {
-                    None
-                } else {
-                    Some(view.level() - 1)
-                };
-                verify_tree(pages, child, child_walk, after, child_level, depth + 1)?;
-            }
-        }
+
+    fn overflow(&mut self, edge: &Edge<'p>, len: u64) -> Result<()> {
+        self.pages.overflow_checked(edge.ptr, len, true).map(|_| ())
     }
-    Ok(())
+
+    fn leave(&mut self, _: &Edge<'p>, _: &NodeView<'p>, _: Vec<(Child, ())>) -> Result<()> {
+        Ok(())
+    }
 }

@@ -2,11 +2,11 @@
 //!
 //! Invariants: `referenced` counts every page reachable from the root once; `exclusive`
 //! counts the pages reachable only through pages whose count is 1, which is exactly what
-//! deleting the root would free. Both walks are bounded by the tree levels.
+//! deleting the root would free. Both are visitors over `btree::traverse`, which bounds them.
 
 use crate::btree::share::refcount;
-use crate::btree::walk::{targets, Target, Walk};
-use crate::btree::{node_at, MAX_DEPTH};
+use crate::btree::traverse::{traverse, Child, Edge, Enter, TreeKind, Visitor};
+use crate::format::node::NodeView;
 use crate::format::roots::{RootKind, RootRecord};
 use crate::format::Ptr;
 use crate::pager::{overflow_pages, PageSource, ReadPages};
@@ -48,18 +48,10 @@ pub fn list(state: &Committed, kind: RootKind) -> Result<Vec<SnapshotInfo>> {
 
 fn info(pages: &ReadPages, refs: Ptr, name: String, record: &RootRecord) -> Result<SnapshotInfo> {
     let page_size = pages.page_size() as u64;
-    let referenced = walk(
-        pages,
-        record.catalog,
-        Target::Node(Walk::Catalog),
-        &mut |_| Ok(true),
-    )?;
-    let exclusive = walk(
-        pages,
-        record.catalog,
-        Target::Node(Walk::Catalog),
-        &mut |ptr| Ok(refcount(pages, refs, ptr.page.0)? <= 1),
-    )?;
+    let referenced = count(pages, record.catalog, |_| Ok(true))?;
+    let exclusive = count(pages, record.catalog, |ptr| {
+        Ok(refcount(pages, refs, ptr.page.0)? <= 1)
+    })?;
     // A damaged record may hold a time that no SystemTime can represent.
     let created = SystemTime::UNIX_EPOCH
         .checked_add(Duration::from_secs(record.created_unix_secs))
@@ -78,45 +70,40 @@ fn info(pages: &ReadPages, refs: Ptr, name: String, record: &RootRecord) -> Resu
     })
 }
 
-/// Counts the pages under `ptr` that `enter` admits (a page not admitted is not descended).
-/// Bounded: the depth across catalog and table trees is at most three tree heights, and a
-/// page is entered at most once.
-fn walk(
-    pages: &ReadPages,
-    ptr: Ptr,
-    target: Target,
-    enter: &mut dyn FnMut(Ptr) -> Result<bool>,
-) -> Result<u64> {
-    let mut seen = HashSet::new();
-    walk_from(pages, ptr, target, enter, &mut seen, 0)
+/// Counts the pages of the catalog under `catalog` and everything below it that `admit`
+/// lets in; a page not admitted is not descended, and each page is counted once.
+fn count(pages: &ReadPages, catalog: Ptr, admit: impl FnMut(Ptr) -> Result<bool>) -> Result<u64> {
+    let mut pager = PageCount {
+        page_size: pages.page_size(),
+        seen: HashSet::new(),
+        admit,
+    };
+    traverse(pages, catalog, TreeKind::Catalog, &mut pager)
 }
 
-fn walk_from(
-    pages: &ReadPages,
-    ptr: Ptr,
-    target: Target,
-    enter: &mut dyn FnMut(Ptr) -> Result<bool>,
-    seen: &mut HashSet<u64>,
-    depth: usize,
-) -> Result<u64> {
-    if depth > 3 * MAX_DEPTH {
-        return Err(Error::corrupted(
-            ptr.page.0,
-            "tree deeper than the limit (a cycle?)",
-        ));
-    }
-    if ptr.is_null() || !seen.insert(ptr.page.0) || !enter(ptr)? {
-        return Ok(0);
-    }
-    match target {
-        Target::Overflow(len) => Ok(overflow_pages(len, pages.page_size())),
-        Target::Node(kind) => {
-            let view = node_at(pages, ptr, None)?;
-            let mut total = 1;
-            for (child, child_target) in targets(&view, kind)? {
-                total += walk_from(pages, child, child_target, enter, seen, depth + 1)?;
-            }
-            Ok(total)
+/// The walk of the listings: a page count, each page once.
+struct PageCount<F> {
+    page_size: usize,
+    seen: HashSet<u64>,
+    admit: F,
+}
+
+impl<'p, F: FnMut(Ptr) -> Result<bool>> Visitor<'p, ReadPages> for PageCount<F> {
+    type Out = u64;
+
+    fn enter(&mut self, edge: &Edge<'p>) -> Result<Enter<u64>> {
+        let ptr = edge.ptr;
+        if ptr.is_null() || !self.seen.insert(ptr.page.0) || !(self.admit)(ptr)? {
+            return Ok(Enter::Skip(0));
         }
+        Ok(Enter::Descend)
+    }
+
+    fn overflow(&mut self, _: &Edge<'p>, len: u64) -> Result<u64> {
+        Ok(overflow_pages(len, self.page_size))
+    }
+
+    fn leave(&mut self, _: &Edge<'p>, _: &NodeView<'p>, kids: Vec<(Child, u64)>) -> Result<u64> {
+        Ok(1 + kids.iter().map(|(_, pages)| pages).sum::<u64>())
     }
 }

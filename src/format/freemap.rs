@@ -6,10 +6,11 @@
 //!   a set bit means the page is free for reuse now.
 //! - A directory entry is (pointer to bitmap page, count of set bits); a null pointer means the
 //!   range has no free page and no bitmap page yet.
-//! - Chain pages (directory, pending) carry a `next` pointer after the header; the chain's
-//!   length is bounded by the file's page count when it is walked.
+//! - Chain pages (directory, pending) carry a `next` pointer after the header and at most
+//!   [`chain_capacity`] entries; `pager::chain`, the one walk over chains, bounds their length
+//!   and checks the count.
 
-use super::{PtrDisk, U32Le, U64Le, HEADER_BYTES, PTR_BYTES};
+use super::{PageHeader, Ptr, PtrDisk, U32Le, U64Le, HEADER_BYTES, PTR_BYTES};
 use bytemuck::{Pod, Zeroable};
 
 /// Offset of the first entry in a chain page (after the header and the `next` pointer).
@@ -50,14 +51,29 @@ pub fn bits_per_bitmap(page_size: usize) -> u64 {
     ((page_size - HEADER_BYTES) * 8) as u64
 }
 
+/// Entries of type `T` that fit in one chain page.
+pub fn chain_capacity<T: Pod>(page_size: usize) -> usize {
+    (page_size - CHAIN_ENTRIES_AT) / std::mem::size_of::<T>()
+}
+
 /// Directory entries per directory page.
 pub fn dir_entries_per_page(page_size: usize) -> usize {
-    (page_size - CHAIN_ENTRIES_AT) / DIR_ENTRY_BYTES
+    chain_capacity::<DirEntry>(page_size)
 }
 
 /// Pending entries per pending page.
 pub fn pending_entries_per_page(page_size: usize) -> usize {
-    (page_size - CHAIN_ENTRIES_AT) / PENDING_ENTRY_BYTES
+    chain_capacity::<PendingEntry>(page_size)
+}
+
+/// The next page of a chain (null at its end). `page` is a whole page, so the read fits.
+pub fn chain_next(page: &[u8]) -> Ptr {
+    Ptr::decode(&page[HEADER_BYTES..])
+}
+
+/// The entry count a chain page's header claims (not yet checked against its capacity).
+pub fn chain_count(page: &[u8]) -> usize {
+    PageHeader::read(page).count.get() as usize
 }
 
 /// Reads entry `i` of a chain page whose entries are `T`.

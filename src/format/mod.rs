@@ -7,6 +7,7 @@
 //! - Page tag 0 is invalid: a page of zeros never decodes.
 //! - Every page pointer carries the child's id, its crc32c and the txn that wrote it.
 
+pub mod copy;
 pub mod freemap;
 pub mod meta;
 pub mod node;

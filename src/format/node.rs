@@ -143,6 +143,10 @@ impl<'a> NodeView<'a> {
     pub fn id(&self) -> u64 {
         self.id
     }
+    /// The whole page behind the view (for a copy that rewrites its pointers).
+    pub fn page_bytes(&self) -> &'a [u8] {
+        self.page
+    }
 
     #[cold]
     fn corrupt(&self, what: &str) -> Error {
@@ -514,6 +518,18 @@ pub fn set_child(page: &mut [u8], i: usize, ptr: Ptr) {
     let off = slot(page, i);
     let klen = u16::from_le_bytes([page[off], page[off + 1]]) as usize;
     let at = off + BRANCH_ENTRY_HEADER + klen;
+    ptr.encode(&mut page[at..at + PTR_BYTES]);
+}
+
+/// Overwrites the overflow pointer of leaf entry `i` (an overflow entry) in place.
+pub fn set_overflow(page: &mut [u8], i: usize, ptr: Ptr) {
+    let off = slot(page, i);
+    let klen = u16::from_le_bytes([page[off], page[off + 1]]) as usize;
+    assert!(
+        page[off + 2] & OVERFLOW != 0,
+        "set_overflow on an inline value"
+    );
+    let at = off + LEAF_ENTRY_HEADER + klen;
     ptr.encode(&mut page[at..at + PTR_BYTES]);
 }
 

@@ -11,9 +11,11 @@
 
 mod file;
 mod mem;
+mod newfile;
 
 pub use file::{FileStorage, OpenFileError};
 pub use mem::MemStorage;
+pub use newfile::{NewFile, NewFileWriter};
 
 use std::io;
 use std::sync::Arc;

@@ -12,7 +12,7 @@
 //!   head (all kept pages only when a releasable suffix is dropped or enough releasable
 //!   entries are stuck behind older ones). Replaced pages become pending under this txn. The
 //!   relocation loop only allocates, so it ends (each round either finishes or allocates).
-//! - Loading walks at most as many chain pages as the file has pages.
+//! - Chains are read through [`super::chain`], which bounds them.
 //! - Placement: a page handed out was free (checked bit by bit as an extent is consumed), and
 //!   extents lie inside the file. The file grows only when every search stage finds nothing;
 //!   when more than an eighth of the file is free when a transaction begins, the
@@ -21,11 +21,12 @@
 //!   A heat's first search starts at its search floor (see [`super::floors`]) and wraps
 //!   around, so a stale floor costs placement, never growth.
 
+use super::chain::Chain;
 use super::floors::{self, FloorTracker, SearchFloors, HINT_MIN, LONGEST_HINT};
 use super::runs::RunScan;
 use super::ReadPages;
 use crate::format::freemap::{
-    bits_per_bitmap, chain_entry, dir_entries_per_page, pending_entries_per_page, pending_entry,
+    bits_per_bitmap, dir_entries_per_page, pending_entries_per_page, pending_entry,
     set_chain_entry, DirEntry, PendingEntry, CHAIN_ENTRIES_AT,
 };
 use crate::format::{
@@ -140,85 +141,27 @@ pub struct Loaded {
     pub chain_pages: Vec<Ptr>,
 }
 
-/// Walks a chain of `tag` pages from `head`, calling `each` with every page.
-fn walk_chain(
-    pages: &ReadPages,
-    head: Ptr,
-    chain_tag: u8,
-    max_pages: u64,
-    verify: bool,
-    mut each: impl FnMut(&[u8], usize) -> Result<()>,
-) -> Result<Vec<Ptr>> {
-    let mut seen = Vec::new();
-    let mut ptr = head;
-    while !ptr.is_null() {
-        if seen.len() as u64 >= max_pages {
-            return Err(Error::corrupted(
-                ptr.page.0,
-                "chain longer than the file (a cycle?)",
-            ));
-        }
-        let page = pages.tagged(ptr, &[chain_tag], verify)?;
-        let count = PageHeader::read(page).count.get() as usize;
-        each(page, count)?;
-        seen.push(ptr);
-        ptr = Ptr::decode(&page[crate::format::HEADER_BYTES..]);
-    }
-    Ok(seen)
-}
-
 /// Reads the directory and pending chains of a committed state.
 /// With `verify`, every chain page's checksum is checked.
-pub fn load_chains(
-    pages: &ReadPages,
-    free_dir: Ptr,
-    pending: Ptr,
-    file_pages: u64,
-    verify: bool,
-) -> Result<Loaded> {
-    let ps = pages.page_size();
+pub fn load_chains(pages: &ReadPages, free_dir: Ptr, pending: Ptr, verify: bool) -> Result<Loaded> {
     let mut dir = Vec::new();
-    let mut chain_pages = walk_chain(
-        pages,
-        free_dir,
-        tag::FREE_DIR,
-        file_pages,
-        verify,
-        |page, count| {
-            if count > dir_entries_per_page(ps) {
-                return Err(Error::corrupted(
-                    PageHeader::read(page).page_id.get(),
-                    "directory count too large",
-                ));
-            }
-            for i in 0..count {
-                let e: DirEntry = chain_entry(page, i).expect("bounded by entries per page");
-                dir.push((e.bitmap.into(), e.free_count.get()));
-            }
-            Ok(())
-        },
-    )?;
+    let mut chain_pages = Vec::new();
+    // Bounded: `Chain` bounds a chain's length and each page's entries.
+    for page in Chain::<DirEntry>::new(pages, free_dir, tag::FREE_DIR, verify) {
+        let page = page?;
+        dir.extend(
+            page.entries()
+                .map(|e| (e.bitmap.into(), e.free_count.get())),
+        );
+        chain_pages.push(page.ptr);
+    }
     let mut pend = Vec::new();
-    chain_pages.extend(walk_chain(
-        pages,
-        pending,
-        tag::PENDING,
-        file_pages,
-        verify,
-        |page, count| {
-            if count > pending_entries_per_page(ps) {
-                return Err(Error::corrupted(
-                    PageHeader::read(page).page_id.get(),
-                    "pending count too large",
-                ));
-            }
-            for i in 0..count {
-                let e: PendingEntry = chain_entry(page, i).expect("bounded by entries per page");
-                pend.push((e.freed_by.get(), e.page.get(), e.born.get()));
-            }
-            Ok(())
-        },
-    )?);
+    // Bounded: as above.
+    for page in Chain::<PendingEntry>::new(pages, pending, tag::PENDING, verify) {
+        let page = page?;
+        pend.extend(page.entries().map(pending_triple));
+        chain_pages.push(page.ptr);
+    }
     Ok(Loaded {
         dir,
         pending: pend,
@@ -226,40 +169,20 @@ pub fn load_chains(
     })
 }
 
+fn pending_triple(e: PendingEntry) -> (u64, u64, u64) {
+    (e.freed_by.get(), e.page.get(), e.born.get())
+}
+
 use super::PageSource;
 
 /// The pages of the pending chain, newest first, each with its entries.
 type PendingPages = Vec<(Ptr, Vec<(u64, u64, u64)>)>;
 
-fn load_pending_pages(pages: &ReadPages, head: Ptr, file_pages: u64) -> Result<PendingPages> {
-    let per_page = pending_entries_per_page(pages.page_size());
-    let mut per: Vec<Vec<(u64, u64, u64)>> = Vec::new();
-    let ptrs = walk_chain(
-        pages,
-        head,
-        tag::PENDING,
-        file_pages,
-        false,
-        |page, count| {
-            if count > per_page {
-                return Err(Error::corrupted(
-                    PageHeader::read(page).page_id.get(),
-                    "pending count too large",
-                ));
-            }
-            per.push(
-                (0..count)
-                    .map(|i| {
-                        let e: PendingEntry =
-                            chain_entry(page, i).expect("bounded by entries per page");
-                        (e.freed_by.get(), e.page.get(), e.born.get())
-                    })
-                    .collect(),
-            );
-            Ok(())
-        },
-    )?;
-    Ok(ptrs.into_iter().zip(per).collect())
+fn load_pending_pages(pages: &ReadPages, head: Ptr) -> Result<PendingPages> {
+    // Bounded: `Chain` bounds the chain's length and each page's entries.
+    Chain::<PendingEntry>::new(pages, head, tag::PENDING, false)
+        .map(|page| page.map(|page| (page.ptr, page.entries().map(pending_triple).collect())))
+        .collect()
 }
 
 impl FreeMap {
@@ -300,7 +223,7 @@ impl FreeMap {
         oldest_reader: u64,
         durable: u64,
     ) -> Result<FreeMap> {
-        let loaded = load_chains(pages, free_dir, Ptr::default(), file_pages, false)?;
+        let loaded = load_chains(pages, free_dir, Ptr::default(), false)?;
         let mut map = FreeMap::empty(pages.page_size(), txn, file_pages);
         if !free_dir.is_null() && loaded.dir.len() != map.dir.len() {
             return Err(Error::corrupted(
@@ -317,7 +240,7 @@ impl FreeMap {
         let releasable = |freed_by: u64, born: u64| {
             freed_by <= oldest_reader && (freed_by <= durable || born > durable)
         };
-        let chain = load_pending_pages(pages, pending, file_pages)?;
+        let chain = load_pending_pages(pages, pending)?;
         // One pass over the entries: range checks, and per page how many are releasable and
         // how many wait only for a durable commit. The decisions below need only these.
         let mut summary: Vec<(usize, usize, usize)> = Vec::with_capacity(chain.len());

@@ -9,7 +9,7 @@
 //!   look up counts for every page that may now be shared.
 
 use crate::btree::share::{incref, ReleaseQueue};
-use crate::btree::{self, Bound, Cursor, Sharing};
+use crate::btree::{self, Bound, Cursor, Sharing, TreeKind};
 use crate::format::meta::Meta;
 use crate::format::roots::{Released, RootKind, RootRecord};
 use crate::format::Ptr;
@@ -150,7 +150,7 @@ impl RootsEdit {
         }
         self.roots = btree::insert(
             w,
-            &mut Sharing::none(),
+            &mut Sharing::system(TreeKind::Roots),
             self.roots,
             name.as_bytes(),
             &record.encode(),
@@ -244,7 +244,13 @@ impl RootsEdit {
             };
             return Err(Error::InvalidArgument(format!("{name} is {what}")));
         }
-        self.roots = btree::remove(w, &mut Sharing::none(), self.roots, name.as_bytes())?.0;
+        self.roots = btree::remove(
+            w,
+            &mut Sharing::system(TreeKind::Roots),
+            self.roots,
+            name.as_bytes(),
+        )?
+        .0;
         self.release
             .push(w, record.catalog, Released::CatalogNode)?;
         self.changed = true;
@@ -284,7 +290,13 @@ impl RootsEdit {
         if self.lookup(w, name)?.is_some() {
             return Err(Error::AlreadyExists(name.to_string()));
         }
-        self.roots = btree::remove(w, &mut Sharing::none(), self.roots, from.as_bytes())?.0;
+        self.roots = btree::remove(
+            w,
+            &mut Sharing::system(TreeKind::Roots),
+            self.roots,
+            from.as_bytes(),
+        )?
+        .0;
         self.put(w, name, f(record))
     }
 
@@ -298,7 +310,7 @@ impl RootsEdit {
             let name = self.branch.clone();
             self.roots = btree::insert(
                 w,
-                &mut Sharing::none(),
+                &mut Sharing::system(TreeKind::Roots),
                 self.roots,
                 name.as_bytes(),
                 &self.record.encode(),

@@ -527,6 +527,11 @@ impl Faulty {
         self.partial.store(partial, Ordering::SeqCst);
     }
 
+    /// Changes when faults fire (indices count every operation since the storage was made).
+    pub fn set_mode(&self, mode: FaultMode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
     /// Stops injecting faults.
     pub fn lift(&self) {
         self.lifted.store(true, Ordering::SeqCst);
