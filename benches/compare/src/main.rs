@@ -13,8 +13,12 @@
 //! cargo run --release -- [--n 1000000] [--key-size 20] [--value-size 100]
 //!     [--engines shadowkv,lmdb,redb,sled,sqlite] [--reads 1000000] [--scans 20000]
 //!     [--commits 1000] [--batches 20] [--batch-size 1000] [--threads T] [--seed S] [--dir D]
-//!     [--rounds 1] [--io-floor 0]
+//!     [--rounds 1] [--io-floor 0] [--streams 1]
 //! ```
+//!
+//! Phase 9 times each engine's compacting online copy. With `--streams 1` (the default)
+//! shadowkv's run ends with the stream phases of `streams.rs`, printed in a table of their
+//! own with the goals of issue 10 (`goals.rs`).
 //!
 //! With `--io-floor 1` it then replays shadowkv's single-commit write pattern with no engine
 //! around it (see `floor.rs`) and sets that floor beside each engine's single-commit rate.
@@ -22,9 +26,11 @@
 mod disk;
 mod engines;
 mod floor;
+mod goals;
 mod noise;
 mod report;
 mod rounds;
+mod streams;
 mod workload;
 
 use engines::{Engine, Res};
@@ -35,7 +41,8 @@ use workload::{expected_scan_entries, Config, Workload};
 
 const USAGE: &str = "usage: shadowkv-compare [--n N] [--key-size B] [--value-size B] \
 [--engines a,b,..] [--reads N] [--scans N] [--scan-len N] [--commits N] [--batches N] \
-[--batch-size N] [--threads N] [--seed S] [--dir DIR] [--rounds R] [--io-floor 1]";
+[--batch-size N] [--threads N] [--seed S] [--dir DIR] [--rounds R] [--io-floor 1] \
+[--streams 0]";
 
 struct Args {
     cfg: Config,
@@ -61,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
         scans: 20_000,
         scan_len: 100,
         seed: 0x5eed_5ad0,
+        streams: true,
     };
     let mut engines: Vec<String> = engines::ALL.iter().map(|s| s.to_string()).collect();
     let mut dir = std::env::temp_dir();
@@ -95,6 +103,7 @@ fn parse_args() -> Result<Args, String> {
             "--dir" => dir = PathBuf::from(&value),
             "--rounds" => rounds = num()?,
             "--io-floor" => io_floor = num()? != 0,
+            "--streams" => cfg.streams = num()? != 0,
             "--engines" => {
                 engines = value.split(',').map(|s| s.trim().to_lowercase()).collect();
                 if let Some(bad) = engines.iter().find(|e| !engines::ALL.contains(&e.as_str())) {
@@ -187,12 +196,15 @@ fn main() {
             .map(|name| run_engine(name, cfg, &w, &lists, &args.dir))
             .collect();
         print_single(&names, &results, cfg.threads);
+        goals::print(&names, std::slice::from_ref(&results));
         results
     } else {
         let rounds: Vec<Vec<Results>> = (0..args.rounds)
             .map(|k| run_round(&names, k, args.rounds, cfg, &w, &lists, &args.dir))
             .collect();
-        print_rounds(&names, &rounds, cfg.threads)
+        let medians = print_rounds(&names, &rounds, cfg.threads);
+        goals::print(&names, &rounds);
+        medians
     };
     if args.io_floor {
         print_floor(&names, &medians, cfg, &args);
@@ -445,12 +457,54 @@ fn run(
     )?;
     r.after_remove = Some(size(&*e));
 
+    snapshot_and_copy(name, &mut *e, &out, r)?;
+    drop(e);
+    if cfg.streams && name == "shadowkv" {
+        run_streams(cfg, w, tmp.path(), r)?;
+    }
+    Ok(())
+}
+
+/// shadowkv's stream phases, in a directory of their own under `parent`.
+fn run_streams(cfg: &Config, w: &Workload, parent: &Path, r: &mut Results) -> Res<()> {
+    // Phase 1 loaded the same entries into a fresh file: the receive's reference.
+    let bulk_load = r.rates[0].map(|rate| w.load.len() as f64 / rate);
+    let dir = parent.join("streams");
+    std::fs::create_dir(&dir)?;
+    r.streams = Some(streams::run(w, cfg.seed, &dir, bulk_load)?);
+    Ok(())
+}
+
+/// Phases 8 and 9, each where the engine has it; their files go under `out`.
+fn snapshot_and_copy(name: &str, e: &mut dyn Engine, out: &Path, r: &mut Results) -> Res<()> {
     if e.can_snapshot() {
-        phase(name, 7, 1, r, || e.snapshot(&out))?;
+        phase(name, 7, 1, r, || e.snapshot(out))?;
     } else {
         eprintln!("{name:>8}: {}: n/a", report::PHASES[7].0);
     }
-    drop(e);
+    copy(name, e, out, r)
+}
+
+/// Phase 9: the engine's compacting online copy into a new file under `out`, then an fsync
+/// of the file and of its directory inside the timed span, so every copy is durable on
+/// return (neither `mdb_env_copyfd2` nor `VACUUM INTO` syncs; an engine whose copy syncs
+/// itself pays a second, nearly empty fsync); then the copy's size.
+fn copy(name: &str, e: &mut dyn Engine, out: &Path, r: &mut Results) -> Res<()> {
+    if !e.can_copy() {
+        eprintln!("{name:>8}: {}: n/a", report::PHASES[8].0);
+        return Ok(());
+    }
+    let to = out.join(format!("{name}-compacted"));
+    phase(name, 8, 1, r, || {
+        e.copy(&to)?;
+        engines::sync_file(&to)?;
+        engines::sync_file(out)
+    })?;
+    let bytes = engines::disk_size(&to);
+    r.copy = Some(Size {
+        file: bytes,
+        total: bytes,
+    });
     Ok(())
 }
 
@@ -470,7 +524,7 @@ fn phase(
     let secs = t.elapsed().as_secs_f64();
     let others = cpu.others_since();
     r.rates[i] = Some(ops as f64 / secs);
-    r.noisy[i] = others >= 0.02 && others > NOISY * secs;
+    r.noisy[i] = noisy(others, secs);
     r.io[i] = disk.and_then(|d| d.per_op_since(ops));
     let mut note = String::new();
     if others > 0.0 {
@@ -491,6 +545,11 @@ fn phase(
 
 /// The share of one core that other processes may use during a phase before it is flagged.
 const NOISY: f64 = 0.05;
+
+/// Whether `others` CPU-seconds of other processes during `secs` flag a phase as noisy.
+fn noisy(others: f64, secs: f64) -> bool {
+    others >= 0.02 && others > NOISY * secs
+}
 
 fn expect(name: &str, what: &str, got: u64, want: u64) -> Res<()> {
     if got != want {

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 /// The timed phases reported as a rate, with their unit.
-pub const PHASES: [(&str, &str); 8] = [
+pub const PHASES: [(&str, &str); 9] = [
     ("1 bulk load, 1 txn", "entries/s"),
     ("2 single-entry commits", "commits/s"),
     ("3 batch commits", "entries/s"),
@@ -12,7 +12,13 @@ pub const PHASES: [(&str, &str); 8] = [
     ("6 range scans", "scans/s"),
     ("7 remove half, 1 txn", "entries/s"),
     ("8 snapshot", "ms"),
+    ("9 compacted copy", "ms"),
 ];
+
+/// Whether phase `i` is shown as a time (one operation) rather than a rate.
+pub fn timed(i: usize) -> bool {
+    PHASES[i].1 == "ms"
+}
 
 /// Bytes on disk at one moment: the main data file and every file of the engine.
 #[derive(Clone, Copy, Debug, Default)]
@@ -25,27 +31,32 @@ pub struct Size {
 #[derive(Clone, Debug, Default)]
 pub struct Results {
     /// Operations per second, one per phase; for the snapshot (one operation) that is 1/time.
-    pub rates: [Option<f64>; 8],
+    pub rates: [Option<f64>; 9],
     /// Whether other processes used the CPU noticeably during each phase.
-    pub noisy: [bool; 8],
+    pub noisy: [bool; 9],
     /// What the block device did per operation of each phase (see [`crate::disk`]).
-    pub io: [Option<crate::disk::IoPerOp>; 8],
+    pub io: [Option<crate::disk::IoPerOp>; 9],
     pub after_load: Option<Size>,
     pub after_commits: Option<Size>,
     pub after_remove: Option<Size>,
+    /// The compacted copy of phase 9 (file and total are its one file).
+    pub copy: Option<Size>,
+    /// The shadowkv-only stream phases, when they ran.
+    pub streams: Option<crate::streams::Streams>,
     /// Why the run stopped early, if it did.
     pub failure: Option<String>,
 }
 
 /// The size rows: when, which bytes (the data file or every file), and the label.
 type SizeRow = (fn(&Results) -> Option<Size>, bool, &'static str);
-const SIZES: [SizeRow; 6] = [
+const SIZES: [SizeRow; 7] = [
     (|r| r.after_load, false, "data file after load"),
     (|r| r.after_commits, false, "data file after commits"),
     (|r| r.after_remove, false, "data file after remove"),
     (|r| r.after_load, true, "all files after load"),
     (|r| r.after_commits, true, "all files after commits"),
     (|r| r.after_remove, true, "all files after remove"),
+    (|r| r.copy, false, "compacted copy (phase 9)"),
 ];
 
 /// A description of the machine and of the directory the stores live in.
@@ -125,7 +136,7 @@ pub fn io_text(io: crate::disk::IoPerOp) -> String {
 /// (None when no engine recorded any).
 pub fn io_table(names: &[&str], results: &[Results]) -> Option<String> {
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
-    for i in [0, 1, 2, 6, 7] {
+    for i in [0, 1, 2, 6, 7, 8] {
         let cells: Vec<String> = results
             .iter()
             .map(|r| r.io[i].map_or_else(|| "n/a".into(), io_text))
@@ -139,14 +150,14 @@ pub fn io_table(names: &[&str], results: &[Results]) -> Option<String> {
 }
 
 /// What one operation of each phase is.
-const OPS: [&str; 8] = [
-    "entry", "commit", "entry", "read", "read", "scan", "entry", "snapshot",
+const OPS: [&str; 9] = [
+    "entry", "commit", "entry", "read", "read", "scan", "entry", "snapshot", "copy",
 ];
 
-/// Phase `i` of `r` as shown in the results: a rate, or a time in ms for the snapshot, with
-/// `*` if it was noisy.
+/// Phase `i` of `r` as shown in the results: a rate, or a time in ms for the snapshot and the
+/// copy, with `*` if it was noisy.
 fn cell(r: &Results, i: usize) -> String {
-    let text = if i == 7 {
+    let text = if timed(i) {
         ms(r.rates[i].map(|r| 1e3 / r))
     } else {
         rate(r.rates[i])
@@ -183,7 +194,7 @@ impl Metric {
 /// The rows of the ratio table: a label and what it compares.
 fn ratio_rows(threads: usize) -> Vec<(String, Metric)> {
     let rates = PHASES.iter().enumerate().map(|(i, (phase, _))| {
-        let kind = if i == 7 { "1/time" } else { "rate" };
+        let kind = if timed(i) { "1/time" } else { "rate" };
         let label = format!("{} ({kind})", phase.replace('T', &threads.to_string()));
         (label, Metric::Rate(i))
     });
@@ -250,7 +261,7 @@ pub fn spread_table(names: &[&str], rounds: &[Vec<Results>], threads: usize) -> 
 }
 
 /// The rates of one round, compactly: one row per engine (in the order they ran), one column
-/// per phase; the snapshot column is a time in ms.
+/// per phase; the snapshot and copy columns are times in ms.
 pub fn round_table(names: &[&str], results: &[&Results], threads: usize) -> String {
     let header: Vec<String> = SHORT
         .iter()
@@ -271,7 +282,7 @@ pub fn round_table(names: &[&str], results: &[&Results], threads: usize) -> Stri
 }
 
 /// Short phase names for [`round_table`]'s header; `T` becomes the thread count.
-const SHORT: [&str; 8] = [
+const SHORT: [&str; 9] = [
     "1 load",
     "2 single",
     "3 batch",
@@ -280,6 +291,7 @@ const SHORT: [&str; 8] = [
     "6 scan",
     "7 remove",
     "8 snap ms",
+    "9 copy ms",
 ];
 
 fn star(text: String, noisy: bool) -> String {
@@ -291,7 +303,7 @@ fn star(text: String, noisy: bool) -> String {
 }
 
 /// A markdown table: `corner` heads the label column; every other column has one width.
-fn render(corner: &str, header: &[&str], rows: &[(String, Vec<String>)]) -> String {
+pub fn render(corner: &str, header: &[&str], rows: &[(String, Vec<String>)]) -> String {
     let len = |s: &str| s.chars().count();
     let first = rows
         .iter()
@@ -324,7 +336,7 @@ fn render(corner: &str, header: &[&str], rows: &[(String, Vec<String>)]) -> Stri
 }
 
 /// A rate rounded to an integer, with thousands separators.
-fn rate(r: Option<f64>) -> String {
+pub fn rate(r: Option<f64>) -> String {
     let Some(r) = r else { return "n/a".into() };
     if r < 100.0 {
         return format!("{r:.1}");
@@ -340,7 +352,7 @@ fn rate(r: Option<f64>) -> String {
     out
 }
 
-fn ms(t: Option<f64>) -> String {
+pub fn ms(t: Option<f64>) -> String {
     t.map_or_else(|| "n/a".into(), |t| format!("{t:.2}"))
 }
 

@@ -55,6 +55,8 @@ pub struct Config {
     pub scans: usize,
     pub scan_len: usize,
     pub seed: u64,
+    /// Whether shadowkv's run ends with the stream phases (`streams.rs`).
+    pub streams: bool,
 }
 
 /// The entries written by phases 1–3 and the keys looked up by phases 4–7.

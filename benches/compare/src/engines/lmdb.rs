@@ -91,6 +91,17 @@ impl Engine for Lmdb {
         Ok(())
     }
 
+    /// `mdb_env_copy2` with `MDB_CP_COMPACT` (heed `copy_to_path`, `CompactionOption::Enabled`):
+    /// walks the trees in one read txn and writes only the pages in use, renumbered.
+    fn can_copy(&self) -> bool {
+        true
+    }
+
+    fn copy(&mut self, to: &Path) -> Res<()> {
+        self.env.copy_to_path(to, CompactionOption::Enabled)?;
+        Ok(())
+    }
+
     fn count(&self) -> Res<u64> {
         let rtxn = self.env.read_txn()?;
         Ok(self.db.len(&rtxn)?)

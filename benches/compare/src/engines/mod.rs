@@ -36,6 +36,16 @@ pub trait Engine {
     /// The nearest equivalent of a full-database snapshot, durable on return, written under
     /// `out` if it needs a file.
     fn snapshot(&mut self, out: &Path) -> Res<()>;
+    /// Whether the engine can write a compacted copy of a live database (else phase 9 is
+    /// n/a): an offline or in-place compaction does not count.
+    fn can_copy(&self) -> bool {
+        false
+    }
+    /// Writes a compacted, consistent copy of the whole database to the new file `to`. The
+    /// caller fsyncs it and its directory, so every engine's copy is durable on return.
+    fn copy(&mut self, _to: &Path) -> Res<()> {
+        Err("no compacting online copy".into())
+    }
     /// The number of entries (for checks; not timed).
     fn count(&self) -> Res<u64>;
     /// The main data file, or `None` when the data lives in several files (sled).
@@ -109,7 +119,8 @@ fn file_len(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// fsyncs a file written by a snapshot, so that every engine's snapshot is durable on return.
+/// fsyncs a file written by a snapshot, so that every engine's snapshot is durable on return;
+/// given a directory, fsyncs it, so that a file just created in it survives a crash by name.
 pub fn sync_file(path: &Path) -> Res<()> {
     std::fs::File::open(path)?.sync_all()?;
     Ok(())

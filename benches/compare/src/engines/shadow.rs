@@ -87,6 +87,18 @@ impl Engine for ShadowKv {
         snapshot(&self.db)
     }
 
+    /// `Database::backup_to`: every snapshot and branch of the last commit, pages shared
+    /// between roots kept shared, no free page; it syncs the copy itself (the caller's fsyncs
+    /// then find it clean).
+    fn can_copy(&self) -> bool {
+        true
+    }
+
+    fn copy(&mut self, to: &Path) -> Res<()> {
+        self.db.backup_to(to)?;
+        Ok(())
+    }
+
     fn count(&self) -> Res<u64> {
         let rx = self.db.begin_read()?;
         Ok(rx.open_table(TABLE)?.len()?)
