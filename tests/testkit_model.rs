@@ -237,3 +237,89 @@ fn compare_reports_a_wrong_model() {
         .unwrap();
     assert!(compare(&db, &wrong).is_err());
 }
+
+/// Diffs, streams and backups through the runner, each checked against the model: streams of
+/// snapshots received by a replica whole and incrementally (with the refusals a missing base,
+/// a name in use, a branch or a missing snapshot get), diffs between every pair of views,
+/// backups before and after a crash.
+#[test]
+fn scripted_streams_diffs_and_backups_match_the_model() {
+    let r3 = Name(3);
+    let mut ops = vec![
+        write(
+            None,
+            vec![
+                TxnOp::InsertMany(T1, k(0), 200, v(120, 1)),
+                TxnOp::Insert(T2, k(3), v(255, 7)),
+            ],
+            End::Commit,
+        ),
+        Op::CreateSnapshot(R1),
+        Op::Send {
+            snapshot: R2,
+            base: None,
+        },
+        Op::Send {
+            snapshot: MAIN,
+            base: None,
+        },
+        Op::Send {
+            snapshot: R1,
+            base: Some(R2),
+        },
+        write(
+            None,
+            vec![TxnOp::RemoveMany(T1, k(20), 30), TxnOp::DeleteTable(T2)],
+            End::Commit,
+        ),
+        Op::CreateSnapshot(R2),
+        Op::Send {
+            snapshot: R2,
+            base: Some(R1),
+        },
+        Op::Send {
+            snapshot: R1,
+            base: None,
+        },
+        Op::Send {
+            snapshot: R2,
+            base: Some(R1),
+        },
+        Op::Send {
+            snapshot: R1,
+            base: None,
+        },
+        Op::Backup,
+        Op::CreateBranch(r3, R1),
+        write(
+            Some(r3),
+            vec![TxnOp::Insert(T2, k(9), v(3, 3))],
+            End::Commit,
+        ),
+        Op::Restore(MAIN, r3),
+        Op::Crash,
+        Op::Backup,
+        Op::DeleteSnapshot(R1),
+        Op::CreateSnapshot(R1),
+        Op::Send {
+            snapshot: R1,
+            base: Some(R2),
+        },
+    ];
+    for old in [None, Some(R1), Some(R2), Some(r3)] {
+        for new in [None, Some(R1), Some(R2), Some(r3)] {
+            ops.push(Op::Diff(old, new));
+        }
+    }
+    ops.push(Op::Check);
+    run(&ops).unwrap();
+    run_with(
+        Config {
+            page_size: 8192,
+            verify_reads: true,
+            durability: Durability::Eventual,
+        },
+        &ops,
+    )
+    .unwrap();
+}

@@ -30,6 +30,9 @@ pub struct Root {
     pub kind: Kind,
     /// Its tables.
     pub tables: Tables,
+    /// Which snapshot this is, for streams: every snapshot created gets a new one (the
+    /// engine's 128-bit identity); 0 for branches.
+    pub identity: u64,
 }
 
 /// The kinds of error a test can expect; everything else (corruption, I/O, ...) is `Other`.
@@ -91,6 +94,8 @@ pub fn check_key(key: &[u8]) -> Expect<()> {
 pub struct Model {
     /// Roots by name (`main` always present).
     pub roots: BTreeMap<String, Root>,
+    /// The identity the next snapshot gets.
+    next_identity: u64,
 }
 
 impl Default for Model {
@@ -108,9 +113,13 @@ impl Model {
             Root {
                 kind: Kind::Branch,
                 tables: Tables::new(),
+                identity: 0,
             },
         );
-        Model { roots }
+        Model {
+            roots,
+            next_identity: 1,
+        }
     }
 
     /// The tables of `main`.
@@ -158,13 +167,7 @@ impl Model {
     /// A write transaction on `branch` committed `tables` and took snapshots `snapshots`.
     pub fn commit(&mut self, branch: &str, tables: Tables, snapshots: &[String]) {
         for name in snapshots {
-            self.roots.insert(
-                name.clone(),
-                Root {
-                    kind: Kind::Snapshot,
-                    tables: tables.clone(),
-                },
-            );
+            self.insert_snapshot(name, tables.clone());
         }
         self.roots
             .get_mut(branch)
@@ -179,14 +182,48 @@ impl Model {
             return Err(ErrKind::AlreadyExists);
         }
         let tables = self.main().clone();
-        self.roots.insert(
-            name.to_string(),
-            Root {
-                kind: Kind::Snapshot,
-                tables,
-            },
-        );
+        self.insert_snapshot(name, tables);
         Ok(())
+    }
+
+    /// Adds snapshot `name` holding `tables`, with a new identity.
+    pub fn insert_snapshot(&mut self, name: &str, tables: Tables) {
+        let identity = self.next_identity;
+        self.next_identity += 1;
+        let root = Root {
+            kind: Kind::Snapshot,
+            tables,
+            identity,
+        };
+        self.roots.insert(name.to_string(), root);
+    }
+
+    /// `receive` of a stream of `root` as snapshot `name`, on top of the snapshot with
+    /// identity `base` when the stream is incremental: the received snapshot keeps the
+    /// sender's identity.
+    pub fn receive(&mut self, name: &str, root: &Root, base: Option<u64>) -> Expect<()> {
+        if self.roots.contains_key(name) {
+            return Err(ErrKind::AlreadyExists);
+        }
+        let has_base = |id| {
+            let mut snapshots = self.roots.values().filter(|r| r.kind == Kind::Snapshot);
+            snapshots.any(|r| r.identity == id)
+        };
+        if base.is_some_and(|id| !has_base(id)) {
+            return Err(ErrKind::NotFound);
+        }
+        self.roots.insert(name.to_string(), root.clone());
+        Ok(())
+    }
+
+    /// The snapshot `name`, for `send` (`InvalidArgument` for a branch).
+    pub fn snapshot(&self, name: &str) -> Expect<&Root> {
+        check_name(name)?;
+        match self.roots.get(name) {
+            None => Err(ErrKind::NotFound),
+            Some(r) if r.kind == Kind::Branch => Err(ErrKind::InvalidArgument),
+            Some(r) => Ok(r),
+        }
     }
 
     /// `Database::create_branch(name, from)`.
@@ -206,6 +243,7 @@ impl Model {
             Root {
                 kind: Kind::Branch,
                 tables,
+                identity: 0,
             },
         );
         Ok(())

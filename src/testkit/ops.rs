@@ -246,6 +246,18 @@ pub enum Op {
     Reopen,
     /// Drop the database and open a copy of the storage's bytes (a process crash).
     Crash,
+    /// `diff` from the first view to the second (`None`: `main`), against the model's.
+    Diff(Option<Name>, Option<Name>),
+    /// `send(snapshot, base)` into a buffer, then `receive` of it by a second database, the
+    /// replica, which keeps what it received across the run.
+    Send {
+        /// The snapshot sent.
+        snapshot: Name,
+        /// The base of an incremental stream.
+        base: Option<Name>,
+    },
+    /// `backup_to` new storage; the copy must pass `check()` and equal the model.
+    Backup,
 }
 
 /// Most operations decoded from one input (bounds the time of one fuzz run).

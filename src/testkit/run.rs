@@ -16,6 +16,8 @@ use std::fmt::Debug;
 use std::ops::Bound;
 use std::sync::Arc;
 
+mod copies;
+
 /// How the database under test is opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -270,6 +272,8 @@ struct Runner {
     storage: Arc<MemStorage>,
     db: Option<Database>,
     model: Model,
+    /// The database that receives what `Op::Send` sends, and its model.
+    replica: Option<(Database, Model)>,
 }
 
 fn open(config: &Config, storage: &Arc<MemStorage>) -> Result<Database, String> {
@@ -290,6 +294,7 @@ impl Runner {
             storage,
             db: Some(db),
             model: Model::new(),
+            replica: None,
         })
     }
 
@@ -351,6 +356,9 @@ impl Runner {
             Op::Check => self.full_check(),
             Op::Reopen => self.reopen(false),
             Op::Crash => self.reopen(true),
+            Op::Diff(old, new) => self.diff(*old, *new),
+            Op::Send { snapshot, base } => self.send(*snapshot, *base),
+            Op::Backup => self.backup(),
         }
     }
 

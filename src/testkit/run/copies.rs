@@ -1,0 +1,120 @@
+//! The runner's operations that look at two views or copy a database: `diff`, `send` with
+//! `receive` by a replica, and `backup_to`.
+//!
+//! Invariants: each is compared with the model like every other operation: a diff with the
+//! model's difference of two roots, a received snapshot with the sender's model root (and
+//! the replica's whole model), a backup with the whole model; the replica and the backup
+//! must pass `check()`.
+
+use super::{compare, err, outcome, Runner};
+use crate::io::MemStorage;
+use crate::testkit::model::{Expect, Model, Tables};
+use crate::testkit::ops::Name;
+use crate::txn::roots::MAIN;
+use crate::Database;
+use std::sync::Arc;
+
+/// One changed entry: table, key, old value, new value.
+type Change = (String, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The model's difference from `old` to `new`: tables in name order, then keys.
+fn model_diff(old: &Tables, new: &Tables) -> Vec<Change> {
+    let empty = Default::default();
+    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut out = Vec::new();
+    for name in names {
+        let (a, b) = (
+            old.get(name).unwrap_or(&empty),
+            new.get(name).unwrap_or(&empty),
+        );
+        let mut keys: Vec<&Vec<u8>> = a.keys().chain(b.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        for key in keys {
+            let (x, y) = (a.get(key), b.get(key));
+            if x != y {
+                out.push((name.clone(), key.clone(), x.cloned(), y.cloned()));
+            }
+        }
+    }
+    out
+}
+
+fn name_of(n: Option<Name>) -> String {
+    n.map_or(MAIN.to_string(), Name::as_string)
+}
+
+impl Runner {
+    pub(super) fn diff(&self, old: Option<Name>, new: Option<Name>) -> Result<(), String> {
+        let (a, b) = (name_of(old), name_of(new));
+        let want: Expect<Vec<Change>> = self
+            .model
+            .read_at(&a)
+            .and_then(|ta| Ok(model_diff(ta, self.model.read_at(&b)?)));
+        let db = self.db();
+        let got = (|| {
+            let (ra, rb) = (db.begin_read_at(&a)?, db.begin_read_at(&b)?);
+            let owned = |v: Option<&[u8]>| v.map(<[u8]>::to_vec);
+            rb.diff(&ra)?
+                .map(|c| {
+                    c.map(|c| {
+                        (
+                            c.table.to_string(),
+                            c.key.to_vec(),
+                            owned(c.old),
+                            owned(c.new),
+                        )
+                    })
+                })
+                .collect::<crate::Result<Vec<Change>>>()
+        })();
+        outcome(&format!("diff({a} -> {b})"), got, want).map(drop)
+    }
+
+    pub(super) fn send(&mut self, snapshot: Name, base: Option<Name>) -> Result<(), String> {
+        let (name, base_name) = (snapshot.as_string(), base.map(Name::as_string));
+        let what = format!("send({name}, {base_name:?})");
+        let want = self.model.snapshot(&name).and_then(|root| {
+            let base = base_name
+                .as_deref()
+                .map(|b| self.model.snapshot(b))
+                .transpose()?;
+            Ok((root.clone(), base.map(|b| b.identity)))
+        });
+        let mut stream = Vec::new();
+        let sent = self.db().send(&name, base_name.as_deref(), &mut stream);
+        let Some(()) = outcome(&what, sent, want.clone().map(drop))? else {
+            return Ok(());
+        };
+        let (root, base_identity) = want.expect("sent as the model predicted");
+        if self.replica.is_none() {
+            let db = Database::options()
+                .page_size(self.config.page_size)
+                .open_storage(Arc::new(MemStorage::new()))
+                .map_err(err("open the replica"))?;
+            self.replica = Some((db, Model::new()));
+        }
+        let (replica, model) = self.replica.as_mut().expect("made above");
+        let want = model.receive(&name, &root, base_identity);
+        let got = replica.receive(&stream[..]).map(drop);
+        outcome(&format!("receive of {what}"), got, want)?;
+        // Received or refused, the replica holds exactly what its model says.
+        replica.check().map_err(err("check() of the replica"))?;
+        compare(replica, model).map_err(|e| format!("replica after {what}: {e}"))
+    }
+
+    pub(super) fn backup(&self) -> Result<(), String> {
+        let storage = Arc::new(MemStorage::new());
+        self.db()
+            .backup_to_storage(storage.as_ref())
+            .map_err(err("backup_to"))?;
+        let copy = Database::options()
+            .verify_reads(true)
+            .open_storage(storage)
+            .map_err(err("open the backup"))?;
+        copy.check().map_err(err("check() of the backup"))?;
+        compare(&copy, &self.model).map_err(|e| format!("backup: {e}"))
+    }
+}
