@@ -73,7 +73,9 @@ impl<'s> Visitor<'s, ReadPages> for Probe<'_> {
     type Out = ();
 
     fn enter(&mut self, edge: &Edge<'s>) -> Result<Enter<()>> {
-        if edge.depth > 0 && self.shared.contains_key(&edge.ptr.page.0) {
+        // Runs are not checked: a shared run stays shared through the memo.
+        let node = matches!(edge.target, Target::Node(_));
+        if node && edge.depth > 0 && self.shared.contains_key(&edge.ptr.page.0) {
             self.refillable = false;
         }
         // Leaves need no reading (their pointers are runs, copied through the memo), and
