@@ -10,8 +10,8 @@
 //!   root is still copied once for all its parents. Every page copied is verified
 //!   against its parent's checksum first, so a backup never carries damage silently.
 //! - Pages keep their births (a refilled table's nodes all take its root's), so each root's
-//!   `shared_until` (the generation shortcut) stays true; only the refcount tree and the free map are new, born in the copy's own txn (one
-//!   past the source's).
+//!   `shared_until` (the generation shortcut) stays true; only the refcount tree and the free
+//!   map are new, born in the copy's own txn (one past the source's).
 //! - Reference counts are recounted from the parents actually copied, and the release queue
 //!   is dropped (what it held is garbage), so the copy's counts are exact.
 //! - The copy has no free and no pending page. It is written under a temporary name, synced,
@@ -107,7 +107,7 @@ fn shareable(target: Target) -> bool {
 
 impl Copier<'_> {
     /// Records the copy of a shareable page and one parent of it.
-    pub(super) fn copied(&mut self, edge: &Edge<'_>, new: Ptr) -> Ptr {
+    fn copied(&mut self, edge: &Edge<'_>, new: Ptr) -> Ptr {
         if shareable(edge.target) {
             self.memo.insert(edge.ptr.page.0, (edge.ptr, new));
             *self.parents.entry(new.page.0).or_insert(0) += 1;
