@@ -5,17 +5,20 @@
 //!   writer lock is never taken, so commits go on meanwhile.
 //! - Every page reachable from a named root is copied exactly once, children before parents
 //!   (so leaves come out in key order, and every parent knows its children's new checksums);
-//!   a page shared by several parents stays shared (`memo`). Every page copied is verified
+//!   a page shared by several parents stays shared (`memo`). A table tree none of whose nodes
+//!   below the root is shared is refilled instead, into full nodes (`backup_refill`); its
+//!   root is still copied once for all its parents. Every page copied is verified
 //!   against its parent's checksum first, so a backup never carries damage silently.
-//! - Pages keep their births, so each root's `shared_until` (the generation shortcut) stays
-//!   true; only the refcount tree and the free map are new, born in the copy's own txn (one
-//!   past the source's).
+//! - Pages keep their births (a refilled table's nodes all take its root's), so each root's
+//!   `shared_until` (the generation shortcut) stays true; only the refcount tree and the free
+//!   map are new, born in the copy's own txn (one past the source's).
 //! - Reference counts are recounted from the parents actually copied, and the release queue
 //!   is dropped (what it held is garbage), so the copy's counts are exact.
 //! - The copy has no free and no pending page. It is written under a temporary name, synced,
 //!   and only then given its name, which must not exist (see `io::NewFile`).
 
 use super::backup_out::{write_file, PageOut};
+use super::backup_refill::{refill_table, shared_pages};
 use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Visitor};
 use crate::format::copy::{move_node, LeafValues};
 use crate::format::meta::Meta;
@@ -58,6 +61,7 @@ fn write_copy(state: &Committed, out: &dyn Storage) -> Result<()> {
             out,
             memo: IdMap::default(),
             parents: IdMap::default(),
+            shared: shared_pages(&state.pages, meta.refcounts)?,
         };
         let roots = traverse(&state.pages, meta.roots, TreeKind::Roots, &mut copier)?;
         let txn = meta.txn + 1;
@@ -82,13 +86,15 @@ fn write_copy(state: &Committed, out: &dyn Storage) -> Result<()> {
 }
 
 /// The walk that copies, a visitor of the one traversal: old pages in, new pages out.
-struct Copier<'a> {
-    src: &'a ReadPages,
-    out: &'a mut PageOut,
+pub(super) struct Copier<'a> {
+    pub(super) src: &'a ReadPages,
+    pub(super) out: &'a mut PageOut,
     /// Every shareable page copied so far: its old pointer and its new one.
     memo: IdMap<(Ptr, Ptr)>,
     /// Parents found in the copy of every shareable page, by new page id.
     parents: IdMap<u32>,
+    /// Source pages with a stored reference count of two or more (see `backup_refill`).
+    pub(super) shared: IdMap<()>,
 }
 
 /// Whether pages of this kind may have several parents (system trees never do).
@@ -123,6 +129,12 @@ impl<'a> Visitor<'a, ReadPages> for Copier<'a> {
             return Ok(Enter::Descend);
         }
         let Some(&(old, new)) = self.memo.get(&ptr.page.0) else {
+            // A table's root, met first: refilled when nothing below it is shared.
+            if edge.target == Target::Node(TreeKind::Table) && edge.level.is_none() {
+                if let Some(new) = refill_table(self, edge)? {
+                    return Ok(Enter::Skip(self.copied(edge, new)));
+                }
+            }
             return Ok(Enter::Descend);
         };
         if old != ptr {

@@ -6,6 +6,7 @@
 
 mod backup;
 mod backup_out;
+mod backup_refill;
 mod check;
 mod receive;
 mod recover;

@@ -118,7 +118,8 @@ pub fn dir_page(page_size: usize, id: u64, txn: u64, entries: &[DirEntry], next:
     page
 }
 
-/// A node being filled with entries in key order, for a tree built bottom-up.
+/// A node being filled with entries in key order, for a tree built bottom-up (the refcount
+/// tree of a copy, and the table trees a backup refills).
 pub struct NodeFill {
     page: Vec<u8>,
     level: u8,
@@ -141,12 +142,25 @@ impl NodeFill {
     /// Appends a leaf entry with an inline value (keys must come in increasing order).
     /// Returns false, changing nothing, when it does not fit.
     pub fn push_leaf(&mut self, key: &[u8], value: &[u8]) -> bool {
-        assert_eq!(self.level, 0, "push_leaf on a branch");
-        let len = node::leaf_inline_bytes(key.len(), value.len()) - node::SLOT_BYTES;
+        self.push_leaf_entry(key, LeafValue::Inline(value))
+    }
+
+    /// Appends a leaf entry whose value is inline or in an overflow run (keys must come in
+    /// increasing order). Returns false, changing nothing, when it does not fit.
+    pub fn push_leaf_entry(&mut self, key: &[u8], value: LeafValue<'_>) -> bool {
+        assert_eq!(self.level, 0, "push_leaf_entry on a branch");
+        let with_slot = match value {
+            LeafValue::Inline(bytes) => node::leaf_inline_bytes(key.len(), bytes.len()),
+            LeafValue::Overflow { .. } => node::leaf_overflow_bytes(key.len()),
+        };
         let count = self.count();
-        node::insert(&mut self.page, 0, count, len, |out| {
-            node::write_leaf_entry(out, key, LeafValue::Inline(value))
-        })
+        node::insert(
+            &mut self.page,
+            0,
+            count,
+            with_slot - node::SLOT_BYTES,
+            |out| node::write_leaf_entry(out, key, value),
+        )
     }
 
     /// Appends a branch entry (the first one's key must be empty). Returns false, changing
