@@ -15,7 +15,10 @@
 
 use super::traverse::{targets, TreeKind};
 use super::{node_at, Bound, Cursor};
-use crate::format::roots::{decode_count, decode_release, encode_count, encode_release, Released};
+use crate::format::roots::{
+    count_key, decode_count, decode_count_key, decode_release, encode_count, encode_release,
+    Released,
+};
 use crate::format::Ptr;
 use crate::pager::{PageSource, WritePager};
 use crate::{Error, Result};
@@ -45,25 +48,32 @@ impl Sharing {
 
 /// The reference count of `page` (1 when not stored).
 pub fn refcount<S: PageSource + ?Sized>(src: &S, refs: Ptr, page: u64) -> Result<u32> {
-    match super::get(src, refs, &page.to_be_bytes())? {
+    match super::get(src, refs, &count_key(page))? {
         Some(bytes) => decode_count(bytes, refs.page.0),
         None => Ok(1),
     }
 }
 
+/// Every stored reference count (each 2 or more), by page id in order.
+pub fn stored_counts<S: PageSource + ?Sized>(src: &S, refs: Ptr) -> Result<Vec<(u64, u32)>> {
+    let mut out = Vec::new();
+    // Bounded: one step per entry of the refcount tree, which the cursor walks once.
+    for item in super::Cursor::new(src, refs, super::Bound::Unbounded, super::Bound::Unbounded) {
+        let (key, value) = item?;
+        out.push((
+            decode_count_key(key, refs.page.0)?,
+            decode_count(value, refs.page.0)?,
+        ));
+    }
+    Ok(out)
+}
+
 fn set_count(w: &mut WritePager, refs: &mut Ptr, page: u64, count: u32) -> Result<()> {
     let mut none = Sharing::system(TreeKind::Refs);
     *refs = if count <= 1 {
-        super::remove(w, &mut none, *refs, &page.to_be_bytes())?.0
+        super::remove(w, &mut none, *refs, &count_key(page))?.0
     } else {
-        super::insert(
-            w,
-            &mut none,
-            *refs,
-            &page.to_be_bytes(),
-            &encode_count(count),
-        )?
-        .0
+        super::insert(w, &mut none, *refs, &count_key(page), &encode_count(count))?.0
     };
     Ok(())
 }

@@ -23,7 +23,7 @@ use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Vis
 use crate::format::copy::{move_node, LeafValues};
 use crate::format::meta::Meta;
 use crate::format::node::NodeView;
-use crate::format::roots::encode_count;
+use crate::format::roots::{count_key, encode_count};
 use crate::format::{tag, PageId, Ptr};
 use crate::io::{NewFile, Storage};
 use crate::pager::{IdMap, PageSource, ReadPages};
@@ -208,7 +208,7 @@ impl Copier<'_> {
         shared.sort_unstable();
         let entries: Vec<(Vec<u8>, Vec<u8>)> = shared
             .into_iter()
-            .map(|(id, n)| (id.to_be_bytes().to_vec(), encode_count(n).to_vec()))
+            .map(|(id, n)| (count_key(id).to_vec(), encode_count(n).to_vec()))
             .collect();
         self.out.build_tree(&entries, txn)
     }

@@ -17,28 +17,15 @@
 use super::backup::Copier;
 use super::backup_out::TreeBuilder;
 use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Visitor};
-use crate::btree::{Bound, Cursor};
 use crate::format::node::{LeafValue, NodeView};
-use crate::format::roots::decode_count;
 use crate::format::Ptr;
 use crate::pager::{IdMap, PageSource, ReadPages};
 use crate::{Error, Result};
 
 /// Every source page whose stored reference count is two or more (usually few).
 pub(super) fn shared_pages(pages: &ReadPages, refs: Ptr) -> Result<IdMap<()>> {
-    let mut out = IdMap::default();
-    // Bounded: one step per entry of the refcount tree, which the cursor walks once.
-    for item in Cursor::new(pages, refs, Bound::Unbounded, Bound::Unbounded) {
-        let (key, value) = item?;
-        let page = u64::from_be_bytes(
-            key.try_into()
-                .map_err(|_| Error::corrupted(refs.page.0, "refcount key is not 8 bytes"))?,
-        );
-        if decode_count(value, refs.page.0)? >= 2 {
-            out.insert(page, ());
-        }
-    }
-    Ok(out)
+    let counts = crate::btree::share::stored_counts(pages, refs)?;
+    Ok(counts.into_iter().map(|(page, _)| (page, ())).collect())
 }
 
 /// Copies the table whose root `edge` points at (met for the first time) refilled, and

@@ -10,7 +10,7 @@ use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Vis
 use crate::btree::{self, check_node};
 use crate::format::freemap::bits_per_bitmap;
 use crate::format::node::{LeafValue, NodeView};
-use crate::format::roots::{decode_count, TableRecord};
+use crate::format::roots::TableRecord;
 use crate::format::{self, tag, Ptr, HEADER_BYTES};
 use crate::pager::{freemap, overflow_pages, PageSource, ReadPages};
 use crate::txn::{Committed, Shared};
@@ -242,21 +242,9 @@ fn check_free_map(state: &Committed, acc: &mut Accounting) -> Result<()> {
 }
 
 fn stored_counts(pages: &ReadPages, refs: Ptr) -> Result<HashMap<u64, u32>> {
-    let mut out = HashMap::new();
-    for item in btree::Cursor::new(
-        pages,
-        refs,
-        btree::Bound::Unbounded,
-        btree::Bound::Unbounded,
-    ) {
-        let (key, value) = item?;
-        let page = u64::from_be_bytes(
-            key.try_into()
-                .map_err(|_| Error::corrupted(refs.page.0, "refcount key is not 8 bytes"))?,
-        );
-        out.insert(page, decode_count(value, refs.page.0)?);
-    }
-    Ok(out)
+    Ok(btree::share::stored_counts(pages, refs)?
+        .into_iter()
+        .collect())
 }
 
 /// The walk of `check`: every page is verified, keys included, and marked; a shareable page

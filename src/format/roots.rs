@@ -192,7 +192,20 @@ pub fn decode_release(bytes: &[u8], page: u64) -> Result<(Ptr, Released)> {
     Ok((d.ptr.into(), what))
 }
 
-/// Encodes a reference count (refcount-tree value; key: page id, big-endian).
+/// The refcount-tree key of `page`: its id, big-endian, so that keys sort like ids.
+pub fn count_key(page: u64) -> [u8; 8] {
+    page.to_be_bytes()
+}
+
+/// Decodes a refcount-tree key found on `page`.
+pub fn decode_count_key(key: &[u8], page: u64) -> Result<u64> {
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| Error::corrupted(page, "refcount key is not 8 bytes"))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// Encodes a reference count (refcount-tree value; key: [`count_key`]).
 pub fn encode_count(count: u32) -> [u8; 4] {
     U32Le::new(count).get().to_le_bytes()
 }
