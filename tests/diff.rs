@@ -4,34 +4,9 @@
 mod common;
 
 use common::{Model, Rng};
+use shadowkv::testkit::model::{diff as model_diff, Change};
 use shadowkv::{Database, Error};
 use std::collections::BTreeMap;
-
-type Change = (String, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
-
-fn model_diff(old: &Model, new: &Model) -> Vec<Change> {
-    let empty = BTreeMap::new();
-    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
-    names.sort();
-    names.dedup();
-    let mut out = Vec::new();
-    for name in names {
-        let (a, b) = (
-            old.get(name).unwrap_or(&empty),
-            new.get(name).unwrap_or(&empty),
-        );
-        let mut keys: Vec<&Vec<u8>> = a.keys().chain(b.keys()).collect();
-        keys.sort();
-        keys.dedup();
-        for key in keys {
-            let (x, y) = (a.get(key), b.get(key));
-            if x != y {
-                out.push((name.clone(), key.clone(), x.cloned(), y.cloned()));
-            }
-        }
-    }
-    out
-}
 
 fn db_diff(db: &Database, base: &str, now: &str) -> (Vec<Change>, u64) {
     let base = db.begin_read_at(base).unwrap();

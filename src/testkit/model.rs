@@ -285,6 +285,34 @@ impl Model {
     }
 }
 
+/// One changed entry: table, key, old value, new value.
+pub type Change = (String, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// The model's difference from `old` to `new`: tables in name order, then keys.
+pub fn diff(old: &Tables, new: &Tables) -> Vec<Change> {
+    let empty = Default::default();
+    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut out = Vec::new();
+    for name in names {
+        let (a, b) = (
+            old.get(name).unwrap_or(&empty),
+            new.get(name).unwrap_or(&empty),
+        );
+        let mut keys: Vec<&Vec<u8>> = a.keys().chain(b.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        for key in keys {
+            let (x, y) = (a.get(key), b.get(key));
+            if x != y {
+                out.push((name.clone(), key.clone(), x.cloned(), y.cloned()));
+            }
+        }
+    }
+    out
+}
+
 /// The entries of `table` within the bounds, in order (empty when the bounds cross).
 pub fn range_of(
     table: &TableModel,

@@ -8,39 +8,11 @@
 
 use super::{compare, err, outcome, Runner};
 use crate::io::MemStorage;
-use crate::testkit::model::{Expect, Model, Tables};
+use crate::testkit::model::{diff as model_diff, Change, Expect, Model};
 use crate::testkit::ops::Name;
 use crate::txn::roots::MAIN;
 use crate::Database;
 use std::sync::Arc;
-
-/// One changed entry: table, key, old value, new value.
-type Change = (String, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
-
-/// The model's difference from `old` to `new`: tables in name order, then keys.
-fn model_diff(old: &Tables, new: &Tables) -> Vec<Change> {
-    let empty = Default::default();
-    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
-    names.sort();
-    names.dedup();
-    let mut out = Vec::new();
-    for name in names {
-        let (a, b) = (
-            old.get(name).unwrap_or(&empty),
-            new.get(name).unwrap_or(&empty),
-        );
-        let mut keys: Vec<&Vec<u8>> = a.keys().chain(b.keys()).collect();
-        keys.sort();
-        keys.dedup();
-        for key in keys {
-            let (x, y) = (a.get(key), b.get(key));
-            if x != y {
-                out.push((name.clone(), key.clone(), x.cloned(), y.cloned()));
-            }
-        }
-    }
-    out
-}
 
 fn name_of(n: Option<Name>) -> String {
     n.map_or(MAIN.to_string(), Name::as_string)
