@@ -12,13 +12,13 @@
 //!   head (all kept pages only when a releasable suffix is dropped or enough releasable
 //!   entries are stuck behind older ones). Replaced pages become pending under this txn. The
 //!   relocation loop only allocates, so it ends (each round either finishes or allocates).
-//! - Chains are read through [`super::chain`], which bounds them.
+//! - Chains are read through `pager::chain`, which bounds them.
 //! - Placement: a page handed out was free (checked bit by bit as an extent is consumed), and
 //!   extents lie inside the file. The file grows only when every search stage finds nothing;
 //!   when more than an eighth of the file is free when a transaction begins, the
 //!   last stage takes any free page, so that transaction grows the file only if none is left,
 //!   except for a big commit's cold pages past the first 64 while at most a quarter is free.
-//!   A heat's first search starts at its search floor (see [`super::floors`]) and wraps
+//!   A heat's first search starts at its search floor (see `pager::floors`) and wraps
 //!   around, so a stale floor costs placement, never growth.
 
 use super::chain::Chain;
@@ -127,7 +127,7 @@ pub struct Persisted {
     /// txn but reachable from its root).
     pub awaiting_durable: u64,
     /// Where the next transaction's first searches for free runs start (kept in memory, not
-    /// in the meta; see [`super::floors`]).
+    /// in the meta; see `pager::floors`).
     pub floors: SearchFloors,
 }
 

@@ -8,7 +8,7 @@
 //!   reach it: freeing one only records it as pending (see [`freemap`]).
 //! - Every page read through a pointer is checked for its tag, its own id and its birth txn;
 //!   its checksum too when verification is on.
-//! - Chains of pages are walked only through [`chain`], which holds their bounds.
+//! - Chains of pages are walked only through `chain`, which holds their bounds.
 
 pub(crate) mod chain;
 mod floors;
