@@ -77,8 +77,8 @@ fn stage<'db>(shared: &'db Shared, header: &StreamHeader) -> Result<WriterGuard<
         };
         let base = edit.find_snapshot(w, identity)?.ok_or_else(|| {
             Error::NotFound(format!(
-                "the base snapshot of this incremental stream (identity {})",
-                hex(&identity)
+                "the base snapshot of this incremental stream (identity {:032x})",
+                u128::from_le_bytes(identity)
             ))
         })?;
         edit.clone_root(w, STAGING, &base, RootKind::Branch)
@@ -169,10 +169,6 @@ fn discard(shared: &Shared) -> Result<()> {
         None => Ok(()),
     })?;
     tx.commit()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads a stream exactly, checking each record and keeping the counts and the checksum

@@ -43,6 +43,26 @@ pub fn create(storage: &dyn Storage, page_size: usize) -> Result<()> {
 /// (a redo could rewrite its missing pages byte for byte if it reused its txn ids).
 pub fn recover(storage: &dyn Storage, verify: bool) -> Result<(Committed, u64)> {
     let len_bytes = storage.len()?;
+    let mut slots = read_slots(storage, len_bytes)?;
+    slots.sort_by_key(|(_, m)| std::cmp::Reverse(m.txn));
+    let highest_txn = slots.first().map_or(0, |(_, m)| m.txn);
+    let mut first_error = None;
+    for (slot, meta) in slots {
+        match open_slot(storage, len_bytes, slot, meta, verify, highest_txn)? {
+            Ok(committed) => return Ok((committed, highest_txn)),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| Error::NotADatabase {
+        reason: "no meta slot holds a valid checksum".into(),
+    }))
+}
+
+/// The meta slots whose checksum holds and whose fields make sense, or the error for a file
+/// of another version, a cut one, or one that is not a database.
+fn read_slots(storage: &dyn Storage, len_bytes: u64) -> Result<Vec<(u8, Meta)>> {
     let mut slots: Vec<(u8, Meta)> = Vec::new();
     let mut unsupported = None;
     let mut damaged_version = None;
@@ -87,62 +107,68 @@ pub fn recover(storage: &dyn Storage, verify: bool) -> Result<(Committed, u64)> 
         });
     }
     if !magic_seen {
-        let mut head = vec![0u8; (len_bytes as usize).min(MAGIC.len())];
-        storage.read_at(0, &mut head)?;
-        if len_bytes < META_BYTES as u64 && !head.is_empty() && MAGIC.starts_with(&head) {
-            return Err(Error::Truncated {
-                len_bytes,
-                needed_bytes: META_BYTES as u64,
-            });
-        }
-        return Err(Error::NotADatabase {
-            reason: "no valid meta slot carries the shadowkv magic".into(),
+        return Err(not_a_database(storage, len_bytes));
+    }
+    Ok(slots)
+}
+
+/// The error for a file without the magic in any slot: cut inside the first meta, or not a
+/// database at all.
+fn not_a_database(storage: &dyn Storage, len_bytes: u64) -> Error {
+    let mut head = vec![0u8; (len_bytes as usize).min(MAGIC.len())];
+    if let Err(e) = storage.read_at(0, &mut head) {
+        return Error::Io(e);
+    }
+    if len_bytes < META_BYTES as u64 && !head.is_empty() && MAGIC.starts_with(&head) {
+        return Error::Truncated {
+            len_bytes,
+            needed_bytes: META_BYTES as u64,
+        };
+    }
+    Error::NotADatabase {
+        reason: "no valid meta slot carries the shadowkv magic".into(),
+    }
+}
+
+/// The state of one slot's meta, verified: `Ok(Err(e))` when its commit fails verification
+/// (the caller tries the other slot), `Err` when the open must fail.
+fn open_slot(
+    storage: &dyn Storage,
+    len_bytes: u64,
+    slot: u8,
+    meta: Meta,
+    verify: bool,
+    highest_txn: u64,
+) -> Result<Result<Committed>> {
+    let page_size = meta.page_size as usize;
+    let needed_bytes = meta.file_pages.saturating_mul(page_size as u64);
+    if needed_bytes > len_bytes {
+        // Growth is made durable before any meta refers to it, so no crash leaves a valid
+        // meta pointing past the end: the file was cut short.
+        return Err(Error::Truncated {
+            len_bytes,
+            needed_bytes,
         });
     }
-    slots.sort_by_key(|(_, m)| std::cmp::Reverse(m.txn));
-    let highest_txn = slots.first().map_or(0, |(_, m)| m.txn);
-    let mut first_error = None;
-    for (slot, meta) in slots {
-        let page_size = meta.page_size as usize;
-        let needed_bytes = meta.file_pages.saturating_mul(page_size as u64);
-        if needed_bytes > len_bytes {
-            // Growth is made durable before any meta refers to it, so no crash leaves a
-            // valid meta pointing past the end: the file was cut short.
-            return Err(Error::Truncated {
-                len_bytes,
-                needed_bytes,
-            });
-        }
-        let pages = ReadPages::new(storage.view(needed_bytes)?, needed_bytes, page_size, verify);
-        match verify_commit(&pages, &meta) {
-            Ok(()) => {
-                let main = crate::txn::roots::main_record(&pages, meta.roots)?;
-                if meta.txn < highest_txn {
-                    // A newer meta with a valid checksum failed verification. It must never
-                    // verify later (a redo could rewrite its missing sectors byte for byte),
-                    // so the chosen meta overwrites it, durably, before anything else runs.
-                    let other = 1 - slot;
-                    storage.write_at(other as u64 * META_SLOT_BYTES as u64, &meta.encode())?;
-                    storage.sync()?;
-                }
-                return Ok((
-                    Committed {
-                        meta,
-                        slot,
-                        pages,
-                        main,
-                        floors: SearchFloors::default(),
-                    },
-                    highest_txn,
-                ));
-            }
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
+    let pages = ReadPages::new(storage.view(needed_bytes)?, needed_bytes, page_size, verify);
+    if let Err(e) = verify_commit(&pages, &meta) {
+        return Ok(Err(e));
     }
-    Err(first_error.unwrap_or_else(|| Error::NotADatabase {
-        reason: "no meta slot holds a valid checksum".into(),
+    let main = crate::txn::roots::main_record(&pages, meta.roots)?;
+    if meta.txn < highest_txn {
+        // A newer meta with a valid checksum failed verification. It must never verify
+        // later (a redo could rewrite its missing sectors byte for byte), so the chosen meta
+        // overwrites it, durably, before anything else runs.
+        let other = 1 - slot;
+        storage.write_at(other as u64 * META_SLOT_BYTES as u64, &meta.encode())?;
+        storage.sync()?;
+    }
+    Ok(Ok(Committed {
+        meta,
+        slot,
+        pages,
+        main,
+        floors: SearchFloors::default(),
     }))
 }
 

@@ -175,6 +175,78 @@ fn pending_triple(e: PendingEntry) -> (u64, u64, u64) {
 
 use super::PageSource;
 
+/// What one pending page holds, as loading decides what to do with it.
+struct PendingSummary {
+    /// Entries.
+    len: usize,
+    /// Entries releasable now.
+    releasable: usize,
+    /// Entries that wait only for a durable commit.
+    awaiting: usize,
+}
+
+/// One pass over the pending entries: range checks, and per page how many are releasable
+/// and how many wait only for a durable commit. Loading decides everything from these.
+fn summarize_pending(
+    chain: &PendingPages,
+    head: Ptr,
+    file_pages: u64,
+    page_size: usize,
+    releasable: impl Fn(u64, u64) -> bool,
+    durable: u64,
+) -> Result<Vec<PendingSummary>> {
+    let mut summary = Vec::with_capacity(chain.len());
+    // Bounded: the chain and its pages were bounded when read.
+    for (_, entries) in chain {
+        let (mut free_now, mut awaiting) = (0, 0);
+        for &(freed_by, page, born) in entries {
+            if page < first_data_page(page_size) || page >= file_pages || born >= freed_by {
+                return Err(Error::corrupted(head.page.0, "pending entry out of range"));
+            }
+            free_now += releasable(freed_by, born) as usize;
+            awaiting += (freed_by > durable && born <= durable) as usize;
+        }
+        summary.push(PendingSummary {
+            len: entries.len(),
+            releasable: free_now,
+            awaiting,
+        });
+    }
+    Ok(summary)
+}
+
+/// Which pending pages a commit keeps and which it rewrites: `(keep, rewrite)`, where pages
+/// `rewrite..keep` stay as they are and the rest are read into memory (those past `keep` to
+/// be dropped whole).
+///
+/// The chain runs newest first. A suffix of pages whose entries are all releasable is
+/// dropped; then the kept pages must be rewritten (the last one's `next` changes).
+/// Otherwise only the head page is rewritten, unless it is nearly full, and the rest is kept
+/// as it is: a commit costs O(its own frees), not O(all pending). Releasable entries stuck
+/// behind an older page that is not: once they are a quarter of what is kept (and at least a
+/// page), rewriting the kept pages once frees them, and the rewrite's cost is paid for by what
+/// it releases.
+fn pending_rewrite(summary: &[PendingSummary], per_page: usize) -> (usize, usize) {
+    let mut keep = summary.len();
+    // Bounded: one step per page of the chain.
+    while keep > 0 && summary[keep - 1].len == summary[keep - 1].releasable {
+        keep -= 1;
+    }
+    let head_open = summary
+        .first()
+        .is_some_and(|s| s.len * 4 < per_page * 3 || s.releasable > 0);
+    let kept: usize = summary[..keep].iter().map(|s| s.len).sum();
+    let stuck: usize = summary[..keep].iter().skip(1).map(|s| s.releasable).sum();
+    let rewrite = if keep < summary.len() || (stuck >= per_page && stuck * 4 >= kept) {
+        keep
+    } else if head_open {
+        1
+    } else {
+        0
+    };
+    (keep, rewrite)
+}
+
 /// The pages of the pending chain, newest first, each with its entries.
 type PendingPages = Vec<(Ptr, Vec<(u64, u64, u64)>)>;
 
@@ -241,52 +313,20 @@ impl FreeMap {
             freed_by <= oldest_reader && (freed_by <= durable || born > durable)
         };
         let chain = load_pending_pages(pages, pending)?;
-        // One pass over the entries: range checks, and per page how many are releasable and
-        // how many wait only for a durable commit. The decisions below need only these.
-        let mut summary: Vec<(usize, usize, usize)> = Vec::with_capacity(chain.len());
-        for (_, entries) in &chain {
-            let (mut free_now, mut awaiting) = (0, 0);
-            for &(freed_by, page, born) in entries {
-                if page < first_data_page(map.page_size) || page >= file_pages || born >= freed_by {
-                    return Err(Error::corrupted(
-                        pending.page.0,
-                        "pending entry out of range",
-                    ));
-                }
-                free_now += releasable(freed_by, born) as usize;
-                awaiting += (freed_by > durable && born <= durable) as usize;
-            }
-            summary.push((entries.len(), free_now, awaiting));
-        }
-        // The pending chain runs newest first. A suffix of pages whose entries are all
-        // releasable is dropped; then the kept pages must be rewritten (the last one's `next`
-        // changes). Otherwise only the head page is rewritten, unless it is nearly full, and
-        // the rest is kept as it is: a commit costs O(its own frees), not O(all pending).
-        let mut keep = chain.len();
-        while keep > 0 && summary[keep - 1].0 == summary[keep - 1].1 {
-            keep -= 1;
-        }
-        let per_page = pending_entries_per_page(map.page_size);
-        let head_open = summary
-            .first()
-            .is_some_and(|&(len, free_now, _)| len * 4 < per_page * 3 || free_now > 0);
-        // Releasable entries stuck behind an older page that is not: once they are a quarter
-        // of what is kept (and at least a page), rewriting the kept pages once frees them; the
-        // rewrite's cost is then paid for by what it releases.
-        let kept: usize = summary[..keep].iter().map(|s| s.0).sum();
-        let stuck: usize = summary[..keep].iter().skip(1).map(|s| s.1).sum();
-        let rewrite = if keep < chain.len() || (stuck >= per_page && stuck * 4 >= kept) {
-            keep
-        } else if head_open {
-            1
-        } else {
-            0
-        };
-        let mut released = Vec::with_capacity(summary.iter().map(|s| s.1).sum());
+        let summary = summarize_pending(
+            &chain,
+            pending,
+            file_pages,
+            map.page_size,
+            releasable,
+            durable,
+        )?;
+        let (keep, rewrite) = pending_rewrite(&summary, pending_entries_per_page(map.page_size));
+        let mut released = Vec::with_capacity(summary.iter().map(|s| s.releasable).sum());
         for (index, (ptr, entries)) in chain.iter().enumerate() {
             if index < rewrite || index >= keep {
                 map.old_chain_pages.push(*ptr);
-                if summary[index].1 == entries.len() {
+                if summary[index].releasable == entries.len() {
                     released.extend(entries.iter().map(|e| e.1));
                     continue;
                 }
@@ -302,7 +342,7 @@ impl FreeMap {
                     map.pending_tail = *ptr;
                 }
                 map.tail_entries += entries.len() as u64;
-                map.tail_awaiting += summary[index].2 as u64;
+                map.tail_awaiting += summary[index].awaiting as u64;
             }
         }
         map.set_free_many(pages, &released)?;
@@ -671,7 +711,6 @@ impl FreeMap {
         pages: &ReadPages,
         mut emit: impl FnMut(u64, Box<[u8]>),
     ) -> Result<Persisted> {
-        let txn = self.txn.0;
         let old_chains = std::mem::take(&mut self.old_chain_pages);
         self.freed_now
             .extend(old_chains.iter().map(|p| (p.page.0, p.txn.0)));
@@ -679,6 +718,64 @@ impl FreeMap {
             pending_entries_per_page(self.page_size),
             dir_entries_per_page(self.page_size),
         );
+        let chain = self.allocate_map_pages(pages, per_pending, per_dir)?;
+        self.write_bitmaps(&mut emit);
+        // Chains: the directory takes the last pages, pending the rest (extras stay empty).
+        let n_dir = self.dir.len().div_ceil(per_dir).max(1);
+        let (pending_pages, dir_pages) = chain.split_at(chain.len() - n_dir);
+        let entries = self.pending_entries();
+        let durable = self.durable;
+        let pending_count = entries.len() as u64 + self.tail_entries;
+        let awaiting_durable = self.tail_awaiting
+            + entries
+                .iter()
+                .filter(|e| e.freed_by.get() > durable && e.born.get() <= durable)
+                .count() as u64;
+        let tail = self.pending_tail;
+        let pending_head = self.write_chain(
+            pending_pages,
+            tag::PENDING,
+            &entries,
+            per_pending,
+            tail,
+            &mut emit,
+        );
+        let dir_entries: Vec<DirEntry> = self
+            .dir
+            .iter()
+            .map(|s| DirEntry {
+                bitmap: s.ptr.into(),
+                free_count: U32Le::new(s.free),
+            })
+            .collect();
+        let null = Ptr::default();
+        let free_dir = self.write_chain(
+            dir_pages,
+            tag::FREE_DIR,
+            &dir_entries,
+            per_dir,
+            null,
+            &mut emit,
+        );
+        Ok(Persisted {
+            free_dir,
+            pending: pending_head,
+            free_count: self.dir.iter().map(|s| s.free as u64).sum(),
+            pending_count,
+            awaiting_durable,
+            floors: self.floors.finish(),
+        })
+    }
+
+    /// New homes for the changed bitmaps, and pages for the pending and directory chains.
+    /// Each allocation may free or dirty more (a bitmap it touches, an entry it adds), so this
+    /// repeats until the pages asked for suffice; returns the chain pages.
+    fn allocate_map_pages(
+        &mut self,
+        pages: &ReadPages,
+        per_pending: usize,
+        per_dir: usize,
+    ) -> Result<Vec<u64>> {
         let mut chain: Vec<u64> = Vec::new();
         // Bounded: each round ends or allocates, and allocation is bounded by address space.
         loop {
@@ -702,13 +799,17 @@ impl FreeMap {
             let n_pending = self.pending.len() + self.freed_now.len();
             let need = n_pending.div_ceil(per_pending) + self.dir.len().div_ceil(per_dir).max(1);
             if chain.len() >= need {
-                break;
+                return Ok(chain);
             }
             while chain.len() < need {
                 chain.push(self.alloc(pages, 1, Heat::Hot)?);
             }
         }
-        // Bitmaps.
+    }
+
+    /// Stamps every changed bitmap at its new page, points the directory at it, emits it.
+    fn write_bitmaps(&mut self, emit: &mut impl FnMut(u64, Box<[u8]>)) {
+        let txn = self.txn.0;
         for k in 0..self.bitmaps.len() {
             let Some(bitmap) = self.bitmaps[k].as_mut().filter(|b| b.modified) else {
                 continue;
@@ -724,9 +825,12 @@ impl FreeMap {
             emit(id, bitmap.page.clone());
             bitmap.modified = false;
         }
-        // Chains: the directory takes the last pages, pending the rest (extras stay empty).
-        let n_dir = self.dir.len().div_ceil(per_dir).max(1);
-        let (pending_pages, dir_pages) = chain.split_at(chain.len() - n_dir);
+    }
+
+    /// The pending entries this commit writes in front of the kept ones: the rewritten
+    /// entries and its own frees, in (freed_by, page) order.
+    fn pending_entries(&self) -> Vec<PendingEntry> {
+        let txn = self.txn.0;
         let mut entries: Vec<PendingEntry> = self
             .pending
             .iter()
@@ -738,45 +842,7 @@ impl FreeMap {
             )
             .collect();
         entries.sort_unstable_by_key(|e| (e.freed_by.get(), e.page.get()));
-        let durable = self.durable;
-        let pending_count = entries.len() as u64 + self.tail_entries;
-        let awaiting_durable = self.tail_awaiting
-            + entries
-                .iter()
-                .filter(|e| e.freed_by.get() > durable && e.born.get() <= durable)
-                .count() as u64;
-        let pending_head = self.write_chain(
-            pending_pages,
-            tag::PENDING,
-            &entries,
-            per_pending,
-            self.pending_tail,
-            &mut emit,
-        );
-        let dir_entries: Vec<DirEntry> = self
-            .dir
-            .iter()
-            .map(|s| DirEntry {
-                bitmap: s.ptr.into(),
-                free_count: U32Le::new(s.free),
-            })
-            .collect();
-        let free_dir = self.write_chain(
-            dir_pages,
-            tag::FREE_DIR,
-            &dir_entries,
-            per_dir,
-            Ptr::default(),
-            &mut emit,
-        );
-        Ok(Persisted {
-            free_dir,
-            pending: pending_head,
-            free_count: self.dir.iter().map(|s| s.free as u64).sum(),
-            pending_count,
-            awaiting_durable,
-            floors: self.floors.finish(),
-        })
+        entries
     }
 
     fn write_chain<T: bytemuck::Pod>(

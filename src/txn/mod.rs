@@ -12,6 +12,7 @@
 
 mod buffer;
 pub mod catalog;
+mod commit;
 mod diff;
 pub mod roots;
 mod table;

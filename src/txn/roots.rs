@@ -244,13 +244,7 @@ impl RootsEdit {
             };
             return Err(Error::InvalidArgument(format!("{name} is {what}")));
         }
-        self.roots = btree::remove(
-            w,
-            &mut Sharing::system(TreeKind::Roots),
-            self.roots,
-            name.as_bytes(),
-        )?
-        .0;
+        self.remove_name(w, name)?;
         self.release
             .push(w, record.catalog, Released::CatalogNode)?;
         self.changed = true;
@@ -290,14 +284,17 @@ impl RootsEdit {
         if self.lookup(w, name)?.is_some() {
             return Err(Error::AlreadyExists(name.to_string()));
         }
-        self.roots = btree::remove(
-            w,
-            &mut Sharing::system(TreeKind::Roots),
-            self.roots,
-            from.as_bytes(),
-        )?
-        .0;
+        self.remove_name(w, from)?;
         self.put(w, name, f(record))
+    }
+
+    /// Takes `name` out of the roots tree (its record's reference moves or is released by
+    /// the caller).
+    fn remove_name(&mut self, w: &mut WritePager, name: &str) -> Result<()> {
+        let sharing = &mut Sharing::system(TreeKind::Roots);
+        self.roots = btree::remove(w, sharing, self.roots, name.as_bytes())?.0;
+        self.changed = true;
+        Ok(())
     }
 
     /// Writes the branch record and seals the three system trees.

@@ -10,16 +10,15 @@
 
 use super::buffer::{InsertBuffer, FLUSH_BYTES};
 use super::catalog::{check_name, TableRecord};
-use super::roots::RootsEdit;
+use super::roots::{RootsEdit, SealedRoots};
 use super::{table_names, Committed, Durability, DurableMark, Range, Shared, WriterGuard};
 use crate::btree::share::incref;
 use crate::btree::{self, Sharing, TreeKind};
-use crate::format::meta::Meta;
 use crate::format::node;
 use crate::format::roots::{Released, RootKind, RootRecord};
-use crate::format::{Ptr, TxnId, META_SLOT_BYTES};
+use crate::format::{Ptr, TxnId};
 use crate::pager::freemap::FreeMap;
-use crate::pager::{PageSource, ReadPages, WritePager};
+use crate::pager::{PageSource, WritePager};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::ops::RangeBounds;
@@ -333,9 +332,23 @@ impl<'db> WriteTxn<'db> {
     }
 
     /// Commits and keeps the writer slot, for a sequence of commits (a receive). On an
-    /// error the slot is released with the transaction.
+    /// error the slot is released with the transaction. The steps are numbered as in
+    /// docs/format.md section 12; 7 to 10 are in `commit.rs`.
     pub(crate) fn commit_holding_lock(mut self) -> Result<WriterGuard<'db>> {
-        // 1. A poisoned database or a transaction that failed midway commits nothing.
+        self.check_committable()?;
+        if self.changes_nothing() {
+            self.sync_if_owed()?;
+            return Ok(self._guard);
+        }
+        let roots = self.seal_everything()?;
+        let written =
+            super::commit::write_pages_and_meta(self.shared, &self.base, self.pager, &roots)?;
+        super::commit::sync_and_publish(self.shared, self.durability, written)?;
+        Ok(self._guard)
+    }
+
+    /// 1. A poisoned database or a transaction that failed midway commits nothing.
+    fn check_committable(&self) -> Result<()> {
         if self.shared.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
@@ -344,24 +357,31 @@ impl<'db> WriteTxn<'db> {
                 "this transaction hit an error while writing and cannot commit".into(),
             ));
         }
-        let tables_changed = self.tables.values().any(|t| t.changed);
-        if !tables_changed
+        Ok(())
+    }
+
+    fn changes_nothing(&self) -> bool {
+        !self.tables.values().any(|t| t.changed)
             && self.snapshots.is_empty()
             && !self.edit.changed
             && self.edit.release.is_empty()
-        {
-            // Nothing to write; a durable commit still makes earlier Eventual commits durable.
-            let durable = self.shared.durable.lock().txn;
-            if self.durability == Durability::Immediate && durable < self.base.meta.txn {
-                sync_or_poison(self.shared)?;
-                *self.shared.durable.lock() = DurableMark {
-                    txn: self.base.meta.txn,
-                    slot: self.base.slot,
-                };
-            }
-            return Ok(self._guard);
+    }
+
+    /// Nothing to write; a durable commit still makes earlier Eventual commits durable.
+    fn sync_if_owed(&self) -> Result<()> {
+        let durable = self.shared.durable.lock().txn;
+        if self.durability == Durability::Immediate && durable < self.base.meta.txn {
+            sync_or_poison(self.shared)?;
+            *self.shared.durable.lock() = DurableMark {
+                txn: self.base.meta.txn,
+                slot: self.base.slot,
+            };
         }
-        let txn = self.pager.txn().0;
+        Ok(())
+    }
+
+    /// Steps 2 to 6: every tree this commit changed, sealed, up to the system trees.
+    fn seal_everything(&mut self) -> Result<SealedRoots> {
         // 2. Apply the buffered inserts, table by table in name order.
         self.flush_tables()?;
         // 3. Drop queued references (deleted snapshots, branches, tables) in a bounded step,
@@ -372,7 +392,15 @@ impl<'db> WriteTxn<'db> {
             .process(&mut self.pager, &mut self.edit.refs, budget)?;
         // 4. Seal every changed table, record it in the branch's catalog, seal the catalog.
         self.seal_tables()?;
-        // 5. Snapshots taken by this transaction share the sealed catalog: one reference each.
+        // 5. Snapshots taken by this transaction share the sealed catalog.
+        self.record_snapshots()?;
+        // 6. Seal the system trees: roots, reference counts, release queue.
+        self.edit.seal(&mut self.pager)
+    }
+
+    /// Step 5: one root record per snapshot taken, each one more reference on the catalog.
+    fn record_snapshots(&mut self) -> Result<()> {
+        let txn = self.pager.txn().0;
         for name in std::mem::take(&mut self.snapshots) {
             if !self.edit.record.catalog.is_null() {
                 incref(
@@ -393,84 +421,7 @@ impl<'db> WriteTxn<'db> {
             self.edit.record.shared_until = txn;
             self.edit.touch_branch();
         }
-        // 6. Seal the system trees: roots, reference counts, release queue.
-        let roots = self.edit.seal(&mut self.pager)?;
-        let shared = self.shared;
-        let storage = shared.storage.as_ref();
-        let mut durable = *shared.durable.lock();
-        let mut grew = false;
-        // 7. Write the free map and all dirty pages, one write per contiguous run; growth of
-        //    the file is made durable first.
-        let (persisted, file_pages) = self.pager.write_out(storage, |len_bytes| {
-            storage.set_len(len_bytes)?;
-            sync_or_poison(shared)?;
-            grew = true;
-            Ok(())
-        })?;
-        if grew {
-            // The growth fsync made every earlier commit durable: the base state is now the
-            // durable one, so its slot must be kept and the other slot takes this meta.
-            durable = DurableMark {
-                txn: self.base.meta.txn,
-                slot: self.base.slot,
-            };
-            *shared.durable.lock() = durable;
-        }
-        // 8. Write the meta into the slot that does not hold the last durable meta.
-        let meta = Meta {
-            page_size: shared.page_size as u32,
-            txn,
-            durable_txn: durable.txn,
-            file_pages,
-            roots: roots.roots,
-            refcounts: roots.refs,
-            release: roots.release.root,
-            free_dir: persisted.free_dir,
-            pending: persisted.pending,
-            free_count: persisted.free_count,
-            pending_count: persisted.pending_count,
-            release_seq: roots.release.seq,
-        };
-        let slot = 1 - durable.slot;
-        // From here on the in-memory state and the slot may disagree after an error, so any
-        // failure poisons the database; a reopen recovers.
-        let poison = |e: Error| {
-            shared.poisoned.store(true, Ordering::Release);
-            e
-        };
-        storage
-            .write_at(slot as u64 * META_SLOT_BYTES as u64, &meta.encode())
-            .map_err(|e| poison(Error::Io(e)))?;
-        // 9. A durable commit costs one fsync. An Eventual commit is synced anyway once pages
-        //    it cannot reuse pile up, so that the file does not grow without bound.
-        let pending_limit = (file_pages / 16).max(1024);
-        let synced =
-            self.durability == Durability::Immediate || persisted.awaiting_durable > pending_limit;
-        if synced {
-            sync_or_poison(shared)?;
-        }
-        // 10. Publish the new state to readers, and advance the durable mark.
-        let view = storage
-            .view(file_pages * shared.page_size as u64)
-            .map_err(|e| poison(Error::Io(e)))?;
-        let pages = ReadPages::new(
-            view,
-            file_pages * shared.page_size as u64,
-            shared.page_size,
-            shared.verify,
-        );
-        let main = super::roots::main_record(&pages, roots.roots).map_err(poison)?;
-        *shared.state.write() = Arc::new(Committed {
-            meta,
-            slot,
-            pages,
-            main,
-            floors: persisted.floors,
-        });
-        if synced {
-            *shared.durable.lock() = DurableMark { txn, slot };
-        }
-        Ok(self._guard)
+        Ok(())
     }
 }
 
