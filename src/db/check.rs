@@ -1,4 +1,4 @@
-//! `check` and `stats`: the full integrity and accounting proof, and cheap counters.
+//! `check`: the full integrity and accounting proof.
 //!
 //! Invariants proved by `check`: every page of the file is exactly one of meta, free-map
 //! structure, free, pending-free or reachable from a snapshot, a branch or the release queue; every reachable page's
@@ -13,7 +13,7 @@ use crate::format::node::{LeafValue, NodeView};
 use crate::format::roots::TableRecord;
 use crate::format::{self, tag, Ptr, HEADER_BYTES};
 use crate::pager::{freemap, overflow_pages, PageSource, ReadPages};
-use crate::txn::{Committed, Shared};
+use crate::txn::Committed;
 use crate::{Error, Result};
 use std::collections::HashMap;
 
@@ -42,38 +42,6 @@ pub struct CheckReport {
     pub tables: u64,
     /// Entries of the tables those records point at (a shared table counts once per record).
     pub entries: u64,
-}
-
-/// One table in [`Stats`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TableStats {
-    /// Its name.
-    pub name: String,
-    /// Entries.
-    pub len: u64,
-    /// Tree depth (0 when empty).
-    pub depth: u8,
-}
-
-/// Sizes and counts, without a full check.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Stats {
-    /// The newest txn id.
-    pub txn: u64,
-    /// Bytes of the file.
-    pub file_bytes: u64,
-    /// The page size.
-    pub page_size: usize,
-    /// Pages in the file.
-    pub total_pages: u64,
-    /// Pages in use (neither free nor pending).
-    pub used_pages: u64,
-    /// Free pages.
-    pub free_pages: u64,
-    /// Pages waiting to be freed.
-    pub pending_pages: u64,
-    /// Every table of `main`.
-    pub tables: Vec<TableStats>,
 }
 
 const META: u8 = 1;
@@ -362,45 +330,4 @@ fn inline<'a>(view: &NodeView<'a>, i: usize) -> Result<&'a [u8]> {
             "catalog value in an overflow run",
         )),
     }
-}
-
-/// Counters of the newest state.
-pub fn stats(shared: &Shared) -> Result<Stats> {
-    let pin = shared.begin_read();
-    let state = pin.state();
-    let meta = state.meta;
-    let pages = &state.pages;
-    let mut tables = Vec::new();
-    let catalog = state.main.catalog;
-    if !catalog.is_null() {
-        let cursor = btree::Cursor::new(
-            pages,
-            catalog,
-            btree::Bound::Unbounded,
-            btree::Bound::Unbounded,
-        );
-        for item in cursor {
-            let (name, value) = item?;
-            let record = TableRecord::decode(value, catalog.page.0)?;
-            let depth = btree::root_level(pages, record.root)?.map_or(0, |l| l + 1);
-            tables.push(TableStats {
-                name: String::from_utf8_lossy(name).into_owned(),
-                len: record.len,
-                depth,
-            });
-        }
-    }
-    Ok(Stats {
-        txn: meta.txn,
-        file_bytes: shared.storage.len()?,
-        page_size: pages.page_size(),
-        total_pages: meta.file_pages,
-        used_pages: meta
-            .file_pages
-            .saturating_sub(meta.free_count)
-            .saturating_sub(meta.pending_count),
-        free_pages: meta.free_count,
-        pending_pages: meta.pending_count,
-        tables,
-    })
 }

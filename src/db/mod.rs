@@ -12,9 +12,11 @@ mod receive;
 mod recover;
 mod roots;
 mod send;
+mod stats;
 
-pub use check::{CheckReport, Stats, TableStats};
+pub use check::CheckReport;
 pub use roots::{BranchInfo, SnapshotInfo};
+pub use stats::{Stats, TableStats};
 
 use crate::format::roots::RootKind;
 use crate::format::{self, MIN_PAGE_SIZE};
@@ -266,9 +268,13 @@ impl Database {
         check::check(self.shared.begin_read().state())
     }
 
-    /// Sizes and counts.
+    /// Sizes and counts of the last commit: pages from the meta, and in bytes the live data
+    /// (every page reachable from a snapshot, a branch or a system tree, shared pages counted
+    /// once), the free and pending space, and the pending space that only the oldest open
+    /// reader keeps from reuse. Walks every reachable page once and reads the pending chain:
+    /// O(pages reachable), unlike the page counts alone. See [`Stats`] for each field.
     pub fn stats(&self) -> Result<Stats> {
-        check::stats(&self.shared)
+        stats::stats(&self.shared)
     }
 }
 

@@ -173,6 +173,17 @@ impl Shared {
         (oldest, self.durable.lock().txn)
     }
 
+    /// The oldest open reader's txn, leaving out one registration at `own`: the caller's own
+    /// pin, so that a caller that reads the registry while pinned does not see itself.
+    pub fn oldest_reader_except(&self, own: u64) -> Option<u64> {
+        let readers = self.readers.lock();
+        // Ascending txn order: the first entry still held by someone else is the oldest.
+        readers
+            .iter()
+            .find(|(txn, count)| **txn != own || **count > 1)
+            .map(|(txn, _)| *txn)
+    }
+
     /// Waits for the writer slot and takes it.
     pub fn lock_writer(&self) -> Result<WriterGuard<'_>> {
         if self.poisoned.load(Ordering::Acquire) {
