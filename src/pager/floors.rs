@@ -11,7 +11,7 @@
 //!   lowers a heat's floor only when the free run around the page is long enough for that heat,
 //!   to where that run starts (a scattered free page, the common case, lowers nothing).
 
-use super::freemap::Heat;
+use super::placement::Heat;
 
 /// Floors of the two heats, by [`Heat`] index (0 means: from the first data page).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
