@@ -203,6 +203,49 @@ impl Bitmaps {
         self.maps.resize_with(n, || None);
     }
 
+    /// The first page of the free tail: the lowest `t >= first` such that every page of
+    /// `[t, file_pages)` is free (`file_pages` when the last page is in use).
+    pub fn free_tail_start(&mut self, pages: &ReadPages, first: u64) -> Result<u64> {
+        let mut start = self.file_pages;
+        // Bounded: one round per bitmap, from the last; a bitmap wholly free in the file is
+        // skipped by its count, and the bits of the first one that is not are read one by one.
+        for k in (0..self.dir.len()).rev() {
+            let lo = (k as u64 * self.bits).max(first);
+            if lo >= start {
+                break;
+            }
+            if self.dir[k].free as u64 == start - lo {
+                start = lo;
+                continue;
+            }
+            while start > lo && self.is_free(pages, start - 1)? {
+                start -= 1;
+            }
+            break;
+        }
+        Ok(start)
+    }
+
+    /// Cuts the file to `end` pages; every page of `[end, file_pages)` must be free. Their
+    /// bits are cleared, and the slots wholly past `end` are dropped: returns the bitmap pages
+    /// those slots pointed at (for the caller to free).
+    pub fn truncate(&mut self, pages: &ReadPages, end: u64) -> Result<Vec<Ptr>> {
+        let n = end.div_ceil(self.bits) as usize;
+        let dropped = self.dir[n..]
+            .iter()
+            .map(|s| s.ptr)
+            .filter(|p| !p.is_null())
+            .collect();
+        self.dir.truncate(n);
+        self.maps.truncate(n);
+        // Bounded: at most one bitmap's pages.
+        for id in end..self.file_pages.min(n as u64 * self.bits) {
+            self.take(pages, id)?;
+        }
+        self.file_pages = end;
+        Ok(dropped)
+    }
+
     /// Pages free now.
     pub fn free_count(&self) -> u64 {
         self.dir.iter().map(|s| s.free as u64).sum()

@@ -71,6 +71,17 @@ impl FloorTracker {
         }
     }
 
+    /// The file now ends at `end`: no floor lies past it.
+    pub fn clip(&mut self, end: u64) {
+        for h in 0..2 {
+            self.start.0[h] = self.start.0[h].min(end);
+            self.lowered[h] = self.lowered[h].min(end);
+            if let Some(f) = &mut self.found[h] {
+                *f = (*f).min(end);
+            }
+        }
+    }
+
     /// Where heat `heat`'s first search starts: the floor, lowered by what has been freed.
     pub fn start(&self, heat: Heat) -> u64 {
         let h = heat as usize;

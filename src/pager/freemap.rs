@@ -10,16 +10,26 @@
 //! - At commit every changed bitmap page moves to a fresh page and the directory chain is
 //!   written anew; the pending chain keeps its older pages as they are and rewrites only its
 //!   head (all kept pages only when a releasable suffix is dropped or enough releasable
-//!   entries are stuck behind older ones). Replaced pages become pending under this txn. The
-//!   relocation loop only allocates, so it ends (each round either finishes or allocates).
+//!   entries are stuck behind older ones, after `release_all_releasable`, or when
+//!   `relocate_above` finds a kept page at or above its cutoff). Replaced pages become pending
+//!   under this txn. The relocation loop only allocates, so it ends (each round either
+//!   finishes or allocates).
+//! - Compaction's settings, all off unless set: with a shrink threshold, a commit whose free
+//!   tail (the free pages ending at the last page) reaches it cuts `file_pages` before any
+//!   free-map page is allocated; the cut pages are free, so no reader, durable meta or root
+//!   reaches them, and the directory, the bitmaps, the extents and the floors end inside the
+//!   new end. Enough of the tail is kept for the free-map pages when the rest of the file
+//!   lacks the room. The file itself is shortened by the caller, after the commit is durable.
+//!   With a ceiling, no page at or above it is handed out and the file does not grow.
+//!   `relocate_above` moves every free-map page at or above its cutoff at the next persist.
 //! - Chains are read through `pager::chain`, which bounds them.
 //! - Which free page an allocation takes is `pager::placement`'s; the bits and counts are
 //!   changed only through `pager::bitmap`.
 
 use super::bitmap::{Bitmaps, DirSlot};
 use super::chain::Chain;
-pub use super::placement::Heat;
 use super::placement::Placement;
+pub use super::placement::{is_ceiling_reached, Heat, CEILING_REACHED};
 use super::{PageSource, ReadPages, SearchFloors};
 use crate::format::freemap::{
     dir_entries_per_page, pending_entries_per_page, set_chain_entry, set_chain_next, DirEntry,
@@ -47,8 +57,14 @@ pub struct FreeMap {
     freed_now: Vec<(u64, u64)>,
     old_chain_pages: Vec<Ptr>,
     durable: u64,
+    /// The oldest reader's txn when the map was loaded (with `durable`, the reuse rule).
+    oldest_reader: u64,
     /// Extents, search stages and floors.
     place: Placement,
+    /// Cut a free tail of at least this many pages at commit (None: never).
+    shrink_threshold: Option<u64>,
+    /// Move every free-map page at or above this page at commit (None: none).
+    relocate_from: Option<u64>,
 }
 
 /// What the free map wrote at commit, for the meta.
@@ -67,6 +83,8 @@ pub struct Persisted {
     /// Where the next transaction's first searches for free runs start (kept in memory, not
     /// in the meta; see `pager::floors`).
     pub floors: SearchFloors,
+    /// Pages in the file: fewer than before when the free tail was cut.
+    pub file_pages: u64,
 }
 
 /// The decoded chains of a committed free map (for `check` and for loading).
@@ -203,7 +221,10 @@ impl FreeMap {
             freed_now: Vec::new(),
             old_chain_pages: Vec::new(),
             durable: 0,
+            oldest_reader: 0,
             place: Placement::new(),
+            shrink_threshold: None,
+            relocate_from: None,
         }
     }
 
@@ -231,6 +252,7 @@ impl FreeMap {
             *slot = DirSlot { ptr, free };
         }
         map.durable = durable;
+        map.oldest_reader = oldest_reader;
         // The directory chain is rewritten at every commit.
         map.old_chain_pages = loaded.chain_pages;
         let releasable = |freed_by: u64, born: u64| {
@@ -286,6 +308,120 @@ impl FreeMap {
         self.map.file_pages
     }
 
+    /// Cuts the free tail at commit: when at least `threshold` pages at the end of the file
+    /// are free, `persist` shrinks `file_pages` to drop them (None: never; `Some(0)`: any
+    /// free tail). The caller shortens the file itself, once the commit is durable and no
+    /// reader's view reaches past the new end.
+    pub fn set_shrink_threshold(&mut self, threshold: Option<u64>) {
+        self.shrink_threshold = threshold;
+    }
+
+    /// While `Some(c)`, every allocation (single pages of both heats, runs, and the free-map
+    /// pages `persist` allocates) takes only free pages below `c`, and the file never grows;
+    /// when none is left the allocation fails with an error that [`is_ceiling_reached`]
+    /// recognises.
+    pub fn set_ceiling(&mut self, ceiling: Option<u64>) {
+        self.place.set_ceiling(ceiling);
+    }
+
+    /// At commit, every bitmap page at or above `cutoff` moves to a new page, and if any kept
+    /// page of the pending chain lies at or above it, the whole chain is rewritten. The new
+    /// pages lie below `cutoff` only under a ceiling at or below it (`set_ceiling`).
+    pub fn relocate_above(&mut self, cutoff: u64) {
+        self.relocate_from = Some(cutoff);
+    }
+
+    /// Reads the kept part of the pending chain into memory, to be rewritten at commit, and
+    /// frees every entry of it that the reuse rule allows (loading frees only those it reads,
+    /// and keeps older pages as they are).
+    pub fn release_all_releasable(&mut self, pages: &ReadPages) -> Result<()> {
+        self.absorb_tail(pages)?;
+        self.place.measure_room(&self.map);
+        Ok(())
+    }
+
+    /// Reads the kept pages of the pending chain into `pending` (their pages freed at commit
+    /// like every replaced chain page), releasing what is releasable.
+    fn absorb_tail(&mut self, pages: &ReadPages) -> Result<()> {
+        if self.pending_tail.is_null() {
+            return Ok(());
+        }
+        let (oldest, durable) = (self.oldest_reader, self.durable);
+        let mut released = Vec::new();
+        // Bounded: `load_pending_pages` walks the chain through `Chain`.
+        for (ptr, entries) in load_pending_pages(pages, self.pending_tail)? {
+            self.old_chain_pages.push(ptr);
+            for e in entries {
+                if e.freed_by <= oldest && (e.freed_by <= durable || e.born > durable) {
+                    released.push(e.page);
+                } else {
+                    self.pending.push(e);
+                }
+            }
+        }
+        (self.pending_tail, self.tail_entries, self.tail_awaiting) = (Ptr::default(), 0, 0);
+        released.sort_unstable();
+        self.map.set_free_many(pages, &released)?;
+        self.place.note_freed_many(pages, &mut self.map, &released)
+    }
+
+    /// `relocate_above`'s marks: bitmaps at or above the cutoff are modified (so they move),
+    /// and a kept pending page at or above it brings the whole chain into memory.
+    fn mark_relocations(&mut self, pages: &ReadPages) -> Result<()> {
+        let Some(cutoff) = self.relocate_from else {
+            return Ok(());
+        };
+        for k in 0..self.map.dir.len() {
+            let ptr = self.map.dir[k].ptr;
+            if !ptr.is_null() && ptr.page.0 >= cutoff {
+                self.map.get(pages, k)?.modified = true;
+            }
+        }
+        // Bounded: `Chain` bounds the walk.
+        let chain = Chain::<PendingEntry>::new(pages, self.pending_tail, tag::PENDING, false);
+        let mut above = false;
+        for page in chain {
+            above |= page?.ptr.page.0 >= cutoff;
+        }
+        if above {
+            self.absorb_tail(pages)?;
+        }
+        Ok(())
+    }
+
+    /// Cuts the free tail when it reaches the threshold (see `set_shrink_threshold`), keeping
+    /// enough of it for the free-map pages the commit still allocates when the rest of the
+    /// file has too few free pages. A dropped bitmap's page becomes pending under this txn.
+    fn shrink_tail(&mut self, pages: &ReadPages) -> Result<()> {
+        let Some(threshold) = self.shrink_threshold else {
+            return Ok(());
+        };
+        let end = self.map.file_pages;
+        let start = self
+            .map
+            .free_tail_start(pages, first_data_page(self.page_size))?;
+        // Every bitmap may move, plus the chains (with an entry for each bitmap replaced).
+        let entries = self.pending.len() + self.freed_now.len() + 2 * self.map.dir.len();
+        let need = self.map.dir.len() as u64
+            + entries.div_ceil(pending_entries_per_page(self.page_size)) as u64
+            + self
+                .map
+                .dir
+                .len()
+                .div_ceil(dir_entries_per_page(self.page_size)) as u64
+            + 2;
+        let free_below = self.map.free_count() - (end - start);
+        let new_end = start + need.saturating_sub(free_below).min(end - start);
+        if new_end >= end || end - new_end < threshold {
+            return Ok(());
+        }
+        let dropped = self.map.truncate(pages, new_end)?;
+        self.freed_now
+            .extend(dropped.iter().map(|p| (p.page.0, p.txn.0)));
+        self.place.clip(new_end);
+        Ok(())
+    }
+
     /// Frees `id`: at once if this transaction allocated it, else pending under this txn.
     pub fn free(&mut self, pages: &ReadPages, id: u64, born: u64) -> Result<()> {
         assert!(born <= self.txn.0, "page {id} born in the future");
@@ -312,9 +448,11 @@ impl FreeMap {
         pages: &ReadPages,
         mut emit: impl FnMut(u64, Box<[u8]>),
     ) -> Result<Persisted> {
+        self.mark_relocations(pages)?;
         let old_chains = std::mem::take(&mut self.old_chain_pages);
         self.freed_now
             .extend(old_chains.iter().map(|p| (p.page.0, p.txn.0)));
+        self.shrink_tail(pages)?;
         let (per_pending, per_dir) = (
             pending_entries_per_page(self.page_size),
             dir_entries_per_page(self.page_size),
@@ -366,6 +504,7 @@ impl FreeMap {
             pending_count,
             awaiting_durable,
             floors: self.place.finish(),
+            file_pages: self.map.file_pages,
         })
     }
 

@@ -14,13 +14,33 @@
 //!   past the first 64 while at most a quarter is free.
 //! - A heat's first search starts at its search floor (see `pager::floors`) and wraps around,
 //!   so a stale floor costs placement, never growth.
+//! - While a ceiling is set, every page handed out lies below it and the file never grows:
+//!   when the search stages find nothing, any free page below the ceiling is taken, and when
+//!   none is left the allocation fails with [`ceiling_reached`]. After the free tail is cut
+//!   (`clip`), extents and floors lie inside the new end, and a page is taken from any gap
+//!   below it before the file grows again.
 
 use super::bitmap::Bitmaps;
 use super::floors::{self, FloorTracker, SearchFloors, HINT_MIN, LONGEST_HINT};
 use super::runs::RunScan;
 use super::ReadPages;
 use crate::format::first_data_page;
-use crate::Result;
+use crate::{Error, Result};
+
+/// The message of the error an allocation fails with when no free page is left below the
+/// ceiling (see [`is_ceiling_reached`]).
+pub const CEILING_REACHED: &str = "no free page left below the allocation ceiling";
+
+/// The error of an allocation that found no free page below the ceiling.
+pub fn ceiling_reached() -> Error {
+    Error::InvalidArgument(CEILING_REACHED.to_string())
+}
+
+/// Whether `e` is the error of an allocation that found no free page below the ceiling: a
+/// step of work under a ceiling ends early on it (the transaction that got it cannot commit).
+pub fn is_ceiling_reached(e: &Error) -> bool {
+    matches!(e, Error::InvalidArgument(m) if m == CEILING_REACHED)
+}
 
 /// The shortest run hot pages take: a small commit has about eight, so room for all of them.
 const HOT_RUN: u64 = HINT_MIN[Heat::Hot as usize];
@@ -68,6 +88,10 @@ pub(super) struct Placement {
     /// Cold pages taken so far in this txn (past [`BIG_TXN_COLD`] it is a big commit).
     cold_taken: u64,
     floors: FloorTracker,
+    /// No page at or above this is handed out, and the file does not grow (None: no limit).
+    ceiling: Option<u64>,
+    /// The free tail was cut in this txn: take any gap below the end before growing again.
+    shrunk: bool,
 }
 
 impl Placement {
@@ -79,7 +103,37 @@ impl Placement {
             room: Room::Tight,
             cold_taken: 0,
             floors: FloorTracker::new(SearchFloors::default()),
+            ceiling: None,
+            shrunk: false,
         }
+    }
+
+    /// Sets (or lifts) the allocation ceiling; the extents are cut to it.
+    pub fn set_ceiling(&mut self, ceiling: Option<u64>) {
+        self.ceiling = ceiling;
+        if let Some(c) = ceiling {
+            self.clip_extents(c);
+        }
+    }
+
+    /// The file now ends at `end` (its free tail was cut): extents and floors move inside it.
+    pub fn clip(&mut self, end: u64) {
+        self.clip_extents(end);
+        self.floors.clip(end);
+        self.shrunk = true;
+    }
+
+    fn clip_extents(&mut self, end: u64) {
+        for e in &mut self.extents {
+            e.1 = e.1.min(end);
+            e.0 = e.0.min(e.1);
+        }
+    }
+
+    /// Where searches end: the file's end, or the ceiling below it.
+    fn end(&self, map: &Bitmaps) -> u64 {
+        self.ceiling
+            .map_or(map.file_pages, |c| c.min(map.file_pages))
     }
 
     /// Measures how much of the file is free now, which picks the search stages.
@@ -168,8 +222,11 @@ impl Placement {
         if n == 1 {
             return self.alloc_page(pages, map, heat);
         }
-        if let Some(id) = alloc_run_free(pages, map, n)? {
+        if let Some(id) = alloc_run_free(pages, map, n, self.end(map))? {
             return Ok(id);
+        }
+        if self.ceiling.is_some() {
+            return Err(ceiling_reached());
         }
         self.grow(pages, map, n)
     }
@@ -217,6 +274,14 @@ impl Placement {
                 None => self.stage[h] += 1,
             }
         }
+        if self.ceiling.is_some() || self.shrunk {
+            if let Some(id) = self.take_any(pages, map, h)? {
+                return Ok(id);
+            }
+            if self.ceiling.is_some() {
+                return Err(ceiling_reached());
+            }
+        }
         let start = self.grow(pages, map, 1)?;
         // Half the growth at most for this heat: the rest is one free run that the next
         // search of either heat finds, so searching starts over rather than growing again
@@ -225,6 +290,17 @@ impl Placement {
         self.extents[h] = (start + 1, (start + 1 + share).min(map.file_pages));
         self.stage = [0; 2];
         Ok(start)
+    }
+
+    /// Any free page in the file (below the ceiling), with the run it starts as the extent:
+    /// the last resort before growth is refused or undoes a cut.
+    fn take_any(&mut self, pages: &ReadPages, map: &mut Bitmaps, h: usize) -> Result<Option<u64>> {
+        let Some((start, len)) = self.find_run(pages, map, h, 1, u64::MAX)? else {
+            return Ok(None);
+        };
+        map.take(pages, start)?;
+        self.extents[h] = (start + 1, start + len.min(EXTENT_CAP));
+        Ok(Some(start))
     }
 
     /// The search stages `(min, max)` run length of `heat`, in order (see `alloc_page`);
@@ -251,7 +327,7 @@ impl Placement {
         max: u64,
     ) -> Result<Option<(u64, u64)>> {
         let first = first_data_page(map.page_size);
-        let end = map.file_pages;
+        let end = self.end(map);
         let from = self.extents[h].1.clamp(first, end);
         let (other_lo, other_hi) = self.extents[1 - h];
         for (lo, hi) in [(from, end), (first, from)] {
@@ -315,12 +391,12 @@ fn scan_runs(
     Ok(scan.close())
 }
 
-/// The first run of `n` free pages in the file, taken; None when there is none.
-fn alloc_run_free(pages: &ReadPages, map: &mut Bitmaps, n: u64) -> Result<Option<u64>> {
+/// The first run of `n` free pages below `end`, taken; None when there is none.
+fn alloc_run_free(pages: &ReadPages, map: &mut Bitmaps, n: u64, end: u64) -> Result<Option<u64>> {
     let (mut start, mut run) = (0u64, 0u64);
     let mut id = first_data_page(map.page_size);
     // Bounded: `id` rises every round up to the end of the file.
-    while id < map.file_pages {
+    while id < end {
         let k = (id / map.bits) as usize;
         if map.dir[k].free == 0 {
             run = 0;
