@@ -347,8 +347,8 @@ impl Roles {
                 }
             }
         }
-        for (_, page, _) in &loaded.pending {
-            live[*page as usize] = 0;
+        for p in &loaded.pending {
+            live[p.page as usize] = 0;
         }
         // Overflow runs: only the value's bytes are covered by its checksum.
         let mut runs = Runs {

@@ -8,10 +8,10 @@
 
 use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Visitor};
 use crate::btree::{self, check_node};
-use crate::format::freemap::bits_per_bitmap;
+use crate::format::freemap::{bitmap_body, bits_per_bitmap};
 use crate::format::node::{LeafValue, NodeView};
 use crate::format::roots::TableRecord;
-use crate::format::{self, tag, Ptr, HEADER_BYTES};
+use crate::format::{self, tag, Ptr};
 use crate::pager::{freemap, overflow_pages, PageSource, ReadPages};
 use crate::txn::Committed;
 use crate::{Error, Result};
@@ -184,7 +184,7 @@ fn check_free_map(state: &Committed, acc: &mut Accounting) -> Result<()> {
         let page = pages.tagged(*ptr, &[tag::BITMAP], true)?;
         acc.mark(ptr.page.0, 1, FREEMAP)?;
         let mut set = 0u64;
-        for (byte_at, byte) in page[HEADER_BYTES..].iter().enumerate() {
+        for (byte_at, byte) in bitmap_body(page).iter().enumerate() {
             for bit in 0..8 {
                 if byte & (1 << bit) != 0 {
                     acc.mark(k as u64 * bits + byte_at as u64 * 8 + bit, 1, FREE)?;
@@ -200,8 +200,8 @@ fn check_free_map(state: &Committed, acc: &mut Accounting) -> Result<()> {
         }
         free_total += set;
     }
-    for (_, id, _) in &loaded.pending {
-        acc.mark(*id, 1, PENDING)?;
+    for p in &loaded.pending {
+        acc.mark(p.page, 1, PENDING)?;
     }
     if free_total != meta.free_count || loaded.pending.len() as u64 != meta.pending_count {
         return Err(Error::corrupted(0, "meta free or pending count is wrong"));

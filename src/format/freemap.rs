@@ -90,11 +90,49 @@ pub fn set_chain_entry<T: Pod>(page: &mut [u8], i: usize, entry: T) {
     page[at..at + size].copy_from_slice(bytemuck::bytes_of(&entry));
 }
 
-/// Builds a pending entry.
-pub fn pending_entry(freed_by: u64, page: u64, born: u64) -> PendingEntry {
-    PendingEntry {
-        freed_by: U64Le::new(freed_by),
-        page: U64Le::new(page),
-        born: U64Le::new(born),
+/// A pending-free entry as a plain value, the form the pager and `check` work with; it
+/// converts to and from the on-disk [`PendingEntry`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// The transaction that freed the page.
+    pub freed_by: u64,
+    /// The page.
+    pub page: u64,
+    /// The txn that wrote the page.
+    pub born: u64,
+}
+
+impl From<PendingEntry> for Pending {
+    fn from(e: PendingEntry) -> Pending {
+        Pending {
+            freed_by: e.freed_by.get(),
+            page: e.page.get(),
+            born: e.born.get(),
+        }
     }
+}
+
+impl From<Pending> for PendingEntry {
+    fn from(p: Pending) -> PendingEntry {
+        PendingEntry {
+            freed_by: U64Le::new(p.freed_by),
+            page: U64Le::new(p.page),
+            born: U64Le::new(p.born),
+        }
+    }
+}
+
+/// Writes the `next` pointer of a chain page.
+pub fn set_chain_next(page: &mut [u8], next: Ptr) {
+    next.encode(&mut page[HEADER_BYTES..CHAIN_ENTRIES_AT]);
+}
+
+/// The bits of a bitmap page (everything after its header).
+pub fn bitmap_body(page: &[u8]) -> &[u8] {
+    &page[HEADER_BYTES..]
+}
+
+/// The bits of a bitmap page, to change.
+pub fn bitmap_body_mut(page: &mut [u8]) -> &mut [u8] {
+    &mut page[HEADER_BYTES..]
 }

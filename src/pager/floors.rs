@@ -11,7 +11,7 @@
 //!   lowers a heat's floor only when the free run around the page is long enough for that heat,
 //!   to where that run starts (a scattered free page, the common case, lowers nothing).
 
-use super::freemap::Heat;
+use super::placement::Heat;
 
 /// Floors of the two heats, by [`Heat`] index (0 means: from the first data page).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -67,6 +67,17 @@ impl FloorTracker {
                 if let Some(f) = found {
                     *f = (*f).min(run_start);
                 }
+            }
+        }
+    }
+
+    /// The file now ends at `end`: no floor lies past it.
+    pub fn clip(&mut self, end: u64) {
+        for h in 0..2 {
+            self.start.0[h] = self.start.0[h].min(end);
+            self.lowered[h] = self.lowered[h].min(end);
+            if let Some(f) = &mut self.found[h] {
+                *f = (*f).min(end);
             }
         }
     }

@@ -10,54 +10,44 @@
 //! - At commit every changed bitmap page moves to a fresh page and the directory chain is
 //!   written anew; the pending chain keeps its older pages as they are and rewrites only its
 //!   head (all kept pages only when a releasable suffix is dropped or enough releasable
-//!   entries are stuck behind older ones). Replaced pages become pending under this txn. The
-//!   relocation loop only allocates, so it ends (each round either finishes or allocates).
+//!   entries are stuck behind older ones, after `release_all_releasable`, or when
+//!   `relocate_above` finds a kept page at or above its cutoff). Replaced pages become pending
+//!   under this txn. The relocation loop only allocates, so it ends (each round either
+//!   finishes or allocates).
+//! - Compaction's settings, all off unless set: with a shrink threshold, a commit whose free
+//!   tail (the free pages ending at the last page) reaches it cuts `file_pages` before any
+//!   free-map page is allocated; the cut pages are free, so no reader, durable meta or root
+//!   reaches them, and the directory, the bitmaps, the extents and the floors end inside the
+//!   new end. Enough of the tail is kept for the free-map pages when the rest of the file
+//!   lacks the room. The file itself is shortened by the caller, after the commit is durable.
+//!   With a ceiling, no page at or above it is handed out and the file does not grow.
+//!   `relocate_above` moves every free-map page at or above its cutoff at the next persist.
 //! - Chains are read through `pager::chain`, which bounds them.
-//! - Placement: a page handed out was free (checked bit by bit as an extent is consumed), and
-//!   extents lie inside the file. The file grows only when every search stage finds nothing;
-//!   when more than an eighth of the file is free when a transaction begins, the
-//!   last stage takes any free page, so that transaction grows the file only if none is left,
-//!   except for a big commit's cold pages past the first 64 while at most a quarter is free.
-//!   A heat's first search starts at its search floor (see `pager::floors`) and wraps
-//!   around, so a stale floor costs placement, never growth.
+//! - Which free page an allocation takes is `pager::placement`'s; the bits and counts are
+//!   changed only through `pager::bitmap`.
 
+use super::bitmap::{Bitmaps, DirSlot};
 use super::chain::Chain;
-use super::floors::{self, FloorTracker, SearchFloors, HINT_MIN, LONGEST_HINT};
-use super::runs::RunScan;
-use super::ReadPages;
+use super::placement::Placement;
+pub use super::placement::{is_ceiling_reached, Heat, CEILING_REACHED};
+use super::{PageSource, ReadPages, SearchFloors};
 use crate::format::freemap::{
-    bits_per_bitmap, dir_entries_per_page, pending_entries_per_page, pending_entry,
-    set_chain_entry, DirEntry, PendingEntry, CHAIN_ENTRIES_AT,
+    dir_entries_per_page, pending_entries_per_page, set_chain_entry, set_chain_next, DirEntry,
+    Pending, PendingEntry,
 };
 use crate::format::{
     checksum, first_data_page, tag, PageHeader, PageId, Ptr, TxnId, U16Le, U32Le, U64Le,
 };
 use crate::{Error, Result};
 
-#[derive(Clone, Copy, Debug, Default)]
-struct DirSlot {
-    ptr: Ptr,
-    free: u32,
-}
-
-struct Bitmap {
-    page: Box<[u8]>,
-    /// Changed in this transaction: needs writing to `new_id` at commit.
-    modified: bool,
-    new_id: Option<u64>,
-}
-
 /// The free-space state being changed by one write transaction.
 pub struct FreeMap {
     page_size: usize,
     txn: TxnId,
-    bits: u64,
-    file_pages: u64,
-    dir: Vec<DirSlot>,
-    /// The bitmap pages read or changed in this txn, by index (parallel to `dir`).
-    bitmaps: Vec<Option<Bitmap>>,
-    /// (freed by, page, born) of pages still waiting that this commit writes anew.
-    pending: Vec<(u64, u64, u64)>,
+    /// The directory and bitmaps, with the file's length.
+    map: Bitmaps,
+    /// Pages still waiting that this commit writes anew.
+    pending: Vec<Pending>,
     /// The older part of the pending chain, kept as it is (newest first); its head pointer.
     pending_tail: Ptr,
     /// Entries in `pending_tail`, and how many of them wait for a durable commit.
@@ -67,50 +57,14 @@ pub struct FreeMap {
     freed_now: Vec<(u64, u64)>,
     old_chain_pages: Vec<Ptr>,
     durable: u64,
-    /// Pages `[next, end)` of the runs being filled, one per [`Heat`] (see [`super::runs`]).
-    extents: [(u64, u64); 2],
-    /// Per heat: the first search stage (see `alloc_page`) that has not yet come up empty
-    /// in this txn.
-    stage: [usize; 2],
-    /// How much of the file was free when the transaction began (after loading's releases).
-    room: Room,
-    /// Cold pages taken so far in this txn (past [`BIG_TXN_COLD`] it is a big commit).
-    cold_taken: u64,
-    floors: FloorTracker,
-}
-
-/// The shortest run hot pages take: a small commit has about eight, so room for all of them.
-const HOT_RUN: u64 = HINT_MIN[Heat::Hot as usize];
-/// The shortest run cold pages take while the file has little free space: shorter gaps too,
-/// which packs them denser.
-const COLD_RUN: u64 = HINT_MIN[Heat::Cold as usize];
-
-/// The most pages one extent claims: a longer run is taken a piece at a time, so that the
-/// other heat can still find room in it.
-const EXTENT_CAP: u64 = 64;
-
-/// A transaction that has taken this many cold pages is a big commit: the rest of its cold
-/// pages come from runs, even when that grows a file with free gaps (see `alloc_page`).
-const BIG_TXN_COLD: u64 = 64;
-
-/// How much of the file was free when a transaction began.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Room {
-    /// At most an eighth.
-    Tight,
-    /// More than an eighth, at most a quarter.
-    Loose,
-    /// More than a quarter.
-    Ample,
-}
-
-/// How soon a page is expected to be replaced, which decides the run it is allocated from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Heat {
-    /// Replaced by one of the next few commits (roots, catalog, free-map pages).
-    Hot = 0,
-    /// Expected to live long (leaves, pages copied from an old version).
-    Cold = 1,
+    /// The oldest reader's txn when the map was loaded (with `durable`, the reuse rule).
+    oldest_reader: u64,
+    /// Extents, search stages and floors.
+    place: Placement,
+    /// Cut a free tail of at least this many pages at commit (None: never).
+    shrink_threshold: Option<u64>,
+    /// Move every free-map page at or above this page at commit (None: none).
+    relocate_from: Option<u64>,
 }
 
 /// What the free map wrote at commit, for the meta.
@@ -129,14 +83,16 @@ pub struct Persisted {
     /// Where the next transaction's first searches for free runs start (kept in memory, not
     /// in the meta; see `pager::floors`).
     pub floors: SearchFloors,
+    /// Pages in the file: fewer than before when the free tail was cut.
+    pub file_pages: u64,
 }
 
 /// The decoded chains of a committed free map (for `check` and for loading).
 pub struct Loaded {
     /// (bitmap pointer or null, free count) per bitmap index.
     pub dir: Vec<(Ptr, u32)>,
-    /// (freed by, page, born) entries.
-    pub pending: Vec<(u64, u64, u64)>,
+    /// The pending entries.
+    pub pending: Vec<Pending>,
     /// Pages of the directory and pending chains.
     pub chain_pages: Vec<Ptr>,
 }
@@ -159,7 +115,7 @@ pub fn load_chains(pages: &ReadPages, free_dir: Ptr, pending: Ptr, verify: bool)
     // Bounded: as above.
     for page in Chain::<PendingEntry>::new(pages, pending, tag::PENDING, verify) {
         let page = page?;
-        pend.extend(page.entries().map(pending_triple));
+        pend.extend(page.entries().map(Pending::from));
         chain_pages.push(page.ptr);
     }
     Ok(Loaded {
@@ -168,12 +124,6 @@ pub fn load_chains(pages: &ReadPages, free_dir: Ptr, pending: Ptr, verify: bool)
         chain_pages,
     })
 }
-
-fn pending_triple(e: PendingEntry) -> (u64, u64, u64) {
-    (e.freed_by.get(), e.page.get(), e.born.get())
-}
-
-use super::PageSource;
 
 /// What one pending page holds, as loading decides what to do with it.
 struct PendingSummary {
@@ -199,12 +149,12 @@ fn summarize_pending(
     // Bounded: the chain and its pages were bounded when read.
     for (_, entries) in chain {
         let (mut free_now, mut awaiting) = (0, 0);
-        for &(freed_by, page, born) in entries {
-            if page < first_data_page(page_size) || page >= file_pages || born >= freed_by {
+        for e in entries {
+            if e.page < first_data_page(page_size) || e.page >= file_pages || e.born >= e.freed_by {
                 return Err(Error::corrupted(head.page.0, "pending entry out of range"));
             }
-            free_now += releasable(freed_by, born) as usize;
-            awaiting += (freed_by > durable && born <= durable) as usize;
+            free_now += releasable(e.freed_by, e.born) as usize;
+            awaiting += (e.freed_by > durable && e.born <= durable) as usize;
         }
         summary.push(PendingSummary {
             len: entries.len(),
@@ -248,26 +198,22 @@ fn pending_rewrite(summary: &[PendingSummary], per_page: usize) -> (usize, usize
 }
 
 /// The pages of the pending chain, newest first, each with its entries.
-type PendingPages = Vec<(Ptr, Vec<(u64, u64, u64)>)>;
+type PendingPages = Vec<(Ptr, Vec<Pending>)>;
 
 fn load_pending_pages(pages: &ReadPages, head: Ptr) -> Result<PendingPages> {
     // Bounded: `Chain` bounds the chain's length and each page's entries.
     Chain::<PendingEntry>::new(pages, head, tag::PENDING, false)
-        .map(|page| page.map(|page| (page.ptr, page.entries().map(pending_triple).collect())))
+        .map(|page| page.map(|page| (page.ptr, page.entries().map(Pending::from).collect())))
         .collect()
 }
 
 impl FreeMap {
     /// A free map for a brand-new file of `file_pages` pages, all of them in use.
     pub fn empty(page_size: usize, txn: TxnId, file_pages: u64) -> FreeMap {
-        let bits = bits_per_bitmap(page_size);
         FreeMap {
             page_size,
             txn,
-            bits,
-            file_pages,
-            dir: vec![DirSlot::default(); file_pages.div_ceil(bits) as usize],
-            bitmaps: (0..file_pages.div_ceil(bits)).map(|_| None).collect(),
+            map: Bitmaps::new(page_size, file_pages),
             pending: Vec::new(),
             pending_tail: Ptr::default(),
             tail_entries: 0,
@@ -275,11 +221,10 @@ impl FreeMap {
             freed_now: Vec::new(),
             old_chain_pages: Vec::new(),
             durable: 0,
-            extents: [(0, 0); 2],
-            floors: FloorTracker::new(SearchFloors::default()),
-            stage: [0; 2],
-            room: Room::Tight,
-            cold_taken: 0,
+            oldest_reader: 0,
+            place: Placement::new(),
+            shrink_threshold: None,
+            relocate_from: None,
         }
     }
 
@@ -297,16 +242,17 @@ impl FreeMap {
     ) -> Result<FreeMap> {
         let loaded = load_chains(pages, free_dir, Ptr::default(), false)?;
         let mut map = FreeMap::empty(pages.page_size(), txn, file_pages);
-        if !free_dir.is_null() && loaded.dir.len() != map.dir.len() {
+        if !free_dir.is_null() && loaded.dir.len() != map.map.dir.len() {
             return Err(Error::corrupted(
                 free_dir.page.0,
                 "directory does not cover the file",
             ));
         }
-        for (slot, (ptr, free)) in map.dir.iter_mut().zip(loaded.dir) {
+        for (slot, (ptr, free)) in map.map.dir.iter_mut().zip(loaded.dir) {
             *slot = DirSlot { ptr, free };
         }
         map.durable = durable;
+        map.oldest_reader = oldest_reader;
         // The directory chain is rewritten at every commit.
         map.old_chain_pages = loaded.chain_pages;
         let releasable = |freed_by: u64, born: u64| {
@@ -327,14 +273,14 @@ impl FreeMap {
             if index < rewrite || index >= keep {
                 map.old_chain_pages.push(*ptr);
                 if summary[index].releasable == entries.len() {
-                    released.extend(entries.iter().map(|e| e.1));
+                    released.extend(entries.iter().map(|e| e.page));
                     continue;
                 }
-                for &(freed_by, page, born) in entries {
-                    if releasable(freed_by, born) {
-                        released.push(page);
+                for &e in entries {
+                    if releasable(e.freed_by, e.born) {
+                        released.push(e.page);
                     } else {
-                        map.pending.push((freed_by, page, born));
+                        map.pending.push(e);
                     }
                 }
             } else {
@@ -345,127 +291,134 @@ impl FreeMap {
                 map.tail_awaiting += summary[index].awaiting as u64;
             }
         }
-        map.set_free_many(pages, &released)?;
-        map.room = map.measure_room();
+        map.map.set_free_many(pages, &released)?;
+        map.place.note_freed_many(pages, &mut map.map, &released)?;
+        map.place.measure_room(&map.map);
         Ok(map)
     }
 
     /// Starts this transaction's first searches from `floors`, the floors the last commit left
     /// (lowered by what loading released).
     pub fn start_searches_at(&mut self, floors: SearchFloors) {
-        self.floors = self.floors.starting_at(floors);
-        // A heat's first search starts at its floor when the floor speaks for that search; a
-        // search for short gaps starts at the first page, packing them.
-        for heat in [Heat::Hot, Heat::Cold] {
-            let (min, max) = self.stages(heat, false)[0];
-            let start = if floors::speaks_for(heat, min, max) {
-                self.floors.start(heat)
-            } else {
-                0
-            };
-            self.extents[heat as usize] = (start, start);
-        }
+        self.place.start_searches_at(floors);
     }
 
     /// Pages in the file, counting growth in this transaction.
     pub fn file_pages(&self) -> u64 {
-        self.file_pages
+        self.map.file_pages
     }
 
-    fn bitmap(&mut self, pages: &ReadPages, k: usize) -> Result<&mut Bitmap> {
-        if self.bitmaps[k].is_none() {
-            let slot = self.dir[k];
-            let page: Box<[u8]> = if slot.ptr.is_null() {
-                vec![0u8; self.page_size].into_boxed_slice()
-            } else {
-                // A count that disagrees with the bits is caught where it matters (an
-                // allocation that finds no bit, a free of a free page) and by `check`.
-                pages.tagged(slot.ptr, &[tag::BITMAP], false)?.into()
-            };
-            self.bitmaps[k] = Some(Bitmap {
-                page,
-                modified: false,
-                new_id: None,
-            });
-        }
-        Ok(self.bitmaps[k].as_mut().expect("filled above"))
+    /// Cuts the free tail at commit: when at least `threshold` pages at the end of the file
+    /// are free, `persist` shrinks `file_pages` to drop them (None: never; `Some(0)`: any
+    /// free tail). The caller shortens the file itself, once the commit is durable and no
+    /// reader's view reaches past the new end.
+    pub fn set_shrink_threshold(&mut self, threshold: Option<u64>) {
+        self.shrink_threshold = threshold;
     }
 
-    /// Frees every page of `ids` (the releases of a load, which may number hundreds of
-    /// thousands after a large removal): one bitmap lookup per run of ids in the same bitmap.
-    fn set_free_many(&mut self, pages: &ReadPages, ids: &[u64]) -> Result<()> {
-        let mut i = 0;
-        // Bounded: every round frees at least one id.
-        while i < ids.len() {
-            let k = (ids[i] / self.bits) as usize;
-            let first = k as u64 * self.bits;
-            let bitmap = self.bitmap(pages, k)?;
-            let body = &mut bitmap.page[crate::format::HEADER_BYTES..];
-            let mut added = 0u32;
-            while let Some(&id) = ids
-                .get(i)
-                .filter(|&&id| id >= first && id - first < body.len() as u64 * 8)
-            {
-                let bit = (id - first) as usize;
-                let byte = &mut body[bit / 8];
-                if *byte & (1 << (bit % 8)) != 0 {
-                    return Err(Error::corrupted(id, "page freed twice"));
-                }
-                *byte |= 1 << (bit % 8);
-                added += 1;
-                i += 1;
-            }
-            bitmap.modified = true;
-            self.dir[k].free = self.dir[k]
-                .free
-                .checked_add(added)
-                .ok_or_else(|| Error::corrupted(ids[i - 1], "free count of a bitmap overflows"))?;
+    /// While `Some(c)`, every allocation (single pages of both heats, runs, and the free-map
+    /// pages `persist` allocates) takes only free pages below `c`, and the file never grows;
+    /// when none is left the allocation fails with an error that [`is_ceiling_reached`]
+    /// recognises.
+    pub fn set_ceiling(&mut self, ceiling: Option<u64>) {
+        self.place.set_ceiling(ceiling);
+    }
+
+    /// At commit, every bitmap page at or above `cutoff` moves to a new page, and if any kept
+    /// page of the pending chain lies at or above it, the whole chain is rewritten. The new
+    /// pages lie below `cutoff` only under a ceiling at or below it (`set_ceiling`).
+    pub fn relocate_above(&mut self, cutoff: u64) {
+        self.relocate_from = Some(cutoff);
+    }
+
+    /// Reads the kept part of the pending chain into memory, to be rewritten at commit, and
+    /// frees every entry of it that the reuse rule allows (loading frees only those it reads,
+    /// and keeps older pages as they are).
+    pub fn release_all_releasable(&mut self, pages: &ReadPages) -> Result<()> {
+        self.absorb_tail(pages)?;
+        self.place.measure_room(&self.map);
+        Ok(())
+    }
+
+    /// Reads the kept pages of the pending chain into `pending` (their pages freed at commit
+    /// like every replaced chain page), releasing what is releasable.
+    fn absorb_tail(&mut self, pages: &ReadPages) -> Result<()> {
+        if self.pending_tail.is_null() {
+            return Ok(());
         }
-        // Measured after every bit is set, since released neighbours form runs together. A
-        // large release lowers the floors to its lowest page instead of measuring each.
-        if ids.len() > 256 {
-            let lowest = ids.iter().min().expect("not empty");
-            self.floors
-                .freed(lowest.saturating_sub(LONGEST_HINT - 1), LONGEST_HINT);
-        } else {
-            // A page right after one just measured lies in the same run.
-            for (index, &id) in ids.iter().enumerate() {
-                if index == 0 || ids[index - 1] + 1 != id {
-                    self.note_freed(pages, id)?;
+        let (oldest, durable) = (self.oldest_reader, self.durable);
+        let mut released = Vec::new();
+        // Bounded: `load_pending_pages` walks the chain through `Chain`.
+        for (ptr, entries) in load_pending_pages(pages, self.pending_tail)? {
+            self.old_chain_pages.push(ptr);
+            for e in entries {
+                if e.freed_by <= oldest && (e.freed_by <= durable || e.born > durable) {
+                    released.push(e.page);
+                } else {
+                    self.pending.push(e);
                 }
             }
+        }
+        (self.pending_tail, self.tail_entries, self.tail_awaiting) = (Ptr::default(), 0, 0);
+        released.sort_unstable();
+        self.map.set_free_many(pages, &released)?;
+        self.place.note_freed_many(pages, &mut self.map, &released)
+    }
+
+    /// `relocate_above`'s marks: bitmaps at or above the cutoff are modified (so they move),
+    /// and a kept pending page at or above it brings the whole chain into memory.
+    fn mark_relocations(&mut self, pages: &ReadPages) -> Result<()> {
+        let Some(cutoff) = self.relocate_from else {
+            return Ok(());
+        };
+        for k in 0..self.map.dir.len() {
+            let ptr = self.map.dir[k].ptr;
+            if !ptr.is_null() && ptr.page.0 >= cutoff {
+                self.map.get(pages, k)?.modified = true;
+            }
+        }
+        // Bounded: `Chain` bounds the walk.
+        let chain = Chain::<PendingEntry>::new(pages, self.pending_tail, tag::PENDING, false);
+        let mut above = false;
+        for page in chain {
+            above |= page?.ptr.page.0 >= cutoff;
+        }
+        if above {
+            self.absorb_tail(pages)?;
         }
         Ok(())
     }
 
-    /// Tells the search floors about the free run page `id` now lies in.
-    fn note_freed(&mut self, pages: &ReadPages, id: u64) -> Result<()> {
-        let first = first_data_page(self.page_size);
-        let (mut start, mut end) = (id, id + 1);
-        // Bounded: at most LONGEST_HINT pages each way.
-        while start > first && id - start < LONGEST_HINT && self.is_free(pages, start - 1)? {
-            start -= 1;
+    /// Cuts the free tail when it reaches the threshold (see `set_shrink_threshold`), keeping
+    /// enough of it for the free-map pages the commit still allocates when the rest of the
+    /// file has too few free pages. A dropped bitmap's page becomes pending under this txn.
+    fn shrink_tail(&mut self, pages: &ReadPages) -> Result<()> {
+        let Some(threshold) = self.shrink_threshold else {
+            return Ok(());
+        };
+        let end = self.map.file_pages;
+        let start = self
+            .map
+            .free_tail_start(pages, first_data_page(self.page_size))?;
+        // Every bitmap may move, plus the chains (with an entry for each bitmap replaced).
+        let entries = self.pending.len() + self.freed_now.len() + 2 * self.map.dir.len();
+        let need = self.map.dir.len() as u64
+            + entries.div_ceil(pending_entries_per_page(self.page_size)) as u64
+            + self
+                .map
+                .dir
+                .len()
+                .div_ceil(dir_entries_per_page(self.page_size)) as u64
+            + 2;
+        let free_below = self.map.free_count() - (end - start);
+        let new_end = start + need.saturating_sub(free_below).min(end - start);
+        if new_end >= end || end - new_end < threshold {
+            return Ok(());
         }
-        while end < self.file_pages && end - id <= LONGEST_HINT && self.is_free(pages, end)? {
-            end += 1;
-        }
-        self.floors.freed(start, end - start);
-        Ok(())
-    }
-
-    fn set_free(&mut self, pages: &ReadPages, id: u64) -> Result<()> {
-        let (k, bit) = ((id / self.bits) as usize, (id % self.bits) as usize);
-        let bitmap = self.bitmap(pages, k)?;
-        let byte = &mut bitmap.page[crate::format::HEADER_BYTES + bit / 8];
-        if *byte & (1 << (bit % 8)) != 0 {
-            return Err(Error::corrupted(id, "page freed twice"));
-        }
-        *byte |= 1 << (bit % 8);
-        bitmap.modified = true;
-        self.dir[k].free = self.dir[k]
-            .free
-            .checked_add(1)
-            .ok_or_else(|| Error::corrupted(id, "free count of a bitmap overflows"))?;
+        let dropped = self.map.truncate(pages, new_end)?;
+        self.freed_now
+            .extend(dropped.iter().map(|p| (p.page.0, p.txn.0)));
+        self.place.clip(new_end);
         Ok(())
     }
 
@@ -473,8 +426,8 @@ impl FreeMap {
     pub fn free(&mut self, pages: &ReadPages, id: u64, born: u64) -> Result<()> {
         assert!(born <= self.txn.0, "page {id} born in the future");
         if born == self.txn.0 {
-            self.set_free(pages, id)?;
-            self.note_freed(pages, id)
+            self.map.set_free(pages, id)?;
+            self.place.note_freed(pages, &mut self.map, id)
         } else {
             self.freed_now.push((id, born));
             Ok(())
@@ -482,225 +435,9 @@ impl FreeMap {
     }
 
     /// Allocates `n` contiguous pages, reusing free ones when a run exists, else growing.
-    /// Single pages go to the run kept for their `heat`.
+    /// Single pages go to the run kept for their `heat` (see `pager::placement`).
     pub fn alloc(&mut self, pages: &ReadPages, n: u64, heat: Heat) -> Result<u64> {
-        assert!(n >= 1);
-        if n == 1 {
-            return self.alloc_page(pages, heat);
-        }
-        if let Some(id) = self.alloc_run_free(pages, n)? {
-            return Ok(id);
-        }
-        self.grow(pages, n)
-    }
-
-    /// One page. Pages come in address order from runs of free pages, so that a commit's
-    /// pages are written side by side, hot and cold pages from separate runs: hot pages die
-    /// together at the next commit and free whole runs again.
-    ///
-    /// Space: the file grows only while free pages add up to at most an eighth of it. Past
-    /// that, cold pages fill the gaps shorter than a hot run first, and both heats then take
-    /// any free page (scattered writes, but no growth). A big commit is the exception: once
-    /// it has taken [`BIG_TXN_COLD`] cold pages, the rest come from runs of a hot run's length,
-    /// growing the file for them while at most a quarter of it is free. A thousand scattered
-    /// pages cost three times what the same pages in twenty runs cost on the benchmark disk
-    /// (31 ms against 9 ms per fdatasync), and the gaps stay for small commits to fill.
-    fn alloc_page(&mut self, pages: &ReadPages, heat: Heat) -> Result<u64> {
-        let h = heat as usize;
-        let stages = self.stages(heat, self.cold_taken >= BIG_TXN_COLD);
-        if heat == Heat::Cold {
-            self.cold_taken += 1;
-            if self.cold_taken == BIG_TXN_COLD {
-                // From the next page on the stages are a big commit's: search them afresh.
-                self.stage[h] = 0;
-            }
-        }
-        // Bounded: each round takes a page, finds a run (which holds a free page, so the
-        // next round takes it) or moves to the next stage.
-        for _round in 0..=2 * stages.len() {
-            while self.extents[h].0 < self.extents[h].1 {
-                let id = self.extents[h].0;
-                self.extents[h].0 += 1;
-                if self.is_free(pages, id)? {
-                    self.take(pages, id)?;
-                    return Ok(id);
-                }
-            }
-            let Some(&(min, max)) = stages.get(self.stage[h]) else {
-                break;
-            };
-            match self.find_run(pages, h, min, max)? {
-                Some((start, len)) => {
-                    self.floors.found(heat, min, max, start);
-                    self.extents[h] = (start, start + len.min(EXTENT_CAP));
-                }
-                None => self.stage[h] += 1,
-            }
-        }
-        let start = self.grow(pages, 1)?;
-        // Half the growth at most for this heat: the rest is one free run that the next
-        // search of either heat finds, so searching starts over rather than growing again
-        // (a small file grows by one step, not one per heat).
-        let share = ((self.file_pages - start - 1) / 2).clamp(1, EXTENT_CAP);
-        self.extents[h] = (start + 1, (start + 1 + share).min(self.file_pages));
-        self.stage = [0; 2];
-        Ok(start)
-    }
-
-    /// The search stages `(min, max)` run length of `heat`, in order (see `alloc_page`);
-    /// `big` once the transaction is a big commit.
-    fn stages(&self, heat: Heat, big: bool) -> &'static [(u64, u64)] {
-        match (heat, self.room, big) {
-            (Heat::Hot, Room::Tight, _) => &[(HOT_RUN, u64::MAX)],
-            (Heat::Hot, _, _) => &[(HOT_RUN, u64::MAX), (1, u64::MAX)],
-            (Heat::Cold, Room::Tight, _) => &[(COLD_RUN, u64::MAX)],
-            (Heat::Cold, Room::Loose, true) => &[(HOT_RUN, u64::MAX)],
-            (Heat::Cold, Room::Ample, true) => &[(HOT_RUN, u64::MAX), (1, u64::MAX)],
-            (Heat::Cold, _, false) => &[(1, HOT_RUN - 1), (1, u64::MAX)],
-        }
-    }
-
-    /// How much of the file is free now.
-    fn measure_room(&self) -> Room {
-        let free: u64 = self.dir.iter().map(|s| s.free as u64).sum();
-        if free * 8 <= self.file_pages {
-            Room::Tight
-        } else if free * 4 <= self.file_pages {
-            Room::Loose
-        } else {
-            Room::Ample
-        }
-    }
-
-    /// The first run of `min..=max` free pages at or after the end of extent `h`, wrapping
-    /// around once, outside the other extent.
-    fn find_run(
-        &self,
-        pages: &ReadPages,
-        h: usize,
-        min: u64,
-        max: u64,
-    ) -> Result<Option<(u64, u64)>> {
-        let first = first_data_page(self.page_size);
-        let from = self.extents[h].1.clamp(first, self.file_pages);
-        let (other_lo, other_hi) = self.extents[1 - h];
-        for (lo, hi) in [(from, self.file_pages), (first, from)] {
-            // The other extent splits the range in two.
-            let parts = if other_lo < other_hi && other_lo < hi && lo < other_hi {
-                [(lo, other_lo.max(lo)), (other_hi.min(hi), hi)]
-            } else {
-                [(lo, hi), (hi, hi)]
-            };
-            for (lo, hi) in parts {
-                if let Some(run) = self.scan_runs(pages, lo, hi, min, max)? {
-                    return Ok(Some(run));
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    fn scan_runs(
-        &self,
-        pages: &ReadPages,
-        lo: u64,
-        hi: u64,
-        min: u64,
-        max: u64,
-    ) -> Result<Option<(u64, u64)>> {
-        if lo >= hi {
-            return Ok(None);
-        }
-        let mut scan = RunScan::new(min, max);
-        for k in (lo / self.bits) as usize..=((hi - 1) / self.bits) as usize {
-            let slot = self.dir[k];
-            if slot.free == 0 {
-                if let Some(run) = scan.close() {
-                    return Ok(Some(run));
-                }
-                continue;
-            }
-            let page = match &self.bitmaps[k] {
-                Some(bitmap) => &bitmap.page[..],
-                None => pages.tagged(slot.ptr, &[tag::BITMAP], false)?,
-            };
-            let body = &page[crate::format::HEADER_BYTES..];
-            if let Some(run) = scan.feed(body, k as u64 * self.bits, lo, hi) {
-                return Ok(Some(run));
-            }
-        }
-        Ok(scan.close())
-    }
-
-    fn is_free(&mut self, pages: &ReadPages, id: u64) -> Result<bool> {
-        let (k, bit) = ((id / self.bits) as usize, (id % self.bits) as usize);
-        if self.dir[k].free == 0 {
-            return Ok(false);
-        }
-        let bitmap = self.bitmap(pages, k)?;
-        Ok(bitmap.page[crate::format::HEADER_BYTES + bit / 8] & (1 << (bit % 8)) != 0)
-    }
-
-    fn alloc_run_free(&mut self, pages: &ReadPages, n: u64) -> Result<Option<u64>> {
-        let (mut start, mut run) = (0u64, 0u64);
-        let mut id = first_data_page(self.page_size);
-        while id < self.file_pages {
-            let k = (id / self.bits) as usize;
-            if self.dir[k].free == 0 {
-                run = 0;
-                id = (k as u64 + 1) * self.bits;
-                continue;
-            }
-            if self.is_free(pages, id)? {
-                if run == 0 {
-                    start = id;
-                }
-                run += 1;
-                if run == n {
-                    for p in start..start + n {
-                        self.take(pages, p)?;
-                    }
-                    return Ok(Some(start));
-                }
-            } else {
-                run = 0;
-            }
-            id += 1;
-        }
-        Ok(None)
-    }
-
-    fn take(&mut self, pages: &ReadPages, id: u64) -> Result<()> {
-        let (k, bit) = ((id / self.bits) as usize, (id % self.bits) as usize);
-        let bitmap = self.bitmap(pages, k)?;
-        bitmap.page[crate::format::HEADER_BYTES + bit / 8] &= !(1 << (bit % 8));
-        bitmap.modified = true;
-        // A bitmap with more set bits than its count is corrupt, not a reason to wrap.
-        self.dir[k].free = self.dir[k]
-            .free
-            .checked_sub(1)
-            .ok_or_else(|| Error::corrupted(id, "bitmap has more free pages than its count"))?;
-        Ok(())
-    }
-
-    /// Grows the file: the first `n` new pages are returned allocated, the rest are free.
-    fn grow(&mut self, pages: &ReadPages, n: u64) -> Result<u64> {
-        let old = self.file_pages;
-        // Small steps keep the slack at the end of the file under 2% (a growing commit also
-        // pays one extra fsync, so steps are not single pages either).
-        let chunk = (old / 64).clamp(64, (16 << 20) / self.page_size as u64);
-        let new = old + n.max(chunk);
-        self.file_pages = new;
-        let need_dir = new.div_ceil(self.bits) as usize;
-        self.dir.resize(need_dir, DirSlot::default());
-        self.bitmaps.resize_with(need_dir, || None);
-        for id in old + n..new {
-            self.set_free(pages, id)?;
-        }
-        if old + n < new {
-            self.note_freed(pages, old + n)?;
-        }
-        Ok(old)
+        self.place.alloc(pages, &mut self.map, n, heat)
     }
 
     /// Writes the free map back: relocates changed bitmaps, writes the directory and the pending
@@ -711,9 +448,11 @@ impl FreeMap {
         pages: &ReadPages,
         mut emit: impl FnMut(u64, Box<[u8]>),
     ) -> Result<Persisted> {
+        self.mark_relocations(pages)?;
         let old_chains = std::mem::take(&mut self.old_chain_pages);
         self.freed_now
             .extend(old_chains.iter().map(|p| (p.page.0, p.txn.0)));
+        self.shrink_tail(pages)?;
         let (per_pending, per_dir) = (
             pending_entries_per_page(self.page_size),
             dir_entries_per_page(self.page_size),
@@ -721,7 +460,7 @@ impl FreeMap {
         let chain = self.allocate_map_pages(pages, per_pending, per_dir)?;
         self.write_bitmaps(&mut emit);
         // Chains: the directory takes the last pages, pending the rest (extras stay empty).
-        let n_dir = self.dir.len().div_ceil(per_dir).max(1);
+        let n_dir = self.map.dir.len().div_ceil(per_dir).max(1);
         let (pending_pages, dir_pages) = chain.split_at(chain.len() - n_dir);
         let entries = self.pending_entries();
         let durable = self.durable;
@@ -741,6 +480,7 @@ impl FreeMap {
             &mut emit,
         );
         let dir_entries: Vec<DirEntry> = self
+            .map
             .dir
             .iter()
             .map(|s| DirEntry {
@@ -760,10 +500,11 @@ impl FreeMap {
         Ok(Persisted {
             free_dir,
             pending: pending_head,
-            free_count: self.dir.iter().map(|s| s.free as u64).sum(),
+            free_count: self.map.free_count(),
             pending_count,
             awaiting_durable,
-            floors: self.floors.finish(),
+            floors: self.place.finish(),
+            file_pages: self.map.file_pages,
         })
     }
 
@@ -780,7 +521,7 @@ impl FreeMap {
         // Bounded: each round ends or allocates, and allocation is bounded by address space.
         loop {
             loop {
-                let todo: Vec<usize> = (self.bitmaps.iter().enumerate())
+                let todo: Vec<usize> = (self.map.maps.iter().enumerate())
                     .filter(|(_, b)| b.as_ref().is_some_and(|b| b.modified && b.new_id.is_none()))
                     .map(|(k, _)| k)
                     .collect();
@@ -789,15 +530,16 @@ impl FreeMap {
                 }
                 for k in todo {
                     let id = self.alloc(pages, 1, Heat::Hot)?;
-                    let old = self.dir[k].ptr;
+                    let old = self.map.dir[k].ptr;
                     if !old.is_null() {
                         self.freed_now.push((old.page.0, old.txn.0));
                     }
-                    self.bitmaps[k].as_mut().expect("listed").new_id = Some(id);
+                    self.map.maps[k].as_mut().expect("listed").new_id = Some(id);
                 }
             }
             let n_pending = self.pending.len() + self.freed_now.len();
-            let need = n_pending.div_ceil(per_pending) + self.dir.len().div_ceil(per_dir).max(1);
+            let need =
+                n_pending.div_ceil(per_pending) + self.map.dir.len().div_ceil(per_dir).max(1);
             if chain.len() >= need {
                 return Ok(chain);
             }
@@ -810,19 +552,20 @@ impl FreeMap {
     /// Stamps every changed bitmap at its new page, points the directory at it, emits it.
     fn write_bitmaps(&mut self, emit: &mut impl FnMut(u64, Box<[u8]>)) {
         let txn = self.txn.0;
-        for k in 0..self.bitmaps.len() {
-            let Some(bitmap) = self.bitmaps[k].as_mut().filter(|b| b.modified) else {
+        for k in 0..self.map.maps.len() {
+            let Some(bitmap) = self.map.maps[k].as_mut().filter(|b| b.modified) else {
                 continue;
             };
             let id = bitmap.new_id.expect("relocated above");
-            stamp(&mut bitmap.page, tag::BITMAP, 0, id, txn);
-            let crc = checksum(&bitmap.page);
-            self.dir[k].ptr = Ptr {
+            let page = bitmap.page_mut();
+            stamp(page, tag::BITMAP, 0, id, txn);
+            let crc = checksum(page);
+            self.map.dir[k].ptr = Ptr {
                 page: PageId(id),
                 txn: self.txn,
                 crc,
             };
-            emit(id, bitmap.page.clone());
+            emit(id, page.clone());
             bitmap.modified = false;
         }
     }
@@ -834,12 +577,14 @@ impl FreeMap {
         let mut entries: Vec<PendingEntry> = self
             .pending
             .iter()
-            .map(|&(t, p, b)| pending_entry(t, p, b))
-            .chain(
-                self.freed_now
-                    .iter()
-                    .map(|&(p, b)| pending_entry(txn, p, b)),
-            )
+            .map(|&p| PendingEntry::from(p))
+            .chain(self.freed_now.iter().map(|&(page, born)| {
+                PendingEntry::from(Pending {
+                    freed_by: txn,
+                    page,
+                    born,
+                })
+            }))
             .collect();
         entries.sort_unstable_by_key(|e| (e.freed_by.get(), e.page.get()));
         entries
@@ -866,7 +611,7 @@ impl FreeMap {
                 set_chain_entry(&mut page, j, *e);
             }
             stamp(&mut page, chain_tag, chunk.len(), id, self.txn.0);
-            next.encode(&mut page[crate::format::HEADER_BYTES..CHAIN_ENTRIES_AT]);
+            set_chain_next(&mut page, next);
             let crc = checksum(&page);
             next = Ptr {
                 page: PageId(id),

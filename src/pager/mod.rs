@@ -10,9 +10,11 @@
 //!   its checksum too when verification is on.
 //! - Chains of pages are walked only through `chain`, which holds their bounds.
 
+mod bitmap;
 pub(crate) mod chain;
 mod floors;
 pub mod freemap;
+mod placement;
 mod runs;
 mod write;
 

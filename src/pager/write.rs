@@ -47,6 +47,11 @@ impl WritePager {
         &self.committed
     }
 
+    /// The free map, for the settings of a compaction step (ceiling, shrinking, relocation).
+    pub fn free_map(&mut self) -> &mut FreeMap {
+        &mut self.free
+    }
+
     /// Node pages made dirty so far.
     pub fn dirty_pages(&self) -> usize {
         self.dirty.len()

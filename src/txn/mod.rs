@@ -93,6 +93,10 @@ pub struct Shared {
     pub poisoned: AtomicBool,
     /// The highest txn id found in a meta slot at open: new txn ids go above it.
     pub txn_floor: u64,
+    /// Set at open, cleared by the first commit: the first write transaction frees every
+    /// pending page the reuse rule allows, older chain pages included (a commit otherwise
+    /// reads only the head of the pending chain; see `pager::freemap`).
+    pub release_all: AtomicBool,
 }
 
 impl Shared {
@@ -120,6 +124,7 @@ impl Shared {
             durable: Mutex::new(durable),
             poisoned: AtomicBool::new(false),
             txn_floor: highest_txn,
+            release_all: AtomicBool::new(true),
         }
     }
 

@@ -88,6 +88,9 @@ impl<'db> WriteTxn<'db> {
             oldest_reader,
             durable,
         )?;
+        if shared.release_all.load(Ordering::Acquire) {
+            free.release_all_releasable(&base.pages)?;
+        }
         free.start_searches_at(base.floors);
         let pager = WritePager::new(base.pages.clone(), txn, free);
         let edit = RootsEdit::new(&base.meta, branch, &pager)?;
@@ -122,6 +125,13 @@ impl<'db> WriteTxn<'db> {
     /// commit).
     pub(crate) fn dirty_bytes(&self) -> usize {
         self.pager.dirty_pages() * self.pager.page_size()
+    }
+
+    /// The free map of this transaction, to set how its commit shrinks the file, where its
+    /// allocations stop and which free-map pages move (for compaction and its tests).
+    #[doc(hidden)]
+    pub fn free_map(&mut self) -> &mut FreeMap {
+        self.pager.free_map()
     }
 
     /// The branch this transaction writes.
@@ -344,6 +354,7 @@ impl<'db> WriteTxn<'db> {
         let written =
             super::commit::write_pages_and_meta(self.shared, &self.base, self.pager, &roots)?;
         super::commit::sync_and_publish(self.shared, self.durability, written)?;
+        self.shared.release_all.store(false, Ordering::Release);
         Ok(self._guard)
     }
 
