@@ -115,6 +115,8 @@ pub mod txn;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use db::{BranchInfo, CheckReport, Database, Options, SnapshotInfo, Stats, TableStats};
+pub use db::{
+    BranchInfo, CheckReport, CompactReport, Database, Options, SnapshotInfo, Stats, TableStats,
+};
 pub use error::{Error, Result};
 pub use txn::{Change, Diff, Durability, Range, ReadTxn, Table, TableMut, WriteTxn};

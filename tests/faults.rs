@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 use storage::{
     apply, fresh_db_bytes, verify, DurabilityMix, FaultError, FaultMode, Faulty, OpKind, Shape,
-    Workload, World,
+    Step, TableOp, Workload, World,
 };
 
 static TOTAL_FAULTS: AtomicU64 = AtomicU64::new(0);
@@ -482,25 +482,122 @@ fn receive_under_faults() {
     };
     let before = World::default();
     let base = fresh_db_bytes(4096);
-    let ops = {
-        let faulty = Arc::new(Faulty::new(
-            Arc::new(MemStorage::from_bytes(base.clone())),
-            FaultMode::Off,
-            FaultError::Eio,
-        ));
-        let db = Database::options().open_storage(faulty.clone()).unwrap();
-        let start = faulty.ops();
-        db.receive(&stream[..]).unwrap();
-        faulty.ops() - start
-    };
+    let ops = count_ops(&base, |db| db.receive(&stream[..]).map(drop));
     assert!(
         ops >= 6,
         "a receive of three commits issued {ops} I/O operations"
     );
     eprintln!("receive_under_faults: {ops} operations, each failed once and for good");
+    under_each_fault(
+        &base,
+        ops,
+        |db| db.receive(&stream[..]).map(drop),
+        |db, ok, ctx| {
+            let now = if ok { &expected } else { &before };
+            verify(db, now).unwrap_or_else(|e| panic!("{ctx}: published state: {e}"));
+        },
+        |reopened, ctx| {
+            if verify(reopened, &before).is_err() {
+                verify(reopened, &expected)
+                    .unwrap_or_else(|e| panic!("{ctx}: reopened neither before nor after: {e}"));
+            }
+        },
+    );
+}
+
+/// A compaction of a file with a snapshot, a branch and a long tail, with each of its I/O
+/// operations failed once and from then on: an error is an I/O error or `Poisoned`, the
+/// published state and the reopened file hold exactly the same contents (a compaction changes
+/// none), and both pass `check()`; a failed truncate or fsync loses nothing.
+#[test]
+fn compact_under_faults() {
+    let (base, world) = {
+        let inner = Arc::new(MemStorage::new());
+        let db = Database::options().open_storage(inner.clone()).unwrap();
+        let mut world = World::default();
+        let ins = |i: u64, len: usize| {
+            TableOp::Insert(
+                "t".into(),
+                format!("k{i:05}").into_bytes(),
+                vec![i as u8; len],
+            )
+        };
+        let write = |branch: &str, ops: Vec<TableOp>| Step::Write {
+            branch: branch.into(),
+            ops,
+            snapshot: None,
+            durability: Durability::Immediate,
+            abort: false,
+        };
+        let steps = [
+            write("main", (0..600).map(|i| ins(i, 100)).collect()),
+            Step::Snapshot("s".into()),
+            Step::Branch {
+                name: "b".into(),
+                from: "main".into(),
+            },
+            write("b", (0..8).map(|i| ins(i, 5000)).collect()),
+            write("main", (600..900).map(|i| ins(i, 100)).collect()),
+            write(
+                "main",
+                (0..900)
+                    .filter(|i| i % 3 != 0)
+                    .map(|i| TableOp::Remove("t".into(), format!("k{i:05}").into_bytes()))
+                    .collect(),
+            ),
+        ];
+        for step in &steps {
+            world = apply(&db, &world, step).unwrap();
+        }
+        drop(db);
+        (inner.to_bytes(), world)
+    };
+    let ops = count_ops(&base, |db| {
+        let report = db.compact()?;
+        assert!(report.pages_moved > 0, "{report:?}");
+        Ok(())
+    });
+    eprintln!("compact_under_faults: {ops} operations, each failed once and for good");
+    let same = |db: &Database, ctx: &str| {
+        verify(db, &world).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+    };
+    under_each_fault(
+        &base,
+        ops,
+        |db| db.compact().map(drop),
+        |db, _, ctx| same(db, ctx),
+        same,
+    );
+}
+
+/// The I/O operations `act` issues on a database opened on a copy of `base`.
+fn count_ops(base: &[u8], act: impl Fn(&Database) -> shadowkv::Result<()>) -> u64 {
+    let faulty = Arc::new(Faulty::new(
+        Arc::new(MemStorage::from_bytes(base.to_vec())),
+        FaultMode::Off,
+        FaultError::Eio,
+    ));
+    let db = Database::options().open_storage(faulty.clone()).unwrap();
+    let start = faulty.ops();
+    act(&db).unwrap();
+    faulty.ops() - start
+}
+
+/// Runs `act` on a database opened on a copy of `base` once per I/O operation it issues,
+/// with that operation failing once, and again with it failing from then on. An error must
+/// be an I/O error or `Poisoned`; `published(db, ok, ctx)` checks what readers see, then the
+/// database must pass `check()`, and so must the file reopened from what storage holds,
+/// which goes to `reopened(db, ctx)`.
+fn under_each_fault(
+    base: &[u8],
+    ops: u64,
+    act: impl Fn(&Database) -> shadowkv::Result<()>,
+    published: impl Fn(&Database, bool, &str),
+    reopened: impl Fn(&Database, &str),
+) {
     for n in 0..ops {
         for mode in [FaultMode::Once(n), FaultMode::From(n)] {
-            let inner = Arc::new(MemStorage::from_bytes(base.clone()));
+            let inner = Arc::new(MemStorage::from_bytes(base.to_vec()));
             let faulty = Arc::new(Faulty::new(inner.clone(), FaultMode::Off, FaultError::Eio));
             let db = Database::options().open_storage(faulty.clone()).unwrap();
             faulty.set_mode(match mode {
@@ -509,28 +606,24 @@ fn receive_under_faults() {
                 other => other,
             });
             let ctx = format!("{mode:?} of {ops}");
-            let result = db.receive(&stream[..]);
-            let now = if result.is_ok() { &expected } else { &before };
+            let result = act(&db);
             if let Err(e) = &result {
                 assert!(
                     io_code(e) == Some(5) || matches!(e, Error::Poisoned),
                     "{ctx}: {e}"
                 );
             }
-            verify(&db, now).unwrap_or_else(|e| panic!("{ctx}: published state: {e}"));
+            published(&db, result.is_ok(), &format!("{ctx}: published state"));
             db.check().unwrap_or_else(|e| panic!("{ctx}: check(): {e}"));
             TOTAL_FAULTS.fetch_add(faulty.failures(), Ordering::SeqCst);
             drop(db);
-            let reopened = Database::options()
+            let again = Database::options()
                 .open_storage(Arc::new(MemStorage::from_bytes(inner.to_bytes())))
                 .unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
-            reopened
+            again
                 .check()
                 .unwrap_or_else(|e| panic!("{ctx}: check() after reopen: {e}"));
-            if verify(&reopened, &before).is_err() {
-                verify(&reopened, &expected)
-                    .unwrap_or_else(|e| panic!("{ctx}: reopened neither before nor after: {e}"));
-            }
+            reopened(&again, &format!("{ctx}: reopened"));
         }
     }
 }

@@ -171,6 +171,20 @@ impl ReleaseQueue {
         self.root.is_null()
     }
 
+    /// An empty queue is a null root, not an empty leaf left behind by the last removal: a
+    /// compaction then has no page of it to move.
+    fn drop_empty_root(&mut self, w: &mut WritePager) -> Result<()> {
+        if !self.root.is_null() {
+            let root = std::mem::take(&mut self.root);
+            assert!(
+                super::node_at(w, root, None)?.count() == 0,
+                "an empty queue's root holds entries"
+            );
+            w.free_node(root)?;
+        }
+        Ok(())
+    }
+
     /// Releases up to `budget` queued pointers: a shared page loses one reference; an
     /// unshared one is freed and its children are queued. Returns how many were released.
     pub fn process(&mut self, w: &mut WritePager, refs: &mut Ptr, budget: usize) -> Result<usize> {
@@ -178,7 +192,7 @@ impl ReleaseQueue {
             let last = {
                 let mut cursor = Cursor::new(w, self.root, Bound::Unbounded, Bound::Unbounded);
                 match cursor.next_back() {
-                    None => return Ok(done),
+                    None => return self.drop_empty_root(w).map(|()| done),
                     Some(item) => {
                         let (key, value) = item?;
                         (key.to_vec(), decode_release(value, self.root.page.0)?)

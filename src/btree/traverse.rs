@@ -25,6 +25,7 @@
 
 use super::check::child_bounds;
 use super::{node_at, MAX_DEPTH};
+use crate::format::copy::LeafValues;
 use crate::format::node::{LeafValue, NodeView};
 use crate::format::roots::{decode_release, Released, RootRecord, TableRecord};
 use crate::format::Ptr;
@@ -66,6 +67,28 @@ impl Target {
             Target::Node(TreeKind::Table) => Some(Released::TableNode),
             Target::Overflow(len) => Some(Released::Overflow(len)),
             Target::Node(_) => None,
+        }
+    }
+}
+
+impl Target {
+    /// Whether pages of this kind may have several parents (system trees never do).
+    pub fn shareable(self) -> bool {
+        !matches!(
+            self,
+            Target::Node(TreeKind::Roots | TreeKind::Refs | TreeKind::Release)
+        )
+    }
+
+    /// Where the pointers in this node's leaf values are, for a node moved whole; None for
+    /// the trees a move never reaches from a named root (refcounts, release queue) and for
+    /// runs.
+    pub fn leaf_values(self) -> Option<LeafValues> {
+        match self {
+            Target::Node(TreeKind::Table) => Some(LeafValues::Table),
+            Target::Node(TreeKind::Catalog) => Some(LeafValues::TableRecords),
+            Target::Node(TreeKind::Roots) => Some(LeafValues::RootRecords),
+            _ => None,
         }
     }
 }

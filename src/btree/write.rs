@@ -427,9 +427,10 @@ fn distribute(
         cut += 1;
     }
     let cut = if append {
-        // Fill the left node to about 7/8 and no more: later random inserts then mostly fit
-        // without splitting the leaves a sorted load packed.
-        let target = usable - usable / 8;
+        // Fill the left node to about 15/16 and no more: a sorted load packs its leaves (a
+        // file at about 1.2x its keys and values), and the first random insert into one of
+        // them still fits without a split.
+        let target = usable - usable / 16;
         let (mut acc, mut cut) = (0, 0);
         while cut < entries.len() - 1 && acc + entries[cut].len() + node::SLOT_BYTES <= target {
             acc += entries[cut].len() + node::SLOT_BYTES;

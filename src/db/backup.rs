@@ -20,7 +20,7 @@
 use super::backup_out::{write_file, PageOut};
 use super::backup_refill::{refill_table, shared_pages};
 use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Visitor};
-use crate::format::copy::{move_node, LeafValues};
+use crate::format::copy::move_node;
 use crate::format::meta::Meta;
 use crate::format::node::NodeView;
 use crate::format::roots::{count_key, encode_count};
@@ -97,18 +97,10 @@ pub(super) struct Copier<'a> {
     pub(super) shared: IdMap<()>,
 }
 
-/// Whether pages of this kind may have several parents (system trees never do).
-fn shareable(target: Target) -> bool {
-    !matches!(
-        target,
-        Target::Node(TreeKind::Roots | TreeKind::Refs | TreeKind::Release)
-    )
-}
-
 impl Copier<'_> {
     /// Records the copy of a shareable page and one parent of it.
     fn copied(&mut self, edge: &Edge<'_>, new: Ptr) -> Ptr {
-        if shareable(edge.target) {
+        if edge.target.shareable() {
             self.memo.insert(edge.ptr.page.0, (edge.ptr, new));
             *self.parents.entry(new.page.0).or_insert(0) += 1;
         }
@@ -125,7 +117,7 @@ impl<'a> Visitor<'a, ReadPages> for Copier<'a> {
         if ptr.is_null() {
             return Ok(Enter::Skip(ptr));
         }
-        if !shareable(edge.target) {
+        if !edge.target.shareable() {
             return Ok(Enter::Descend);
         }
         let Some(&(old, new)) = self.memo.get(&ptr.page.0) else {
@@ -171,17 +163,9 @@ impl<'a> Visitor<'a, ReadPages> for Copier<'a> {
         view: &NodeView<'a>,
         kids: Vec<(Child, Ptr)>,
     ) -> Result<Ptr> {
-        let values = match edge.target {
-            Target::Node(TreeKind::Table) => LeafValues::Table,
-            Target::Node(TreeKind::Catalog) => LeafValues::TableRecords,
-            Target::Node(TreeKind::Roots) => LeafValues::RootRecords,
-            _ => {
-                return Err(Error::corrupted(
-                    edge.ptr.page.0,
-                    "a system tree reached from a named root",
-                ))
-            }
-        };
+        let values = edge.target.leaf_values().ok_or_else(|| {
+            Error::corrupted(edge.ptr.page.0, "a system tree reached from a named root")
+        })?;
         let new: Vec<Ptr> = kids.into_iter().map(|(_, ptr)| ptr).collect();
         let (page, old_id) = (view.page_bytes(), edge.ptr.page.0);
         let (id, crc) = self

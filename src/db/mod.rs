@@ -8,6 +8,8 @@ mod backup;
 mod backup_out;
 mod backup_refill;
 mod check;
+mod compact;
+mod compact_refill;
 mod receive;
 mod recover;
 mod roots;
@@ -15,6 +17,7 @@ mod send;
 mod stats;
 
 pub use check::CheckReport;
+pub use compact::CompactReport;
 pub use roots::{BranchInfo, SnapshotInfo};
 pub use stats::{Stats, TableStats};
 
@@ -24,7 +27,7 @@ use crate::io::{FileStorage, Storage};
 use crate::pager::WritePager;
 use crate::txn::catalog::check_name;
 use crate::txn::roots::{RootsEdit, MAIN};
-use crate::txn::{Durability, ReadTxn, Shared, WriteTxn};
+use crate::txn::{Durability, ReadTxn, Shared, Shrink, WriteTxn};
 use crate::{Error, Result};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -37,6 +40,7 @@ pub struct Options {
     durability: Durability,
     verify_reads: bool,
     create: bool,
+    shrink: Shrink,
 }
 
 impl Default for Options {
@@ -46,6 +50,7 @@ impl Default for Options {
             durability: Durability::Immediate,
             verify_reads: false,
             create: true,
+            shrink: Shrink::Auto,
         }
     }
 }
@@ -76,6 +81,17 @@ impl Options {
         self
     }
 
+    /// When a durable commit leaves at least `bytes` free at the end of the file, the file is
+    /// cut to its last used page (`None`: never; `compact()` still cuts). The default cuts a
+    /// free tail of two growth steps or more (at least 1 MiB): a tail that size is not
+    /// needed back soon, since the file grows one step at a time, and each regrowth costs an
+    /// extra fsync. Commits with `Durability::Eventual` never cut: the file must stay as long
+    /// as the last durable state says.
+    pub fn shrink_threshold(mut self, bytes: Option<u64>) -> Self {
+        self.shrink = bytes.map_or(Shrink::Never, Shrink::AtLeast);
+        self
+    }
+
     /// Opens (or creates) the database file at `path`.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Database> {
         self.check_page_size()?;
@@ -102,13 +118,14 @@ impl Options {
             // Commits written without fsync (or before a crash) become durable now.
             storage.sync()?;
         }
-        let shared = Shared::new(
+        let mut shared = Shared::new(
             storage,
             committed,
             highest_txn,
             self.durability,
             self.verify_reads,
         );
+        shared.shrink = self.shrink;
         Ok(Database {
             shared: Arc::new(shared),
         })
@@ -261,6 +278,15 @@ impl Database {
     #[doc(hidden)]
     pub fn backup_to_storage(&self, out: &dyn Storage) -> Result<()> {
         backup::backup_to_storage(&self.shared, out)
+    }
+
+    /// Gives space back: moves the pages at the end of the file into free pages below, in
+    /// bounded steps (each a commit, taking the writer slot; readers go on), then cuts the
+    /// file after its last used page. Snapshots and branches are kept, and pages they share
+    /// stay shared. A reader that began before delays only the cut; the report says so, and
+    /// the first durable commit after that reader ends makes the cut.
+    pub fn compact(&self) -> Result<CompactReport> {
+        compact::compact(&self.shared)
     }
 
     /// Verifies every page and the exact accounting of the whole file.

@@ -161,9 +161,7 @@ fn pinned_pages(state: &Committed, oldest: u64, durable: u64) -> Result<u64> {
     let pinned = loaded
         .pending
         .iter()
-        .filter(|&&(freed_by, _, born)| {
-            freed_by > oldest && (freed_by <= durable || born > durable)
-        })
+        .filter(|p| p.freed_by > oldest && (p.freed_by <= durable || p.born > durable))
         .count();
     Ok(pinned as u64)
 }

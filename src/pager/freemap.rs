@@ -308,6 +308,21 @@ impl FreeMap {
         self.map.file_pages
     }
 
+    /// The page size.
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    /// Pages free now.
+    pub fn free_pages(&self) -> u64 {
+        self.map.free_count()
+    }
+
+    /// Pages the file grows by at a time, at its size now.
+    pub fn growth_step(&self) -> u64 {
+        super::placement::growth_step(self.map.file_pages, self.page_size)
+    }
+
     /// Cuts the free tail at commit: when at least `threshold` pages at the end of the file
     /// are free, `persist` shrinks `file_pages` to drop them (None: never; `Some(0)`: any
     /// free tail). The caller shortens the file itself, once the commit is durable and no

@@ -295,7 +295,14 @@ impl Placement {
     /// Any free page in the file (below the ceiling), with the run it starts as the extent:
     /// the last resort before growth is refused or undoes a cut.
     fn take_any(&mut self, pages: &ReadPages, map: &mut Bitmaps, h: usize) -> Result<Option<u64>> {
-        let Some((start, len)) = self.find_run(pages, map, h, 1, u64::MAX)? else {
+        let mut found = self.find_run(pages, map, h, 1, u64::MAX)?;
+        if found.is_none() && self.extents[1 - h].0 < self.extents[1 - h].1 {
+            // The other heat's extent is the last room left: it is given up (a search skips
+            // it), and the pages it still held are searched too.
+            self.extents[1 - h] = (0, 0);
+            found = self.find_run(pages, map, h, 1, u64::MAX)?;
+        }
+        let Some((start, len)) = found else {
             return Ok(None);
         };
         map.take(pages, start)?;
@@ -349,10 +356,7 @@ impl Placement {
     /// Grows the file: the first `n` new pages are returned allocated, the rest are free.
     fn grow(&mut self, pages: &ReadPages, map: &mut Bitmaps, n: u64) -> Result<u64> {
         let old = map.file_pages;
-        // Small steps keep the slack at the end of the file under 2% (a growing commit also
-        // pays one extra fsync, so steps are not single pages either).
-        let chunk = (old / 64).clamp(64, (16 << 20) / map.page_size as u64);
-        let new = old + n.max(chunk);
+        let new = old + n.max(growth_step(old, map.page_size));
         map.extend(new);
         for id in old + n..new {
             map.set_free(pages, id)?;
@@ -420,4 +424,11 @@ fn alloc_run_free(pages: &ReadPages, map: &mut Bitmaps, n: u64, end: u64) -> Res
         id += 1;
     }
     Ok(None)
+}
+
+/// Pages the file grows by at a time when it has `file_pages`. Small steps keep the slack at
+/// the end of the file under 2% (a growing commit also pays one extra fsync, so steps are not
+/// single pages either).
+pub fn growth_step(file_pages: u64, page_size: usize) -> u64 {
+    (file_pages / 64).clamp(64, (16 << 20) / page_size as u64)
 }

@@ -22,6 +22,8 @@ pub struct WritePager {
     txn: TxnId,
     dirty: IdMap<Box<[u8]>>,
     overflow: IdMap<Box<[u8]>>,
+    /// Pages and runs moved whole by a compaction, birth kept: written as they are.
+    moved: IdMap<Box<[u8]>>,
     free: FreeMap,
 }
 
@@ -33,6 +35,7 @@ impl WritePager {
             txn,
             dirty: IdMap::default(),
             overflow: IdMap::default(),
+            moved: IdMap::default(),
             free,
         }
     }
@@ -163,6 +166,30 @@ impl WritePager {
         Ok(())
     }
 
+    /// Pages for a node or run of `n` pages moved whole (a compaction).
+    pub fn alloc_moved(&mut self, n: u64) -> Result<u64> {
+        self.free.alloc(&self.committed, n, Heat::Cold)
+    }
+
+    /// Keeps `bytes`, final (a moved node or run: checksummed, birth kept), for page `id`,
+    /// which `alloc_moved` handed out.
+    pub fn put_moved(&mut self, id: u64, bytes: Box<[u8]>) {
+        assert!(
+            !bytes.is_empty() && id < self.free.file_pages(),
+            "moved page {id} out of range"
+        );
+        assert!(
+            self.moved.insert(id, bytes).is_none(),
+            "page {id} moved twice"
+        );
+    }
+
+    /// Pages and runs moved so far; a commit that moved any syncs them before its meta,
+    /// since their births are old and recovery would not check them.
+    pub fn moved_count(&self) -> usize {
+        self.moved.len()
+    }
+
     /// Checksums a dirty page once its content is final.
     pub fn seal(&self, id: PageId) -> Ptr {
         let page = &self.dirty[&id.0];
@@ -202,7 +229,7 @@ impl WritePager {
         for (id, page) in &extra {
             writes.push((*id, page));
         }
-        for (id, bytes) in &self.overflow {
+        for (id, bytes) in self.overflow.iter().chain(&self.moved) {
             writes.push((*id, bytes));
         }
         writes.sort_unstable_by_key(|w| w.0);

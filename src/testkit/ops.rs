@@ -258,6 +258,12 @@ pub enum Op {
     },
     /// `backup_to` new storage; the copy must pass `check()` and equal the model.
     Backup,
+    /// `compact()`; the database must pass `check()` and equal the model. With `pin`, a
+    /// reader of main opened before must still read the same afterwards.
+    Compact {
+        /// Hold a reader of main across the compaction.
+        pin: bool,
+    },
 }
 
 /// Most operations decoded from one input (bounds the time of one fuzz run).

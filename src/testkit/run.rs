@@ -359,6 +359,7 @@ impl Runner {
             Op::Diff(old, new) => self.diff(*old, *new),
             Op::Send { snapshot, base } => self.send(*snapshot, *base),
             Op::Backup => self.backup(),
+            Op::Compact { pin } => self.compact(*pin),
         }
     }
 

@@ -47,15 +47,22 @@ pub(super) fn write_pages_and_meta(
     let storage = shared.storage.as_ref();
     let mut durable = *shared.durable.lock();
     let mut grew = false;
+    let moved = pager.moved_count() > 0;
     let (persisted, file_pages) = pager.write_out(storage, |len_bytes| {
         storage.set_len(len_bytes)?;
         super::sync_or_poison(shared)?;
         grew = true;
         Ok(())
     })?;
-    if grew {
-        // The growth fsync made every earlier commit durable: the base state is now the
-        // durable one, so its slot must be kept and the other slot takes this meta.
+    if moved {
+        // Moved pages keep their old births, so recovery would not verify them: they are
+        // made durable before any meta points at them.
+        super::sync_or_poison(shared)?;
+    }
+    if grew || moved {
+        // The growth fsync (or the sync of moved pages) made every earlier commit durable:
+        // the base state is now the durable one, so its slot must be kept and the other slot
+        // takes this meta.
         durable = DurableMark {
             txn: base.meta.txn,
             slot: base.slot,

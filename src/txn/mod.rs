@@ -97,6 +97,20 @@ pub struct Shared {
     /// pending page the reuse rule allows, older chain pages included (a commit otherwise
     /// reads only the head of the pending chain; see `pager::freemap`).
     pub release_all: AtomicBool,
+    /// When a durable commit cuts the free pages at the file's end.
+    pub shrink: Shrink,
+}
+
+/// When a durable commit cuts the free pages at the end of the file (see
+/// `Options::shrink_threshold`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shrink {
+    /// A free tail of two growth steps or more.
+    Auto,
+    /// A free tail of at least this many bytes.
+    AtLeast(u64),
+    /// Never (a compaction still cuts).
+    Never,
 }
 
 impl Shared {
@@ -125,6 +139,7 @@ impl Shared {
             poisoned: AtomicBool::new(false),
             txn_floor: highest_txn,
             release_all: AtomicBool::new(true),
+            shrink: Shrink::Auto,
         }
     }
 
@@ -200,6 +215,26 @@ impl Shared {
         }
         *busy = true;
         Ok(WriterGuard { shared: self })
+    }
+
+    /// Cuts the file to the newest state's length once that state is durable. Returns
+    /// whether the file is now that short: not while a view of an older, longer state is
+    /// alive (a reader that began before the state shrank), nor before the state is durable
+    /// (a crash must find the file as long as the durable meta says).
+    pub fn truncate_to_state(&self) -> Result<bool> {
+        let state = self.current();
+        let needed = state.meta.file_pages * self.page_size as u64;
+        if self.storage.len()? <= needed {
+            return Ok(true);
+        }
+        if self.durable.lock().txn != state.meta.txn {
+            return Ok(false);
+        }
+        match self.storage.set_len(needed) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(false),
+            Err(e) => Err(Error::Io(e)),
+        }
     }
 
     /// Readers currently open.

@@ -127,6 +127,21 @@ impl RootsEdit {
         })
     }
 
+    /// The roots tree as this transaction has it.
+    pub fn roots(&self) -> Ptr {
+        self.roots
+    }
+
+    /// Takes a roots tree that a compaction moved (records unchanged but their pointers).
+    pub fn replace_roots(&mut self, roots: Ptr) {
+        assert!(
+            !self.branch_dirty,
+            "a moved roots tree would lose the branch's record"
+        );
+        self.roots = roots;
+        self.changed = true;
+    }
+
     /// Marks the branch record as changed.
     pub fn touch_branch(&mut self) {
         self.branch_dirty = true;

@@ -11,7 +11,7 @@
 use super::buffer::{InsertBuffer, FLUSH_BYTES};
 use super::catalog::{check_name, TableRecord};
 use super::roots::{RootsEdit, SealedRoots};
-use super::{table_names, Committed, Durability, DurableMark, Range, Shared, WriterGuard};
+use super::{table_names, Committed, Durability, DurableMark, Range, Shared, Shrink, WriterGuard};
 use crate::btree::share::incref;
 use crate::btree::{self, Sharing, TreeKind};
 use crate::format::node;
@@ -92,6 +92,7 @@ impl<'db> WriteTxn<'db> {
             free.release_all_releasable(&base.pages)?;
         }
         free.start_searches_at(base.floors);
+        free.set_shrink_threshold(shrink_pages(shared.shrink, &free));
         let pager = WritePager::new(base.pages.clone(), txn, free);
         let edit = RootsEdit::new(&base.meta, branch, &pager)?;
         if edit.record.kind == RootKind::Snapshot {
@@ -351,11 +352,57 @@ impl<'db> WriteTxn<'db> {
             return Ok(self._guard);
         }
         let roots = self.seal_everything()?;
+        if self.durability != Durability::Immediate {
+            // Only a durable commit may shrink: the file is cut after its fsync.
+            self.pager.free_map().set_shrink_threshold(None);
+        }
         let written =
             super::commit::write_pages_and_meta(self.shared, &self.base, self.pager, &roots)?;
         super::commit::sync_and_publish(self.shared, self.durability, written)?;
         self.shared.release_all.store(false, Ordering::Release);
+        // The base's view reaches past a shrunken end; the cut waits for it to go. A failed
+        // cut loses nothing (the state is durable): the file stays longer until the next one.
+        drop(self.base);
+        let _ = self.shared.truncate_to_state();
         Ok(self._guard)
+    }
+
+    /// Ends the transaction unwritten, keeping the writer slot.
+    pub(crate) fn abandon(self) -> WriterGuard<'db> {
+        self._guard
+    }
+
+    /// Pages of the file that are not free (in use, or pending), after loading released
+    /// every pending page it could.
+    pub(crate) fn pages_not_free(&mut self) -> u64 {
+        let free = self.pager.free_map();
+        free.file_pages() - free.free_pages()
+    }
+
+    /// Makes the commit cut the free pages at the end of the file, with every page it
+    /// allocates below `ceiling` and the free-map pages at or above it moved below it (a
+    /// compaction's last steps).
+    pub(crate) fn cut_tail(&mut self, ceiling: u64) {
+        let free = self.pager.free_map();
+        free.set_ceiling(Some(ceiling));
+        free.relocate_above(ceiling);
+        free.set_shrink_threshold(Some(0));
+        self.edit.changed = true;
+    }
+
+    /// The committed state this transaction started from.
+    pub(crate) fn base(&self) -> &Arc<Committed> {
+        &self.base
+    }
+
+    /// Drops every queued reference now, however many (a compaction moves only what the
+    /// named roots reach, so the queue must be empty first).
+    pub(crate) fn drain_releases(&mut self) -> Result<()> {
+        let result = (self.edit.release).process(&mut self.pager, &mut self.edit.refs, usize::MAX);
+        self.failed |= result.is_err();
+        // What was dropped changed the refcounts and the free map, even with no record changed.
+        self.edit.changed = true;
+        result.map(drop)
     }
 
     /// 1. A poisoned database or a transaction that failed midway commits nothing.
@@ -433,6 +480,16 @@ impl<'db> WriteTxn<'db> {
             self.edit.touch_branch();
         }
         Ok(())
+    }
+}
+
+/// The free tail, in pages, at which a durable commit cuts the file (see `Shrink`).
+fn shrink_pages(rule: Shrink, free: &FreeMap) -> Option<u64> {
+    let page_size = free.page_size() as u64;
+    match rule {
+        Shrink::Auto => Some((2 * free.growth_step()).max((1 << 20) / page_size)),
+        Shrink::AtLeast(bytes) => Some(bytes.div_ceil(page_size)),
+        Shrink::Never => None,
     }
 }
 

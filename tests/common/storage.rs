@@ -716,7 +716,7 @@ impl World {
             Step::DeleteSnapshot(name) | Step::DeleteBranch(name) => {
                 next.roots.remove(name);
             }
-            Step::Sync => {}
+            Step::Sync | Step::Compact => {}
             Step::Receive {
                 name, tables, ok, ..
             } => {
@@ -780,6 +780,8 @@ pub enum Step {
         tables: Model,
         ok: bool,
     },
+    /// `compact()`: several commits, none of which changes what a user can see.
+    Compact,
 }
 
 impl Step {
@@ -1051,6 +1053,9 @@ pub fn apply(db: &Database, world: &World, step: &Step) -> shadowkv::Result<Worl
         Step::DeleteSnapshot(name) => db.delete_snapshot(name)?,
         Step::DeleteBranch(name) => db.delete_branch(name)?,
         Step::Sync => db.sync()?,
+        Step::Compact => {
+            db.compact()?;
+        }
         Step::Receive { stream, ok, .. } => {
             let received = db.receive(&stream[..]);
             if *ok {

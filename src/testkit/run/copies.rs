@@ -1,10 +1,11 @@
 //! The runner's operations that look at two views or copy a database: `diff`, `send` with
-//! `receive` by a replica, and `backup_to`.
+//! `receive` by a replica, `backup_to`, and `compact`, which copies pages within one.
 //!
 //! Invariants: each is compared with the model like every other operation: a diff with the
 //! model's difference of two roots, a received snapshot with the sender's model root (and
 //! the replica's whole model), a backup with the whole model; the replica and the backup
-//! must pass `check()`.
+//! must pass `check()`; a compacted database must pass it too, be no longer than before, and
+//! a reader opened before the compaction still reads what it read.
 
 use super::{compare, err, outcome, Runner};
 use crate::io::MemStorage;
@@ -88,5 +89,23 @@ impl Runner {
             .map_err(err("open the backup"))?;
         copy.check().map_err(err("check() of the backup"))?;
         compare(&copy, &self.model).map_err(|e| format!("backup: {e}"))
+    }
+
+    pub(super) fn compact(&self, pin: bool) -> Result<(), String> {
+        let db = self.db();
+        let pinned = match pin {
+            true => Some(db.begin_read().map_err(err("pinned reader"))?),
+            false => None,
+        };
+        let report = db.compact().map_err(err("compact()"))?;
+        if report.bytes_after > report.bytes_before {
+            return Err(format!("compact() grew the file: {report:?}"));
+        }
+        if let Some(rx) = &pinned {
+            super::compare_tables(rx, self.model.main(), "reader across compact()")?;
+        }
+        drop(pinned);
+        db.check().map_err(err("check() after compact()"))?;
+        compare(db, &self.model).map_err(|e| format!("after compact(): {e}"))
     }
 }
