@@ -298,3 +298,33 @@ fn eventual_commits_and_a_disabled_threshold_never_cut() {
         db.check().unwrap();
     }
 }
+
+#[test]
+fn refilled_leaves_under_a_branch_of_short_separators_with_long_keys() {
+    // Long keys whose first bytes differ: a branch holds short separators, far more children
+    // than it could hold full keys for.
+    let long_key = |i: u64| {
+        let mut k = format!("{:016x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).into_bytes();
+        k.resize(600, b'~');
+        k
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir);
+    let mut tx = db.begin_write().unwrap();
+    let mut t = tx.open_table("t").unwrap();
+    for i in 0..6000 {
+        t.insert(&long_key(i), &value(i, 20)).unwrap();
+    }
+    tx.commit().unwrap();
+    let mut tx = db.begin_write().unwrap();
+    let mut t = tx.open_table("t").unwrap();
+    for i in (0..6000).filter(|i| i % 3 != 0) {
+        t.remove(&long_key(i)).unwrap();
+    }
+    tx.commit().unwrap();
+    let before = every_root(&db);
+    let report = db.compact().unwrap();
+    assert!(report.pages_moved > 0, "{report:?}");
+    assert!(every_root(&db) == before, "contents changed");
+    db.check().unwrap();
+}

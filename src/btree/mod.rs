@@ -24,6 +24,7 @@ pub use check::{check_node, child_bounds};
 pub use cursor::{Bound, Cursor};
 pub use share::Sharing;
 pub use traverse::TreeKind;
+pub(crate) use write::shortest_separator;
 pub use write::{check_sizes, insert, insert_with_finger, remove, seal, Finger};
 
 use crate::format::node::{LeafValue, NodeView};

@@ -70,17 +70,42 @@ pub(crate) fn compact(shared: &Shared) -> Result<CompactReport> {
         bytes_after: bytes_before,
         ..CompactReport::default()
     };
-    let (mut guard, drained) = drain_releases(shared, shared.lock_writer()?, &mut report)?;
+    let mut guard = shared.lock_writer()?;
+    // Refilled leaves make the live pages fewer than the cut-off was measured on: a second
+    // round, with the cut-off measured again, moves the pages between the two.
+    for _round in 0..MAX_ROUNDS {
+        let (next, cut) = compact_round(shared, guard, &mut report)?;
+        guard = next;
+        if !cut {
+            break;
+        }
+    }
+    drop(guard);
+    report.bytes_after = shared.storage.len()?;
+    Ok(report)
+}
+
+/// The most rounds of steps and cuts (see `compact`).
+const MAX_ROUNDS: usize = 3;
+
+/// One round: the cut-off measured, the steps, the cut. Says whether it cut the file by more
+/// than its slack, so that another round may be worth its while.
+fn compact_round<'s>(
+    shared: &'s Shared,
+    guard: WriterGuard<'s>,
+    report: &mut CompactReport,
+) -> Result<(WriterGuard<'s>, bool)> {
+    let (guard, drained) = drain_releases(shared, guard, report)?;
     let file_pages = shared.current().meta.file_pages;
     let mut txn = begin(shared, guard)?;
     let used = txn.pages_not_free();
     let cutoff = used + slack(used);
-    guard = txn.abandon();
+    let mut guard = txn.abandon();
     if !drained || cutoff >= file_pages {
         // Nothing past the slack to give back (or no room to work in): no commit.
-        return Ok(report);
+        return Ok((guard, false));
     }
-    guard = move_steps(shared, guard, cutoff, &mut report)?;
+    guard = move_steps(shared, guard, cutoff, report)?;
     // Two cuts: the first frees what the last step left pending and cuts what it can; the
     // free-map pages it replaces are pending in their turn, and the second cuts past them.
     for _ in 0..2 {
@@ -88,12 +113,11 @@ pub(crate) fn compact(shared: &Shared) -> Result<CompactReport> {
         guard = next;
         report.commits += done as u64;
     }
-    drop(guard);
-    let state_bytes = shared.current().meta.file_pages * shared.page_size as u64;
+    let state_pages = shared.current().meta.file_pages;
     let cut = shared.truncate_to_state()?;
-    report.bytes_after = shared.storage.len()?;
-    report.truncation_delayed = !cut || state_bytes > cutoff * shared.page_size as u64;
-    Ok(report)
+    report.truncation_delayed = !cut || state_pages > cutoff;
+    let gained = file_pages.saturating_sub(state_pages) > slack(used);
+    Ok((guard, cut && gained))
 }
 
 fn begin<'s>(shared: &'s Shared, guard: WriterGuard<'s>) -> Result<WriteTxn<'s>> {

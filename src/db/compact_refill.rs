@@ -17,6 +17,7 @@
 //! - Work is bounded by the branch's children: one pass to decide, one to rewrite.
 
 use super::compact::Mover;
+use crate::btree::shortest_separator;
 use crate::btree::traverse::Edge;
 use crate::format::copy::NodeFill;
 use crate::format::node::{self, LeafValue, NodeView};
@@ -29,7 +30,8 @@ const REFILL_BELOW: (usize, usize) = (3, 4);
 
 impl Mover<'_, '_> {
     /// Rewrites the leaves under the lowest branch `view` (behind `edge`) full, and the
-    /// branch over them; None, writing nothing, when they are shared or not sparse enough.
+    /// branch over them; None, writing nothing, when they are shared, not sparse enough, or
+    /// their separators would not fit in one branch.
     pub(super) fn refill_leaves(
         &mut self,
         edge: &Edge<'_>,
@@ -42,12 +44,38 @@ impl Mover<'_, '_> {
             return Err(Error::corrupted(edge.ptr.page.0, "checksum mismatch"));
         }
         let birth = edge.ptr.txn.0;
+        let fills = self.fill_leaves(&leaves, birth)?;
+        // Separators as a split makes them: the shortest key between two neighbours.
+        let keys: Vec<Vec<u8>> = fills
+            .windows(2)
+            .map(|pair| shortest_separator(&pair[0].last, &pair[1].first))
+            .collect();
+        let children = vec![Ptr::default(); fills.len()];
+        if branch_over(self.src.page_size(), birth, &keys, &children).is_none() {
+            return Ok(None);
+        }
+        let mut children = Vec::with_capacity(fills.len());
+        for leaf in fills {
+            children.push(self.write_fill(leaf.fill, birth)?);
+        }
+        for (ptr, _) in &leaves {
+            self.pager.free_node(*ptr)?;
+        }
+        let branch = branch_over(self.src.page_size(), birth, &keys, &children)
+            .expect("the same keys fitted above");
+        let new = self.write_fill(branch, birth)?;
+        self.pager.free_node(edge.ptr)?;
+        Ok(Some(new))
+    }
+
+    /// The entries of `leaves`, in order, in full leaves born in `birth` (not yet written);
+    /// their overflow runs move off the tail like any other.
+    fn fill_leaves(&mut self, leaves: &[(Ptr, NodeView<'_>)], birth: u64) -> Result<Vec<Filled>> {
         let page_size = self.src.page_size();
-        let mut done: Vec<(Vec<u8>, Ptr)> = Vec::new();
-        let mut fill = NodeFill::new(page_size, 0, birth);
-        let mut first: Vec<u8> = Vec::new();
+        let mut done = Vec::new();
+        let mut open = Filled::new(page_size, birth);
         // Bounded: the branch's children, and each leaf's entries.
-        for (leaf_ptr, leaf) in &leaves {
+        for (leaf_ptr, leaf) in leaves {
             for i in 0..leaf.count() {
                 let (key, value) = leaf.key_value(i)?;
                 let value = match value {
@@ -57,37 +85,21 @@ impl Mover<'_, '_> {
                         len,
                     },
                 };
-                if !fill.push_leaf_entry(key, value) {
-                    let full = std::mem::replace(&mut fill, NodeFill::new(page_size, 0, birth));
-                    done.push((std::mem::take(&mut first), self.write_fill(full, birth)?));
-                    if !fill.push_leaf_entry(key, value) {
+                if !open.push(key, value) {
+                    done.push(std::mem::replace(&mut open, Filled::new(page_size, birth)));
+                    if !open.push(key, value) {
                         return Err(Error::corrupted(
                             leaf_ptr.page.0,
                             "entry larger than a node",
                         ));
                     }
                 }
-                if fill.count() == 1 {
-                    first = key.to_vec();
-                }
             }
-            self.pager.free_node(*leaf_ptr)?;
         }
-        if fill.count() > 0 || done.is_empty() {
-            done.push((first, self.write_fill(fill, birth)?));
+        if open.fill.count() > 0 || done.is_empty() {
+            done.push(open);
         }
-        let mut branch = NodeFill::new(page_size, 1, birth);
-        for (i, (key, child)) in done.into_iter().enumerate() {
-            // The first entry of a branch has the empty key; the rest their leaf's least key.
-            let key: &[u8] = if i == 0 { &[] } else { &key };
-            assert!(
-                branch.push_branch(key, child),
-                "fewer children than the branch had"
-            );
-        }
-        let new = self.write_fill(branch, birth)?;
-        self.pager.free_node(edge.ptr)?;
-        Ok(Some(new))
+        Ok(done)
     }
 
     /// The leaves of the lowest branch `view`, verified, when none is shared and their entries
@@ -130,4 +142,51 @@ impl Mover<'_, '_> {
             crc,
         })
     }
+}
+
+/// A leaf being filled, with its least and greatest key (for the separators).
+struct Filled {
+    fill: NodeFill,
+    first: Vec<u8>,
+    last: Vec<u8>,
+}
+
+impl Filled {
+    fn new(page_size: usize, birth: u64) -> Filled {
+        Filled {
+            fill: NodeFill::new(page_size, 0, birth),
+            first: Vec::new(),
+            last: Vec::new(),
+        }
+    }
+
+    /// Appends an entry; false, changing nothing, when it does not fit.
+    fn push(&mut self, key: &[u8], value: LeafValue<'_>) -> bool {
+        if !self.fill.push_leaf_entry(key, value) {
+            return false;
+        }
+        if self.fill.count() == 1 {
+            self.first = key.to_vec();
+        }
+        self.last = key.to_vec();
+        true
+    }
+}
+
+/// The lowest branch over `children`, separated by `keys` (one fewer: the first entry's key is
+/// empty), born in `birth`; None when they do not fit in one node.
+fn branch_over(
+    page_size: usize,
+    birth: u64,
+    keys: &[Vec<u8>],
+    children: &[Ptr],
+) -> Option<NodeFill> {
+    let mut branch = NodeFill::new(page_size, 1, birth);
+    for (i, child) in children.iter().enumerate() {
+        let key: &[u8] = if i == 0 { &[] } else { &keys[i - 1] };
+        if !branch.push_branch(key, *child) {
+            return None;
+        }
+    }
+    Some(branch)
 }
