@@ -218,9 +218,10 @@ impl Bitmaps {
                 start = lo;
                 continue;
             }
-            while start > lo && self.is_free(pages, start - 1)? {
-                start -= 1;
-            }
+            let Some(body) = self.body(pages, k)? else {
+                break;
+            };
+            start = free_run_down_to(body, k as u64 * self.bits, lo, start);
             break;
         }
         Ok(start)
@@ -250,4 +251,23 @@ impl Bitmaps {
     pub fn free_count(&self) -> u64 {
         self.dir.iter().map(|s| s.free as u64).sum()
     }
+}
+
+/// The start of the run of set bits that ends at page `end` (exclusive), going no lower than
+/// `lo`, in the bitmap `body` whose first bit is page `base`: a whole byte at a time where it
+/// can, since a commit looks at its free tail every time.
+fn free_run_down_to(body: &[u8], base: u64, lo: u64, end: u64) -> u64 {
+    let mut start = end;
+    // Bounded: every round lowers `start` by one bit or one byte, down to `lo`.
+    while start > lo {
+        let bit = (start - 1 - base) as usize;
+        if bit % 8 == 7 && start - 8 >= lo && body[bit / 8] == 0xFF {
+            start -= 8;
+        } else if body[bit / 8] & (1 << (bit % 8)) != 0 {
+            start -= 1;
+        } else {
+            break;
+        }
+    }
+    start
 }
