@@ -13,12 +13,15 @@
 //! cargo run --release -- [--n 1000000] [--key-size 20] [--value-size 100]
 //!     [--engines shadowkv,lmdb,redb,sled,sqlite] [--reads 1000000] [--scans 20000]
 //!     [--commits 1000] [--batches 20] [--batch-size 1000] [--threads T] [--seed S] [--dir D]
-//!     [--rounds 1] [--io-floor 0] [--streams 1]
+//!     [--rounds 1] [--io-floor 0] [--streams 1] [--space 0] [--space-batches 200]
 //! ```
 //!
 //! Phase 9 times each engine's compacting online copy. With `--streams 1` (the default)
 //! shadowkv's run ends with the stream phases of `streams.rs`, printed in a table of their
 //! own with the goals of issue 10 (`goals.rs`).
+//!
+//! With `--space 1` it runs the space workload of issue 11 instead (`space.rs`; by default
+//! on shadowkv, LMDB and redb, with `--space-batches 200` batches of `--batch-size`).
 //!
 //! With `--io-floor 1` it then replays shadowkv's single-commit write pattern with no engine
 //! around it (see `floor.rs`) and sets that floor beside each engine's single-commit rate.
@@ -30,6 +33,7 @@ mod goals;
 mod noise;
 mod report;
 mod rounds;
+mod space;
 mod streams;
 mod workload;
 
@@ -42,7 +46,7 @@ use workload::{expected_scan_entries, Config, Workload};
 const USAGE: &str = "usage: shadowkv-compare [--n N] [--key-size B] [--value-size B] \
 [--engines a,b,..] [--reads N] [--scans N] [--scan-len N] [--commits N] [--batches N] \
 [--batch-size N] [--threads N] [--seed S] [--dir DIR] [--rounds R] [--io-floor 1] \
-[--streams 0]";
+[--streams 0] [--space 1] [--space-batches N]";
 
 struct Args {
     cfg: Config,
@@ -52,6 +56,8 @@ struct Args {
     rounds: usize,
     /// After the engines, measure the I/O floor of a shadowkv single commit.
     io_floor: bool,
+    /// Run the space workload (`space.rs`) instead of the phases, with this many batches.
+    space: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -74,6 +80,7 @@ fn parse_args() -> Result<Args, String> {
     let mut dir = std::env::temp_dir();
     let mut rounds = 1;
     let mut io_floor = false;
+    let (mut space, mut space_batches, mut engines_given) = (false, 200, false);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
@@ -104,7 +111,10 @@ fn parse_args() -> Result<Args, String> {
             "--rounds" => rounds = num()?,
             "--io-floor" => io_floor = num()? != 0,
             "--streams" => cfg.streams = num()? != 0,
+            "--space" => space = num()? != 0,
+            "--space-batches" => space_batches = num()?,
             "--engines" => {
+                engines_given = true;
                 engines = value.split(',').map(|s| s.trim().to_lowercase()).collect();
                 if let Some(bad) = engines.iter().find(|e| !engines::ALL.contains(&e.as_str())) {
                     return Err(format!(
@@ -125,14 +135,21 @@ fn parse_args() -> Result<Args, String> {
     if rounds == 0 {
         return Err("--rounds must be at least 1".into());
     }
+    if space && !engines_given {
+        engines = SPACE_ENGINES.iter().map(|s| s.to_string()).collect();
+    }
     Ok(Args {
         cfg,
         engines,
         dir,
         rounds,
         io_floor,
+        space: space.then_some(space_batches),
     })
 }
+
+/// The engines of the space workload unless `--engines` says otherwise.
+const SPACE_ENGINES: [&str; 3] = ["shadowkv", "lmdb", "redb"];
 
 /// The key lists every engine is given, built once.
 struct Lists<'a> {
@@ -157,6 +174,9 @@ fn main() {
     }
 
     println!("engines: {}", engines::c_versions());
+    if let Some(batches) = args.space {
+        return run_space(&args, batches);
+    }
     println!(
         "workload: N={} key={}B value={}B; {} single commits; {} batches of {}; {} reads \
          (x{} threads in phase 5); {} scans of {}; seed {:#x}",
@@ -209,6 +229,23 @@ fn main() {
     if args.io_floor {
         print_floor(&names, &medians, cfg, &args);
     }
+}
+
+/// The space workload of issue 11 (`space.rs`) on every engine, one after another.
+fn run_space(args: &Args, batches: usize) {
+    let cfg = &args.cfg;
+    println!(
+        "space workload: N={} key={}B value={}B; {batches} batches of {}; seed {:#x}",
+        cfg.n, cfg.key_size, cfg.value_size, cfg.batch_size, cfg.seed
+    );
+    let w = space::generate(cfg, batches);
+    let lists = space::Lists::new(&w, cfg);
+    let names: Vec<&str> = args.engines.iter().map(String::as_str).collect();
+    let results: Vec<space::Space> = names
+        .iter()
+        .map(|name| space::run_engine(name, &lists, &args.dir))
+        .collect();
+    space::print(&names, &results, &lists);
 }
 
 /// Measures the I/O floor of a single commit (see [`floor`]) and sets it beside the engines'

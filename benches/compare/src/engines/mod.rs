@@ -50,6 +50,24 @@ pub trait Engine {
     fn count(&self) -> Res<u64>;
     /// The main data file, or `None` when the data lives in several files (sled).
     fn data_file(&self) -> Option<PathBuf>;
+    /// The apparent size of the data file (LMDB: data.mdb), or 0 without one.
+    fn file_bytes(&self) -> u64 {
+        self.data_file().map_or(0, |f| disk_size(&f))
+    }
+    /// Compacts the store in place, giving space back to the file system; returns a note
+    /// on what it did, or `None` when the engine has no in-place compaction.
+    fn compact(&mut self) -> Res<Option<String>> {
+        Ok(None)
+    }
+    /// Takes a snapshot that keeps the current state's pages until
+    /// [`Engine::release_snapshot`]; `false` when the engine has none.
+    fn hold_snapshot(&mut self) -> Res<bool> {
+        Ok(false)
+    }
+    /// Deletes the snapshot taken by [`Engine::hold_snapshot`], durably.
+    fn release_snapshot(&mut self) -> Res<()> {
+        Err("no snapshot to release".into())
+    }
 }
 
 /// Opens engine `name` in the empty directory `dir`.

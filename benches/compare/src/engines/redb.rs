@@ -10,13 +10,19 @@ const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("bench");
 pub struct Redb {
     db: Database,
     path: PathBuf,
+    /// The persistent savepoint of the space workload's snapshot, while it is held.
+    savepoint: Option<u64>,
 }
 
 impl Redb {
     pub fn open(dir: &Path) -> Res<Self> {
         let path = dir.join("bench.redb");
         let db = Database::create(&path)?;
-        Ok(Redb { db, path })
+        Ok(Redb {
+            db,
+            path,
+            savepoint: None,
+        })
     }
 }
 
@@ -95,5 +101,32 @@ impl Engine for Redb {
 
     fn data_file(&self) -> Option<PathBuf> {
         Some(self.path.clone())
+    }
+
+    /// `Database::compact` (`&mut`: no transaction may be open), which loops until a pass
+    /// moves nothing; it returns false when no pass did anything.
+    fn compact(&mut self) -> Res<Option<String>> {
+        let did = self.db.compact()?;
+        Ok(Some(format!("Database::compact returned {did}")))
+    }
+
+    /// A persistent savepoint, committed durably; its id is kept for the release.
+    fn hold_snapshot(&mut self) -> Res<bool> {
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(Durability::Immediate)?;
+        self.savepoint = Some(tx.persistent_savepoint()?);
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn release_snapshot(&mut self) -> Res<()> {
+        let id = self.savepoint.take().ok_or("redb: no savepoint held")?;
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(Durability::Immediate)?;
+        if !tx.delete_persistent_savepoint(id)? {
+            return Err("redb: the savepoint was not found".into());
+        }
+        tx.commit()?;
+        Ok(())
     }
 }

@@ -6,6 +6,8 @@ use shadowkv::{Database, Durability};
 use std::path::{Path, PathBuf};
 
 const TABLE: &str = "bench";
+/// The name of the snapshot of phase 8 and of the space workload.
+const SNAPSHOT: &str = "bench";
 
 pub struct ShadowKv {
     db: Database,
@@ -107,12 +109,58 @@ impl Engine for ShadowKv {
     fn data_file(&self) -> Option<PathBuf> {
         Some(self.path.clone())
     }
+
+    /// `Database::compact`: moves tail pages into free space below, then cuts the file.
+    fn compact(&mut self) -> Res<Option<String>> {
+        compact(&self.db).map(Some)
+    }
+
+    fn hold_snapshot(&mut self) -> Res<bool> {
+        snapshot(&self.db)?;
+        Ok(true)
+    }
+
+    fn release_snapshot(&mut self) -> Res<()> {
+        self.db.delete_snapshot(SNAPSHOT)?;
+        Ok(())
+    }
+}
+
+/// The compaction, then what `Database::stats` says of the space, as a note.
+#[cfg(feature = "shadowkv-compact")]
+fn compact(db: &Database) -> Res<String> {
+    let r = db.compact()?;
+    let s = db.stats()?;
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    Ok(format!(
+        "compact: {} pages moved in {} commits, {:.1} -> {:.1} MiB{}; stats: live {:.1}, \
+         free {:.1}, pending {:.1}, pinned {:.1} MiB",
+        r.pages_moved,
+        r.commits,
+        mib(r.bytes_before),
+        mib(r.bytes_after),
+        if r.truncation_delayed {
+            ", truncation delayed"
+        } else {
+            ""
+        },
+        mib(s.live_bytes),
+        mib(s.free_bytes),
+        mib(s.pending_bytes),
+        mib(s.pinned_bytes),
+    ))
+}
+
+/// Without the `shadowkv-compact` feature (a shadowkv older than `Database::compact`).
+#[cfg(not(feature = "shadowkv-compact"))]
+fn compact(_db: &Database) -> Res<String> {
+    Err("built without the shadowkv-compact feature".into())
 }
 
 /// Phase 8 for shadowkv: a named snapshot of main's last commit (O(1), committed durably).
 #[cfg(feature = "shadowkv-snapshot")]
 fn snapshot(db: &Database) -> Res<()> {
-    db.create_snapshot("bench")?;
+    db.create_snapshot(SNAPSHOT)?;
     Ok(())
 }
 
