@@ -240,23 +240,35 @@ fn deleting_the_snapshot_that_held_most_pages_then_compacting() {
     db.check().unwrap();
 }
 
+/// Loads `keep` entries into table "keep", then `tail` larger ones into table "tail" (at
+/// the end of the file), drops "tail" and makes `commits` one-entry commits; returns the
+/// file's length before the drop.
+fn grow_then_drop_a_tail(
+    db: &Database,
+    dir: &tempfile::TempDir,
+    keep: u64,
+    tail: u64,
+    commits: u64,
+) -> u64 {
+    insert_range(db, "keep", 0..keep, 100);
+    insert_range(db, "tail", 0..tail, 200);
+    let grown = file_len(dir);
+    let mut tx = db.begin_write().unwrap();
+    tx.delete_table("tail").unwrap();
+    tx.commit().unwrap();
+    for i in 0..commits {
+        insert_range(db, "keep", i..i + 1, 100);
+    }
+    grown
+}
+
 #[test]
 fn a_durable_commit_cuts_a_large_free_tail_by_itself() {
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir);
-    insert_range(&db, "keep", 0..5000, 100);
-    insert_range(&db, "tail", 0..30_000, 200);
-    let grown = file_len(&dir);
-    {
-        let mut tx = db.begin_write().unwrap();
-        tx.delete_table("tail").unwrap();
-        tx.commit().unwrap();
-    }
     // The release queue frees the table over the next commits; the free tail is cut as it
     // appears.
-    for i in 0..20 {
-        insert_range(&db, "keep", i..i + 1, 100);
-    }
+    let grown = grow_then_drop_a_tail(&db, &dir, 5000, 30_000, 20);
     let stats = db.stats().unwrap();
     assert!(file_len(&dir) * 2 < grown, "{} of {grown}", file_len(&dir));
     assert_eq!(stats.file_bytes, file_len(&dir));
@@ -281,15 +293,7 @@ fn eventual_commits_and_a_disabled_threshold_never_cut() {
             .shrink_threshold(threshold)
             .open(dir.path().join("db"))
             .unwrap();
-        insert_range(&db, "keep", 0..2000, 100);
-        insert_range(&db, "tail", 0..20_000, 200);
-        let grown = file_len(&dir);
-        let mut tx = db.begin_write().unwrap();
-        tx.delete_table("tail").unwrap();
-        tx.commit().unwrap();
-        for i in 0..10 {
-            insert_range(&db, "keep", i..i + 1, 100);
-        }
+        let grown = grow_then_drop_a_tail(&db, &dir, 2000, 20_000, 10);
         assert_eq!(file_len(&dir), grown, "{durability:?} {threshold:?}");
         db.check().unwrap();
         // compact() cuts whatever the setting.
