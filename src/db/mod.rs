@@ -147,6 +147,19 @@ pub struct Database {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for Database {
+    /// The newest committed txn, the page size and the file's length: what identifies the
+    /// state a handle is at, without reading anything.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.shared.current();
+        f.debug_struct("Database")
+            .field("txn", &state.meta.txn)
+            .field("page_size", &self.shared.page_size)
+            .field("file_pages", &state.meta.file_pages)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Database {
     /// Opens the database at `path`, creating it if missing, with default options.
     pub fn open(path: impl AsRef<Path>) -> Result<Database> {

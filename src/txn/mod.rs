@@ -262,6 +262,14 @@ pub struct ReadTxn<'db> {
     catalog: Ptr,
 }
 
+impl std::fmt::Debug for ReadTxn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadTxn")
+            .field("txn", &self.state.meta.txn)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ReadTxn<'_> {
     /// Opens an existing table; `Error::NotFound` when there is none of that name.
     pub fn open_table(&self, name: &str) -> Result<Table<'_>> {

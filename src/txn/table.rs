@@ -16,6 +16,14 @@ pub struct Table<'t> {
     record: TableRecord,
 }
 
+impl std::fmt::Debug for Table<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("len", &self.record.len)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'t> Table<'t> {
     pub(crate) fn new(pages: &'t ReadPages, record: TableRecord) -> Self {
         Table { pages, record }

@@ -55,6 +55,23 @@ pub struct TableMut<'t> {
     failed: &'t mut bool,
 }
 
+impl std::fmt::Debug for WriteTxn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteTxn")
+            .field("txn", &self.pager.txn().0)
+            .field("branch", &self.edit.branch)
+            .field("durability", &self.durability)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for TableMut<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Its length may wait in the insert buffer, which `Debug` must not apply.
+        f.debug_struct("TableMut").finish_non_exhaustive()
+    }
+}
+
 impl<'db> WriteTxn<'db> {
     pub(crate) fn begin(shared: &'db Shared, branch: &str) -> Result<Self> {
         check_name(branch)?;

@@ -1,0 +1,23 @@
+//! The handle and transaction types print something a user can read with `{:?}`.
+
+use shadowkv::{Database, Options};
+use std::sync::Arc;
+
+#[test]
+fn handles_and_transactions_implement_debug() {
+    let db: Database = Options::default()
+        .open_storage(Arc::new(shadowkv::io::MemStorage::new()))
+        .unwrap();
+    let mut tx = db.begin_write().unwrap();
+    assert!(format!("{tx:?}").starts_with("WriteTxn { txn: "), "{tx:?}");
+    assert!(format!("{tx:?}").contains("branch: \"main\""), "{tx:?}");
+    let t = tx.open_table("t").unwrap();
+    assert_eq!(format!("{t:?}"), "TableMut { .. }");
+    tx.commit().unwrap();
+    let shown = format!("{db:?}");
+    assert!(shown.starts_with("Database { txn: "), "{shown}");
+    let rx = db.begin_read().unwrap();
+    assert!(format!("{rx:?}").starts_with("ReadTxn { txn: "), "{rx:?}");
+    let t = rx.open_table("t").unwrap();
+    assert_eq!(format!("{t:?}"), "Table { len: 0, .. }");
+}
