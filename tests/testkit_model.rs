@@ -386,3 +386,66 @@ fn scripted_compactions_match_the_model() {
         run_with(config, &ops).unwrap();
     }
 }
+
+/// The table conveniences (`contains_key`, `first`/`last`, `pop_first`/`pop_last`,
+/// `replace`, `remove_range`, `retain`, `extract_if`) against the model, on a table with
+/// overflow values, a snapshot sharing its pages, and keys over the limit.
+#[test]
+fn scripted_table_conveniences_match_the_model() {
+    use shadowkv::testkit::ops::MoreOp;
+    let more = |op| TxnOp::More(T1, op);
+    let spec = |lo: u8, hi: u8| RangeSpec {
+        lo: BoundSpec::Included(k(lo)),
+        hi: BoundSpec::Excluded(k(hi)),
+        pattern: 0b1010,
+    };
+    let ops = vec![
+        write(
+            None,
+            vec![
+                more(MoreOp::Ends),
+                more(MoreOp::Pop(false)),
+                TxnOp::InsertMany(T1, k(0), 200, v(120, 1)),
+                TxnOp::Insert(T1, k(7), v(254, 2)),
+                more(MoreOp::ContainsKey(k(7))),
+                more(MoreOp::ContainsKey(k(239))),
+                more(MoreOp::Ends),
+                more(MoreOp::Replace(k(7), v(3, 3))),
+                more(MoreOp::Replace(k(230), v(3, 4))),
+                more(MoreOp::Replace(k(250), v(3, 4))),
+            ],
+            End::Commit,
+        ),
+        Op::CreateSnapshot(R1),
+        write(
+            None,
+            vec![
+                more(MoreOp::Pop(false)),
+                more(MoreOp::Pop(true)),
+                more(MoreOp::RemoveRange(spec(20, 60))),
+                more(MoreOp::Retain {
+                    n: 1,
+                    extract: false,
+                }),
+                more(MoreOp::Retain {
+                    n: 2,
+                    extract: true,
+                }),
+                more(MoreOp::Ends),
+            ],
+            End::Commit,
+        ),
+        Op::Read {
+            root: Some(R1),
+            ops: vec![ReadOp::Ends(T1, k(7)), ReadOp::Ends(T2, k(1))],
+        },
+        Op::Read {
+            root: None,
+            ops: vec![ReadOp::Ends(T1, k(7)), ReadOp::Ends(T1, k(21))],
+        },
+        Op::Check,
+        Op::Reopen,
+        Op::Check,
+    ];
+    run(&ops).unwrap();
+}

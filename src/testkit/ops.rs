@@ -173,6 +173,31 @@ pub enum TxnOp {
     TableNames,
     /// `create_snapshot(name)` on the transaction (taken at commit).
     CreateSnapshot(Name),
+    /// One of the table's conveniences (`contains_key`, the ends, `replace`, ...).
+    More(TableName, MoreOp),
+}
+
+/// The conveniences of a `TableMut` beyond get, insert, remove and range.
+#[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
+pub enum MoreOp {
+    /// `contains_key(k)`.
+    ContainsKey(Key),
+    /// `first()` and `last()`.
+    Ends,
+    /// `pop_first()` (false) or `pop_last()` (true).
+    Pop(bool),
+    /// `replace(k, v)`, which returns the value it replaced.
+    Replace(Key, Value),
+    /// `remove_range(range)`.
+    RemoveRange(RangeSpec),
+    /// `retain` keeping the keys whose last byte is not a multiple of `2 + n % 5`, or with
+    /// `extract` the same entries taken by `extract_if`.
+    Retain {
+        /// Chooses the modulus.
+        n: u8,
+        /// `extract_if` instead of `retain`.
+        extract: bool,
+    },
 }
 
 /// An operation inside a read transaction.
@@ -186,6 +211,8 @@ pub enum ReadOp {
     Len(TableName),
     /// `table_names()`.
     TableNames,
+    /// `contains_key(k)`, `first()` and `last()`.
+    Ends(TableName, Key),
 }
 
 /// How a write transaction ends.

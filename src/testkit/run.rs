@@ -17,6 +17,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 mod copies;
+mod more;
 
 /// How the database under test is opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,7 +108,7 @@ pub fn show(bytes: &[u8]) -> String {
     }
 }
 
-fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+pub(super) fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     match b {
         Bound::Unbounded => Bound::Unbounded,
         Bound::Included(k) => Bound::Included(k.as_slice()),
@@ -593,6 +594,12 @@ fn txn_op(
             let want: Vec<String> = staged.keys().cloned().collect();
             outcome("table_names", tx.table_names(), Ok(want)).map(drop)
         }
+        TxnOp::More(t, op) => {
+            let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
+                return Ok(());
+            };
+            more::more_op(&mut table, staged.get_mut(&name).expect("opened"), op)
+        }
         TxnOp::CreateSnapshot(n) => {
             let name = n.as_string();
             let want = model.txn_snapshot(snaps, &name);
@@ -672,6 +679,28 @@ fn read_op(rx: &ReadTxn<'_>, tables: &Tables, op: &ReadOp) -> Result<(), String>
             };
             outcome("len", table.len(), Ok(m.len() as u64))?;
             outcome("is_empty", table.is_empty(), Ok(m.is_empty())).map(drop)
+        }
+        ReadOp::Ends(t, k) => {
+            let Some((table, m)) = table(*t)? else {
+                return Ok(());
+            };
+            let key = k.bytes();
+            outcome(
+                "contains_key",
+                table.contains_key(&key),
+                Ok(m.contains_key(&key)),
+            )?;
+            let pair = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+            let owned = |e: crate::Result<Option<(&[u8], &[u8])>>| {
+                e.map(|e| e.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            };
+            outcome("first", owned(table.first()), Ok(m.iter().next().map(pair)))?;
+            outcome(
+                "last",
+                owned(table.last()),
+                Ok(m.iter().next_back().map(pair)),
+            )
+            .map(drop)
         }
         ReadOp::TableNames => {
             let want: Vec<String> = tables.keys().cloned().collect();

@@ -16,6 +16,7 @@ mod commit;
 mod diff;
 pub mod roots;
 mod table;
+mod table_more;
 mod write;
 
 pub(crate) use diff::TableChanges;

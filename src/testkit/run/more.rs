@@ -1,0 +1,97 @@
+//! The runner's side of `TxnOp::More`: each convenience of a `TableMut` against the model's
+//! `BTreeMap`, result and resulting contents alike.
+//!
+//! Invariants: the model changes only when the engine's call is expected to succeed, so a
+//! refused call (a key over the limit) leaves both sides as they were.
+
+use super::{bound_ref, outcome};
+use crate::testkit::model::{check_key, TableModel};
+use crate::testkit::ops::MoreOp;
+use crate::TableMut;
+
+type Entry = (Vec<u8>, Vec<u8>);
+
+fn first(m: &TableModel) -> Option<Entry> {
+    m.iter().next().map(|(k, v)| (k.clone(), v.clone()))
+}
+
+fn last(m: &TableModel) -> Option<Entry> {
+    m.iter().next_back().map(|(k, v)| (k.clone(), v.clone()))
+}
+
+fn owned(entry: crate::Result<Option<(&[u8], &[u8])>>) -> crate::Result<Option<Entry>> {
+    entry.map(|e| e.map(|(k, v)| (k.to_vec(), v.to_vec())))
+}
+
+/// Applies `op` to the table and to its model, and compares what each returned.
+pub(super) fn more_op(
+    table: &mut TableMut<'_>,
+    m: &mut TableModel,
+    op: &MoreOp,
+) -> Result<(), String> {
+    match op {
+        MoreOp::ContainsKey(k) => {
+            let key = k.bytes();
+            outcome(
+                "contains_key",
+                table.contains_key(&key),
+                Ok(m.contains_key(&key)),
+            )
+            .map(drop)
+        }
+        MoreOp::Ends => {
+            outcome("first", owned(table.first()), Ok(first(m)))?;
+            outcome("last", owned(table.last()), Ok(last(m))).map(drop)
+        }
+        MoreOp::Pop(back) => {
+            let (got, want) = match back {
+                false => (table.pop_first(), first(m)),
+                true => (table.pop_last(), last(m)),
+            };
+            if let Some((key, _)) = &want {
+                m.remove(key);
+            }
+            outcome("pop", got, Ok(want)).map(drop)
+        }
+        MoreOp::Replace(k, v) => {
+            let (key, value) = (k.bytes(), v.bytes());
+            let want = check_key(&key).map(|()| m.get(&key).cloned());
+            if outcome("replace", table.replace(&key, &value), want)?.is_some() {
+                m.insert(key, value);
+            }
+            Ok(())
+        }
+        MoreOp::RemoveRange(spec) => {
+            let (lo, hi) = (spec.lo.to_bound(), spec.hi.to_bound());
+            let doomed = crate::testkit::model::range_of(m, &lo, &hi);
+            for (key, _) in &doomed {
+                m.remove(key);
+            }
+            let got = table.remove_range((bound_ref(&lo), bound_ref(&hi)));
+            outcome("remove_range", got, Ok(doomed.len() as u64)).map(drop)
+        }
+        MoreOp::Retain { n, extract } => retain(table, m, 2 + n % 5, *extract),
+    }
+}
+
+/// `retain` or `extract_if` of the entries whose key's last byte is a multiple of `modulus`.
+fn retain(
+    table: &mut TableMut<'_>,
+    m: &mut TableModel,
+    modulus: u8,
+    extract: bool,
+) -> Result<(), String> {
+    let doomed = |key: &[u8]| key.last().is_some_and(|b| b % modulus == 0);
+    let taken: Vec<Entry> = (m.iter())
+        .filter(|(k, _)| doomed(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    m.retain(|k, _| !doomed(k));
+    if extract {
+        let got = table.extract_if(|k, _| doomed(k));
+        outcome("extract_if", got, Ok(taken)).map(drop)
+    } else {
+        let got = table.retain(|k, _| !doomed(k));
+        outcome("retain", got, Ok(taken.len() as u64)).map(drop)
+    }
+}
