@@ -9,7 +9,7 @@
 use super::model::{
     check_key, check_name, range_of, ErrKind, Expect, Kind, Model, TableModel, Tables,
 };
-use super::ops::{End, Name, Op, RangeSpec, ReadOp, TableName, TxnOp};
+use super::ops::{End, Key, Name, Op, RangeSpec, ReadOp, TableName, TxnOp, Value};
 use crate::io::MemStorage;
 use crate::{Database, Durability, Error, Range, ReadTxn, TableMut, WriteTxn};
 use std::fmt::Debug;
@@ -513,92 +513,15 @@ fn txn_op(
     model: &Model,
     op: &TxnOp,
 ) -> Result<(), String> {
-    match op {
-        TxnOp::Insert(t, k, v) => {
-            let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
-                return Ok(());
-            };
-            insert(
-                &mut table,
-                staged.get_mut(&name).expect("opened"),
-                &k.bytes(),
-                &v.bytes(),
-            )
-        }
-        TxnOp::InsertMany(t, start, count, v) => {
-            let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
-                return Ok(());
-            };
-            let m = staged.get_mut(&name).expect("opened");
-            let n = if v.len() > 2000 {
-                (*count as usize).min(8)
-            } else {
-                *count as usize
-            };
-            for i in 0..n {
-                let key = start.plain_offset(i).bytes();
-                insert(&mut table, m, &key, &v.with_fill_offset(i).bytes())?;
-            }
-            Ok(())
-        }
-        TxnOp::Remove(t, k) => {
-            let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
-                return Ok(());
-            };
-            let m = staged.get_mut(&name).expect("opened");
-            let key = k.bytes();
-            outcome("remove", table.remove(&key), Ok(m.remove(&key).is_some())).map(drop)
-        }
-        TxnOp::RemoveMany(t, start, count) => {
-            let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
-                return Ok(());
-            };
-            let m = staged.get_mut(&name).expect("opened");
-            for i in 0..*count as usize {
-                let key = start.plain_offset(i).bytes();
-                outcome("remove", table.remove(&key), Ok(m.remove(&key).is_some()))?;
-            }
-            Ok(())
-        }
-        TxnOp::Get(t, k) => {
-            let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
-                return Ok(());
-            };
-            let key = k.bytes();
-            let want = staged[&name].get(&key).cloned();
-            outcome("get", table_get(&mut table, &key), Ok(want)).map(drop)
-        }
-        TxnOp::Range(t, spec) => {
-            let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
-                return Ok(());
-            };
-            let (lo, hi) = range_bounds(spec);
-            let range = table_range(&mut table, &lo, &hi).map_err(err("range"))?;
-            check_range(range, &staged[&name], spec)
-        }
-        TxnOp::Len(t) => {
-            let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
-                return Ok(());
-            };
-            let want = staged[&name].len() as u64;
-            let (len, empty) = table_len(&mut table);
-            outcome("len", len, Ok(want))?;
-            outcome("is_empty", empty, Ok(want == 0)).map(drop)
-        }
+    let t = match op {
         TxnOp::DeleteTable(t) => {
             let name = t.as_string();
             let want = check_name(&name).map(|()| staged.remove(&name).is_some());
-            outcome("delete_table", tx.delete_table(&name), want).map(drop)
+            return outcome("delete_table", tx.delete_table(&name), want).map(drop);
         }
         TxnOp::TableNames => {
             let want: Vec<String> = staged.keys().cloned().collect();
-            outcome("table_names", tx.table_names(), Ok(want)).map(drop)
-        }
-        TxnOp::More(t, op) => {
-            let Some((mut table, name)) = open_mut(tx, staged, *t)? else {
-                return Ok(());
-            };
-            more::more_op(&mut table, staged.get_mut(&name).expect("opened"), op)
+            return outcome("table_names", tx.table_names(), Ok(want)).map(drop);
         }
         TxnOp::CreateSnapshot(n) => {
             let name = n.as_string();
@@ -606,7 +529,53 @@ fn txn_op(
             if outcome("create_snapshot", tx.create_snapshot(&name), want)?.is_some() {
                 snaps.push(name);
             }
+            return Ok(());
+        }
+        TxnOp::Insert(t, ..) | TxnOp::InsertMany(t, ..) | TxnOp::Remove(t, _) => *t,
+        TxnOp::RemoveMany(t, ..) | TxnOp::Get(t, _) | TxnOp::Range(t, _) => *t,
+        TxnOp::Len(t) | TxnOp::More(t, _) => *t,
+    };
+    let Some((mut table, name)) = open_mut(tx, staged, t)? else {
+        return Ok(());
+    };
+    table_op(&mut table, staged.get_mut(&name).expect("opened"), op)
+}
+
+/// An operation on one open table, against its model.
+fn table_op(table: &mut TableMut<'_>, m: &mut TableModel, op: &TxnOp) -> Result<(), String> {
+    match op {
+        TxnOp::Insert(_, k, v) => insert(table, m, &k.bytes(), &v.bytes()),
+        TxnOp::InsertMany(_, start, count, v) => insert_many(table, m, *start, *count, *v),
+        TxnOp::Remove(_, k) => {
+            let key = k.bytes();
+            outcome("remove", table.remove(&key), Ok(m.remove(&key).is_some())).map(drop)
+        }
+        TxnOp::RemoveMany(_, start, count) => {
+            for i in 0..*count as usize {
+                let key = start.plain_offset(i).bytes();
+                outcome("remove", table.remove(&key), Ok(m.remove(&key).is_some()))?;
+            }
             Ok(())
+        }
+        TxnOp::Get(_, k) => {
+            let key = k.bytes();
+            let want = m.get(&key).cloned();
+            outcome("get", table_get(table, &key), Ok(want)).map(drop)
+        }
+        TxnOp::Range(_, spec) => {
+            let (lo, hi) = range_bounds(spec);
+            let range = table_range(table, &lo, &hi).map_err(err("range"))?;
+            check_range(range, m, spec)
+        }
+        TxnOp::Len(_) => {
+            let want = m.len() as u64;
+            let (len, empty) = table_len(table);
+            outcome("len", len, Ok(want))?;
+            outcome("is_empty", empty, Ok(want == 0)).map(drop)
+        }
+        TxnOp::More(_, more) => more::more_op(table, m, more),
+        TxnOp::DeleteTable(_) | TxnOp::TableNames | TxnOp::CreateSnapshot(_) => {
+            unreachable!("not a table's operation")
         }
     }
 }
@@ -627,6 +596,26 @@ fn table_range<'a>(
 
 fn table_len(table: &mut TableMut<'_>) -> (crate::Result<u64>, crate::Result<bool>) {
     (table.len(), table.is_empty())
+}
+
+/// `count` inserts of consecutive plain keys from `start` (at most 8 when values are large).
+fn insert_many(
+    table: &mut TableMut<'_>,
+    m: &mut TableModel,
+    start: Key,
+    count: u8,
+    v: Value,
+) -> Result<(), String> {
+    let n = if v.len() > 2000 {
+        (count as usize).min(8)
+    } else {
+        count as usize
+    };
+    for i in 0..n {
+        let key = start.plain_offset(i).bytes();
+        insert(table, m, &key, &v.with_fill_offset(i).bytes())?;
+    }
+    Ok(())
 }
 
 fn insert(
