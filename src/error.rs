@@ -9,7 +9,8 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The operating system reported an I/O error.
+    /// The operating system reported an I/O error. From `Options::open` the message starts
+    /// with the file's path.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
     /// The file exists but does not start with a shadowkv meta page.
@@ -42,10 +43,11 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
-    /// A table, snapshot or branch of that name does not exist.
+    /// A table, snapshot or branch of that name does not exist. The message names the kind
+    /// and the name (`table "users"`, `snapshot "nightly"`, `snapshot or branch "x"`).
     #[error("not found: {0}")]
     NotFound(String),
-    /// A table, snapshot or branch of that name exists already.
+    /// A table, snapshot or branch of that name exists already; the message says which kind.
     #[error("already exists: {0}")]
     AlreadyExists(String),
     /// A key is longer than the largest key allowed.

@@ -898,10 +898,12 @@ fn sweep(name: &str, built: &Built, damages: Vec<Damage>, gets_every: usize) -> 
         slowest_image: String::new(),
     };
     let mut done = 0;
+    let mut progress = Progress::new(damages.len());
     while done < damages.len() {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok((i, result, must, took)) => {
                 done += 1;
+                progress.tick(name, done, report.failures.len());
                 let d = &damages[i];
                 if took > report.slowest {
                     report.slowest = took;
@@ -952,6 +954,35 @@ fn sweep(name: &str, built: &Built, damages: Vec<Damage>, gets_every: usize) -> 
     assert_eq!(done, damages.len(), "{name}: a worker died");
     print_report(name, &report);
     report
+}
+
+/// Progress lines on stderr, one per tenth of the images: a sweep runs for minutes, and a
+/// silent one cannot be told from a hung one.
+struct Progress {
+    start: Instant,
+    total: usize,
+    step: usize,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        Progress {
+            start: Instant::now(),
+            total,
+            step: total.div_ceil(10).max(1),
+        }
+    }
+
+    fn tick(&mut self, name: &str, done: usize, failures: usize) {
+        if done.is_multiple_of(self.step) || done == self.total {
+            eprintln!(
+                "{name}: {done}/{} images ({}%) in {:.1?}, {failures} failures so far",
+                self.total,
+                done * 100 / self.total,
+                self.start.elapsed()
+            );
+        }
+    }
 }
 
 fn print_report(name: &str, report: &Report) {

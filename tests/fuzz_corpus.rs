@@ -241,11 +241,12 @@ fn artifact(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-/// `NodeView::used_bytes` computes `page.len() - free_end - garbage` unchecked: a header whose
-/// `garbage` is larger than the entry region underflows (a panic with overflow checks, a huge
-/// wrong count without). `NodeView` promises that any bytes decode without a panic.
+/// `NodeView::used_bytes` on a header whose `garbage` is larger than the entry region returns
+/// a count no larger than the page, without a panic: `NodeView` promises that any bytes decode.
+/// A regression test: it once computed `page.len() - free_end - garbage` unchecked, which
+/// underflowed (a panic with overflow checks, a huge wrong count without).
 #[test]
-fn known_bug_used_bytes_underflows() {
+fn used_bytes_does_not_underflow() {
     use shadowkv::format::node::NodeView;
     let mut page = vec![0u8; 4096];
     page[0] = 1; // leaf, level 0, count 0
@@ -264,12 +265,12 @@ fn known_bug_used_bytes_underflows() {
     assert!(matches!(used, Ok(n) if n <= fuzzed.len()));
 }
 
-/// `Database::stats` computes `file_pages - free_count - pending_count` unchecked. A meta
-/// whose checksum holds but whose counts exceed the file (a bug, or a crafted file) opens
-/// without complaint, and `stats()` then underflows (a panic with overflow checks, a huge
-/// `used_pages` without) instead of returning `Error::Corrupted`.
+/// `Database::stats` on a meta whose checksum holds but whose free count exceeds the file (a
+/// bug, or a crafted file) returns `Error::Corrupted` or counts that fit the file, without a
+/// panic. A regression test: it once computed `file_pages - free_count - pending_count`
+/// unchecked, which underflowed (a panic with overflow checks, a huge `used_pages` without).
 #[test]
-fn known_bug_stats_underflows_on_bad_meta_counts() {
+fn stats_do_not_underflow_on_bad_meta_counts() {
     use shadowkv::format::meta::Meta;
     let mut bytes = small_database(false);
     let slot = (0..2)
@@ -300,15 +301,14 @@ fn known_bug_stats_underflows_on_bad_meta_counts() {
     assert!(catch_unwind(|| fuzz::open_bytes(&fuzzed)).is_ok());
 }
 
-/// `FreeMap::set_free` does `self.dir[k].free += 1` on a count read from a free-map directory
-/// page. `FreeMap::load` trusts that count (the comment says a wrong count "is caught where it
-/// matters"), so a directory entry claiming `u32::MAX` free pages overflows as soon as
-/// `begin_write` releases a pending page into that bitmap: a panic where overflow checks are
-/// on (run this test without `--release`). Release builds wrap to 0 and carry on; `check()`
-/// reports the bad count. The crafted file keeps every checksum valid, so verified reads do
-/// not help.
+/// A free-map directory entry claiming `u32::MAX` free pages (every checksum valid, so verified
+/// reads do not help) makes a write return `Error::Corrupted` or succeed, never panic. A
+/// regression test: `FreeMap::set_free` once did `self.dir[k].free += 1` on the count it had
+/// loaded unchecked, which overflowed as soon as `begin_write` released a pending page into
+/// that bitmap (a panic where overflow checks are on: run this test without `--release` to
+/// see that path).
 #[test]
-fn known_bug_freemap_count_overflows() {
+fn freemap_count_does_not_overflow() {
     use shadowkv::format::freemap::{chain_entry, set_chain_entry, DirEntry};
     use shadowkv::format::meta::{Meta, META_BYTES};
     use shadowkv::format::{checksum, U32Le};
@@ -337,13 +337,14 @@ fn known_bug_freemap_count_overflows() {
     assert!(catch_unwind(|| fuzz::open_bytes(&fuzzed)).is_ok());
 }
 
-/// `WriteTxn::begin` numbers the new transaction `max(meta.txn, txn_floor) + 1` unchecked. A
-/// meta whose checksum holds and whose `txn` is `u64::MAX` opens; `begin_write` then overflows:
-/// a panic where overflow checks are on; in a release build the id wraps to 0, the commit
-/// writes a meta older than the one it replaces, and the write is gone after a reopen. Either
-/// way it should be refused (`Error::Corrupted`), not committed.
+/// A write on a database whose meta (checksum valid) says `txn` is `u64::MAX` is refused with
+/// `Error::Corrupted`, or else its commit survives a reopen; it never panics. A regression
+/// test: `WriteTxn::begin` once numbered the new transaction `max(meta.txn, txn_floor) + 1`
+/// unchecked, which overflowed (a panic with overflow checks; in a release build the id
+/// wrapped to 0, the commit wrote a meta older than the one it replaced, and the write was
+/// gone after a reopen).
 #[test]
-fn known_bug_txn_id_overflows() {
+fn txn_id_does_not_wrap_at_the_maximum() {
     use shadowkv::format::meta::{Meta, META_BYTES};
     let mut bytes = small_database(false);
     let slot = (0..2)
@@ -388,27 +389,22 @@ fn known_bug_txn_id_overflows() {
     assert!(catch_unwind(|| fuzz::open_bytes(&fuzzed)).is_ok());
 }
 
-/// `Database::snapshots()` and `branches()` measure each root's space with a recursive walk
-/// (`walk` in src/db/roots.rs) that has no depth bound, and the walk for `exclusive_bytes`
-/// keeps no set of pages seen. With the default `verify_reads(false)`, a branch node whose
-/// child pointer names the node itself (its own id and birth, so the header check passes)
-/// sends `branches()` into endless recursion: the stack overflows and the process aborts.
-/// `check()` reports the same file cleanly. Found by the `open_bytes` target (a SIGSEGV
-/// without an artifact), reproduced here by hand. A stack overflow cannot be caught, so the
-/// body runs in a child process.
+/// `branches()` on a file where a branch node's child pointer names the node itself (its own
+/// id and birth, so the header check passes; default `verify_reads(false)`) returns or reports
+/// `Error::Corrupted`, and `check()` reports the cycle. A regression test: the space walk of
+/// `snapshots()` and `branches()` (`walk` in src/db/roots.rs) once had no depth bound and kept
+/// no set of pages seen, so it recursed until the stack overflowed and the process aborted.
+/// Found by the `open_bytes` target (a SIGSEGV without an artifact), reproduced here by hand.
+/// A stack overflow cannot be caught, so the body runs in a child process.
 #[test]
-fn known_bug_roots_walk_recurses_on_a_cycle() {
-    if std::env::var_os("SHADOWKV_KNOWN_BUG_CHILD").is_some() {
+fn roots_walk_stops_on_a_cycle() {
+    if std::env::var_os("SHADOWKV_CYCLE_CHILD").is_some() {
         roots_walk_cycle_body();
         return;
     }
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "known_bug_roots_walk_recurses_on_a_cycle",
-            "--nocapture",
-        ])
-        .env("SHADOWKV_KNOWN_BUG_CHILD", "1")
+        .args(["--exact", "roots_walk_stops_on_a_cycle", "--nocapture"])
+        .env("SHADOWKV_CYCLE_CHILD", "1")
         .status()
         .unwrap();
     assert!(status.success(), "the child process died: {status}");

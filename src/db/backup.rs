@@ -34,8 +34,10 @@ use std::path::Path;
 /// Writes a backup of the newest committed state to a new file at `path`.
 pub(crate) fn backup_to(shared: &Shared, path: &Path) -> Result<()> {
     let io_error = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => Error::AlreadyExists(path.display().to_string()),
-        _ => Error::Io(e),
+        std::io::ErrorKind::AlreadyExists => {
+            Error::AlreadyExists(format!("file {}", path.display()))
+        }
+        _ => Error::Io(super::with_path(path, e)),
     };
     let file = NewFile::create(path).map_err(io_error)?;
     let storage = file.writer()?;

@@ -3,7 +3,8 @@
 //! Invariants proved by `check`: every page of the file is exactly one of meta, free-map
 //! structure, free, pending-free or reachable from a snapshot, a branch or the release queue; every reachable page's
 //! checksum holds; keys are ordered within their bounds; each table's `len` is exact; the
-//! meta's free and pending counts are exact. The trees are walked by a visitor over
+//! meta's free and pending counts are exact. `tables` and `entries` are totals across roots;
+//! `main_tables` and `main_entries` count `main` alone. The trees are walked by a visitor over
 //! `btree::traverse` and the chains read through `pager::chain`, which bound both.
 
 use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Visitor};
@@ -37,11 +38,17 @@ pub struct CheckReport {
     pub tree_pages: u64,
     /// Pages of the system trees (roots, reference counts, release queue).
     pub system_pages: u64,
-    /// Table records found across the catalogs of all snapshots and branches (a record on a
-    /// catalog page shared by several roots counts once).
+    /// Total across roots: table records found in the catalogs of all snapshots and branches
+    /// (a record on a catalog page shared by several roots counts once). What `main` holds is
+    /// [`main_tables`](Self::main_tables).
     pub tables: u64,
-    /// Entries of the tables those records point at (a shared table counts once per record).
+    /// Total across roots: entries of the tables those records point at (a shared table
+    /// counts once per record). What `main` holds is [`main_entries`](Self::main_entries).
     pub entries: u64,
+    /// Tables in `main`'s catalog: what `begin_read` sees.
+    pub main_tables: u64,
+    /// Entries in `main`'s tables: what `begin_read` sees.
+    pub main_entries: u64,
 }
 
 const META: u8 = 1;
@@ -153,7 +160,31 @@ pub fn check(state: &Committed) -> Result<CheckReport> {
     report.pending_pages = acc.count(PENDING);
     report.tree_pages = acc.count(TREE);
     report.system_pages = acc.count(SYSTEM);
+    (report.main_tables, report.main_entries) = main_counts(state)?;
     Ok(report)
+}
+
+/// Tables and entries of `main`, from its catalog's records: the walk above has just proved
+/// every record's `len` equal to the entries under its root, so the records are enough.
+fn main_counts(state: &Committed) -> Result<(u64, u64)> {
+    let catalog = state.main.catalog;
+    if catalog.is_null() {
+        return Ok((0, 0));
+    }
+    let cursor = btree::Cursor::new(
+        &state.pages,
+        catalog,
+        btree::Bound::Unbounded,
+        btree::Bound::Unbounded,
+    );
+    let (mut tables, mut entries) = (0u64, 0u64);
+    for item in cursor {
+        let (_, value) = item?;
+        tables += 1;
+        // Saturating: the lengths are proved but still come from the file.
+        entries = entries.saturating_add(TableRecord::decode(value, catalog.page.0)?.len);
+    }
+    Ok((tables, entries))
 }
 
 fn check_free_map(state: &Committed, acc: &mut Accounting) -> Result<()> {

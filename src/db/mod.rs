@@ -2,7 +2,8 @@
 //!
 //! Invariants: `Database` is `Send + Sync`; all state shared with transactions lives in
 //! [`crate::txn::Shared`]; a failed open never writes to the file (a successful one writes
-//! only to retire a newer meta that failed verification, see `recover.rs`).
+//! only to retire a newer meta that failed verification, see `recover.rs`); an I/O error
+//! from `Options::open` is still `Error::Io`, its message prefixed with the file's path.
 
 mod backup;
 mod backup_out;
@@ -93,14 +94,21 @@ impl Options {
     }
 
     /// Opens (or creates) the database file at `path`.
+    ///
+    /// An I/O error here is an `Error::Io` whose message starts with the path (its
+    /// `io::ErrorKind` is the operating system's).
     pub fn open(self, path: impl AsRef<Path>) -> Result<Database> {
         self.check_page_size()?;
-        let (storage, _created) =
-            FileStorage::open(path.as_ref(), self.create).map_err(|e| match e {
-                crate::io::OpenFileError::Locked => Error::Locked,
-                crate::io::OpenFileError::Io(e) => Error::Io(e),
-            })?;
-        self.open_storage(Arc::new(storage))
+        let path = path.as_ref();
+        let (storage, _created) = FileStorage::open(path, self.create).map_err(|e| match e {
+            crate::io::OpenFileError::Locked => Error::Locked,
+            crate::io::OpenFileError::Io(e) => Error::Io(with_path(path, e)),
+        })?;
+        // Recovery reads the file too: its I/O errors name the path as well.
+        self.open_storage(Arc::new(storage)).map_err(|e| match e {
+            Error::Io(e) => Error::Io(with_path(path, e)),
+            other => other,
+        })
     }
 
     /// Opens a database on any [`Storage`] (memory, or a test double). Empty storage is
@@ -109,7 +117,7 @@ impl Options {
         self.check_page_size()?;
         if storage.len()? == 0 {
             if !self.create {
-                return Err(Error::NotFound("database file is empty".into()));
+                return Err(Error::NotFound("database file (it is empty)".into()));
             }
             recover::create(storage.as_ref(), self.page_size)?;
         }
@@ -158,6 +166,12 @@ impl std::fmt::Debug for Database {
             .field("file_pages", &state.meta.file_pages)
             .finish_non_exhaustive()
     }
+}
+
+/// `e` with `path` in front of its message, same kind: callers still match `Error::Io` and
+/// `e.kind()`, and the message says which file.
+fn with_path(path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
 impl Database {

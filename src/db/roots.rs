@@ -22,7 +22,8 @@ pub struct SnapshotInfo {
     pub name: String,
     /// The txn whose state it holds (for a branch: its last commit).
     pub txn: u64,
-    /// When it was created.
+    /// When it was created. For `main`: its first commit (`UNIX_EPOCH` before it has one; a
+    /// file whose `main` was first written by an older build gets its next commit's time).
     pub created: SystemTime,
     /// Bytes of all pages it can reach.
     pub referenced_bytes: u64,

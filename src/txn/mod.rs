@@ -168,7 +168,7 @@ impl Shared {
         catalog::check_name(name)?;
         let mut txn = self.begin_read();
         let record = roots::lookup(&txn.state.pages, txn.state.meta.roots, name)?
-            .ok_or_else(|| Error::NotFound(name.to_string()))?;
+            .ok_or_else(|| roots::not_found_root(name))?;
         txn.catalog = record.catalog;
         Ok(txn)
     }

@@ -2,7 +2,9 @@
 //! taken, restored and deleted, and the system trees that record them.
 //!
 //! Invariants:
-//! - `main` always exists: before its first commit it is an implicit empty branch.
+//! - `main` always exists: before its first commit it is an implicit empty branch, with no
+//!   identity and a creation time of 0; its first written record gets both.
+//! - `main` can never be deleted.
 //! - Every record's catalog holds one reference on its catalog root page: cloning adds one
 //!   (O(1)); restoring or deleting queues the old catalog for release (O(1) for the caller).
 //! - Cloning from a branch moves that branch's `shared_until` to this txn, so its later writes
@@ -46,6 +48,16 @@ pub fn new_identity() -> [u8; 16] {
         half.copy_from_slice(&h.finish().to_le_bytes());
     }
     out
+}
+
+/// `NotFound` for a name looked up among snapshots and branches (one namespace).
+pub fn not_found_root(name: &str) -> Error {
+    Error::NotFound(format!("snapshot or branch {name:?}"))
+}
+
+/// `AlreadyExists` for a name taken by a snapshot or a branch (one namespace).
+pub fn name_taken(name: &str) -> Error {
+    Error::AlreadyExists(format!("snapshot or branch {name:?}"))
 }
 
 /// Looks a name up in a roots tree (`main` is implicit).
@@ -183,11 +195,9 @@ impl RootsEdit {
         from: &str,
         kind: RootKind,
     ) -> Result<()> {
-        let mut src = self
-            .lookup(w, from)?
-            .ok_or_else(|| Error::NotFound(from.to_string()))?;
+        let mut src = self.lookup(w, from)?.ok_or_else(|| not_found_root(from))?;
         if self.lookup(w, name)?.is_some() {
-            return Err(Error::AlreadyExists(name.to_string()));
+            return Err(name_taken(name));
         }
         let txn = w.txn().0;
         if !src.catalog.is_null() {
@@ -213,13 +223,11 @@ impl RootsEdit {
     pub fn restore(&mut self, w: &mut WritePager, branch: &str, from: &str) -> Result<()> {
         let mut target = self
             .lookup(w, branch)?
-            .ok_or_else(|| Error::NotFound(branch.to_string()))?;
+            .ok_or_else(|| Error::NotFound(format!("branch {branch:?}")))?;
         if target.kind == RootKind::Snapshot {
             return Err(Error::ReadOnly(branch.to_string()));
         }
-        let mut src = self
-            .lookup(w, from)?
-            .ok_or_else(|| Error::NotFound(from.to_string()))?;
+        let mut src = self.lookup(w, from)?.ok_or_else(|| not_found_root(from))?;
         if branch == from {
             return Ok(());
         }
@@ -243,14 +251,23 @@ impl RootsEdit {
     /// Deletes snapshot or branch `name` (of the given kind): O(1); its pages return over the
     /// next commits.
     pub fn delete(&mut self, w: &mut WritePager, name: &str, kind: RootKind) -> Result<()> {
-        if name == MAIN || name == self.branch {
+        if name == MAIN {
+            return Err(Error::InvalidArgument(format!(
+                "{MAIN} cannot be deleted (it is the default branch)"
+            )));
+        }
+        if name == self.branch {
             return Err(Error::InvalidArgument(format!(
                 "{name} is in use and cannot be deleted"
             )));
         }
-        let record = self
-            .lookup(w, name)?
-            .ok_or_else(|| Error::NotFound(name.to_string()))?;
+        let record = self.lookup(w, name)?.ok_or_else(|| {
+            let what = match kind {
+                RootKind::Branch => "branch",
+                RootKind::Snapshot => "snapshot",
+            };
+            Error::NotFound(format!("{what} {name:?}"))
+        })?;
         if record.kind != kind {
             let what = if record.kind == RootKind::Branch {
                 "a branch"
@@ -293,11 +310,9 @@ impl RootsEdit {
         if from == self.branch || name == self.branch {
             return Err(Error::InvalidArgument(format!("{from} is in use")));
         }
-        let record = self
-            .lookup(w, from)?
-            .ok_or_else(|| Error::NotFound(from.to_string()))?;
+        let record = self.lookup(w, from)?.ok_or_else(|| not_found_root(from))?;
         if self.lookup(w, name)?.is_some() {
-            return Err(Error::AlreadyExists(name.to_string()));
+            return Err(name_taken(name));
         }
         self.remove_name(w, from)?;
         self.put(w, name, f(record))
@@ -318,6 +333,12 @@ impl RootsEdit {
             if self.record.identity == [0; 16] {
                 // `main`'s first written record replaces the implicit one.
                 self.record.identity = new_identity();
+            }
+            if self.record.created_unix_secs == 0 {
+                // Only `main`'s implicit record has no time (every other record is made
+                // with one): it is created now, at its first write. A file whose `main` was
+                // written before this rule gets the time of its next commit on `main`.
+                self.record.created_unix_secs = now_unix_secs();
             }
             let name = self.branch.clone();
             self.roots = btree::insert(

@@ -264,7 +264,7 @@ impl<'db> WriteTxn<'db> {
         if self.snapshots.iter().any(|n| n == name)
             || self.edit.lookup(&self.pager, name)?.is_some()
         {
-            return Err(Error::AlreadyExists(name.to_string()));
+            return Err(super::roots::name_taken(name));
         }
         self.snapshots.push(name.to_string());
         Ok(())

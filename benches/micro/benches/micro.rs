@@ -1,6 +1,7 @@
 //! Criterion micro-benchmarks: point reads, inserts, commits, range scans and page checksums.
 //!
-//! Run with `cargo bench --bench micro`; `cargo bench --bench micro -- --test` runs each once.
+//! A package of its own (benches/micro/), so that the root's `cargo test` does not build
+//! criterion. Run from benches/micro: `cargo bench`; `cargo bench -- --test` runs each once.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shadowkv::{Database, Durability};
