@@ -212,7 +212,11 @@ impl Shared {
     /// Waits for the writer slot and takes it. `Error::WouldDeadlock` at once when this
     /// thread holds it already: the wait would be for the caller itself.
     pub fn lock_writer(&self) -> Result<WriterGuard<'_>> {
-        self.take_writer(true)?.ok_or(Error::WouldDeadlock)
+        // Waiting, `take_writer` never answers `None`; the arm only keeps the match total.
+        match self.take_writer(true)? {
+            Some(guard) => Ok(guard),
+            None => Err(Error::WouldDeadlock),
+        }
     }
 
     /// Takes the writer slot if it is free; `None` at once when another thread holds it.
