@@ -81,6 +81,15 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// A call that waits for the writer slot was made on a thread whose own write
+    /// transaction (`WriteTxn`) holds that slot: the wait could never end, so the call
+    /// returns this at once instead. Commit or drop the transaction first. Calls made on
+    /// other threads still wait.
+    #[error(
+        "a write transaction is already open on this thread; commit or drop it before \
+         beginning another write, or calling a method that needs the writer slot"
+    )]
+    WouldDeadlock,
     /// The named root is a read-only snapshot.
     #[error("{0} is a snapshot and cannot be written")]
     ReadOnly(String),

@@ -3,7 +3,9 @@
 //! Invariants: `Database` is `Send + Sync`; all state shared with transactions lives in
 //! [`crate::txn::Shared`]; a failed open never writes to the file (a successful one writes
 //! only to retire a newer meta that failed verification, see `recover.rs`); an I/O error
-//! from `Options::open` is still `Error::Io`, its message prefixed with the file's path.
+//! from `Options::open` is still `Error::Io`, its message prefixed with the file's path;
+//! every method that takes the writer slot does so through `Shared::lock_writer` (or
+//! `try_lock_writer`), so none of them waits on a transaction of its own thread.
 
 mod backup;
 mod backup_out;
@@ -151,6 +153,17 @@ impl Options {
 }
 
 /// An open database. Cheap to share across threads (`Send + Sync`).
+///
+/// # The writer slot
+///
+/// There is one writer at a time. A [`WriteTxn`] holds the database's single writer slot from
+/// `begin_write` until it is committed or dropped, and the methods that change named roots,
+/// `sync`, `compact` and `receive` take the same slot for their own commits. Each method says
+/// whether it takes the slot. One that does waits while another thread holds it; but when the
+/// slot is held by a `WriteTxn` open on the *calling* thread, that wait could never end, so
+/// the call returns [`Error::WouldDeadlock`] at once instead: commit or drop the transaction
+/// first. (The slot remembers the thread that took it; a `WriteTxn` moved to another thread
+/// still counts as its beginner's.) Readers never take the slot and are never refused.
 pub struct Database {
     shared: Arc<Shared>,
 }
@@ -186,23 +199,53 @@ impl Database {
     }
 
     /// A read transaction on the last commit.
+    ///
+    /// Writer slot: not taken; never waits for a writer.
     pub fn begin_read(&self) -> Result<ReadTxn<'_>> {
         Ok(self.shared.begin_read())
     }
 
-    /// The write transaction; waits while another one is open.
+    /// The write transaction on `main`; waits while another thread's one is open.
+    ///
+    /// Writer slot: takes it until the transaction is committed or dropped
+    /// ([see above](Database#the-writer-slot)).
     pub fn begin_write(&self) -> Result<WriteTxn<'_>> {
         WriteTxn::begin(&self.shared, MAIN)
     }
 
+    /// The write transaction on `main` if no other is open, else `Ok(None)` at once.
+    ///
+    /// A busy slot is an expected answer, not a failure, so it is `None` rather than an
+    /// error: `if let Some(tx) = db.try_begin_write()? { ... }` handles it, and `?` still
+    /// passes on only real errors. `Error::WouldDeadlock` when the open transaction is this
+    /// thread's own: no retry could succeed until it is committed or dropped.
+    ///
+    /// Writer slot: takes it if free, never waits ([see above](Database#the-writer-slot)).
+    pub fn try_begin_write(&self) -> Result<Option<WriteTxn<'_>>> {
+        WriteTxn::try_begin(&self.shared, MAIN)
+    }
+
     /// A read transaction on snapshot or branch `name`.
+    ///
+    /// Writer slot: not taken; never waits for a writer.
     pub fn begin_read_at(&self, name: &str) -> Result<ReadTxn<'_>> {
         self.shared.begin_read_at(name)
     }
 
     /// The write transaction on branch `branch`; `Error::ReadOnly` for a snapshot.
+    ///
+    /// Writer slot: takes it until the transaction is committed or dropped
+    /// ([see above](Database#the-writer-slot)).
     pub fn begin_write_on(&self, branch: &str) -> Result<WriteTxn<'_>> {
         WriteTxn::begin(&self.shared, branch)
+    }
+
+    /// [`Database::try_begin_write`] on branch `branch`: `Ok(None)` at once while another
+    /// thread's write transaction is open.
+    ///
+    /// Writer slot: takes it if free, never waits ([see above](Database#the-writer-slot)).
+    pub fn try_begin_write_on(&self, branch: &str) -> Result<Option<WriteTxn<'_>>> {
+        WriteTxn::try_begin(&self.shared, branch)
     }
 
     fn edit_roots(
@@ -216,6 +259,8 @@ impl Database {
     }
 
     /// Snapshots the last commit of `main` as `name`: O(1).
+    ///
+    /// Writer slot: takes it ([see above](Database#the-writer-slot)).
     pub fn create_snapshot(&self, name: &str) -> Result<()> {
         check_name(name)?;
         self.edit_roots(MAIN, |edit, w| {
@@ -224,6 +269,8 @@ impl Database {
     }
 
     /// Creates branch `name`, a writable clone of snapshot or branch `from`: O(1).
+    ///
+    /// Writer slot: takes it ([see above](Database#the-writer-slot)).
     pub fn create_branch(&self, name: &str, from: &str) -> Result<()> {
         check_name(name)?;
         self.edit_roots(MAIN, |edit, w| {
@@ -233,6 +280,8 @@ impl Database {
 
     /// Sets branch `branch` to the state of snapshot (or branch) `from`: O(1). Later
     /// snapshots are kept.
+    ///
+    /// Writer slot: takes it ([see above](Database#the-writer-slot)).
     pub fn restore(&self, branch: &str, from: &str) -> Result<()> {
         check_name(branch)?;
         check_name(from)?;
@@ -240,23 +289,31 @@ impl Database {
     }
 
     /// Deletes snapshot `name`: O(1); the pages only it held return over the next commits.
+    ///
+    /// Writer slot: takes it ([see above](Database#the-writer-slot)).
     pub fn delete_snapshot(&self, name: &str) -> Result<()> {
         check_name(name)?;
         self.edit_roots(MAIN, |edit, w| edit.delete(w, name, RootKind::Snapshot))
     }
 
     /// Deletes branch `name` (not `main`): O(1); its pages return over the next commits.
+    ///
+    /// Writer slot: takes it ([see above](Database#the-writer-slot)).
     pub fn delete_branch(&self, name: &str) -> Result<()> {
         check_name(name)?;
         self.edit_roots(MAIN, |edit, w| edit.delete(w, name, RootKind::Branch))
     }
 
     /// Every snapshot, by name, with the space each references and holds alone.
+    ///
+    /// Writer slot: not taken; never waits for a writer.
     pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
         roots::list(self.shared.begin_read().state(), RootKind::Snapshot)
     }
 
     /// Every branch (`main` included), by name, with the space each references and holds alone.
+    ///
+    /// Writer slot: not taken; never waits for a writer.
     pub fn branches(&self) -> Result<Vec<BranchInfo>> {
         roots::list(self.shared.begin_read().state(), RootKind::Branch)
     }
@@ -265,6 +322,8 @@ impl Database {
     /// manner of `zfs send`: the whole snapshot, or with `base` only what changed since that
     /// older snapshot, at a cost of O(changes). Reads one committed state; writers go on.
     /// Both names must be snapshots.
+    ///
+    /// Writer slot: not taken; never waits for a writer.
     pub fn send(&self, snapshot: &str, base: Option<&str>, mut out: impl Write) -> Result<()> {
         send::send(&self.shared, snapshot, base, &mut out)
     }
@@ -276,12 +335,16 @@ impl Database {
     /// All or nothing: a truncated, damaged or foreign stream (`Error::BadStream`), a base
     /// this database lacks (`NotFound`) or a name already in use (`AlreadyExists`) leaves
     /// the database's snapshots and branches as they were, and so does a crash. Memory stays
-    /// bounded by the largest value plus a fixed buffer. Takes the writer lock.
+    /// bounded by the largest value plus a fixed buffer.
+    ///
+    /// Writer slot: takes it for the whole call ([see above](Database#the-writer-slot)).
     pub fn receive(&self, mut input: impl Read) -> Result<String> {
         receive::receive(&self.shared, &mut input)
     }
 
     /// Makes every commit so far durable (one fsync).
+    ///
+    /// Writer slot: takes it ([see above](Database#the-writer-slot)).
     pub fn sync(&self) -> Result<()> {
         let _writer = self.shared.lock_writer()?;
         let state = self.shared.current();
@@ -297,6 +360,8 @@ impl Database {
     /// file at `path`, and syncs it. Writers go on meanwhile. Pages shared between roots stay
     /// shared in the copy, which holds no free page. `Error::AlreadyExists` when `path`
     /// exists; on any failure nothing is left at `path`.
+    ///
+    /// Writer slot: not taken; never waits for a writer.
     pub fn backup_to(&self, path: impl AsRef<Path>) -> Result<()> {
         backup::backup_to(&self.shared, path.as_ref())
     }
@@ -308,15 +373,19 @@ impl Database {
     }
 
     /// Gives space back: moves the pages at the end of the file into free pages below, in
-    /// bounded steps (each a commit, taking the writer slot; readers go on), then cuts the
-    /// file after its last used page. Snapshots and branches are kept, and pages they share
-    /// stay shared. A reader that began before delays only the cut; the report says so, and
-    /// the first durable commit after that reader ends makes the cut.
+    /// bounded steps (each a commit; readers go on), then cuts the file after its last used
+    /// page. Snapshots and branches are kept, and pages they share stay shared. A reader that
+    /// began before delays only the cut; the report says so, and the first durable commit
+    /// after that reader ends makes the cut.
+    ///
+    /// Writer slot: takes it for the whole call ([see above](Database#the-writer-slot)).
     pub fn compact(&self) -> Result<CompactReport> {
         compact::compact(&self.shared)
     }
 
     /// Verifies every page and the exact accounting of the whole file.
+    ///
+    /// Writer slot: not taken; never waits for a writer.
     pub fn check(&self) -> Result<CheckReport> {
         check::check(self.shared.begin_read().state())
     }
@@ -326,6 +395,8 @@ impl Database {
     /// once), the free and pending space, and the pending space that only the oldest open
     /// reader keeps from reuse. Walks every reachable page once and reads the pending chain:
     /// O(pages reachable), unlike the page counts alone. See [`Stats`] for each field.
+    ///
+    /// Writer slot: not taken; never waits for a writer.
     pub fn stats(&self) -> Result<Stats> {
         stats::stats(&self.shared)
     }

@@ -14,7 +14,8 @@
 //!   and branches a user can see are those before the call. A leftover staging root is
 //!   deleted by the next receive.
 //! - The writer slot is held from the first commit to the last, so no other writer sees
-//!   or touches the staging root.
+//!   or touches the staging root. A call on a thread whose own write transaction holds the
+//!   slot is refused (`Error::WouldDeadlock`) before a byte of the stream is read.
 
 use crate::format::roots::{RootKind, RootRecord};
 use crate::format::stream::{
@@ -38,6 +39,9 @@ const RECORD_COST: usize = 32;
 
 /// Receives one stream from `input`; returns the name of the snapshot it created.
 pub(crate) fn receive(shared: &Shared, input: &mut dyn Read) -> Result<String> {
+    // Refused before a byte is read, so that the caller can still hand the stream over once
+    // its own write transaction is done.
+    shared.refuse_own_writer()?;
     let mut reader = StreamReader::new(input);
     let header = reader.header()?;
     check_name(&header.name)?;

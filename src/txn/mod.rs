@@ -7,8 +7,11 @@
 //!   reused only when `F ≤ min(oldest reader, last durable txn)`.
 //! - Readers register while holding the registry lock and reading the current state, so the
 //!   writer's reclaim bound can never miss a reader that is about to start.
-//! - One write transaction at a time (`writer_busy`); a new state is published only after
+//! - One write transaction at a time (`writer`); a new state is published only after
 //!   its commit finished (and, for durable commits, after its fsync succeeded).
+//! - The writer slot records the thread that took it, from `lock_writer` until
+//!   `WriterGuard::drop`. A thread never waits for a slot it holds itself (that wait could
+//!   never end): it gets `Error::WouldDeadlock` at once. Other threads wait as before.
 
 mod buffer;
 pub mod catalog;
@@ -36,6 +39,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::ThreadId;
 
 /// When a commit is durable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -85,8 +89,9 @@ pub struct Shared {
     pub state: RwLock<Arc<Committed>>,
     /// Live readers by txn id.
     readers: Mutex<BTreeMap<u64, usize>>,
-    /// Set while a write transaction is open.
-    writer_busy: Mutex<bool>,
+    /// The thread holding the writer slot, while a write transaction (or another user of
+    /// the slot) is open.
+    writer: Mutex<Option<ThreadId>>,
     writer_free: Condvar,
     /// The last durable commit.
     pub durable: Mutex<DurableMark>,
@@ -134,7 +139,7 @@ impl Shared {
             durability,
             state: RwLock::new(Arc::new(committed)),
             readers: Mutex::new(BTreeMap::new()),
-            writer_busy: Mutex::new(false),
+            writer: Mutex::new(None),
             writer_free: Condvar::new(),
             durable: Mutex::new(durable),
             poisoned: AtomicBool::new(false),
@@ -205,17 +210,51 @@ impl Shared {
             .map(|(txn, _)| *txn)
     }
 
-    /// Waits for the writer slot and takes it.
+    /// Waits for the writer slot and takes it. `Error::WouldDeadlock` at once when this
+    /// thread holds it already: the wait would be for the caller itself.
     pub fn lock_writer(&self) -> Result<WriterGuard<'_>> {
+        // Waiting, `take_writer` never answers `None`; the arm only keeps the match total.
+        match self.take_writer(true)? {
+            Some(guard) => Ok(guard),
+            None => Err(Error::WouldDeadlock),
+        }
+    }
+
+    /// Takes the writer slot if it is free; `None` at once when another thread holds it.
+    /// `Error::WouldDeadlock` when this thread holds it: no retry could ever succeed.
+    pub fn try_lock_writer(&self) -> Result<Option<WriterGuard<'_>>> {
+        self.take_writer(false)
+    }
+
+    /// `Error::WouldDeadlock` when this thread holds the writer slot, checked before a call
+    /// consumes anything it cannot give back (a stream's header). Another thread's holding
+    /// is not looked at: only this thread can make the answer true or false.
+    pub fn refuse_own_writer(&self) -> Result<()> {
+        match *self.writer.lock() {
+            Some(holder) if holder == std::thread::current().id() => Err(Error::WouldDeadlock),
+            _ => Ok(()),
+        }
+    }
+
+    /// The one place the slot is taken. `None` only when `wait` is false and another thread
+    /// holds the slot.
+    fn take_writer(&self, wait: bool) -> Result<Option<WriterGuard<'_>>> {
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
-        let mut busy = self.writer_busy.lock();
-        while *busy {
-            self.writer_free.wait(&mut busy);
+        let me = std::thread::current().id();
+        let mut holder = self.writer.lock();
+        while let Some(other) = *holder {
+            if other == me {
+                return Err(Error::WouldDeadlock);
+            }
+            if !wait {
+                return Ok(None);
+            }
+            self.writer_free.wait(&mut holder);
         }
-        *busy = true;
-        Ok(WriterGuard { shared: self })
+        *holder = Some(me);
+        Ok(Some(WriterGuard { shared: self }))
     }
 
     /// Cuts the file to the newest state's length once that state is durable. Returns
@@ -251,7 +290,7 @@ pub struct WriterGuard<'a> {
 
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
-        *self.shared.writer_busy.lock() = false;
+        *self.shared.writer.lock() = None;
         self.shared.writer_free.notify_one();
     }
 }

@@ -79,6 +79,15 @@ impl<'db> WriteTxn<'db> {
         Self::begin_locked(shared, branch, guard)
     }
 
+    /// As `begin`, but `None` at once when another thread holds the writer slot.
+    pub(crate) fn try_begin(shared: &'db Shared, branch: &str) -> Result<Option<Self>> {
+        check_name(branch)?;
+        match shared.try_lock_writer()? {
+            Some(guard) => Self::begin_locked(shared, branch, guard).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// Begins on `branch` (any name, hidden ones too) with the writer slot already held, as
     /// a sequence of commits that must not let another writer in between does.
     pub(crate) fn begin_locked(
