@@ -100,7 +100,7 @@
 //! See `docs/ARCHITECTURE.md` for the map and the invariants, `docs/format.md` for the bytes.
 
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 #[allow(unsafe_code)]
 pub mod io;
