@@ -120,3 +120,10 @@ pub use db::{
 };
 pub use error::{Error, Result};
 pub use txn::{Change, Diff, Durability, Range, ReadTxn, Table, TableMut, WriteTxn};
+
+/// The longest key, in bytes; a longer one gets `Error::KeyTooLarge`. Keys sort bytewise
+/// (lexicographically, shorter first on a common prefix): store integers big-endian to keep
+/// their order.
+pub const MAX_KEY_LEN: usize = format::MAX_KEY_LEN;
+/// The longest value, in bytes; a longer one gets `Error::ValueTooLarge`.
+pub const MAX_VALUE_LEN: usize = format::MAX_VALUE_LEN;

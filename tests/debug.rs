@@ -21,3 +21,19 @@ fn handles_and_transactions_implement_debug() {
     let t = rx.open_table("t").unwrap();
     assert_eq!(format!("{t:?}"), "Table { len: 0, .. }");
 }
+
+#[test]
+fn the_size_limits_are_public_and_enforced() {
+    let db: Database = Options::default()
+        .open_storage(Arc::new(shadowkv::io::MemStorage::new()))
+        .unwrap();
+    let mut tx = db.begin_write().unwrap();
+    let mut t = tx.open_table("t").unwrap();
+    t.insert(&vec![1u8; shadowkv::MAX_KEY_LEN], b"v").unwrap();
+    let too_long = vec![1u8; shadowkv::MAX_KEY_LEN + 1];
+    assert!(matches!(
+        t.insert(&too_long, b"v"),
+        Err(shadowkv::Error::KeyTooLarge { .. })
+    ));
+    assert!(shadowkv::MAX_VALUE_LEN >= 1 << 30);
+}

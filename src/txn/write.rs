@@ -589,8 +589,11 @@ impl TableMut<'_> {
         result
     }
 
-    /// Inserts or overwrites `key`. Small entries are buffered and applied in key order
-    /// before the table is next read (see `txn/buffer.rs`); sizes are checked at once.
+    /// Inserts or overwrites `key`. Keys sort bytewise, so integers keep their order only
+    /// big-endian (`n.to_be_bytes()`); a key may be up to [`crate::MAX_KEY_LEN`] bytes and a
+    /// value up to [`crate::MAX_VALUE_LEN`], checked at once. Small entries are buffered and
+    /// applied in key order before the table is next read, which makes loads fast; use
+    /// [`TableMut::replace`] to get the old value back.
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         btree::check_sizes(key, value.len())?;
         let page_size = self.pager.page_size();
