@@ -45,20 +45,24 @@ fn remove_where(
     tx.commit().unwrap();
 }
 
+/// Every entry of table `name` as `rx` sees it.
+fn entries(rx: &shadowkv::ReadTxn<'_>, name: &str) -> Entries {
+    let t = rx.open_table(name).unwrap();
+    t.iter()
+        .unwrap()
+        .map(|item| {
+            let (k, v) = item.unwrap();
+            (k.to_vec(), v.to_vec())
+        })
+        .collect()
+}
+
 /// Every table of the root `name`, read whole.
 fn contents(db: &Database, name: &str) -> BTreeMap<String, Entries> {
     let rx = db.begin_read_at(name).unwrap();
     let mut out = BTreeMap::new();
     for table in rx.table_names().unwrap() {
-        let t = rx.open_table(&table).unwrap();
-        let entries = t
-            .iter()
-            .unwrap()
-            .map(|item| {
-                let (k, v) = item.unwrap();
-                (k.to_vec(), v.to_vec())
-            })
-            .collect();
+        let entries = entries(&rx, &table);
         out.insert(table, entries);
     }
     out
@@ -195,15 +199,7 @@ fn a_reader_keeps_its_view_and_only_delays_the_cut() {
     let report = db.compact().unwrap();
     assert!(report.truncation_delayed, "{report:?}");
     assert!(contents(&db, "main") == want, "main changed");
-    let t = rx.open_table("t").unwrap();
-    let seen: Entries = t
-        .iter()
-        .unwrap()
-        .map(|item| {
-            let (k, v) = item.unwrap();
-            (k.to_vec(), v.to_vec())
-        })
-        .collect();
+    let seen = entries(&rx, "t");
     assert!(seen == want["t"], "the reader's view changed");
     drop(rx);
     let delayed = file_len(&dir);

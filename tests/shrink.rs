@@ -102,26 +102,27 @@ fn new_db() -> (Arc<MemStorage>, Database) {
     (mem, db)
 }
 
+/// Table "low" with `KEYS` entries, then every `step`-th removed in a second commit.
+fn low_with_gaps(db: &Database, step: usize) {
+    let mut tx = db.begin_write().unwrap();
+    let mut t = tx.open_table("low").unwrap();
+    for i in 0..KEYS {
+        t.insert(&key(i), &value(i)).unwrap();
+    }
+    tx.commit().unwrap();
+    let mut tx = db.begin_write().unwrap();
+    let mut t = tx.open_table("low").unwrap();
+    for i in (0..KEYS).step_by(step) {
+        assert!(t.remove(&key(i)).unwrap());
+    }
+    tx.commit().unwrap();
+}
+
 #[test]
 fn a_free_tail_over_the_threshold_is_cut() {
     let (mem, db) = new_db();
-    let mut tx = db.begin_write().unwrap();
-    {
-        let mut t = tx.open_table("low").unwrap();
-        for i in 0..KEYS {
-            t.insert(&key(i), &value(i)).unwrap();
-        }
-    }
-    tx.commit().unwrap();
     // Gaps in "low"; the copies the removal makes go to the free pages after it.
-    let mut tx = db.begin_write().unwrap();
-    {
-        let mut t = tx.open_table("low").unwrap();
-        for i in (0..KEYS).step_by(4) {
-            assert!(t.remove(&key(i)).unwrap());
-        }
-    }
-    tx.commit().unwrap();
+    low_with_gaps(&db, 4);
     for n in 0..2 {
         small_commit(&db, n, None, None);
     }
@@ -254,23 +255,8 @@ fn a_ceiling_keeps_allocations_below_it_and_reports_exhaustion() {
 #[test]
 fn relocate_above_moves_free_map_pages_below_the_cutoff() {
     let (mem, db) = new_db();
-    let mut tx = db.begin_write().unwrap();
-    {
-        let mut t = tx.open_table("low").unwrap();
-        for i in 0..KEYS {
-            t.insert(&key(i), &value(i)).unwrap();
-        }
-    }
-    tx.commit().unwrap();
     // Gaps of two pages below the end of "low".
-    let mut tx = db.begin_write().unwrap();
-    {
-        let mut t = tx.open_table("low").unwrap();
-        for i in (0..KEYS).step_by(2) {
-            assert!(t.remove(&key(i)).unwrap());
-        }
-    }
-    tx.commit().unwrap();
+    low_with_gaps(&db, 2);
     // A reader from here on holds back the frees of the commits that follow (not those of
     // the removal): their pending chain grows, its older pages kept as they are. Their hot
     // pages (the chain's) take runs at the end of the file; cold ones fill the gaps.

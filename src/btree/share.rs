@@ -20,7 +20,7 @@ use crate::format::roots::{
     Released,
 };
 use crate::format::Ptr;
-use crate::pager::{PageSource, WritePager};
+use crate::pager::{IdMap, PageSource, WritePager};
 use crate::{Error, Result};
 
 /// The sharing context of a tree being written.
@@ -52,6 +52,12 @@ pub fn refcount<S: PageSource + ?Sized>(src: &S, refs: Ptr, page: u64) -> Result
         Some(bytes) => decode_count(bytes, refs.page.0),
         None => Ok(1),
     }
+}
+
+/// Every stored reference count (each 2 or more), by page id: the pages that have two
+/// parents or more, for a walk that must tell shared pages apart (backup, compaction).
+pub fn stored_count_map<S: PageSource + ?Sized>(src: &S, refs: Ptr) -> Result<IdMap<u32>> {
+    Ok(stored_counts(src, refs)?.into_iter().collect())
 }
 
 /// Every stored reference count (each 2 or more), by page id in order.

@@ -18,7 +18,8 @@
 //!   and only then given its name, which must not exist (see `io::NewFile`).
 
 use super::backup_out::{write_file, PageOut};
-use super::backup_refill::{refill_table, shared_pages};
+use super::backup_refill::refill_table;
+use crate::btree::share::stored_count_map;
 use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Visitor};
 use crate::format::copy::move_node;
 use crate::format::meta::Meta;
@@ -63,7 +64,7 @@ fn write_copy(state: &Committed, out: &dyn Storage) -> Result<()> {
             out,
             memo: IdMap::default(),
             parents: IdMap::default(),
-            shared: shared_pages(&state.pages, meta.refcounts)?,
+            shared: stored_count_map(&state.pages, meta.refcounts)?,
         };
         let roots = traverse(&state.pages, meta.roots, TreeKind::Roots, &mut copier)?;
         let txn = meta.txn + 1;
@@ -96,7 +97,7 @@ pub(super) struct Copier<'a> {
     /// Parents found in the copy of every shareable page, by new page id.
     parents: IdMap<u32>,
     /// Source pages with a stored reference count of two or more (see `backup_refill`).
-    pub(super) shared: IdMap<()>,
+    pub(super) shared: IdMap<u32>,
 }
 
 impl Copier<'_> {

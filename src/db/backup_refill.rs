@@ -22,12 +22,6 @@ use crate::format::Ptr;
 use crate::pager::{IdMap, PageSource, ReadPages};
 use crate::{Error, Result};
 
-/// Every source page whose stored reference count is two or more (usually few).
-pub(super) fn shared_pages(pages: &ReadPages, refs: Ptr) -> Result<IdMap<()>> {
-    let counts = crate::btree::share::stored_counts(pages, refs)?;
-    Ok(counts.into_iter().map(|(page, _)| (page, ())).collect())
-}
-
 /// Copies the table whose root `edge` points at (met for the first time) refilled, and
 /// returns its new root; None, writing nothing, when a node below the root is shared.
 pub(super) fn refill_table(copier: &mut Copier<'_>, edge: &Edge<'_>) -> Result<Option<Ptr>> {
@@ -52,7 +46,7 @@ pub(super) fn refill_table(copier: &mut Copier<'_>, edge: &Edge<'_>) -> Result<O
 /// Whether a table may be refilled: reads only its branches, and checks every node pointer
 /// below the root against the shared set.
 struct Probe<'m> {
-    shared: &'m IdMap<()>,
+    shared: &'m IdMap<u32>,
     refillable: bool,
 }
 

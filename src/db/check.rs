@@ -12,7 +12,7 @@ use crate::btree::{self, check_node};
 use crate::format::freemap::{bitmap_body, bits_per_bitmap};
 use crate::format::node::{LeafValue, NodeView};
 use crate::format::roots::TableRecord;
-use crate::format::{self, tag, Ptr};
+use crate::format::{self, tag};
 use crate::pager::{freemap, overflow_pages, PageSource, ReadPages};
 use crate::txn::Committed;
 use crate::{Error, Result};
@@ -128,7 +128,7 @@ pub fn check(state: &Committed) -> Result<CheckReport> {
         }
     }
     // Reference counts: every stored count must equal the parents found, and vice versa.
-    let stored = stored_counts(pages, meta.refcounts)?;
+    let stored = btree::share::stored_count_map(pages, meta.refcounts)?;
     for (page, parents) in &walker.parents {
         let want = stored.get(page).copied().unwrap_or(1);
         if want != *parents {
@@ -238,12 +238,6 @@ fn check_free_map(state: &Committed, acc: &mut Accounting) -> Result<()> {
         return Err(Error::corrupted(0, "meta free or pending count is wrong"));
     }
     Ok(())
-}
-
-fn stored_counts(pages: &ReadPages, refs: Ptr) -> Result<HashMap<u64, u32>> {
-    Ok(btree::share::stored_counts(pages, refs)?
-        .into_iter()
-        .collect())
 }
 
 /// The walk of `check`: every page is verified, keys included, and marked; a shareable page

@@ -22,8 +22,9 @@
 //! - Bounded: at most `max_steps` steps, each moving at most `STEP_PAGES` pages from the
 //!   tail (plus their parents).
 
+use super::pages::PageWalk;
 use crate::btree::node_at;
-use crate::btree::share::stored_counts;
+use crate::btree::share::stored_count_map;
 use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Visitor};
 use crate::btree::{self, Sharing};
 use crate::format::copy::move_node;
@@ -96,8 +97,8 @@ fn compact_round<'s>(
     report: &mut CompactReport,
 ) -> Result<(WriterGuard<'s>, bool)> {
     let (guard, drained) = drain_releases(shared, guard, report)?;
-    let file_pages = shared.current().meta.file_pages;
     let mut txn = begin(shared, guard)?;
+    let file_pages = txn.base().meta.file_pages;
     let used = txn.pages_not_free();
     let cutoff = used + slack(used);
     let mut guard = txn.abandon();
@@ -231,7 +232,7 @@ fn relocate(txn: &mut WriteTxn<'_>, cutoff: u64, budget: u64) -> Result<u64> {
     );
     txn.pager.free_map().set_ceiling(Some(cutoff));
     txn.pager.free_map().relocate_above(cutoff);
-    let shared = stored_counts(src, base.meta.refcounts)?;
+    let counts = stored_count_map(src, base.meta.refcounts)?;
     let mut mover = Mover {
         src,
         pager: &mut txn.pager,
@@ -239,14 +240,14 @@ fn relocate(txn: &mut WriteTxn<'_>, cutoff: u64, budget: u64) -> Result<u64> {
         budget,
         moved: 0,
         memo: IdMap::default(),
-        shared: shared.into_iter().map(|(page, _)| (page, ())).collect(),
+        shared: &counts,
     };
     let roots = traverse(src, base.meta.roots, TreeKind::Roots, &mut mover)?;
     let (mut moved, memo) = (mover.moved, mover.memo);
     if roots != base.meta.roots {
         txn.edit.replace_roots(roots);
     }
-    moved += rebuild_refs(txn, src, base.meta.refcounts, cutoff, &memo)?;
+    moved += rebuild_refs(txn, src, base.meta.refcounts, &counts, cutoff, &memo)?;
     Ok(moved)
 }
 
@@ -261,8 +262,8 @@ pub(super) struct Mover<'a, 'p> {
     pub(super) moved: u64,
     /// Every shareable page visited: its pointer after this step (itself when it stayed).
     pub(super) memo: IdMap<Ptr>,
-    /// Pages with a stored reference count (two parents or more).
-    pub(super) shared: IdMap<()>,
+    /// The stored reference counts: the pages with two parents or more.
+    pub(super) shared: &'a IdMap<u32>,
 }
 
 impl Mover<'_, '_> {
@@ -344,8 +345,9 @@ impl<'a> Visitor<'a, ReadPages> for Mover<'a, '_> {
                 return Ok(Enter::Skip(new));
             }
         }
-        // A table's lowest branch may have its leaves refilled (read here to learn its level).
-        let maybe_branch = edge.level != Some(0) && self.moved < self.budget;
+        // A table's lowest branch may have its leaves refilled. A child's level is its
+        // parent's less one, so only a table's root is read here just to learn its level.
+        let maybe_branch = matches!(edge.level, None | Some(1)) && self.moved < self.budget;
         if edge.target == Target::Node(TreeKind::Table) && maybe_branch {
             let view = node_at(self.src, edge.ptr, edge.level)?;
             if view.level() == 1 {
@@ -384,17 +386,17 @@ fn rebuild_refs(
     txn: &mut WriteTxn<'_>,
     src: &ReadPages,
     refs: Ptr,
+    counts: &IdMap<u32>,
     cutoff: u64,
     memo: &IdMap<Ptr>,
 ) -> Result<u64> {
     let old_pages = tree_pages(src, refs)?;
-    let counts = stored_counts(src, refs)?;
     let new_id = |id: u64| memo.get(&id).map_or(id, |ptr| ptr.page.0);
-    let remapped = counts.iter().any(|&(id, _)| new_id(id) != id);
+    let remapped = counts.keys().any(|&id| new_id(id) != id);
     if !remapped && old_pages.iter().all(|ptr| ptr.page.0 < cutoff) {
         return Ok(0);
     }
-    let mut counts: Vec<(u64, u32)> = counts.into_iter().map(|(id, n)| (new_id(id), n)).collect();
+    let mut counts: Vec<(u64, u32)> = counts.iter().map(|(&id, &n)| (new_id(id), n)).collect();
     counts.sort_unstable();
     for &ptr in &old_pages {
         txn.pager.free_node(ptr)?;
@@ -415,27 +417,14 @@ fn rebuild_refs(
     Ok(old_pages.len() as u64)
 }
 
-/// Every node page of a system tree.
+/// Every node page of the refcount tree under `root`.
 fn tree_pages(src: &ReadPages, root: Ptr) -> Result<Vec<Ptr>> {
-    struct Pages(Vec<Ptr>);
-    impl<'a> Visitor<'a, ReadPages> for Pages {
-        type Out = ();
-        fn enter(&mut self, edge: &Edge<'a>) -> Result<Enter<()>> {
-            Ok(if edge.ptr.is_null() {
-                Enter::Skip(())
-            } else {
-                Enter::Descend
-            })
-        }
-        fn overflow(&mut self, _: &Edge<'a>, _: u64) -> Result<()> {
-            Ok(())
-        }
-        fn leave(&mut self, edge: &Edge<'a>, _: &NodeView<'a>, _: Vec<(Child, ())>) -> Result<()> {
-            self.0.push(edge.ptr);
-            Ok(())
-        }
-    }
-    let mut pages = Pages(Vec::new());
-    traverse(src, root, TreeKind::Refs, &mut pages)?;
-    Ok(pages.0)
+    let mut pages = Vec::new();
+    let mut walk = PageWalk::new(src, |ptr| {
+        pages.push(ptr);
+        Ok(true)
+    });
+    walk.walk(root, TreeKind::Refs)?;
+    drop(walk);
+    Ok(pages)
 }

@@ -13,6 +13,7 @@ mod backup_refill;
 mod check;
 mod compact;
 mod compact_refill;
+mod pages;
 mod receive;
 mod recover;
 mod roots;

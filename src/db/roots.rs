@@ -4,15 +4,14 @@
 //! counts the pages reachable only through pages whose count is 1, which is exactly what
 //! deleting the root would free. Both are visitors over `btree::traverse`, which bounds them.
 
+use super::pages::PageWalk;
 use crate::btree::share::refcount;
-use crate::btree::traverse::{traverse, Child, Edge, Enter, TreeKind, Visitor};
-use crate::format::node::NodeView;
+use crate::btree::traverse::TreeKind;
 use crate::format::roots::{RootKind, RootRecord};
 use crate::format::Ptr;
-use crate::pager::{overflow_pages, PageSource, ReadPages};
+use crate::pager::{PageSource, ReadPages};
 use crate::txn::Committed;
 use crate::{Error, Result};
-use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 /// A snapshot or branch, as `Database::snapshots` and `Database::branches` list them.
@@ -74,37 +73,7 @@ fn info(pages: &ReadPages, refs: Ptr, name: String, record: &RootRecord) -> Resu
 /// Counts the pages of the catalog under `catalog` and everything below it that `admit`
 /// lets in; a page not admitted is not descended, and each page is counted once.
 fn count(pages: &ReadPages, catalog: Ptr, admit: impl FnMut(Ptr) -> Result<bool>) -> Result<u64> {
-    let mut pager = PageCount {
-        page_size: pages.page_size(),
-        seen: HashSet::new(),
-        admit,
-    };
-    traverse(pages, catalog, TreeKind::Catalog, &mut pager)
-}
-
-/// The walk of the listings: a page count, each page once.
-struct PageCount<F> {
-    page_size: usize,
-    seen: HashSet<u64>,
-    admit: F,
-}
-
-impl<'p, F: FnMut(Ptr) -> Result<bool>> Visitor<'p, ReadPages> for PageCount<F> {
-    type Out = u64;
-
-    fn enter(&mut self, edge: &Edge<'p>) -> Result<Enter<u64>> {
-        let ptr = edge.ptr;
-        if ptr.is_null() || !self.seen.insert(ptr.page.0) || !(self.admit)(ptr)? {
-            return Ok(Enter::Skip(0));
-        }
-        Ok(Enter::Descend)
-    }
-
-    fn overflow(&mut self, _: &Edge<'p>, len: u64) -> Result<u64> {
-        Ok(overflow_pages(len, self.page_size))
-    }
-
-    fn leave(&mut self, _: &Edge<'p>, _: &NodeView<'p>, kids: Vec<(Child, u64)>) -> Result<u64> {
-        Ok(1 + kids.iter().map(|(_, pages)| pages).sum::<u64>())
-    }
+    let mut walk = PageWalk::new(pages, admit);
+    walk.walk(catalog, TreeKind::Catalog)?;
+    Ok(walk.count)
 }

@@ -4,9 +4,9 @@
 //! - Everything is read from one pinned state (a registered reader), so no commit reuses the
 //!   pages being read, and the counts describe one commit.
 //! - `live_bytes` is the page set `check` calls tree and system pages: every page reachable
-//!   from the meta's three system trees, each counted once. It is walked by a visitor over
-//!   `btree::traverse` with a visited set, which bounds the walk; overflow runs are
-//!   range-checked against the state's file, never read.
+//!   from the meta's three system trees, each counted once. It is walked by `pages::PageWalk`
+//!   (the listings' walk too), whose visited set bounds it; overflow runs are range-checked
+//!   against the state's file, never read.
 //! - `pinned_bytes` applies the reuse rule of `pager::freemap` (`freed_by ≤ oldest reader`
 //!   and `freed_by ≤ durable or born > durable`) to the pending chain, read through
 //!   `pager::freemap::load_chains`, which bounds it. The stats call's own pin is left out of
@@ -14,16 +14,14 @@
 //!   entries were all freed at or before its txn.
 //! - Byte counts multiply with saturation, so a damaged meta cannot make them overflow.
 
+use super::pages::PageWalk;
 use crate::btree;
-use crate::btree::traverse::{traverse, Child, Edge, Enter, TreeKind, Visitor};
-use crate::format;
+use crate::btree::traverse::TreeKind;
 use crate::format::meta::Meta;
-use crate::format::node::NodeView;
 use crate::format::roots::TableRecord;
-use crate::pager::{freemap, overflow_pages, PageSource, ReadPages};
+use crate::pager::{freemap, PageSource, ReadPages};
 use crate::txn::{Committed, Shared};
-use crate::{Error, Result};
-use std::collections::HashSet;
+use crate::Result;
 
 /// One table in [`Stats`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,72 +166,9 @@ fn pinned_pages(state: &Committed, oldest: u64, durable: u64) -> Result<u64> {
 
 /// Pages reachable from the three system trees of `meta`, each counted once.
 fn live_pages(pages: &ReadPages, meta: &Meta) -> Result<u64> {
-    let mut live = LiveCount {
-        first_data: format::first_data_page(pages.page_size()),
-        file_pages: meta.file_pages,
-        page_size: pages.page_size(),
-        seen: HashSet::new(),
-        pages: 0,
-    };
-    for (root, kind) in [
-        (meta.roots, TreeKind::Roots),
-        (meta.refcounts, TreeKind::Refs),
-        (meta.release, TreeKind::Release),
-    ] {
-        if !root.is_null() {
-            traverse(pages, root, kind, &mut live)?;
-        }
-    }
-    Ok(live.pages)
-}
-
-/// The walk of `live_bytes`: each page (node, or overflow run by its first page) entered
-/// once, counted in `pages` rather than summed up the tree, so a shared subtree costs one
-/// visit and no count can overflow.
-struct LiveCount {
-    first_data: u64,
-    file_pages: u64,
-    page_size: usize,
-    seen: HashSet<u64>,
-    pages: u64,
-}
-
-impl<'p> Visitor<'p, ReadPages> for LiveCount {
-    type Out = ();
-
-    fn enter(&mut self, edge: &Edge<'p>) -> Result<Enter<()>> {
-        if !self.seen.insert(edge.ptr.page.0) {
-            return Ok(Enter::Skip(()));
-        }
-        Ok(Enter::Descend)
-    }
-
-    fn read(&mut self, src: &'p ReadPages, edge: &Edge<'p>) -> Result<NodeView<'p>> {
-        self.pages += 1;
-        btree::node_at(src, edge.ptr, edge.level)
-    }
-
-    /// Counts a run's pages without reading them (that would read every large value), after
-    /// checking that the run lies inside the state's data pages.
-    fn overflow(&mut self, edge: &Edge<'p>, len: u64) -> Result<()> {
-        let first = edge.ptr.page.0;
-        let count = overflow_pages(len, self.page_size);
-        let inside = first >= self.first_data
-            && first
-                .checked_add(count)
-                .is_some_and(|end| end <= self.file_pages);
-        if !inside {
-            return Err(Error::corrupted(
-                first,
-                "overflow run lies outside the file",
-            ));
-        }
-        // Saturating: overlapping runs in a damaged file could add up past u64.
-        self.pages = self.pages.saturating_add(count);
-        Ok(())
-    }
-
-    fn leave(&mut self, _: &Edge<'p>, _: &NodeView<'p>, _: Vec<(Child, ())>) -> Result<()> {
-        Ok(())
-    }
+    let mut walk = PageWalk::new(pages, |_| Ok(true));
+    walk.walk(meta.roots, TreeKind::Roots)?;
+    walk.walk(meta.refcounts, TreeKind::Refs)?;
+    walk.walk(meta.release, TreeKind::Release)?;
+    Ok(walk.count)
 }

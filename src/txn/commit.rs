@@ -96,12 +96,15 @@ pub(super) fn write_pages_and_meta(
 
 /// Steps 9 and 10: one fsync for a durable commit (an Eventual one is synced anyway once
 /// pages it cannot reuse pile up, so that the file does not grow without bound), then the
-/// new state published to readers and the durable mark advanced.
+/// new state published to readers and the durable mark advanced. Returns the length the file
+/// may be cut to when it is longer than this state and the state is durable: the cut that
+/// ends the protocol (format.md section 12) is the caller's, once no view of its own reaches
+/// past that length.
 pub(super) fn sync_and_publish(
     shared: &Shared,
     durability: Durability,
     written: Written,
-) -> Result<()> {
+) -> Result<Option<u64>> {
     let Written {
         meta,
         slot,
@@ -126,11 +129,15 @@ pub(super) fn sync_and_publish(
         main,
         floors: persisted.floors,
     });
-    if synced {
-        *shared.durable.lock() = DurableMark {
-            txn: meta.txn,
-            slot,
-        };
+    if !synced {
+        return Ok(None);
     }
-    Ok(())
+    *shared.durable.lock() = DurableMark {
+        txn: meta.txn,
+        slot,
+    };
+    // The file is longer than this durable state when the commit shrank it, or when an
+    // earlier cut had to wait for a reader.
+    let longer = shared.storage.len().is_ok_and(|len| len > len_bytes);
+    Ok(longer.then_some(len_bytes))
 }

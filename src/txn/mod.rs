@@ -270,7 +270,13 @@ impl Shared {
         if self.durable.lock().txn != state.meta.txn {
             return Ok(false);
         }
-        match self.storage.set_len(needed) {
+        self.cut_file(needed)
+    }
+
+    /// Cuts the file to `len_bytes`, the length of a durable state: whether it could, which
+    /// it cannot while a view reaching past that length is alive.
+    pub(crate) fn cut_file(&self, len_bytes: u64) -> Result<bool> {
+        match self.storage.set_len(len_bytes) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(false),
             Err(e) => Err(Error::Io(e)),

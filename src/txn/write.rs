@@ -384,12 +384,14 @@ impl<'db> WriteTxn<'db> {
         }
         let written =
             super::commit::write_pages_and_meta(self.shared, &self.base, self.pager, &roots)?;
-        super::commit::sync_and_publish(self.shared, self.durability, written)?;
+        let cut = super::commit::sync_and_publish(self.shared, self.durability, written)?;
         self.shared.release_all.store(false, Ordering::Release);
-        // The base's view reaches past a shrunken end; the cut waits for it to go. A failed
-        // cut loses nothing (the state is durable): the file stays longer until the next one.
-        drop(self.base);
-        let _ = self.shared.truncate_to_state();
+        if let Some(len_bytes) = cut {
+            // The base's view reaches past a shrunken end, so it goes first. A failed cut
+            // loses nothing (the state is durable): the next durable commit tries again.
+            drop(self.base);
+            let _ = self.shared.cut_file(len_bytes);
+        }
         Ok(self._guard)
     }
 
