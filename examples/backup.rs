@@ -10,7 +10,7 @@ use std::time::Instant;
 
 /// A day's work: 1% of the keys rewritten, a few removed, a few added.
 fn day(db: &Database, night: u64, entries: u64) -> Result<(), Error> {
-    let mut tx = db.begin_write()?;
+    let tx = db.begin_write()?;
     {
         let mut t = tx.open_table("orders")?;
         for i in 0..entries / 100 {
@@ -32,7 +32,7 @@ fn key(i: u64) -> [u8; 8] {
 }
 
 fn load(db: &Database, entries: u64) -> Result<(), Error> {
-    let mut tx = db.begin_write()?;
+    let tx = db.begin_write()?;
     {
         let mut t = tx.open_table("orders")?;
         for i in 0..entries {

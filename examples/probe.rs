@@ -41,7 +41,7 @@ fn main() {
         .unwrap();
     let value = [5u8; 100];
     let start = Instant::now();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut t = tx.open_table("t").unwrap();
         for i in 0..n {
@@ -81,7 +81,7 @@ fn main() {
         let start = Instant::now();
         let commits = 5000;
         for i in 0..commits {
-            let mut tx = db.begin_write().unwrap();
+            let tx = db.begin_write().unwrap();
             tx.open_table("t")
                 .unwrap()
                 .insert(&key(n + i), &value)
@@ -130,7 +130,7 @@ fn streams(db: &Database, n: u64, dir: &std::path::Path) {
     let start = Instant::now();
     replica.receive(&stream[..]).unwrap();
     rate("full receive", seen, start);
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     for i in 0..n / 100 {
         let j = i.wrapping_mul(0x2545_F491_4F6C_DD1D) % n;
         tx.open_table("t")
@@ -148,7 +148,7 @@ fn streams(db: &Database, n: u64, dir: &std::path::Path) {
     let start = Instant::now();
     replica.receive(&incremental[..]).unwrap();
     rate("incremental receive of 1%", n / 100, start);
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     for i in 0..10 {
         tx.open_table("t")
             .unwrap()

@@ -43,7 +43,7 @@ fn load(db: &Database, seed: u64, n: u64) {
 
 fn one_write(db: &Database, rng: &mut Rng) -> f64 {
     let start = Instant::now();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     tx.open_table("t")
         .unwrap()
         .insert(&rng.key(), b"x")

@@ -23,7 +23,7 @@ fn main() -> Result<(), Error> {
     let db = Database::open(dir.path().join("shop.db"))?;
 
     // Day one: load prices on main.
-    let mut tx = db.begin_write()?;
+    let tx = db.begin_write()?;
     {
         let mut t = tx.open_table("prices")?;
         t.insert(b"apple", b"1.00")?;
@@ -36,7 +36,7 @@ fn main() -> Result<(), Error> {
 
     // A branch to try out new prices without touching main.
     db.create_branch("experiment", "nightly")?;
-    let mut w = db.begin_write_on("experiment")?;
+    let w = db.begin_write_on("experiment")?;
     {
         let mut t = w.open_table("prices")?;
         t.insert(b"apple", b"0.80")?;
@@ -52,7 +52,7 @@ fn main() -> Result<(), Error> {
     );
 
     // Meanwhile main gets a bad update ...
-    let mut tx = db.begin_write()?;
+    let tx = db.begin_write()?;
     tx.open_table("prices")?.insert(b"pear", b"999.00")?;
     tx.commit()?;
     println!("main, after a bad update: {:?}", show(&db, "main")?);

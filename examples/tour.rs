@@ -133,7 +133,7 @@ fn main() -> Result<()> {
     let per_commit = ENTRIES / COMMITS;
     let start = Instant::now();
     for c in 0..COMMITS {
-        let mut tx = db.begin_write()?;
+        let tx = db.begin_write()?;
         {
             let mut t = tx.open_table(TABLE)?;
             for i in c * per_commit..(c + 1) * per_commit {

@@ -7,6 +7,7 @@
 //!
 //! ```
 //! use shadowkv::{Database, Durability, Error};
+//! use std::borrow::Cow;
 //! use std::ops::Bound;
 //!
 //! # fn main() -> Result<(), Error> {
@@ -16,15 +17,14 @@
 //! # drop(db);
 //! let db = Database::options().page_size(8192).durability(Durability::Immediate).open(&path)?;
 //!
-//! let mut tx = db.begin_write()?;                           // branch "main"; one writer at a time
-//! {
-//!     let mut t = tx.open_table("users")?;                  // creates the table if missing
-//!     t.insert(b"alice", b"1")?;                            // overwrites an existing value
-//!     let removed: bool = t.remove(b"bob")?;
-//!     let v: Option<&[u8]> = t.get(b"alice")?;              // sees this transaction's own writes
-//! #   assert!(!removed);
-//! #   assert_eq!(v, Some(&b"1"[..]));
-//! }
+//! let tx = db.begin_write()?;                               // branch "main"; one writer at a time
+//! let mut t = tx.open_table("users")?;                      // creates the table if missing
+//! let mut log = tx.open_table("log")?;                      // several tables open at once
+//! t.insert(b"alice", b"1")?;                                // overwrites an existing value
+//! let removed: bool = t.remove(b"bob")?;
+//! let v: Option<Cow<[u8]>> = t.get(b"alice")?;              // sees this transaction's own writes:
+//! log.insert(b"0001", &v.unwrap())?;                        // borrowed if committed, else copied
+//! # assert!(!removed);
 //! tx.commit()?;                                             // dropping a WriteTxn aborts it
 //!
 //! let rx = db.begin_read()?;                                // fixed view of main's last commit
@@ -43,7 +43,7 @@
 //! db.create_snapshot("nightly")?;                           // main's last commit; O(1)
 //! let old = db.begin_read_at("nightly")?;                   // read any snapshot or branch
 //! db.create_branch("experiment", "nightly")?;               // writable clone of a snapshot or branch; O(1)
-//! let mut w = db.begin_write_on("experiment")?;             // writes never show on other branches
+//! let w = db.begin_write_on("experiment")?;             // writes never show on other branches
 //! w.open_table("users")?.insert(b"carol", b"3")?;
 //! w.commit()?;                                              // (one writer at a time, so finish it first)
 //! db.restore("main", "nightly")?;                           // main := nightly; O(1)
@@ -55,12 +55,12 @@
 //! # assert_eq!(branches.len(), 2);
 //! db.delete_branch("experiment")?;
 //! let report = db.check()?;                                 // full integrity and accounting check
-//! # assert_eq!(report.entries, 1);
+//! # assert_eq!(report.entries, 2);
 //!
 //! // Diff: what changed between two views of one database, in O(changes): a subtree that both
 //! // roots share is never read.
 //! db.create_snapshot("nightly")?;                           // (the name is free again)
-//! let mut tx = db.begin_write()?;
+//! let tx = db.begin_write()?;
 //! tx.open_table("users")?.insert(b"dave", b"4")?;
 //! tx.commit()?;
 //! let base = db.begin_read_at("nightly")?;
@@ -119,7 +119,7 @@ pub use db::{
     BranchInfo, CheckReport, CompactReport, Database, Options, SnapshotInfo, Stats, TableStats,
 };
 pub use error::{Error, Result};
-pub use txn::{Change, Diff, Durability, Range, ReadTxn, Table, TableMut, WriteTxn};
+pub use txn::{Change, Diff, Durability, Range, RangeMut, ReadTxn, Table, TableMut, WriteTxn};
 
 /// The longest key, in bytes; a longer one gets `Error::KeyTooLarge`. Keys sort bytewise
 /// (lexicographically, shorter first on a common prefix): store integers big-endian to keep

@@ -89,7 +89,7 @@ fn assert_compact(report: &CheckReport, path: &Path) {
 }
 
 fn fill(db: &Database, branch: &str, table: &str, rng: &mut Rng, n: usize, vlen: usize) {
-    let mut tx = db.begin_write_on(branch).unwrap();
+    let tx = db.begin_write_on(branch).unwrap();
     {
         let mut t = tx.open_table(table).unwrap();
         for _ in 0..n {
@@ -106,7 +106,7 @@ fn build_source(path: &Path) -> Database {
     let mut rng = Rng(11);
     fill(&db, "main", "a", &mut rng, 3000, 50);
     fill(&db, "main", "big", &mut rng, 20, 9000);
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     tx.open_table("empty").unwrap();
     tx.commit().unwrap();
     db.create_snapshot("s1").unwrap();
@@ -119,7 +119,7 @@ fn build_source(path: &Path) -> Database {
     db.create_branch("b2", "main").unwrap();
     // A snapshot holding many pages alone, deleted: its pages are released over several
     // commits, so the release queue is not empty when the backup runs.
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut t = tx.open_table("bulk").unwrap();
         for i in 0..100_000u32 {
@@ -236,7 +236,7 @@ fn an_empty_database_backs_up() {
     let copy = Database::open(&copy_path).unwrap();
     assert_compact(&copy.check().unwrap(), &copy_path);
     assert_eq!(dump(&copy), dump(&src));
-    let mut tx = copy.begin_write().unwrap();
+    let tx = copy.begin_write().unwrap();
     tx.open_table("t").unwrap().insert(b"k", b"v").unwrap();
     tx.commit().unwrap();
     copy.check().unwrap();
@@ -292,7 +292,7 @@ fn a_backup_taken_while_a_writer_commits_is_one_committed_state() {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
-                let mut tx = db.begin_write().unwrap();
+                let tx = db.begin_write().unwrap();
                 {
                     let mut t = tx.open_table("t").unwrap();
                     t.insert(&i.to_be_bytes(), &i.to_le_bytes()).unwrap();
@@ -364,7 +364,7 @@ fn a_damaged_source_fails_the_backup_and_leaves_nothing() {
     let pattern = [0xABu8; 10_000];
     {
         let db = Database::open(&src_path).unwrap();
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         tx.open_table("t")
             .unwrap()
             .insert(b"big", &pattern)
@@ -486,7 +486,7 @@ fn a_thinned_table_is_refilled_into_full_leaves() {
     let src = Database::open(&src_path).unwrap();
     const N: u64 = 200_000;
     const VALUE: usize = 20;
-    let mut tx = src.begin_write().unwrap();
+    let tx = src.begin_write().unwrap();
     {
         let mut t = tx.open_table("t").unwrap();
         for i in 0..N {
@@ -494,7 +494,7 @@ fn a_thinned_table_is_refilled_into_full_leaves() {
         }
     }
     tx.commit().unwrap();
-    let mut tx = src.begin_write().unwrap();
+    let tx = src.begin_write().unwrap();
     {
         let mut t = tx.open_table("t").unwrap();
         for i in (0..N).step_by(2) {
@@ -580,7 +580,7 @@ fn a_thinned_table_of_overflow_values_is_refilled_and_its_runs_stay_shared() {
     let (src_path, copy_path) = (dir.path().join("src.db"), dir.path().join("copy.db"));
     let src = Database::open(&src_path).unwrap();
     const N: u32 = 2000;
-    let mut tx = src.begin_write().unwrap();
+    let tx = src.begin_write().unwrap();
     {
         let mut t = tx.open_table("t").unwrap();
         for i in 0..N {
@@ -591,7 +591,7 @@ fn a_thinned_table_of_overflow_values_is_refilled_and_its_runs_stay_shared() {
     src.create_snapshot("s").unwrap();
     // Every leaf of main's version is rewritten, so neither version shares a node below its
     // root any more; the runs of the values kept are shared by both (count 2).
-    let mut tx = src.begin_write().unwrap();
+    let tx = src.begin_write().unwrap();
     {
         let mut t = tx.open_table("t").unwrap();
         for i in (0..N).step_by(2) {

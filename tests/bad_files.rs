@@ -5,7 +5,7 @@ use std::path::Path;
 
 fn make_db(path: &Path) {
     let db = Database::open(path).unwrap();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     let mut t = tx.open_table("t").unwrap();
     for i in 0..5000u32 {
         t.insert(&i.to_be_bytes(), &[3u8; 100]).unwrap();

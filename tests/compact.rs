@@ -23,7 +23,7 @@ fn file_len(dir: &tempfile::TempDir) -> u64 {
 }
 
 fn insert_range(db: &Database, table: &str, range: std::ops::Range<u64>, len: usize) {
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     let mut t = tx.open_table(table).unwrap();
     for i in range {
         t.insert(&key(i), &value(i, len)).unwrap();
@@ -37,7 +37,7 @@ fn remove_where(
     range: std::ops::Range<u64>,
     keep: impl Fn(u64) -> bool,
 ) {
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     let mut t = tx.open_table(table).unwrap();
     for i in range.filter(|&i| !keep(i)) {
         t.remove(&key(i)).unwrap();
@@ -135,7 +135,7 @@ fn compact_keeps_snapshots_and_branches_and_their_sharing() {
     db.create_snapshot("s1").unwrap();
     db.create_branch("b1", "main").unwrap();
     {
-        let mut tx = db.begin_write_on("b1").unwrap();
+        let tx = db.begin_write_on("b1").unwrap();
         let mut t = tx.open_table("t").unwrap();
         for i in (0..20_000).step_by(7) {
             t.insert(&key(i), b"branch").unwrap();
@@ -310,13 +310,13 @@ fn refilled_leaves_under_a_branch_of_short_separators_with_long_keys() {
     };
     let dir = tempfile::tempdir().unwrap();
     let db = open(&dir);
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     let mut t = tx.open_table("t").unwrap();
     for i in 0..6000 {
         t.insert(&long_key(i), &value(i, 20)).unwrap();
     }
     tx.commit().unwrap();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     let mut t = tx.open_table("t").unwrap();
     for i in (0..6000).filter(|i| i % 3 != 0) {
         t.remove(&long_key(i)).unwrap();

@@ -759,7 +759,7 @@ fn run_image(img: Vec<u8>, models: &BTreeMap<u64, Model>, gets_every: usize) -> 
     }
     // Write, read back, check again.
     let wrote = (|| -> shadowkv::Result<()> {
-        let mut tx = db.begin_write()?;
+        let tx = db.begin_write()?;
         tx.open_table("t1")?
             .insert(b"zz-written", b"after damage")?;
         tx.commit()

@@ -275,7 +275,7 @@ fn check_image(
     db.check()
         .map_err(|e| format!("check() of state #{idx} (txn {txn}): {e}"))?;
     // The recovered database must take a new commit and still check.
-    let mut tx = db.begin_write().map_err(|e| format!("begin_write: {e}"))?;
+    let tx = db.begin_write().map_err(|e| format!("begin_write: {e}"))?;
     tx.open_table("zz-after-crash")
         .and_then(|mut t| t.insert(b"key", &[7u8; 2000]))
         .map_err(|e| format!("insert after recovery: {e}"))?;
@@ -599,7 +599,7 @@ fn receive_streams() -> Vec<(String, Vec<u8>, Model, bool)> {
         .open_storage(Arc::new(MemStorage::new()))
         .unwrap();
     let mut rng = Rng(41);
-    let mut tx = source.begin_write().unwrap();
+    let tx = source.begin_write().unwrap();
     for i in 0..150u32 {
         let len = if i % 40 == 0 { 3000 } else { 40 };
         let mut t = tx.open_table("recv").unwrap();

@@ -41,7 +41,7 @@ fn setup() -> (TempDir, Arc<Database>) {
         .durability(Durability::Eventual)
         .open(dir.path().join("deadlock.db"))
         .unwrap();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     tx.open_table("t").unwrap().insert(b"k", b"v").unwrap();
     tx.commit().unwrap();
     db.create_snapshot("s0").unwrap();
@@ -53,7 +53,7 @@ fn setup() -> (TempDir, Arc<Database>) {
 fn stream() -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let source = Database::open(dir.path().join("source.db")).unwrap();
-    let mut tx = source.begin_write().unwrap();
+    let tx = source.begin_write().unwrap();
     tx.open_table("r").unwrap().insert(b"a", b"1").unwrap();
     tx.commit().unwrap();
     source.create_snapshot("r").unwrap();
@@ -79,12 +79,12 @@ fn refused_then_works(
 ) {
     let (_dir, db) = setup();
     within_guard(what, move || {
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         tx.open_table("t").unwrap().insert(b"held", b"1").unwrap();
         assert_would_deadlock(what, call(&db));
         // The refusal left the open transaction alone.
         assert_eq!(
-            tx.open_table("t").unwrap().get(b"held").unwrap(),
+            tx.open_table("t").unwrap().get(b"held").unwrap().as_deref(),
             Some(&b"1"[..])
         );
         if commit {
@@ -197,7 +197,7 @@ fn readers_are_never_refused_on_the_writers_thread() {
     let (dir, db) = setup();
     let backup = dir.path().join("backup.db");
     within_guard("reads under an open WriteTxn", move || {
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         tx.open_table("t").unwrap().insert(b"k", b"new").unwrap();
         let rx = db.begin_read().unwrap();
         assert_eq!(
@@ -232,7 +232,7 @@ fn another_threads_writer(db: &Arc<Database>) {
     let a = {
         let db = Arc::clone(db);
         thread::spawn(move || {
-            let mut tx = db.begin_write().unwrap();
+            let tx = db.begin_write().unwrap();
             tx.open_table("t").unwrap().insert(b"a", b"1").unwrap();
             holding.send(()).unwrap();
             released.recv().unwrap();
@@ -248,14 +248,14 @@ fn another_threads_writer(db: &Arc<Database>) {
     let c = {
         let db = Arc::clone(db);
         thread::spawn(move || {
-            let mut tx = db.begin_write().unwrap();
+            let tx = db.begin_write().unwrap();
             got.send(()).unwrap();
             let seen = tx
                 .open_table("t")
                 .unwrap()
                 .get(b"a")
                 .unwrap()
-                .map(<[u8]>::to_vec);
+                .map(|v| v.into_owned());
             tx.open_table("t").unwrap().insert(b"c", b"3").unwrap();
             tx.commit().unwrap();
             seen

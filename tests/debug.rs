@@ -8,11 +8,11 @@ fn handles_and_transactions_implement_debug() {
     let db: Database = Options::default()
         .open_storage(Arc::new(shadowkv::io::MemStorage::new()))
         .unwrap();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     assert!(format!("{tx:?}").starts_with("WriteTxn { txn: "), "{tx:?}");
     assert!(format!("{tx:?}").contains("branch: \"main\""), "{tx:?}");
     let t = tx.open_table("t").unwrap();
-    assert_eq!(format!("{t:?}"), "TableMut { .. }");
+    assert_eq!(format!("{t:?}"), "TableMut { name: \"t\", .. }");
     tx.commit().unwrap();
     let shown = format!("{db:?}");
     assert!(shown.starts_with("Database { txn: "), "{shown}");
@@ -27,7 +27,7 @@ fn the_size_limits_are_public_and_enforced() {
     let db: Database = Options::default()
         .open_storage(Arc::new(shadowkv::io::MemStorage::new()))
         .unwrap();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     let mut t = tx.open_table("t").unwrap();
     t.insert(&vec![1u8; shadowkv::MAX_KEY_LEN], b"v").unwrap();
     let too_long = vec![1u8; shadowkv::MAX_KEY_LEN + 1];

@@ -107,7 +107,7 @@ fn diff_between_every_pair_of_views_equals_the_model() {
 fn a_few_changes_in_a_big_table_read_a_few_pages() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path().join("d.db")).unwrap();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut t = tx.open_table("big").unwrap();
         for i in 0..200_000u64 {
@@ -123,7 +123,7 @@ fn a_few_changes_in_a_big_table_read_a_few_pages() {
         depth >= 3,
         "a tree of depth {depth} is too shallow to show anything"
     );
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     let mut want = Vec::new();
     for i in 0..10u64 {
         let key = (i * 100_003).to_be_bytes();
@@ -132,7 +132,7 @@ fn a_few_changes_in_a_big_table_read_a_few_pages() {
             .unwrap()
             .get(&key)
             .unwrap()
-            .map(<[u8]>::to_vec);
+            .map(|v| v.into_owned());
         tx.open_table("big").unwrap().insert(&key, b"new").unwrap();
         want.push(("big".to_string(), key.to_vec(), old, Some(b"new".to_vec())));
     }
@@ -167,7 +167,7 @@ fn diff_of_deep_trees_after_scattered_edits_equals_the_model() {
     let db = Database::open(dir.path().join("d.db")).unwrap();
     let mut rng = Rng(99);
     let mut model = Model::new();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     for i in 0..20_000u64 {
         let (key, value) = (format!("{i:08}").into_bytes(), rng.bytes(30));
         tx.open_table("deep").unwrap().insert(&key, &value).unwrap();
@@ -178,7 +178,7 @@ fn diff_of_deep_trees_after_scattered_edits_equals_the_model() {
         let base = format!("r{round}");
         db.create_snapshot(&base).unwrap();
         let before = model.clone();
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         // Edits in place, inserts between keys and past the ends, removes, equal rewrites.
         for _ in 0..(1 + round * 40) {
             let i = rng.below(21_000);

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 fn db_with_one_table(dir: &tempfile::TempDir) -> Database {
     let db = Database::open(dir.path().join("e.db")).unwrap();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut t = tx.open_table("users").unwrap();
         t.insert(b"alice", b"1").unwrap();
@@ -112,7 +112,7 @@ fn main_creation_time_is_its_first_commit() {
     let created = main.created;
     drop(db);
     let db = Database::open(dir.path().join("e.db")).unwrap();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     tx.open_table("users")
         .unwrap()
         .insert(b"carol", b"3")
@@ -128,7 +128,7 @@ fn check_report_counts_main_apart_from_the_totals() {
     let dir = tempfile::tempdir().unwrap();
     let db = db_with_one_table(&dir);
     db.create_snapshot("before").unwrap();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut t = tx.open_table("users").unwrap();
         t.insert(b"carol", b"3").unwrap();

@@ -217,7 +217,7 @@ fn run(sc: Scenario, base: &[u8]) -> Outcome {
     if sc.lift_after.is_some() && faulty.failures() > 0 && !poisoned {
         // Once the disk has room again the database works: one more commit must succeed.
         faulty.lift();
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         tx.open_table("after-full")
             .unwrap()
             .insert(b"k", b"v")
@@ -280,7 +280,7 @@ fn run(sc: Scenario, base: &[u8]) -> Outcome {
             .unwrap_or_else(|e| panic!("{ctx}: reopened the unsynced commit: {e}"));
     }
     // The reopened database takes new commits.
-    let mut tx = reopened.begin_write().unwrap();
+    let tx = reopened.begin_write().unwrap();
     tx.open_table("after-reopen")
         .unwrap()
         .insert(b"k", &[1u8; 3000])
@@ -401,7 +401,7 @@ fn failed_sync_at_open() {
         }
         world = apply(&db, &world, &step).unwrap();
     }
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     tx.open_table("last").unwrap().insert(b"k", b"v").unwrap();
     tx.commit().unwrap(); // Eventual: not synced
     world = world.after(&storage::Step::Write {
@@ -447,7 +447,7 @@ fn receive_under_faults() {
     let source = Database::options()
         .open_storage(Arc::new(MemStorage::new()))
         .unwrap();
-    let mut tx = source.begin_write().unwrap();
+    let tx = source.begin_write().unwrap();
     for i in 0..400u32 {
         let value = vec![i as u8; if i % 50 == 0 { 3000 } else { 60 }];
         tx.open_table("t")

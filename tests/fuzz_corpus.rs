@@ -102,7 +102,7 @@ fn open_bytes_corpus_holds_a_real_database() {
 fn small_database(eventual: bool) -> Vec<u8> {
     let storage = Arc::new(MemStorage::new());
     let db = Database::options().open_storage(storage.clone()).unwrap();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut t = tx.open_table("t1").unwrap();
         for i in 0..60u32 {
@@ -117,7 +117,7 @@ fn small_database(eventual: bool) -> Vec<u8> {
     tx.commit().unwrap();
     db.create_snapshot("s1").unwrap();
     db.create_branch("b1", "s1").unwrap();
-    let mut tx = db.begin_write_on("b1").unwrap();
+    let tx = db.begin_write_on("b1").unwrap();
     tx.open_table("t1").unwrap().remove(b"key0003").unwrap();
     tx.commit().unwrap();
     let mut tx = db.begin_write().unwrap();
@@ -194,7 +194,7 @@ fn seed_streams() -> Vec<Vec<u8>> {
     let db = Database::options()
         .open_storage(Arc::new(MemStorage::new()))
         .unwrap();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     for i in 0..20u32 {
         let mut t = tx.open_table("t1").unwrap();
         t.insert(format!("key{i:02}").as_bytes(), &[i as u8; 30])
@@ -213,7 +213,7 @@ fn seed_streams() -> Vec<Vec<u8>> {
         .unwrap();
     tx.commit().unwrap();
     db.create_snapshot("s2").unwrap();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     tx.open_table("t1")
         .unwrap()
         .insert(b"key04", b"new")
@@ -359,7 +359,7 @@ fn txn_id_does_not_wrap_at_the_maximum() {
         .open_storage(storage.clone())
         .unwrap();
     let wrote = catch_unwind(AssertUnwindSafe(|| -> shadowkv::Result<()> {
-        let mut tx = db.begin_write()?;
+        let tx = db.begin_write()?;
         tx.open_table("t1")?.insert(b"after", b"overflow")?;
         tx.commit()
     }));

@@ -13,7 +13,7 @@ fn readers_never_see_half_a_commit() {
         .open(dir.path().join("iso.db"))
         .unwrap();
     {
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         tx.open_table("t")
             .unwrap()
             .insert(b"round", &0u64.to_le_bytes())
@@ -41,7 +41,7 @@ fn readers_never_see_half_a_commit() {
             });
         }
         for round in 1..=300u64 {
-            let mut tx = db.begin_write().unwrap();
+            let tx = db.begin_write().unwrap();
             let mut t = tx.open_table("t").unwrap();
             for i in 0..20 {
                 t.insert(format!("k{round:05}-{i:02}").as_bytes(), &[7u8; 64])
@@ -69,7 +69,7 @@ fn old_reader_keeps_its_view_through_hundreds_of_commits() {
         .open(dir.path().join("old.db"))
         .unwrap();
     let mut rng = common::Rng(9);
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     let mut snapshot = Vec::new();
     {
         let mut t = tx.open_table("t").unwrap();
@@ -82,7 +82,7 @@ fn old_reader_keeps_its_view_through_hundreds_of_commits() {
     tx.commit().unwrap();
     let old = db.begin_read().unwrap();
     for _ in 0..400 {
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         let mut t = tx.open_table("t").unwrap();
         for _ in 0..30 {
             let k = (rng.below(3000) as u32).to_be_bytes();
@@ -105,7 +105,7 @@ fn old_reader_keeps_its_view_through_hundreds_of_commits() {
     drop(old);
     // Once the reader is gone its pages come back.
     for _ in 0..3 {
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         tx.open_table("t").unwrap().insert(b"x", b"y").unwrap();
         tx.commit().unwrap();
     }

@@ -10,7 +10,7 @@ fn largest_keys_work_and_larger_ones_are_refused() {
     let db = Database::open(dir.path().join("keys.db")).unwrap();
     let mut rng = common::Rng(1);
     let mut keys = Vec::new();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut t = tx.open_table("t").unwrap();
         for i in 0..3000u32 {
@@ -39,7 +39,7 @@ fn largest_keys_work_and_larger_ones_are_refused() {
         assert!(t.get(k).unwrap().is_some());
     }
     drop(rx);
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut t = tx.open_table("t").unwrap();
         for k in &keys {
@@ -61,7 +61,7 @@ fn one_gib_value_round_trips_and_one_more_byte_is_refused() {
         chunk[0] = i as u8;
         chunk[4095] = (i >> 8) as u8;
     }
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut t = tx.open_table("t").unwrap();
         t.insert(b"huge", &value).unwrap();

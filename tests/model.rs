@@ -77,7 +77,7 @@ fn run_with(seed: u64, txns: usize, page_size: usize, space: u64, drop_pct: u64,
                     m.insert(k, v);
                 }
                 6..=7 => assert_eq!(t.remove(&k).unwrap(), m.remove(&k).is_some()),
-                8 => assert_eq!(t.get(&k).unwrap(), m.get(&k).map(|v| &v[..])),
+                8 => assert_eq!(t.get(&k).unwrap().as_deref(), m.get(&k).map(|v| &v[..])),
                 _ => {
                     let hi = key(&mut rng, space);
                     let (lo, hi) = if k <= hi { (k, hi) } else { (hi, k) };

@@ -52,7 +52,7 @@ fn single_commits_write_few_runs_and_the_file_stays_bounded() {
         .open_storage(rec.clone())
         .unwrap();
     let mut rng = Rng(0x91ace);
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut table = tx.open_table("t").unwrap();
         for _ in 0..30_000 {
@@ -66,7 +66,7 @@ fn single_commits_write_few_runs_and_the_file_stays_bounded() {
     for round in 0..6 {
         let from = rec.ops();
         for _ in 0..500 {
-            let mut tx = db.begin_write().unwrap();
+            let tx = db.begin_write().unwrap();
             tx.open_table("t")
                 .unwrap()
                 .insert(&key(&mut rng), &[round as u8; 100])
@@ -105,7 +105,7 @@ fn a_batch_into_a_fresh_file_is_written_in_few_runs() {
     let db = Database::options().open_storage(rec.clone()).unwrap();
     let mut rng = Rng(0xba7c4);
     let from = rec.ops();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut table = tx.open_table("t").unwrap();
         // Past 4096 pages, where a growth step exceeds one extent.
@@ -154,7 +154,7 @@ fn a_small_database_grows_by_one_step() {
     let rec = Arc::new(Recording::new(fresh_db_bytes(4096)));
     let db = Database::options().open_storage(rec).unwrap();
     for i in 0..20u32 {
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         tx.open_table("t")
             .unwrap()
             .insert(&i.to_be_bytes(), b"v")
@@ -188,7 +188,7 @@ fn a_big_commit_into_a_file_with_scattered_gaps_writes_runs() {
     let db = Database::options().open_storage(rec.clone()).unwrap();
     let mut rng = Rng(0xb16c);
     let keys: Vec<[u8; 16]> = (0..40_000).map(|_| key(&mut rng)).collect();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut table = tx.open_table("t").unwrap();
         for k in &keys {
@@ -200,7 +200,7 @@ fn a_big_commit_into_a_file_with_scattered_gaps_writes_runs() {
     // copied and the old ones stay), then drop the snapshot, which frees the old ones.
     db.create_snapshot("s").unwrap();
     for round in 0..7u8 {
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         {
             let mut table = tx.open_table("t").unwrap();
             for _ in 0..40 {
@@ -213,7 +213,7 @@ fn a_big_commit_into_a_file_with_scattered_gaps_writes_runs() {
     db.delete_snapshot("s").unwrap();
     // Two more commits release what the deletion queued.
     for _ in 0..2 {
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         tx.open_table("t").unwrap().insert(b"x", b"x").unwrap();
         tx.commit().unwrap();
     }
@@ -226,7 +226,7 @@ fn a_big_commit_into_a_file_with_scattered_gaps_writes_runs() {
     );
     // A big commit: its first 64 cold pages fill gaps one write each, the rest come in runs.
     let from = rec.ops();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut table = tx.open_table("t").unwrap();
         for _ in 0..600 {

@@ -10,7 +10,7 @@ fn delete_table_after_writing_it_in_the_same_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.db");
     let db = Database::open(&path).unwrap();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut t = tx.open_table("big").unwrap();
         for i in 0..60_000u32 {
@@ -35,7 +35,7 @@ fn delete_table_after_writing_it_in_the_same_transaction() {
     db.check().unwrap();
     // The queue drains over the next commits.
     for i in 0..40u32 {
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         tx.open_table("small")
             .unwrap()
             .insert(&i.to_be_bytes(), b"x")

@@ -41,7 +41,7 @@ fn pages_of(mem: &MemStorage, meta: &Meta) -> ReadPages {
 /// Returns the file's pages after "low" was loaded.
 fn two_tables(db: &Database) -> u64 {
     for table in ["low", "high"] {
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         {
             let mut t = tx.open_table(table).unwrap();
             for i in 0..KEYS {
@@ -57,7 +57,7 @@ fn two_tables(db: &Database) -> u64 {
 
 /// Removes all of "high" and every fourth key of "low" (gaps below the middle of the file).
 fn remove_high_and_some_low(db: &Database) {
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut t = tx.open_table("high").unwrap();
         for i in 0..KEYS {
@@ -104,13 +104,13 @@ fn new_db() -> (Arc<MemStorage>, Database) {
 
 /// Table "low" with `KEYS` entries, then every `step`-th removed in a second commit.
 fn low_with_gaps(db: &Database, step: usize) {
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     let mut t = tx.open_table("low").unwrap();
     for i in 0..KEYS {
         t.insert(&key(i), &value(i)).unwrap();
     }
     tx.commit().unwrap();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     let mut t = tx.open_table("low").unwrap();
     for i in (0..KEYS).step_by(step) {
         assert!(t.remove(&key(i)).unwrap());
@@ -135,7 +135,7 @@ fn a_free_tail_over_the_threshold_is_cut() {
     assert_eq!(db.check().unwrap().total_pages, end);
     // "high" grows the file past `end`; removed under a ceiling at `end`, it leaves a free
     // tail from `end` on once the pages the removal replaced are released.
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut t = tx.open_table("high").unwrap();
         for i in 0..KEYS {
@@ -186,7 +186,7 @@ fn a_free_tail_over_the_threshold_is_cut() {
         assert_eq!(t.get(&key(4)).unwrap(), None);
     }
     // Later commits grow the shorter file again as they need.
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut t = tx.open_table("high").unwrap();
         for i in 0..KEYS {
@@ -262,7 +262,7 @@ fn relocate_above_moves_free_map_pages_below_the_cutoff() {
     // pages (the chain's) take runs at the end of the file; cold ones fill the gaps.
     let rx = db.begin_read().unwrap();
     for round in 0..30u32 {
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         {
             let mut t = tx.open_table("low").unwrap();
             for i in (1 + 2 * round..KEYS).step_by(400) {
@@ -318,7 +318,7 @@ fn pending_pages_no_reader_holds_are_free_after_the_first_commit_after_reopen() 
     // A reader holds back the frees of many commits, so the pending chain grows long.
     let rx = db.begin_read().unwrap();
     for round in 0..40u32 {
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         {
             let mut t = tx.open_table("low").unwrap();
             for i in (round..KEYS).step_by(40) {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 fn rewrite_all(db: &Database, rng: &mut common::Rng, n: u32) {
     for batch in 0..(n / 1000) {
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         let mut t = tx.open_table("t").unwrap();
         for i in batch * 1000..(batch + 1) * 1000 {
             t.insert(&i.to_be_bytes(), &rng.bytes(100)).unwrap();
@@ -95,7 +95,7 @@ fn readers_on_snapshots_and_branches_while_the_writer_commits_and_deletes() {
     // Each commit of round r writes key "round" = r and 50 keys "k{i}" = r; any consistent
     // state has all 51 values equal.
     let write_round = |db: &Database, branch: &str, round: u64| {
-        let mut tx = db.begin_write_on(branch).unwrap();
+        let tx = db.begin_write_on(branch).unwrap();
         let mut t = tx.open_table("t").unwrap();
         for i in 0..50u64 {
             t.insert(format!("k{i:03}").as_bytes(), &round.to_le_bytes())

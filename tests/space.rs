@@ -21,7 +21,7 @@ fn insert_delete_cycles_stay_bounded() {
         let mut sizes = Vec::new();
         for _cycle in 0..20 {
             for batch in 0..5 {
-                let mut tx = db.begin_write().unwrap();
+                let tx = db.begin_write().unwrap();
                 let mut t = tx.open_table("t").unwrap();
                 for i in 0..1000u32 {
                     t.insert(&(batch * 1000 + i).to_be_bytes(), &rng.bytes(100))
@@ -30,7 +30,7 @@ fn insert_delete_cycles_stay_bounded() {
                 tx.commit().unwrap();
             }
             for batch in 0..5 {
-                let mut tx = db.begin_write().unwrap();
+                let tx = db.begin_write().unwrap();
                 let mut t = tx.open_table("t").unwrap();
                 for i in 0..1000u32 {
                     assert!(t.remove(&(batch * 1000 + i).to_be_bytes()).unwrap());
@@ -58,7 +58,7 @@ fn rewriting_a_large_value_stays_bounded() {
     let mut sizes = Vec::new();
     for round in 0..60 {
         let value = rng.bytes(1 << 20);
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         tx.open_table("t").unwrap().insert(b"big", &value).unwrap();
         tx.commit().unwrap();
         let rx = db.begin_read().unwrap();

@@ -13,7 +13,7 @@ fn open(dir: &tempfile::TempDir) -> Database {
 
 /// Writes keys `from..to` of table "t" with values drawn from `rng`, in one commit.
 fn put(db: &Database, from: u32, to: u32, rng: &mut common::Rng) {
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     let mut t = tx.open_table("t").unwrap();
     for i in from..to {
         t.insert(&i.to_be_bytes(), &rng.bytes(VALUE)).unwrap();
@@ -100,7 +100,7 @@ fn pinned_bytes_follow_the_oldest_reader() {
     assert_eq!(stats.pinned_bytes, 0);
 
     // A big delete after it frees pages the reader can still see.
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     let mut t = tx.open_table("t").unwrap();
     for i in 0..20_000u32 {
         assert!(t.remove(&i.to_be_bytes()).unwrap());
@@ -145,7 +145,7 @@ fn stats_agree_with_check_across_snapshots_branches_and_releases() {
     stats_agreeing_with_check(&db);
     // Rewrite every value of main: the snapshot and the branch now hold the old pages.
     put(&db, 0, 40_000, &mut rng);
-    let mut w = db.begin_write_on("b").unwrap();
+    let w = db.begin_write_on("b").unwrap();
     w.open_table("big")
         .unwrap()
         .insert(b"k", &[7; 50_000])

@@ -183,7 +183,7 @@ fn refused_streams_leave_the_replica_as_it_was() {
 fn every_truncation_and_every_flipped_byte_is_refused() {
     let (db, _) = source();
     // A small incremental stream, so that every byte can be tried.
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     tx.open_table("main")
         .unwrap()
         .insert(b"one", b"more")
@@ -226,7 +226,7 @@ fn every_truncation_and_every_flipped_byte_is_refused() {
 #[test]
 fn a_big_full_receive_spans_several_commits_and_fills_pages_like_a_bulk_load() {
     let db = mem_db(4096);
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     {
         let mut t = tx.open_table("big").unwrap();
         let mut rng = Rng(3);

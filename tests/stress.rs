@@ -80,7 +80,7 @@ fn commit_round(
     {
         let mut t = tx.open_table("t").unwrap();
         let ulen = match t.get(b"ulen").unwrap() {
-            Some(v) => u64::from_le_bytes(v.try_into().unwrap()),
+            Some(v) => u64::from_le_bytes(v[..].try_into().unwrap()),
             None => 0,
         };
         for i in 0..KEYS {

@@ -200,7 +200,7 @@ fn compare_reports_a_wrong_model() {
     let db = shadowkv::Database::options()
         .open_storage(Arc::new(MemStorage::new()))
         .unwrap();
-    let mut tx = db.begin_write().unwrap();
+    let tx = db.begin_write().unwrap();
     tx.open_table("t1").unwrap().insert(b"k", b"v").unwrap();
     tx.commit().unwrap();
     db.create_snapshot("s").unwrap();

@@ -93,7 +93,7 @@ fn a_post_order_copy_reaches_every_live_page_once() {
     let db = Database::open(&path).unwrap();
     let mut rng = common::Rng(5);
     for round in 0..4u32 {
-        let mut tx = db.begin_write().unwrap();
+        let tx = db.begin_write().unwrap();
         for table in ["a", "b"] {
             let mut t = tx.open_table(table).unwrap();
             for i in 0..2_000u32 {

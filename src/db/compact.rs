@@ -170,7 +170,7 @@ fn drain_releases<'s>(
     }
     let mut txn = begin(shared, guard)?;
     let file_pages = txn.base().meta.file_pages;
-    txn.pager.free_map().set_ceiling(Some(file_pages));
+    txn.free_map().set_ceiling(Some(file_pages));
     match txn.drain_releases() {
         Err(e) if is_ceiling_reached(&e) => return Ok((txn.abandon(), false)),
         result => result?,
@@ -227,15 +227,16 @@ fn relocate(txn: &mut WriteTxn<'_>, cutoff: u64, budget: u64) -> Result<u64> {
     let base = txn.base().clone();
     let src = &base.pages;
     assert!(
-        txn.edit.release.is_empty(),
+        txn.core_mut().edit.release.is_empty(),
         "the release queue was drained first"
     );
-    txn.pager.free_map().set_ceiling(Some(cutoff));
-    txn.pager.free_map().relocate_above(cutoff);
+    let core = txn.core_mut();
+    core.pager.free_map().set_ceiling(Some(cutoff));
+    core.pager.free_map().relocate_above(cutoff);
     let counts = stored_count_map(src, base.meta.refcounts)?;
     let mut mover = Mover {
         src,
-        pager: &mut txn.pager,
+        pager: &mut core.pager,
         cutoff,
         budget,
         moved: 0,
@@ -245,7 +246,7 @@ fn relocate(txn: &mut WriteTxn<'_>, cutoff: u64, budget: u64) -> Result<u64> {
     let roots = traverse(src, base.meta.roots, TreeKind::Roots, &mut mover)?;
     let (mut moved, memo) = (mover.moved, mover.memo);
     if roots != base.meta.roots {
-        txn.edit.replace_roots(roots);
+        core.edit.replace_roots(roots);
     }
     moved += rebuild_refs(txn, src, base.meta.refcounts, &counts, cutoff, &memo)?;
     Ok(moved)
@@ -398,14 +399,15 @@ fn rebuild_refs(
     }
     let mut counts: Vec<(u64, u32)> = counts.iter().map(|(&id, &n)| (new_id(id), n)).collect();
     counts.sort_unstable();
+    let core = txn.core_mut();
     for &ptr in &old_pages {
-        txn.pager.free_node(ptr)?;
+        core.pager.free_node(ptr)?;
     }
     let mut root = Ptr::default();
     let sharing = &mut Sharing::system(TreeKind::Refs);
     for (id, n) in counts {
         root = btree::insert(
-            &mut txn.pager,
+            &mut core.pager,
             sharing,
             root,
             &count_key(id),
@@ -413,7 +415,7 @@ fn rebuild_refs(
         )?
         .0;
     }
-    txn.edit.refs = root;
+    core.edit.refs = root;
     Ok(old_pages.len() as u64)
 }
 

@@ -65,6 +65,15 @@ impl ReadPages {
         &self.view.bytes()[..self.limit]
     }
 
+    /// The same bytes as `slice`, borrowed from this view, when `slice` lies inside it (it
+    /// was read through a clone of it); `None` for bytes held elsewhere (a dirty page).
+    /// Only addresses are compared: nothing is read that `self` does not own.
+    pub fn rebind(&self, slice: &[u8]) -> Option<&[u8]> {
+        let bytes = self.bytes();
+        let start = (slice.as_ptr() as usize).checked_sub(bytes.as_ptr() as usize)?;
+        bytes.get(start..start.checked_add(slice.len())?)
+    }
+
     /// The whole page `id`, unchecked (a bounds error if it is past the end).
     pub fn raw_page(&self, id: u64) -> Result<&[u8]> {
         page_slice(self.bytes(), id, self.page_size)

@@ -137,7 +137,7 @@ pub fn read_all(db: &Database) -> Vec<Error> {
 /// Writes to a database whatever its state: an insert into `main` and a snapshot. Returns the
 /// first error.
 pub fn write_some(db: &Database) -> Result<(), Error> {
-    let mut tx = db.begin_write()?;
+    let tx = db.begin_write()?;
     {
         let mut t = tx.open_table("fuzz")?;
         t.insert(b"fuzz-key", &[7u8; 100])?;

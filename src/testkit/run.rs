@@ -11,7 +11,9 @@ use super::model::{
 };
 use super::ops::{End, Key, Name, Op, RangeSpec, ReadOp, TableName, TxnOp, Value};
 use crate::io::MemStorage;
-use crate::{Database, Durability, Error, Range, ReadTxn, TableMut, WriteTxn};
+use crate::{Database, Durability, Error, RangeMut, ReadTxn, TableMut, WriteTxn};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -117,8 +119,8 @@ pub(super) fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 }
 
 /// Walks `range` from both ends as `pattern` says and compares it with `want`.
-fn walk_range(
-    mut range: Range<'_>,
+fn walk_range<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    mut range: impl DoubleEndedIterator<Item = crate::Result<(K, V)>>,
     want: &[(Vec<u8>, Vec<u8>)],
     pattern: u8,
 ) -> Result<(), String> {
@@ -151,17 +153,18 @@ fn walk_range(
                     None => Ok(()),
                     Some(Ok((k, _))) => Err(format!(
                         "range ended at the {dir} but the other end still yields {}",
-                        show(k)
+                        show(k.as_ref())
                     )),
                     Some(Err(e)) => Err(format!("range: error after the end: {e}")),
                 };
             }
-            (Some(Ok((k, v))), Some((wk, wv))) if k == wk.as_slice() && v == wv.as_slice() => {}
+            (Some(Ok((k, v))), Some((wk, wv)))
+                if k.as_ref() == wk.as_slice() && v.as_ref() == wv.as_slice() => {}
             (Some(Ok((k, v))), Some((wk, wv))) => {
                 return Err(format!(
                     "range step {step} ({dir}): got {} = {}, model has {} = {}",
-                    show(k),
-                    show(v),
+                    show(k.as_ref()),
+                    show(v.as_ref()),
                     show(wk),
                     show(wv)
                 ))
@@ -169,7 +172,7 @@ fn walk_range(
             (Some(Ok((k, _))), None) => {
                 return Err(format!(
                     "range step {step} ({dir}): got {} past the end of the model's {} entries",
-                    show(k),
+                    show(k.as_ref()),
                     want.len()
                 ))
             }
@@ -185,7 +188,11 @@ fn walk_range(
     Err("range yielded more entries than the model holds".into())
 }
 
-fn check_range(range: Range<'_>, table: &TableModel, spec: &RangeSpec) -> Result<(), String> {
+fn check_range<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    range: impl DoubleEndedIterator<Item = crate::Result<(K, V)>>,
+    table: &TableModel,
+    spec: &RangeSpec,
+) -> Result<(), String> {
     let (lo, hi) = (spec.lo.to_bound(), spec.hi.to_bound());
     walk_range(range, &range_of(table, &lo, &hi), spec.pattern)
         .map_err(|e| format!("range {:?}..{:?}: {e}", spec.lo, spec.hi))
@@ -415,10 +422,7 @@ impl Runner {
             None => return Ok(()),
         };
         let mut snaps = Vec::new();
-        for (i, op) in ops.iter().enumerate() {
-            txn_op(&mut tx, &mut staged, &mut snaps, &self.model, op)
-                .map_err(|e| format!("txn op {i} {op:?}: {e}"))?;
-        }
+        txn_ops(&mut tx, &mut staged, &mut snaps, &self.model, ops)?;
         let durability = match end {
             End::Commit => None,
             End::CommitEventual => Some(Durability::Eventual),
@@ -488,7 +492,7 @@ fn outcome_tx<'db>(
 /// Opens table `t` in `tx` as the model predicts (creating it in `staged`); `None` when both
 /// refused the name.
 fn open_mut<'t>(
-    tx: &'t mut WriteTxn<'_>,
+    tx: &'t WriteTxn<'_>,
     staged: &mut Tables,
     t: TableName,
 ) -> Result<Option<(TableMut<'t>, String)>, String> {
@@ -506,6 +510,78 @@ fn open_mut<'t>(
     }
 }
 
+/// Runs a transaction's ops. A table's handle stays open from its first op until an op that
+/// needs the whole transaction (`&mut`), so several tables are open at once and their
+/// buffered writes interleave.
+fn txn_ops(
+    tx: &mut WriteTxn<'_>,
+    staged: &mut Tables,
+    snaps: &mut Vec<String>,
+    model: &Model,
+    ops: &[TxnOp],
+) -> Result<(), String> {
+    let mut i = 0;
+    // Bounded: every pass consumes at least one op.
+    while i < ops.len() {
+        let end = ops[i..]
+            .iter()
+            .position(|op| table_of(op).is_none())
+            .map_or(ops.len(), |p| i + p);
+        if end > i {
+            table_ops(tx, staged, &ops[i..end], i)?;
+            i = end;
+            continue;
+        }
+        txn_op(tx, staged, snaps, model, &ops[i])
+            .map_err(|e| format!("txn op {i} {:?}: {e}", ops[i]))?;
+        i += 1;
+    }
+    Ok(())
+}
+
+/// The table an op works on; `None` for an op on the whole transaction.
+fn table_of(op: &TxnOp) -> Option<TableName> {
+    match op {
+        TxnOp::DeleteTable(_) | TxnOp::TableNames | TxnOp::CreateSnapshot(_) => None,
+        TxnOp::Insert(t, ..) | TxnOp::InsertMany(t, ..) | TxnOp::Remove(t, _) => Some(*t),
+        TxnOp::RemoveMany(t, ..) | TxnOp::Get(t, _) | TxnOp::Range(t, _) => Some(*t),
+        TxnOp::Len(t) | TxnOp::More(t, _) => Some(*t),
+    }
+}
+
+/// Table ops with every table's handle kept open across them; a second `open_table` of an
+/// open table must be refused.
+fn table_ops(
+    tx: &WriteTxn<'_>,
+    staged: &mut Tables,
+    ops: &[TxnOp],
+    first: usize,
+) -> Result<(), String> {
+    let mut open: HashMap<String, Option<TableMut<'_>>> = HashMap::new();
+    for (j, op) in ops.iter().enumerate() {
+        let t = table_of(op).expect("a table's op");
+        let name = t.as_string();
+        let label = |e: String| format!("txn op {} {op:?}: {e}", first + j);
+        match open.get(&name) {
+            None => {
+                let handle = open_mut(tx, staged, t).map_err(label)?;
+                open.insert(name.clone(), handle.map(|(table, _)| table));
+            }
+            Some(Some(_)) if j % 4 == 0 => match tx.open_table(&name) {
+                Err(Error::InvalidArgument(_)) => {}
+                other => return Err(label(format!("second open_table: {other:?}"))),
+            },
+            Some(_) => {}
+        }
+        if let Some(Some(table)) = open.get_mut(&name) {
+            let m = staged.get_mut(&name).expect("opened");
+            table_op(table, m, op).map_err(label)?;
+        }
+    }
+    Ok(())
+}
+
+/// An op on the whole transaction (it takes `&mut`, so no table is open).
 fn txn_op(
     tx: &mut WriteTxn<'_>,
     staged: &mut Tables,
@@ -513,15 +589,15 @@ fn txn_op(
     model: &Model,
     op: &TxnOp,
 ) -> Result<(), String> {
-    let t = match op {
+    match op {
         TxnOp::DeleteTable(t) => {
             let name = t.as_string();
             let want = check_name(&name).map(|()| staged.remove(&name).is_some());
-            return outcome("delete_table", tx.delete_table(&name), want).map(drop);
+            outcome("delete_table", tx.delete_table(&name), want).map(drop)
         }
         TxnOp::TableNames => {
             let want: Vec<String> = staged.keys().cloned().collect();
-            return outcome("table_names", tx.table_names(), Ok(want)).map(drop);
+            outcome("table_names", tx.table_names(), Ok(want)).map(drop)
         }
         TxnOp::CreateSnapshot(n) => {
             let name = n.as_string();
@@ -529,16 +605,10 @@ fn txn_op(
             if outcome("create_snapshot", tx.create_snapshot(&name), want)?.is_some() {
                 snaps.push(name);
             }
-            return Ok(());
+            Ok(())
         }
-        TxnOp::Insert(t, ..) | TxnOp::InsertMany(t, ..) | TxnOp::Remove(t, _) => *t,
-        TxnOp::RemoveMany(t, ..) | TxnOp::Get(t, _) | TxnOp::Range(t, _) => *t,
-        TxnOp::Len(t) | TxnOp::More(t, _) => *t,
-    };
-    let Some((mut table, name)) = open_mut(tx, staged, t)? else {
-        return Ok(());
-    };
-    table_op(&mut table, staged.get_mut(&name).expect("opened"), op)
+        _ => unreachable!("a table's op runs in table_ops"),
+    }
 }
 
 /// An operation on one open table, against its model.
@@ -580,21 +650,19 @@ fn table_op(table: &mut TableMut<'_>, m: &mut TableModel, op: &TxnOp) -> Result<
     }
 }
 
-// These take `&mut TableMut` so that they compile whether the reads of a `TableMut` take
-// `&self` or `&mut self`.
-fn table_get(table: &mut TableMut<'_>, key: &[u8]) -> crate::Result<Option<Vec<u8>>> {
-    table.get(key).map(|v| v.map(<[u8]>::to_vec))
+fn table_get(table: &TableMut<'_>, key: &[u8]) -> crate::Result<Option<Vec<u8>>> {
+    table.get(key).map(|v| v.map(Cow::into_owned))
 }
 
 fn table_range<'a>(
-    table: &'a mut TableMut<'_>,
+    table: &'a TableMut<'_>,
     lo: &Bound<Vec<u8>>,
     hi: &Bound<Vec<u8>>,
-) -> crate::Result<Range<'a>> {
+) -> crate::Result<RangeMut<'a>> {
     table.range((bound_ref(lo), bound_ref(hi)))
 }
 
-fn table_len(table: &mut TableMut<'_>) -> (crate::Result<u64>, crate::Result<bool>) {
+fn table_len(table: &TableMut<'_>) -> (crate::Result<u64>, crate::Result<bool>) {
     (table.len(), table.is_empty())
 }
 

@@ -20,13 +20,15 @@ mod diff;
 pub mod roots;
 mod table;
 mod table_more;
+mod table_mut;
 mod write;
 
 pub(crate) use diff::TableChanges;
 pub use diff::{Change, Diff};
 pub use table::{Range, Table};
+pub use table_mut::{RangeMut, TableMut};
 pub(crate) use write::sync_or_poison;
-pub use write::{TableMut, WriteTxn};
+pub use write::WriteTxn;
 
 use crate::btree;
 use crate::format::meta::Meta;

@@ -55,7 +55,7 @@ impl<'t> Table<'t> {
     }
 }
 
-fn to_tree_bound(bound: Bound<&&[u8]>) -> TreeBound {
+pub(crate) fn to_tree_bound(bound: Bound<&&[u8]>) -> TreeBound {
     match bound {
         Bound::Included(k) => TreeBound::Included(k.to_vec()),
         Bound::Excluded(k) => TreeBound::Excluded(k.to_vec()),

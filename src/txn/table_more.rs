@@ -10,30 +10,34 @@
 //! - `replace` looks the key up before it inserts; `insert` stays the buffered fast path.
 
 use super::table::Table;
-use super::write::TableMut;
+use super::table_mut::TableMut;
 use crate::Result;
+use std::borrow::Cow;
 use std::ops::RangeBounds;
 
 /// An entry copied out of a table.
 type Entry = (Vec<u8>, Vec<u8>);
 
-fn owned((key, value): (&[u8], &[u8])) -> Entry {
-    (key.to_vec(), value.to_vec())
+/// An entry read in a write transaction (see [`TableMut::get`]).
+type CowEntry<'t> = (Cow<'t, [u8]>, Cow<'t, [u8]>);
+
+fn owned((key, value): CowEntry<'_>) -> Entry {
+    (key.into_owned(), value.into_owned())
 }
 
 impl TableMut<'_> {
     /// Whether `key` is in the table.
-    pub fn contains_key(&mut self, key: &[u8]) -> Result<bool> {
+    pub fn contains_key(&self, key: &[u8]) -> Result<bool> {
         Ok(self.get(key)?.is_some())
     }
 
     /// The entry with the least key.
-    pub fn first(&mut self) -> Result<Option<(&[u8], &[u8])>> {
+    pub fn first(&self) -> Result<Option<CowEntry<'_>>> {
         self.iter()?.next().transpose()
     }
 
     /// The entry with the greatest key.
-    pub fn last(&mut self) -> Result<Option<(&[u8], &[u8])>> {
+    pub fn last(&self) -> Result<Option<CowEntry<'_>>> {
         self.iter()?.next_back().transpose()
     }
 
@@ -60,7 +64,7 @@ impl TableMut<'_> {
     /// first, so a load that needs no old values is faster with [`TableMut::insert`].
     pub fn replace(&mut self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>> {
         crate::btree::check_sizes(key, value.len())?;
-        let old = self.get(key)?.map(<[u8]>::to_vec);
+        let old = self.get(key)?.map(Cow::into_owned);
         self.insert(key, value)?;
         Ok(old)
     }
@@ -69,7 +73,7 @@ impl TableMut<'_> {
     pub fn remove_range<'k, R: RangeBounds<&'k [u8]>>(&mut self, range: R) -> Result<u64> {
         let keys = self
             .range(range)?
-            .map(|entry| entry.map(|(key, _)| key.to_vec()))
+            .map(|entry| entry.map(|(key, _)| key.into_owned()))
             .collect::<Result<Vec<_>>>()?;
         self.remove_all(&keys)
     }
@@ -93,13 +97,13 @@ impl TableMut<'_> {
     }
 
     /// Copies of the entries for which `pick` is true, in key order.
-    fn matching(&mut self, mut pick: impl FnMut(&[u8], &[u8]) -> bool) -> Result<Vec<Entry>> {
+    fn matching(&self, mut pick: impl FnMut(&[u8], &[u8]) -> bool) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         // Bounded: one step per entry of the table.
         for entry in self.iter()? {
             let (key, value) = entry?;
-            if pick(key, value) {
-                out.push((key.to_vec(), value.to_vec()));
+            if pick(&key, &value) {
+                out.push(owned((key, value)));
             }
         }
         Ok(out)

@@ -8,28 +8,33 @@
 //! - Every root record's catalog pointer holds one reference on its catalog root; taking a
 //!   snapshot or a clone adds one (O(1)); dropping a root queues its catalog for release.
 
-use super::buffer::{InsertBuffer, FLUSH_BYTES};
 use super::catalog::{check_name, TableRecord};
 use super::roots::{RootsEdit, SealedRoots};
-use super::{table_names, Committed, Durability, DurableMark, Range, Shared, Shrink, WriterGuard};
+use super::table_mut::{flush_table, TableMut, TableState};
+use super::{table_names, Committed, Durability, DurableMark, Shared, Shrink, WriterGuard};
 use crate::btree::share::incref;
 use crate::btree::{self, Sharing, TreeKind};
-use crate::format::node;
 use crate::format::roots::{Released, RootKind, RootRecord};
 use crate::format::{Ptr, TxnId};
 use crate::pager::freemap::FreeMap;
 use crate::pager::{PageSource, WritePager};
 use crate::{Error, Result};
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ops::RangeBounds;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-pub(crate) struct TableState {
-    record: TableRecord,
-    changed: bool,
-    deleted: bool,
-    buffer: InsertBuffer,
+/// What the open tables of a write transaction change together, behind one `RefCell` so
+/// that several tables can be open at once (see `table_mut.rs` for the borrow rules).
+pub(crate) struct Core {
+    pub(crate) pager: WritePager,
+    pub(crate) edit: RootsEdit,
+    catalog: Ptr,
+    /// Every table this transaction touched; `by_name` indexes it.
+    pub(crate) tables: Vec<TableState>,
+    by_name: HashMap<String, usize>,
+    snapshots: Vec<String>,
+    pub(crate) failed: bool,
 }
 
 /// The one write transaction, on one branch. Reads its own writes; `commit` publishes them.
@@ -37,38 +42,19 @@ pub struct WriteTxn<'db> {
     shared: &'db Shared,
     _guard: WriterGuard<'db>,
     base: Arc<Committed>,
-    pub(crate) pager: WritePager,
-    pub(crate) edit: RootsEdit,
-    catalog: Ptr,
-    tables: HashMap<String, TableState>,
-    snapshots: Vec<String>,
+    core: RefCell<Core>,
+    branch: String,
     durability: Durability,
-    failed: bool,
-}
-
-/// A table inside a write transaction.
-pub struct TableMut<'t> {
-    pager: &'t mut WritePager,
-    state: &'t mut TableState,
-    refs: &'t mut Ptr,
-    shared_until: u64,
-    failed: &'t mut bool,
 }
 
 impl std::fmt::Debug for WriteTxn<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let core = self.core.borrow();
         f.debug_struct("WriteTxn")
-            .field("txn", &self.pager.txn().0)
-            .field("branch", &self.edit.branch)
+            .field("txn", &core.pager.txn().0)
+            .field("branch", &self.branch)
             .field("durability", &self.durability)
             .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for TableMut<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Its length may wait in the insert buffer, which `Debug` must not apply.
-        f.debug_struct("TableMut").finish_non_exhaustive()
     }
 }
 
@@ -124,17 +110,22 @@ impl<'db> WriteTxn<'db> {
         if edit.record.kind == RootKind::Snapshot {
             return Err(Error::ReadOnly(branch.to_string()));
         }
+        let core = Core {
+            catalog: edit.record.catalog,
+            pager,
+            edit,
+            tables: Vec::new(),
+            by_name: HashMap::new(),
+            snapshots: Vec::new(),
+            failed: false,
+        };
         Ok(WriteTxn {
             shared,
             _guard: guard,
-            catalog: edit.record.catalog,
             base,
-            pager,
-            edit,
-            tables: HashMap::new(),
-            snapshots: Vec::new(),
+            core: RefCell::new(core),
+            branch: branch.to_string(),
             durability: shared.durability,
-            failed: false,
         })
     }
 
@@ -145,121 +136,94 @@ impl<'db> WriteTxn<'db> {
 
     /// The txn id this transaction will commit as.
     pub fn txn_id(&self) -> u64 {
-        self.pager.txn().0
+        self.core.borrow().pager.txn().0
     }
 
     /// Bytes of the pages this transaction has made dirty so far (held in memory until the
     /// commit).
     pub(crate) fn dirty_bytes(&self) -> usize {
-        self.pager.dirty_pages() * self.pager.page_size()
+        let core = self.core.borrow();
+        core.pager.dirty_pages() * core.pager.page_size()
     }
 
     /// The free map of this transaction, to set how its commit shrinks the file, where its
     /// allocations stop and which free-map pages move (for compaction and its tests).
     #[doc(hidden)]
     pub fn free_map(&mut self) -> &mut FreeMap {
-        self.pager.free_map()
+        self.core.get_mut().pager.free_map()
+    }
+
+    /// What the tables share, for a step that holds the transaction alone (`&mut self`).
+    pub(crate) fn core_mut(&mut self) -> &mut Core {
+        self.core.get_mut()
     }
 
     /// The branch this transaction writes.
     pub fn branch(&self) -> &str {
-        &self.edit.branch
+        &self.branch
     }
 
-    fn load(&mut self, name: &str) -> Result<()> {
-        if !self.tables.contains_key(name) {
-            let found = btree::get(&self.pager, self.catalog, name.as_bytes())?.map(<[u8]>::to_vec);
-            let state = match found {
-                Some(bytes) => {
-                    let record = TableRecord::decode(&bytes, self.catalog.page.0)?;
-                    // Copy the catalog path to this table first: when a catalog node is shared,
-                    // copying it gives the table root its second reference, so the table's
-                    // own writes see it as shared (copy-on-write goes top-down).
-                    let mut sh = self.catalog_sharing();
-                    let touched = btree::insert(
-                        &mut self.pager,
-                        &mut sh,
-                        self.catalog,
-                        name.as_bytes(),
-                        &bytes,
-                    );
-                    self.edit.refs = sh.refs;
-                    self.catalog = touched.inspect_err(|_| self.failed = true)?.0;
-                    TableState {
-                        record,
-                        changed: false,
-                        deleted: false,
-                        buffer: InsertBuffer::default(),
-                    }
-                }
-                None => TableState {
-                    record: TableRecord::default(),
-                    changed: false,
-                    deleted: true,
-                    buffer: InsertBuffer::default(),
-                },
-            };
-            self.tables.insert(name.to_string(), state);
-        }
-        Ok(())
-    }
-
-    /// Opens a table, creating it if missing.
-    pub fn open_table(&mut self, name: &str) -> Result<TableMut<'_>> {
+    /// Opens a table, creating it if missing. Several tables may be open at once; opening
+    /// one that is already open in this transaction is an `InvalidArgument` error.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = shadowkv::Database::open(dir.path().join("db"))?;
+    /// let tx = db.begin_write()?;
+    /// let mut users = tx.open_table("users")?;
+    /// let mut by_email = tx.open_table("users_by_email")?;
+    /// users.insert(b"1", b"alice@example.com")?;
+    /// by_email.insert(b"alice@example.com", b"1")?;
+    /// let email = users.get(b"1")?.expect("just inserted");
+    /// assert_eq!(by_email.get(&email)?.as_deref(), Some(&b"1"[..]));
+    /// assert!(tx.open_table("users").is_err()); // open already
+    /// tx.commit()?;
+    /// # Ok::<(), shadowkv::Error>(())
+    /// ```
+    pub fn open_table(&self, name: &str) -> Result<TableMut<'_>> {
         check_name(name)?;
-        self.load(name)?;
-        let state = self.tables.get_mut(name).expect("loaded");
+        let mut core = self.core.borrow_mut();
+        let index = core.load(name)?;
+        let state = &mut core.tables[index];
         if state.deleted {
-            *state = TableState {
-                record: TableRecord::default(),
-                changed: true,
-                deleted: false,
-                buffer: InsertBuffer::default(),
-            };
+            // (A deleted table has no open handle: deleting takes `&mut self`.)
+            *state = TableState::new(name, TableRecord::default(), false);
+            state.changed = true;
         }
-        Ok(TableMut {
-            pager: &mut self.pager,
-            state,
-            refs: &mut self.edit.refs,
-            shared_until: self.edit.record.shared_until,
-            failed: &mut self.failed,
-        })
+        drop(core);
+        TableMut::open(&self.core, &self.base.pages, index)
     }
 
     /// Deletes a table; its pages return in bounded steps over the next commits. Returns
     /// whether it existed.
     pub fn delete_table(&mut self, name: &str) -> Result<bool> {
         check_name(name)?;
-        self.load(name)?;
-        let state = self.tables.get_mut(name).expect("loaded");
+        let core = self.core.get_mut();
+        let index = core.load(name)?;
+        let state = &mut core.tables[index];
         if state.deleted {
             return Ok(false);
         }
         let root = state.record.root;
-        *state = TableState {
-            record: TableRecord::default(),
-            changed: true,
-            deleted: true,
-            buffer: InsertBuffer::default(),
-        };
-        if let Err(e) = self
+        *state = TableState::new(name, TableRecord::default(), true);
+        state.changed = true;
+        let pushed = core
             .edit
             .release
-            .push(&mut self.pager, root, Released::TableNode)
-        {
-            self.failed = true;
-            return Err(e);
-        }
-        Ok(true)
+            .push(&mut core.pager, root, Released::TableNode);
+        core.failed |= pushed.is_err();
+        pushed.map(|_| true)
     }
 
     /// Names of all tables as this transaction sees them, in order.
     pub fn table_names(&self) -> Result<Vec<String>> {
-        let mut names = table_names(&self.pager, self.catalog)?;
-        names.retain(|n| !self.tables.get(n).is_some_and(|t| t.deleted));
-        for (name, state) in &self.tables {
-            if !state.deleted && !names.contains(name) {
-                names.push(name.clone());
+        let core = self.core.borrow();
+        let mut names = table_names(&core.pager, core.catalog)?;
+        let deleted = |n: &String| core.by_name.get(n).is_some_and(|&i| core.tables[i].deleted);
+        names.retain(|n| !deleted(n));
+        for state in &core.tables {
+            if !state.deleted && !names.contains(&state.name) {
+                names.push(state.name.clone());
             }
         }
         names.sort();
@@ -270,12 +234,13 @@ impl<'db> WriteTxn<'db> {
     /// branch, atomically with its writes.
     pub fn create_snapshot(&mut self, name: &str) -> Result<()> {
         check_name(name)?;
-        if self.snapshots.iter().any(|n| n == name)
-            || self.edit.lookup(&self.pager, name)?.is_some()
+        let core = self.core.get_mut();
+        if core.snapshots.iter().any(|n| n == name)
+            || core.edit.lookup(&core.pager, name)?.is_some()
         {
             return Err(super::roots::name_taken(name));
         }
-        self.snapshots.push(name.to_string());
+        core.snapshots.push(name.to_string());
         Ok(())
     }
 
@@ -284,86 +249,17 @@ impl<'db> WriteTxn<'db> {
         &mut self,
         f: impl FnOnce(&mut RootsEdit, &mut WritePager) -> Result<T>,
     ) -> Result<T> {
-        let result = f(&mut self.edit, &mut self.pager);
-        if result.is_err() {
-            self.failed = true;
-        }
-        self.catalog = self.edit.record.catalog;
+        let core = self.core.get_mut();
+        let result = f(&mut core.edit, &mut core.pager);
+        core.failed |= result.is_err();
+        core.catalog = core.edit.record.catalog;
         result
     }
 
-    fn catalog_sharing(&self) -> Sharing {
-        Sharing {
-            refs: self.edit.refs,
-            shared_until: self.edit.record.shared_until,
-            kind: TreeKind::Catalog,
-        }
-    }
-
-    /// Applies every table's buffered inserts, in name order (so that I/O is reproducible).
-    fn flush_tables(&mut self) -> Result<()> {
-        let mut buffered: Vec<String> = self
-            .tables
-            .iter()
-            .filter(|(_, t)| !t.buffer.is_empty())
-            .map(|(n, _)| n.clone())
-            .collect();
-        buffered.sort();
-        for name in buffered {
-            let state = self.tables.get_mut(&name).expect("listed");
-            flush_table(
-                &mut self.pager,
-                state,
-                &mut self.edit.refs,
-                self.edit.record.shared_until,
-                &mut self.failed,
-            )?;
-        }
-        Ok(())
-    }
-
-    fn seal_tables(&mut self) -> Result<()> {
-        let mut names: Vec<String> = self
-            .tables
-            .iter()
-            .filter(|(_, t)| t.changed)
-            .map(|(n, _)| n.clone())
-            .collect();
-        if names.is_empty() && self.catalog == self.edit.record.catalog {
-            return Ok(());
-        }
-        names.sort();
-        let mut sh = self.catalog_sharing();
-        let mut catalog = self.catalog;
-        for name in names {
-            let state = &self.tables[&name];
-            if state.deleted {
-                catalog = btree::remove(&mut self.pager, &mut sh, catalog, name.as_bytes())?.0;
-            } else {
-                let root = btree::seal(&mut self.pager, state.record.root)?;
-                let record = TableRecord {
-                    root,
-                    len: state.record.len,
-                };
-                catalog = btree::insert(
-                    &mut self.pager,
-                    &mut sh,
-                    catalog,
-                    name.as_bytes(),
-                    &record.encode(),
-                )?
-                .0;
-            }
-        }
-        self.edit.refs = sh.refs;
-        self.catalog = btree::seal(&mut self.pager, catalog)?;
-        self.edit.record.catalog = self.catalog;
-        self.edit.record.txn = self.pager.txn().0;
-        self.edit.touch_branch();
-        Ok(())
-    }
-
-    /// Commits: the numbered steps of the commit protocol.
+    /// Commits: every table's writes, the snapshots taken in this transaction and any root
+    /// changes become one new state, atomically. With `Durability::Immediate` (the default)
+    /// it returns after one fsync, and the commit survives a power cut; with `Eventual` it
+    /// returns sooner and a crash may lose it. On an error nothing is committed.
     pub fn commit(self) -> Result<()> {
         self.commit_holding_lock().map(drop)
     }
@@ -371,19 +267,20 @@ impl<'db> WriteTxn<'db> {
     /// Commits and keeps the writer slot, for a sequence of commits (a receive). On an
     /// error the slot is released with the transaction. The steps are numbered as in
     /// docs/format.md section 12; 7 to 10 are in `commit.rs`.
-    pub(crate) fn commit_holding_lock(mut self) -> Result<WriterGuard<'db>> {
-        self.check_committable()?;
-        if self.changes_nothing() {
-            self.sync_if_owed()?;
+    pub(crate) fn commit_holding_lock(self) -> Result<WriterGuard<'db>> {
+        let mut core = self.core.into_inner();
+        check_committable(self.shared, &core)?;
+        if core.changes_nothing() {
+            sync_if_owed(self.shared, self.durability, &self.base)?;
             return Ok(self._guard);
         }
-        let roots = self.seal_everything()?;
+        let roots = core.seal_everything()?;
         if self.durability != Durability::Immediate {
             // Only a durable commit may shrink: the file is cut after its fsync.
-            self.pager.free_map().set_shrink_threshold(None);
+            core.pager.free_map().set_shrink_threshold(None);
         }
         let written =
-            super::commit::write_pages_and_meta(self.shared, &self.base, self.pager, &roots)?;
+            super::commit::write_pages_and_meta(self.shared, &self.base, core.pager, &roots)?;
         let cut = super::commit::sync_and_publish(self.shared, self.durability, written)?;
         self.shared.release_all.store(false, Ordering::Release);
         if let Some(len_bytes) = cut {
@@ -403,7 +300,7 @@ impl<'db> WriteTxn<'db> {
     /// Pages of the file that are not free (in use, or pending), after loading released
     /// every pending page it could.
     pub(crate) fn pages_not_free(&mut self) -> u64 {
-        let free = self.pager.free_map();
+        let free = self.core.get_mut().pager.free_map();
         free.file_pages() - free.free_pages()
     }
 
@@ -411,11 +308,12 @@ impl<'db> WriteTxn<'db> {
     /// allocates below `ceiling` and the free-map pages at or above it moved below it (a
     /// compaction's last steps).
     pub(crate) fn cut_tail(&mut self, ceiling: u64) {
-        let free = self.pager.free_map();
+        let core = self.core.get_mut();
+        let free = core.pager.free_map();
         free.set_ceiling(Some(ceiling));
         free.relocate_above(ceiling);
         free.set_shrink_threshold(Some(0));
-        self.edit.changed = true;
+        core.edit.changed = true;
     }
 
     /// The committed state this transaction started from.
@@ -426,44 +324,142 @@ impl<'db> WriteTxn<'db> {
     /// Drops every queued reference now, however many (a compaction moves only what the
     /// named roots reach, so the queue must be empty first).
     pub(crate) fn drain_releases(&mut self) -> Result<()> {
-        let result = (self.edit.release).process(&mut self.pager, &mut self.edit.refs, usize::MAX);
-        self.failed |= result.is_err();
+        let core = self.core.get_mut();
+        let result = (core.edit.release).process(&mut core.pager, &mut core.edit.refs, usize::MAX);
+        core.failed |= result.is_err();
         // What was dropped changed the refcounts and the free map, even with no record changed.
-        self.edit.changed = true;
+        core.edit.changed = true;
         result.map(drop)
     }
+}
 
-    /// 1. A poisoned database or a transaction that failed midway commits nothing.
-    fn check_committable(&self) -> Result<()> {
-        if self.shared.poisoned.load(Ordering::Acquire) {
-            return Err(Error::Poisoned);
+/// 1. A poisoned database or a transaction that failed midway commits nothing.
+fn check_committable(shared: &Shared, core: &Core) -> Result<()> {
+    if shared.poisoned.load(Ordering::Acquire) {
+        return Err(Error::Poisoned);
+    }
+    if core.failed {
+        return Err(Error::InvalidArgument(
+            "this transaction hit an error while writing and cannot commit".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Nothing to write; a durable commit still makes earlier Eventual commits durable.
+fn sync_if_owed(shared: &Shared, durability: Durability, base: &Committed) -> Result<()> {
+    let durable = shared.durable.lock().txn;
+    if durability == Durability::Immediate && durable < base.meta.txn {
+        sync_or_poison(shared)?;
+        *shared.durable.lock() = DurableMark {
+            txn: base.meta.txn,
+            slot: base.slot,
+        };
+    }
+    Ok(())
+}
+
+impl Core {
+    /// The sharing rule for a table's tree in this transaction.
+    pub(crate) fn table_sharing(&self) -> Sharing {
+        Sharing {
+            refs: self.edit.refs,
+            shared_until: self.edit.record.shared_until,
+            kind: TreeKind::Table,
         }
-        if self.failed {
-            return Err(Error::InvalidArgument(
-                "this transaction hit an error while writing and cannot commit".into(),
-            ));
+    }
+
+    fn catalog_sharing(&self) -> Sharing {
+        Sharing {
+            kind: TreeKind::Catalog,
+            ..self.table_sharing()
         }
+    }
+
+    /// The index of table `name` in `tables`, loading its record from the catalog first.
+    fn load(&mut self, name: &str) -> Result<usize> {
+        if let Some(&index) = self.by_name.get(name) {
+            return Ok(index);
+        }
+        let found = btree::get(&self.pager, self.catalog, name.as_bytes())?.map(<[u8]>::to_vec);
+        let state = match found {
+            Some(bytes) => {
+                let record = TableRecord::decode(&bytes, self.catalog.page.0)?;
+                // Copy the catalog path to this table first: when a catalog node is shared,
+                // copying it gives the table root its second reference, so the table's own
+                // writes see it as shared (copy-on-write goes top-down).
+                let mut sh = self.catalog_sharing();
+                let touched = btree::insert(
+                    &mut self.pager,
+                    &mut sh,
+                    self.catalog,
+                    name.as_bytes(),
+                    &bytes,
+                );
+                self.edit.refs = sh.refs;
+                self.failed |= touched.is_err();
+                self.catalog = touched?.0;
+                TableState::new(name, record, false)
+            }
+            None => TableState::new(name, TableRecord::default(), true),
+        };
+        self.tables.push(state);
+        self.by_name.insert(name.to_string(), self.tables.len() - 1);
+        Ok(self.tables.len() - 1)
+    }
+
+    /// Indexes of the tables whose `pick` holds, in name order (so that I/O is reproducible).
+    fn tables_in_name_order(&self, pick: impl Fn(&TableState) -> bool) -> Vec<usize> {
+        let mut picked: Vec<usize> = (0..self.tables.len())
+            .filter(|&i| pick(&self.tables[i]))
+            .collect();
+        picked.sort_by(|&a, &b| self.tables[a].name.cmp(&self.tables[b].name));
+        picked
+    }
+
+    /// Applies every table's buffered inserts, in name order.
+    fn flush_tables(&mut self) -> Result<()> {
+        for index in self.tables_in_name_order(|t| !t.buffer.is_empty()) {
+            flush_table(self, index)?;
+        }
+        Ok(())
+    }
+
+    fn seal_tables(&mut self) -> Result<()> {
+        let changed = self.tables_in_name_order(|t| t.changed);
+        if changed.is_empty() && self.catalog == self.edit.record.catalog {
+            return Ok(());
+        }
+        let mut sh = self.catalog_sharing();
+        let mut catalog = self.catalog;
+        for index in changed {
+            let state = &self.tables[index];
+            let key = state.name.as_bytes();
+            if state.deleted {
+                catalog = btree::remove(&mut self.pager, &mut sh, catalog, key)?.0;
+            } else {
+                let root = btree::seal(&mut self.pager, state.record.root)?;
+                let record = TableRecord {
+                    root,
+                    len: state.record.len,
+                };
+                let value = record.encode();
+                catalog = btree::insert(&mut self.pager, &mut sh, catalog, key, &value)?.0;
+            }
+        }
+        self.edit.refs = sh.refs;
+        self.catalog = btree::seal(&mut self.pager, catalog)?;
+        self.edit.record.catalog = self.catalog;
+        self.edit.record.txn = self.pager.txn().0;
+        self.edit.touch_branch();
         Ok(())
     }
 
     fn changes_nothing(&self) -> bool {
-        !self.tables.values().any(|t| t.changed)
+        !self.tables.iter().any(|t| t.changed)
             && self.snapshots.is_empty()
             && !self.edit.changed
             && self.edit.release.is_empty()
-    }
-
-    /// Nothing to write; a durable commit still makes earlier Eventual commits durable.
-    fn sync_if_owed(&self) -> Result<()> {
-        let durable = self.shared.durable.lock().txn;
-        if self.durability == Durability::Immediate && durable < self.base.meta.txn {
-            sync_or_poison(self.shared)?;
-            *self.shared.durable.lock() = DurableMark {
-                txn: self.base.meta.txn,
-                slot: self.base.slot,
-            };
-        }
-        Ok(())
     }
 
     /// Steps 2 to 6: every tree this commit changed, sealed, up to the system trees.
@@ -521,48 +517,6 @@ fn shrink_pages(rule: Shrink, free: &FreeMap) -> Option<u64> {
     }
 }
 
-/// Applies a table's buffered inserts to its tree, in key order. An error marks the
-/// transaction failed (the tree may be half changed).
-fn flush_table(
-    pager: &mut WritePager,
-    state: &mut TableState,
-    refs: &mut Ptr,
-    shared_until: u64,
-    failed: &mut bool,
-) -> Result<()> {
-    if state.buffer.is_empty() {
-        return Ok(());
-    }
-    let buffer = std::mem::take(&mut state.buffer);
-    let mut sh = Sharing {
-        refs: *refs,
-        shared_until,
-        kind: TreeKind::Table,
-    };
-    let mut root = state.record.root;
-    let mut added = 0u64;
-    let mut result = Ok(());
-    let mut finger = None;
-    for (key, value) in buffer.sorted() {
-        match btree::insert_with_finger(pager, &mut sh, root, key, value, &mut finger) {
-            Ok((new_root, replaced)) => {
-                root = new_root;
-                added += u64::from(!replaced);
-            }
-            Err(e) => {
-                *failed = true;
-                result = Err(e);
-                break;
-            }
-        }
-    }
-    *refs = sh.refs;
-    state.record.root = root;
-    state.record.len += added;
-    state.changed = true;
-    result
-}
-
 /// One fsync; a failure poisons the database (the kernel may have dropped the dirty pages,
 /// so a retry that succeeds proves nothing).
 pub(crate) fn sync_or_poison(shared: &Shared) -> Result<()> {
@@ -570,111 +524,4 @@ pub(crate) fn sync_or_poison(shared: &Shared) -> Result<()> {
         shared.poisoned.store(true, Ordering::Release);
         Error::Io(e)
     })
-}
-
-impl TableMut<'_> {
-    fn sharing(&self) -> Sharing {
-        Sharing {
-            refs: *self.refs,
-            shared_until: self.shared_until,
-            kind: TreeKind::Table,
-        }
-    }
-
-    fn track<T>(&mut self, sh: Sharing, result: Result<T>) -> Result<T> {
-        *self.refs = sh.refs;
-        if let Err(e) = &result {
-            if !matches!(e, Error::KeyTooLarge { .. } | Error::ValueTooLarge { .. }) {
-                *self.failed = true;
-            }
-        }
-        result
-    }
-
-    /// Inserts or overwrites `key`. Keys sort bytewise, so integers keep their order only
-    /// big-endian (`n.to_be_bytes()`); a key may be up to [`crate::MAX_KEY_LEN`] bytes and a
-    /// value up to [`crate::MAX_VALUE_LEN`], checked at once. Small entries are buffered and
-    /// applied in key order before the table is next read, which makes loads fast; use
-    /// [`TableMut::replace`] to get the old value back.
-    pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        btree::check_sizes(key, value.len())?;
-        let page_size = self.pager.page_size();
-        if node::leaf_inline_bytes(key.len(), value.len()) <= node::max_entry_bytes(page_size) {
-            self.state.buffer.push(key, value);
-            self.state.changed = true;
-            if self.state.buffer.bytes() >= FLUSH_BYTES {
-                self.flush()?;
-            }
-            return Ok(());
-        }
-        self.flush()?;
-        self.insert_now(key, value)
-    }
-
-    fn insert_now(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        let mut sh = self.sharing();
-        let result = btree::insert(self.pager, &mut sh, self.state.record.root, key, value);
-        let (root, replaced) = self.track(sh, result)?;
-        self.state.record.root = root;
-        self.state.record.len += u64::from(!replaced);
-        self.state.changed = true;
-        Ok(())
-    }
-
-    /// Applies the buffered inserts to the tree, in key order.
-    fn flush(&mut self) -> Result<()> {
-        flush_table(
-            self.pager,
-            self.state,
-            self.refs,
-            self.shared_until,
-            self.failed,
-        )
-    }
-
-    /// Removes `key`; returns whether it was there.
-    pub fn remove(&mut self, key: &[u8]) -> Result<bool> {
-        self.flush()?;
-        let mut sh = self.sharing();
-        let result = btree::remove(self.pager, &mut sh, self.state.record.root, key);
-        let (root, removed) = self.track(sh, result)?;
-        if removed {
-            self.state.record.root = root;
-            self.state.record.len -= 1;
-            self.state.changed = true;
-        }
-        Ok(removed)
-    }
-
-    /// The value of `key`, including this transaction's writes.
-    pub fn get(&mut self, key: &[u8]) -> Result<Option<&[u8]>> {
-        self.flush()?;
-        btree::get(&*self.pager, self.state.record.root, key)
-    }
-
-    /// Entries with keys in `range`, including this transaction's writes.
-    pub fn range<'k, R: RangeBounds<&'k [u8]>>(&mut self, range: R) -> Result<Range<'_>> {
-        self.flush()?;
-        Ok(Range::new(
-            &*self.pager as &dyn PageSource,
-            self.state.record.root,
-            &range,
-        ))
-    }
-
-    /// All entries.
-    pub fn iter(&mut self) -> Result<Range<'_>> {
-        self.range::<std::ops::RangeFull>(..)
-    }
-
-    /// Number of entries, in O(1).
-    pub fn len(&mut self) -> Result<u64> {
-        self.flush()?;
-        Ok(self.state.record.len)
-    }
-
-    /// Whether the table is empty.
-    pub fn is_empty(&mut self) -> Result<bool> {
-        Ok(self.len()? == 0)
-    }
 }

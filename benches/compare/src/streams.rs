@@ -102,7 +102,7 @@ fn open(path: &Path) -> Res<Database> {
 
 /// Writes `kvs` in one durable commit.
 fn commit<'a>(db: &Database, kvs: impl Iterator<Item = &'a Kv>) -> Res<()> {
-    let mut tx = db.begin_write()?;
+    let tx = db.begin_write()?;
     {
         let mut t = tx.open_table(TABLE)?;
         for (k, v) in kvs {

@@ -40,7 +40,7 @@ fn load() -> (TempDir, Database) {
     let dir = tempfile::tempdir().expect("temporary folder");
     let db = Database::open(dir.path().join("micro.db")).expect("open");
     for chunk in 0..10 {
-        let mut tx = db.begin_write().expect("begin_write");
+        let tx = db.begin_write().expect("begin_write");
         {
             let mut t = tx.open_table(TABLE).expect("open_table");
             for i in chunk * ENTRIES / 10..(chunk + 1) * ENTRIES / 10 {
@@ -100,7 +100,7 @@ fn writes(c: &mut Criterion) {
     // keeps its 100k entries from one sample to the next).
     c.bench_function("insert (random, one txn)", |b| {
         b.iter_custom(|iters| {
-            let mut tx = db.begin_write().expect("begin_write");
+            let tx = db.begin_write().expect("begin_write");
             let mut t = tx.open_table(TABLE).expect("open_table");
             let start = Instant::now();
             for _ in 0..iters {

@@ -8,6 +8,7 @@ use super::{bound_ref, outcome};
 use crate::testkit::model::{check_key, TableModel};
 use crate::testkit::ops::MoreOp;
 use crate::TableMut;
+use std::borrow::Cow;
 
 type Entry = (Vec<u8>, Vec<u8>);
 
@@ -19,8 +20,11 @@ fn last(m: &TableModel) -> Option<Entry> {
     m.iter().next_back().map(|(k, v)| (k.clone(), v.clone()))
 }
 
-fn owned(entry: crate::Result<Option<(&[u8], &[u8])>>) -> crate::Result<Option<Entry>> {
-    entry.map(|e| e.map(|(k, v)| (k.to_vec(), v.to_vec())))
+/// An entry as a write transaction's table returns it.
+type CowEntry<'t> = (Cow<'t, [u8]>, Cow<'t, [u8]>);
+
+fn owned(entry: crate::Result<Option<CowEntry<'_>>>) -> crate::Result<Option<Entry>> {
+    entry.map(|e| e.map(|(k, v)| (k.into_owned(), v.into_owned())))
 }
 
 /// Applies `op` to the table and to its model, and compares what each returned.

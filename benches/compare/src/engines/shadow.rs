@@ -28,7 +28,7 @@ impl ShadowKv {
 impl Engine for ShadowKv {
     fn write_batches(&mut self, kvs: &[Kv], per_commit: usize) -> Res<()> {
         for chunk in kvs.chunks(per_commit) {
-            let mut tx = self.db.begin_write()?;
+            let tx = self.db.begin_write()?;
             {
                 let mut t = tx.open_table(TABLE)?;
                 for (k, v) in chunk {
@@ -68,7 +68,7 @@ impl Engine for ShadowKv {
     }
 
     fn remove(&mut self, keys: &[&[u8]]) -> Res<()> {
-        let mut tx = self.db.begin_write()?;
+        let tx = self.db.begin_write()?;
         {
             let mut t = tx.open_table(TABLE)?;
             for k in keys {
