@@ -93,8 +93,7 @@ pub fn insert(
     value: &[u8],
 ) -> Result<(Ptr, bool)> {
     check_sizes(key, value.len())?;
-    let ps = w.page_size();
-    let inline = node::leaf_inline_bytes(key.len(), value.len()) <= node::max_entry_bytes(ps);
+    let inline = node::fits_inline(key.len(), value.len(), w.page_size());
     let stored = if inline {
         LeafValue::Inline(value)
     } else {
@@ -157,8 +156,7 @@ pub fn insert_with_finger(
     finger: &mut Option<Finger>,
 ) -> Result<(Ptr, bool)> {
     check_sizes(key, value.len())?;
-    let inline =
-        node::leaf_inline_bytes(key.len(), value.len()) <= node::max_entry_bytes(w.page_size());
+    let inline = node::fits_inline(key.len(), value.len(), w.page_size());
     if let Some(f) = finger.as_ref().filter(|f| {
         inline
             && f.root == root
@@ -382,17 +380,14 @@ fn raw_entries(w: &WritePager, ptr: Ptr, level: u8) -> Result<Vec<Vec<u8>>> {
 
 /// A branch entry with its key replaced.
 fn with_key(entry: &[u8], key: &[u8]) -> Vec<u8> {
-    let klen = u16::from_le_bytes([entry[0], entry[1]]) as usize;
-    let ptr = Ptr::decode(&entry[2 + klen..]);
+    let ptr = node::branch_entry_child(entry);
     let mut out = vec![0u8; node::branch_entry_bytes(key.len()) - node::SLOT_BYTES];
     node::write_branch_entry(&mut out, key, ptr);
     out
 }
 
 fn entry_key(entry: &[u8], level: u8) -> &[u8] {
-    let klen = u16::from_le_bytes([entry[0], entry[1]]) as usize;
-    let head = if level == 0 { 7 } else { 2 };
-    &entry[head..head + klen]
+    node::entry_key(entry, level == 0)
 }
 
 /// Rewrites node `left` with `entries`, spilling into a new right node when they do not fit

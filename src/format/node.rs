@@ -51,6 +51,12 @@ pub fn max_entry_bytes(page_size: usize) -> usize {
     usable_bytes(page_size) / 3
 }
 
+/// Whether a value of `value_len` bytes is stored inline in its leaf entry (else in an
+/// overflow run): the one answer to that question.
+pub fn fits_inline(key_len: usize, value_len: usize, page_size: usize) -> bool {
+    leaf_inline_bytes(key_len, value_len) <= max_entry_bytes(page_size)
+}
+
 /// Bytes (with slot) of a leaf entry holding the value inline.
 pub fn leaf_inline_bytes(key_len: usize, value_len: usize) -> usize {
     SLOT_BYTES + LEAF_ENTRY_HEADER + key_len + value_len
@@ -431,8 +437,9 @@ fn set_slot(page: &mut [u8], i: usize, off: usize, head: u32) {
     page[at + 2..at + 6].copy_from_slice(&head.to_le_bytes());
 }
 
-/// The key inside an encoded entry of a leaf (`leaf`) or branch.
-fn entry_key(entry: &[u8], leaf: bool) -> &[u8] {
+/// The key inside an encoded entry (as returned by [`NodeView::entry`]) of a leaf (`leaf`)
+/// or branch.
+pub fn entry_key(entry: &[u8], leaf: bool) -> &[u8] {
     let klen = u16::from_le_bytes([entry[0], entry[1]]) as usize;
     let at = if leaf {
         LEAF_ENTRY_HEADER
@@ -560,6 +567,12 @@ pub fn write_leaf_entry(out: &mut [u8], key: &[u8], value: LeafValue<'_>) {
             ptr.encode(&mut out[v..v + PTR_BYTES]);
         }
     }
+}
+
+/// The child pointer inside an encoded branch entry (as returned by [`NodeView::entry`]).
+pub fn branch_entry_child(entry: &[u8]) -> Ptr {
+    let klen = u16::from_le_bytes([entry[0], entry[1]]) as usize;
+    Ptr::decode(&entry[BRANCH_ENTRY_HEADER + klen..BRANCH_ENTRY_HEADER + klen + PTR_BYTES])
 }
 
 /// Encodes a branch entry into `out` (sized by [`branch_entry_bytes`] minus the slot).

@@ -136,7 +136,7 @@ impl<'t> TableMut<'t> {
     pub fn insert(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         btree::check_sizes(key, value.len())?;
         let page_size = self.committed.page_size();
-        if node::leaf_inline_bytes(key.len(), value.len()) <= node::max_entry_bytes(page_size) {
+        if node::fits_inline(key.len(), value.len(), page_size) {
             let mut core = self.core.borrow_mut();
             let state = &mut core.tables[self.index];
             state.buffer.push(key, value);
