@@ -32,7 +32,32 @@ pub(crate) struct TableState {
     buffer: InsertBuffer,
 }
 
-/// The one write transaction, on one branch. Reads its own writes; `commit` publishes them.
+/// A write transaction: changes to the tables of one branch (`main`, unless it was begun with
+/// [`Database::begin_write_on`](crate::Database::begin_write_on)), which nobody else sees
+/// until [`commit`](WriteTxn::commit) publishes them all at once.
+///
+/// It reads its own writes. A database has one write transaction at a time: it holds the
+/// writer slot until it is committed or dropped (see [the writer
+/// slot](crate::Database#the-writer-slot)), while readers go on undisturbed. Dropping it
+/// without committing discards every change.
+///
+/// ```
+/// use shadowkv::Database;
+/// # fn main() -> shadowkv::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = Database::open(dir.path().join("example.db"))?;
+/// let mut tx = db.begin_write()?;
+/// tx.open_table("users")?.insert(b"alice", b"1")?;
+/// tx.open_table("ages")?.insert(b"alice", &42u32.to_be_bytes())?;
+/// tx.commit()?; // both tables change, or neither does
+///
+/// let mut tx = db.begin_write()?;
+/// tx.open_table("users")?.insert(b"bob", b"2")?;
+/// drop(tx); // aborted: "bob" was never written
+/// assert!(db.begin_read()?.open_table("users")?.get(b"bob")?.is_none());
+/// # Ok(())
+/// # }
+/// ```
 pub struct WriteTxn<'db> {
     shared: &'db Shared,
     _guard: WriterGuard<'db>,
@@ -46,7 +71,13 @@ pub struct WriteTxn<'db> {
     failed: bool,
 }
 
-/// A table inside a write transaction.
+/// A table in a write transaction, from [`WriteTxn::open_table`]. Its reads include the
+/// transaction's own writes; its changes reach other transactions only when the write
+/// transaction commits. It borrows the transaction, so one table is open at a time: let it go
+/// out of scope to open another.
+///
+/// The read methods take `&mut self` because they first apply the inserts the table buffers
+/// (see [`TableMut::insert`]).
 pub struct TableMut<'t> {
     pager: &'t mut WritePager,
     state: &'t mut TableState,
@@ -138,12 +169,18 @@ impl<'db> WriteTxn<'db> {
         })
     }
 
-    /// Sets the durability of this commit (the database's default otherwise).
+    /// Sets the durability of this transaction's commit; the default is the database's
+    /// ([`Options::durability`](crate::Options::durability)). See [`WriteTxn::commit`] for
+    /// what each mode promises.
     pub fn set_durability(&mut self, durability: Durability) {
         self.durability = durability;
     }
 
-    /// The txn id this transaction will commit as.
+    /// The id its commit will have. Commits are numbered in order, so a later commit has a
+    /// larger id: the number [`ReadTxn::txn_id`](crate::ReadTxn::txn_id),
+    /// [`SnapshotInfo::txn`](crate::SnapshotInfo::txn) and [`Stats::txn`](crate::Stats::txn)
+    /// report. A transaction that is dropped, or commits no change, leaves its id to the
+    /// next one.
     pub fn txn_id(&self) -> u64 {
         self.pager.txn().0
     }
@@ -156,6 +193,7 @@ impl<'db> WriteTxn<'db> {
 
     /// The free map of this transaction, to set how its commit shrinks the file, where its
     /// allocations stop and which free-map pages move (for compaction and its tests).
+    #[cfg(feature = "testkit")]
     #[doc(hidden)]
     pub fn free_map(&mut self) -> &mut FreeMap {
         self.pager.free_map()
@@ -204,7 +242,9 @@ impl<'db> WriteTxn<'db> {
         Ok(())
     }
 
-    /// Opens a table, creating it if missing.
+    /// Opens the table `name`, creating it if missing (the new table exists for others once
+    /// the transaction commits). `Error::InvalidArgument` when the name is empty, longer than
+    /// 255 bytes or starts with U+0000.
     pub fn open_table(&mut self, name: &str) -> Result<TableMut<'_>> {
         check_name(name)?;
         self.load(name)?;
@@ -226,8 +266,9 @@ impl<'db> WriteTxn<'db> {
         })
     }
 
-    /// Deletes a table; its pages return in bounded steps over the next commits. Returns
-    /// whether it existed.
+    /// Deletes the table `name` and all its entries; returns whether it existed. The
+    /// deletion itself costs O(1): its space is reused gradually over the next commits.
+    /// Snapshots and other branches that hold the table keep it.
     pub fn delete_table(&mut self, name: &str) -> Result<bool> {
         check_name(name)?;
         self.load(name)?;
@@ -253,7 +294,8 @@ impl<'db> WriteTxn<'db> {
         Ok(true)
     }
 
-    /// Names of all tables as this transaction sees them, in order.
+    /// Names of all tables as this transaction sees them (its own creations and deletions
+    /// included), in order.
     pub fn table_names(&self) -> Result<Vec<String>> {
         let mut names = table_names(&self.pager, self.catalog)?;
         names.retain(|n| !self.tables.get(n).is_some_and(|t| t.deleted));
@@ -266,8 +308,9 @@ impl<'db> WriteTxn<'db> {
         Ok(names)
     }
 
-    /// Takes a snapshot named `name` of exactly the state this transaction commits, on its
-    /// branch, atomically with its writes.
+    /// Takes a snapshot named `name` of exactly the state this transaction commits, atomically
+    /// with its writes: the snapshot exists once the commit returns, and not at all if the
+    /// transaction is dropped. `Error::AlreadyExists` when a snapshot or branch has that name.
     pub fn create_snapshot(&mut self, name: &str) -> Result<()> {
         check_name(name)?;
         if self.snapshots.iter().any(|n| n == name)
@@ -363,7 +406,53 @@ impl<'db> WriteTxn<'db> {
         Ok(())
     }
 
-    /// Commits: the numbered steps of the commit protocol.
+    /// Publishes every change of this transaction at once: its writes, the tables it created
+    /// or deleted and the snapshots it took. Read transactions begun before keep the state
+    /// they began on; those begun after `commit` returns see the changes. The commit is
+    /// atomic: a crash at any moment leaves the database with all of it or none of it.
+    ///
+    /// When it is durable depends on the transaction's [`Durability`]:
+    /// - `Immediate` (the default): `commit` returns once the changes are on stable storage
+    ///   (one fsync), so they survive a crash or a power cut.
+    /// - `Eventual`: `commit` returns without waiting for the disk. The changes are visible
+    ///   at once and become durable at the next `Immediate` commit, at
+    ///   [`Database::sync`](crate::Database::sync), when the database syncs on its own (to
+    ///   bound the space that waits for a durable commit) or when the file is next opened.
+    ///   The commit is already written to the operating system, so a crash of the process
+    ///   loses nothing; a power cut before it is durable may lose it, with the `Eventual`
+    ///   commits after it, but never a commit that was durable or anything before one.
+    ///
+    /// A transaction that changed nothing writes nothing; with `Immediate` it still makes
+    /// earlier `Eventual` commits durable. The writer slot is released whatever the result.
+    ///
+    /// # Errors
+    ///
+    /// - `Error::InvalidArgument` when an earlier call of this transaction failed while
+    ///   changing a table (other than a key or value over the size limit): nothing is
+    ///   written, as if the transaction had been dropped.
+    /// - `Error::Io` when the storage fails. Nothing is published: readers keep seeing the
+    ///   last committed state. If the failure came while the commit was being made durable
+    ///   (its final metadata write or an fsync), the database is also *poisoned*: from then
+    ///   on writes and `sync` return `Error::Poisoned`, reads go on, and reopening the
+    ///   database recovers a committed state from the file.
+    /// - `Error::Poisoned` when the database was poisoned before.
+    ///
+    /// ```
+    /// use shadowkv::{Database, Durability};
+    /// # fn main() -> shadowkv::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::open(dir.path().join("example.db"))?;
+    /// for batch in 0..3u32 {
+    ///     let mut tx = db.begin_write()?;
+    ///     tx.set_durability(Durability::Eventual); // no fsync for this commit
+    ///     tx.open_table("log")?.insert(&batch.to_be_bytes(), b"entry")?;
+    ///     tx.commit()?; // visible at once, durable later
+    /// }
+    /// db.sync()?; // all three are durable now
+    /// assert_eq!(db.begin_read()?.open_table("log")?.len()?, 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn commit(self) -> Result<()> {
         self.commit_holding_lock().map(drop)
     }
@@ -646,13 +735,15 @@ impl TableMut<'_> {
         Ok(removed)
     }
 
-    /// The value of `key`, including this transaction's writes.
+    /// The value of `key`, including this transaction's writes; `None` when it is absent.
     pub fn get(&mut self, key: &[u8]) -> Result<Option<&[u8]>> {
         self.flush()?;
         btree::get(&*self.pager, self.state.record.root, key)
     }
 
-    /// Entries with keys in `range`, including this transaction's writes.
+    /// The entries with keys in `range`, in key order and double-ended, including this
+    /// transaction's writes. `range` is any range of `&[u8]` (`a..b`, `a..`, `..=b`, `..`)
+    /// or a pair of [`Bound`](std::ops::Bound)s; see [`Table::range`](crate::Table::range).
     pub fn range<'k, R: RangeBounds<&'k [u8]>>(&mut self, range: R) -> Result<Range<'_>> {
         self.flush()?;
         Ok(Range::new(
@@ -662,7 +753,7 @@ impl TableMut<'_> {
         ))
     }
 
-    /// All entries.
+    /// All entries, in key order; double-ended.
     pub fn iter(&mut self) -> Result<Range<'_>> {
         self.range::<std::ops::RangeFull>(..)
     }
