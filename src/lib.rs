@@ -96,24 +96,64 @@
 //! # }
 //! ```
 //!
-//! Layers, each importing only those below it: `db`, `txn`, `btree`, `pager`, `format`, `io`.
-//! See `docs/ARCHITECTURE.md` for the map and the invariants, `docs/format.md` for the bytes.
+//! The public API is what this page lists: [`Database`] and its [`Options`]; the
+//! transactions [`ReadTxn`] and [`WriteTxn`], their tables [`Table`] and [`TableMut`] and the
+//! iterator [`Range`]; [`Diff`] and [`Change`]; [`Durability`]; the reports [`Stats`],
+//! [`TableStats`], [`CheckReport`], [`CompactReport`] and [`SnapshotInfo`] (alias
+//! [`BranchInfo`]); [`Error`] and [`Result`]; and the limits [`MAX_KEY_LEN`] and
+//! [`MAX_VALUE_LEN`].
+//!
+//! The engine behind it is private, in layers, each importing only those below it: `db`,
+//! `txn`, `btree`, `pager`, `format`, `io`. The `testkit` feature, meant for this crate's own
+//! tests, fuzz targets and benches, adds the `testkit` module (a model-based test runner) and
+//! a hidden `internals` module that re-exports the layers (`internals::format`,
+//! `internals::io`, ...) and a few test-only methods (`Options::open_storage` on any storage,
+//! such as an in-memory one); none of that is part of the API or covered by semver. See
+//! `docs/ARCHITECTURE.md` for the map and the invariants, `docs/format.md` for the bytes.
 
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 #[allow(unsafe_code)]
-pub mod io;
+mod io;
 
-pub mod btree;
+mod btree;
 mod db;
 mod error;
-pub mod format;
-pub mod pager;
-pub mod txn;
+mod format;
+mod pager;
+mod txn;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
+
+/// The engine's layers, for the crate's own tests, testkit, fuzz targets, benches and
+/// examples: compiled only with the `testkit` feature, hidden from the docs, and no part of
+/// the public API (nothing here is covered by semver).
+#[cfg(feature = "testkit")]
+#[doc(hidden)]
+pub mod internals {
+    /// The copy-on-write B+tree (`src/btree`).
+    pub mod btree {
+        pub use crate::btree::*;
+    }
+    /// The on-disk bytes (`src/format`).
+    pub mod format {
+        pub use crate::format::*;
+    }
+    /// The storage seam (`src/io`).
+    pub mod io {
+        pub use crate::io::*;
+    }
+    /// Pages as the layers above see them (`src/pager`).
+    pub mod pager {
+        pub use crate::pager::*;
+    }
+    /// Transactions (`src/txn`).
+    pub mod txn {
+        pub use crate::txn::*;
+    }
+}
 
 pub use db::{
     BranchInfo, CheckReport, CompactReport, Database, Options, SnapshotInfo, Stats, TableStats,

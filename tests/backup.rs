@@ -7,11 +7,11 @@ mod common;
 mod storage;
 
 use common::{Model, Rng};
-use shadowkv::format::meta::{Meta, META_BYTES};
-use shadowkv::format::roots::RootRecord;
-use shadowkv::format::{Ptr, META_SLOT_BYTES};
-use shadowkv::io::{MemStorage, Storage};
-use shadowkv::pager::ReadPages;
+use shadowkv::internals::format::meta::{Meta, META_BYTES};
+use shadowkv::internals::format::roots::RootRecord;
+use shadowkv::internals::format::{Ptr, META_SLOT_BYTES};
+use shadowkv::internals::io::{MemStorage, Storage};
+use shadowkv::internals::pager::ReadPages;
 use shadowkv::{CheckReport, Database, Durability, Error};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -63,7 +63,7 @@ fn root_records(path: &Path) -> Vec<(String, RootRecord)> {
         meta.page_size as usize,
         true,
     );
-    let mut records = shadowkv::txn::roots::list(&pages, meta.roots).unwrap();
+    let mut records = shadowkv::internals::txn::roots::list(&pages, meta.roots).unwrap();
     for (_, record) in &mut records {
         record.catalog = Ptr::default();
     }
@@ -518,7 +518,7 @@ fn a_thinned_table_is_refilled_into_full_leaves() {
         "copy {report:?}\nsource {src_report:?}"
     );
     // Full leaves: within a few percent of the live bytes over the usable bytes of a page.
-    use shadowkv::format::node::{leaf_inline_bytes, usable_bytes};
+    use shadowkv::internals::format::node::{leaf_inline_bytes, usable_bytes};
     let live = (N / 2) * leaf_inline_bytes(8, VALUE) as u64;
     let least = live.div_ceil(usable_bytes(4096) as u64);
     assert!(

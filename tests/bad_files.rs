@@ -46,7 +46,7 @@ fn not_a_database() {
 
 #[test]
 fn unsupported_version() {
-    use shadowkv::format::meta::META_BYTES;
+    use shadowkv::internals::format::meta::META_BYTES;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v.db");
     make_db(&path);
@@ -55,7 +55,7 @@ fn unsupported_version() {
     let mut bytes = good.clone();
     for slot in [0usize, 4096] {
         bytes[slot + 8..slot + 12].copy_from_slice(&99u32.to_le_bytes());
-        let crc = shadowkv::format::checksum(&bytes[slot..slot + META_BYTES - 4]);
+        let crc = shadowkv::internals::format::checksum(&bytes[slot..slot + META_BYTES - 4]);
         bytes[slot + META_BYTES - 4..slot + META_BYTES].copy_from_slice(&crc.to_le_bytes());
     }
     std::fs::write(&path, &bytes).unwrap();

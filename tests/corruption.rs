@@ -29,12 +29,12 @@
 mod common;
 
 use common::Rng;
-use shadowkv::btree::traverse::{traverse, Child, Edge, Enter, TreeKind, Visitor};
-use shadowkv::format::meta::{Meta, META_BYTES};
-use shadowkv::format::node::NodeView;
-use shadowkv::format::{first_data_page, HEADER_BYTES, META_SLOT_BYTES};
-use shadowkv::io::{MemStorage, Storage};
-use shadowkv::pager::{freemap, ReadPages};
+use shadowkv::internals::btree::traverse::{traverse, Child, Edge, Enter, TreeKind, Visitor};
+use shadowkv::internals::format::meta::{Meta, META_BYTES};
+use shadowkv::internals::format::node::NodeView;
+use shadowkv::internals::format::{first_data_page, HEADER_BYTES, META_SLOT_BYTES};
+use shadowkv::internals::io::{MemStorage, Storage};
+use shadowkv::internals::pager::{freemap, ReadPages};
 use shadowkv::testkit::{show, Kind, Model, TableModel, Tables};
 use shadowkv::{Database, Durability, Error, WriteTxn};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -397,7 +397,7 @@ impl Roles {
 }
 
 fn freemap_bits() -> u64 {
-    shadowkv::format::freemap::bits_per_bitmap(PS)
+    shadowkv::internals::format::freemap::bits_per_bitmap(PS)
 }
 
 /// The overflow runs the trees reach, each once: a visitor over the engine's traversal.

@@ -15,7 +15,7 @@ mod common;
 mod storage;
 
 use common::{Model, Rng};
-use shadowkv::io::MemStorage;
+use shadowkv::internals::io::MemStorage;
 use shadowkv::{Database, Durability};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;

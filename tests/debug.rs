@@ -6,7 +6,7 @@ use std::sync::Arc;
 #[test]
 fn handles_and_transactions_implement_debug() {
     let db: Database = Options::default()
-        .open_storage(Arc::new(shadowkv::io::MemStorage::new()))
+        .open_storage(Arc::new(shadowkv::internals::io::MemStorage::new()))
         .unwrap();
     let tx = db.begin_write().unwrap();
     assert!(format!("{tx:?}").starts_with("WriteTxn { txn: "), "{tx:?}");
@@ -25,7 +25,7 @@ fn handles_and_transactions_implement_debug() {
 #[test]
 fn the_size_limits_are_public_and_enforced() {
     let db: Database = Options::default()
-        .open_storage(Arc::new(shadowkv::io::MemStorage::new()))
+        .open_storage(Arc::new(shadowkv::internals::io::MemStorage::new()))
         .unwrap();
     let tx = db.begin_write().unwrap();
     let mut t = tx.open_table("t").unwrap();

@@ -15,8 +15,8 @@ mod common;
 #[path = "common/storage.rs"]
 mod storage;
 
-use shadowkv::format::META_REGION_BYTES;
-use shadowkv::io::MemStorage;
+use shadowkv::internals::format::META_REGION_BYTES;
+use shadowkv::internals::io::MemStorage;
 use shadowkv::{Database, Durability, Error};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};

@@ -9,7 +9,7 @@
 mod common;
 
 use common::Rng;
-use shadowkv::io::MemStorage;
+use shadowkv::internals::io::MemStorage;
 use shadowkv::testkit::fuzz;
 use shadowkv::{Database, Durability};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -247,7 +247,7 @@ fn artifact(name: &str) -> Vec<u8> {
 /// underflowed (a panic with overflow checks, a huge wrong count without).
 #[test]
 fn used_bytes_does_not_underflow() {
-    use shadowkv::format::node::NodeView;
+    use shadowkv::internals::format::node::NodeView;
     let mut page = vec![0u8; 4096];
     page[0] = 1; // leaf, level 0, count 0
     page[4..8].copy_from_slice(&4096u32.to_le_bytes()); // free_end: the page end
@@ -271,7 +271,7 @@ fn used_bytes_does_not_underflow() {
 /// unchecked, which underflowed (a panic with overflow checks, a huge `used_pages` without).
 #[test]
 fn stats_do_not_underflow_on_bad_meta_counts() {
-    use shadowkv::format::meta::Meta;
+    use shadowkv::internals::format::meta::Meta;
     let mut bytes = small_database(false);
     let slot = (0..2)
         .max_by_key(|s| Meta::decode(&bytes[s * 4096..]).map_or(0, |m| m.txn))
@@ -309,9 +309,9 @@ fn stats_do_not_underflow_on_bad_meta_counts() {
 /// see that path).
 #[test]
 fn freemap_count_does_not_overflow() {
-    use shadowkv::format::freemap::{chain_entry, set_chain_entry, DirEntry};
-    use shadowkv::format::meta::{Meta, META_BYTES};
-    use shadowkv::format::{checksum, U32Le};
+    use shadowkv::internals::format::freemap::{chain_entry, set_chain_entry, DirEntry};
+    use shadowkv::internals::format::meta::{Meta, META_BYTES};
+    use shadowkv::internals::format::{checksum, U32Le};
     let mut bytes = small_database(false);
     let slot = (0..2)
         .max_by_key(|s| Meta::decode(&bytes[s * 4096..]).map_or(0, |m| m.txn))
@@ -345,7 +345,7 @@ fn freemap_count_does_not_overflow() {
 /// gone after a reopen).
 #[test]
 fn txn_id_does_not_wrap_at_the_maximum() {
-    use shadowkv::format::meta::{Meta, META_BYTES};
+    use shadowkv::internals::format::meta::{Meta, META_BYTES};
     let mut bytes = small_database(false);
     let slot = (0..2)
         .max_by_key(|s| Meta::decode(&bytes[s * 4096..]).map_or(0, |m| m.txn))
@@ -411,8 +411,8 @@ fn roots_walk_stops_on_a_cycle() {
 }
 
 fn roots_walk_cycle_body() {
-    use shadowkv::format::node::NodeView;
-    use shadowkv::format::{PageId, Ptr, TxnId};
+    use shadowkv::internals::format::node::NodeView;
+    use shadowkv::internals::format::{PageId, Ptr, TxnId};
     let mut bytes = small_database(false);
     // The branch node of `t1` on branch `b1`, written by the write on b1 (txn 4): exclusive
     // to b1, and older than the last commit, so opening does not verify it.

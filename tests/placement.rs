@@ -10,7 +10,7 @@ mod common;
 mod storage;
 
 use common::Rng;
-use shadowkv::format::META_REGION_BYTES;
+use shadowkv::internals::format::META_REGION_BYTES;
 use shadowkv::{Database, Durability};
 use std::sync::Arc;
 use storage::{fresh_db_bytes, Op, Recording};

@@ -2,11 +2,11 @@
 //! ceiling, moving free-map pages out of a region, and releasing every releasable pending page
 //! after a reopen.
 
-use shadowkv::format::meta::{Meta, META_BYTES};
-use shadowkv::format::META_SLOT_BYTES;
-use shadowkv::io::{MemStorage, Storage};
-use shadowkv::pager::freemap::{self, is_ceiling_reached, Heat};
-use shadowkv::pager::ReadPages;
+use shadowkv::internals::format::meta::{Meta, META_BYTES};
+use shadowkv::internals::format::META_SLOT_BYTES;
+use shadowkv::internals::io::{MemStorage, Storage};
+use shadowkv::internals::pager::freemap::{self, is_ceiling_reached, Heat};
+use shadowkv::internals::pager::ReadPages;
 use shadowkv::{Database, Durability};
 use std::sync::Arc;
 
@@ -275,7 +275,8 @@ fn relocate_above_moves_free_map_pages_below_the_cutoff() {
         let meta = meta_of(mem);
         let pages = pages_of(mem, &meta);
         let loaded = freemap::load_chains(&pages, meta.free_dir, meta.pending, true).unwrap();
-        let ids = |ptrs: &[shadowkv::format::Ptr]| ptrs.iter().map(|p| p.page.0).collect();
+        let ids =
+            |ptrs: &[shadowkv::internals::format::Ptr]| ptrs.iter().map(|p| p.page.0).collect();
         let bitmaps: Vec<u64> = ids(&loaded.dir.iter().map(|d| d.0).collect::<Vec<_>>());
         // One directory page, then the pending chain, newest first.
         (bitmaps, ids(&loaded.chain_pages[1..]))

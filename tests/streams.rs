@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Model, Rng};
-use shadowkv::io::MemStorage;
+use shadowkv::internals::io::MemStorage;
 use shadowkv::{Database, Error};
 use std::sync::Arc;
 
@@ -165,7 +165,7 @@ fn refused_streams_leave_the_replica_as_it_was() {
     let mut far = s[1].clone();
     let name_len = u32::from_le_bytes(far[64..68].try_into().unwrap()) as usize;
     far[56..64].copy_from_slice(&u64::MAX.to_le_bytes());
-    let crc = shadowkv::format::checksum(&far[..72 + name_len]);
+    let crc = shadowkv::internals::format::checksum(&far[..72 + name_len]);
     far[72 + name_len..76 + name_len].copy_from_slice(&crc.to_le_bytes());
     let err = assert_refused(&replica, &far, "a creation time out of range");
     assert!(matches!(err, Error::BadStream { .. }), "{err}");

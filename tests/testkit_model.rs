@@ -194,7 +194,7 @@ fn shared_trees_released_match_the_model() {
 /// table or one snapshot is reported.
 #[test]
 fn compare_reports_a_wrong_model() {
-    use shadowkv::io::MemStorage;
+    use shadowkv::internals::io::MemStorage;
     use shadowkv::testkit::{compare, Model};
     use std::sync::Arc;
     let db = shadowkv::Database::options()

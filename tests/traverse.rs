@@ -5,12 +5,14 @@
 
 mod common;
 
-use shadowkv::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Visitor};
-use shadowkv::format::meta::{Meta, META_BYTES};
-use shadowkv::format::node::{set_child, NodeView};
-use shadowkv::format::{PageId, Ptr, META_SLOT_BYTES};
-use shadowkv::io::{MemStorage, Storage};
-use shadowkv::pager::{overflow_pages, ReadPages};
+use shadowkv::internals::btree::traverse::{
+    traverse, Child, Edge, Enter, Target, TreeKind, Visitor,
+};
+use shadowkv::internals::format::meta::{Meta, META_BYTES};
+use shadowkv::internals::format::node::{set_child, NodeView};
+use shadowkv::internals::format::{PageId, Ptr, META_SLOT_BYTES};
+use shadowkv::internals::io::{MemStorage, Storage};
+use shadowkv::internals::pager::{overflow_pages, ReadPages};
 use shadowkv::Database;
 use std::collections::HashMap;
 

@@ -20,15 +20,15 @@ pub mod share;
 pub mod traverse;
 mod write;
 
-pub use check::{check_node, child_bounds};
+pub use check::check_node;
 pub use cursor::{Bound, Cursor};
 pub use share::Sharing;
 pub use traverse::TreeKind;
 pub(crate) use write::shortest_separator;
-pub use write::{check_sizes, insert, insert_with_finger, remove, seal, Finger};
+pub use write::{check_sizes, insert, insert_with_finger, remove, seal};
 
 use crate::format::node::{LeafValue, NodeView};
-use crate::format::{PageHeader, Ptr};
+use crate::format::Ptr;
 use crate::pager::PageSource;
 use crate::{Error, Result};
 
@@ -165,9 +165,4 @@ pub fn get<'s, S: PageSource + ?Sized>(
         Some(value) => Ok(Some(value_bytes(src, value)?)),
         None => Ok(None),
     }
-}
-
-/// The birth txn written in a page header (for sealing and recovery).
-pub fn header_txn(page: &[u8]) -> u64 {
-    PageHeader::read(page).txn.get()
 }

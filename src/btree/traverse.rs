@@ -184,8 +184,6 @@ pub struct Edge<'s> {
     pub level: Option<u8>,
     /// Nodes above it on the path (0 at the traversal's root).
     pub depth: usize,
-    /// Its slot in the parent (0 at the traversal's root).
-    pub slot: usize,
     /// Keys under it are at least this (None: unbounded, or not asked for).
     pub low: Option<&'s [u8]>,
     /// Keys under it are below this (None: unbounded, or not asked for).
@@ -241,7 +239,6 @@ where
         target: Target::Node(kind),
         level: None,
         depth: 0,
-        slot: 0,
         low: None,
         high: None,
     };
@@ -318,7 +315,6 @@ fn child_edge<'s>(
         target: child.target,
         level,
         depth: edge.depth + 1,
-        slot: child.slot,
         low,
         high,
     })

@@ -18,10 +18,11 @@ use crate::txn::Committed;
 use crate::{Error, Result};
 use std::collections::HashMap;
 
-/// What `check` counted.
+/// What [`Database::check`](crate::Database::check) verified and counted: every page of the
+/// file falls in exactly one of the page counts, which add up to `total_pages`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckReport {
-    /// The txn id checked.
+    /// The id of the commit checked (see [`WriteTxn::txn_id`](crate::WriteTxn::txn_id)).
     pub txn: u64,
     /// Pages in the file.
     pub total_pages: u64,

@@ -170,7 +170,10 @@ fn drain_releases<'s>(
     }
     let mut txn = begin(shared, guard)?;
     let file_pages = txn.base().meta.file_pages;
-    txn.free_map().set_ceiling(Some(file_pages));
+    txn.core_mut()
+        .pager
+        .free_map()
+        .set_ceiling(Some(file_pages));
     match txn.drain_releases() {
         Err(e) if is_ceiling_reached(&e) => return Ok((txn.abandon(), false)),
         result => result?,

@@ -37,7 +37,24 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-/// How to open a database.
+/// How to open a database: from [`Database::options`], set what differs from the defaults,
+/// then [`open`](Options::open).
+///
+/// ```
+/// use shadowkv::{Database, Durability};
+/// # fn main() -> shadowkv::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("example.db");
+/// let db = Database::options()
+///     .page_size(16384)                  // for a new file only
+///     .durability(Durability::Eventual)  // commits skip the fsync; call db.sync()
+///     .open(&path)?;
+/// # drop(db);
+/// // Open only an existing file.
+/// let db = Database::options().create(false).open(&path)?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Options {
     page_size: usize,
@@ -67,7 +84,8 @@ impl Options {
         self
     }
 
-    /// Default durability of commits.
+    /// Default durability of commits ([`Durability::Immediate`] unless set); a transaction
+    /// may change its own with [`WriteTxn::set_durability`].
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
         self
@@ -108,15 +126,23 @@ impl Options {
             crate::io::OpenFileError::Io(e) => Error::Io(with_path(path, e)),
         })?;
         // Recovery reads the file too: its I/O errors name the path as well.
-        self.open_storage(Arc::new(storage)).map_err(|e| match e {
+        self.open_on(Arc::new(storage)).map_err(|e| match e {
             Error::Io(e) => Error::Io(with_path(path, e)),
             other => other,
         })
     }
 
     /// Opens a database on any [`Storage`] (memory, or a test double). Empty storage is
-    /// initialised as a new database.
+    /// initialised as a new database. Test support: only with the `testkit` feature, and no
+    /// part of the public API.
+    #[cfg(feature = "testkit")]
+    #[doc(hidden)]
     pub fn open_storage(self, storage: Arc<dyn Storage>) -> Result<Database> {
+        self.open_on(storage)
+    }
+
+    /// Opens a database on `storage`; empty storage is initialised as a new database.
+    fn open_on(self, storage: Arc<dyn Storage>) -> Result<Database> {
         self.check_page_size()?;
         if storage.len()? == 0 {
             if !self.create {
@@ -259,9 +285,36 @@ impl Database {
         tx.commit()
     }
 
-    /// Snapshots the last commit of `main` as `name`: O(1).
+    /// Snapshots the last commit of `main` as `name`: O(1), whatever the size of the data.
+    /// The snapshot is read-only and shares every page with `main` until `main` changes
+    /// them. `Error::AlreadyExists` when a snapshot or branch has that name. To snapshot
+    /// another branch, or a state together with the writes that make it, use
+    /// [`WriteTxn::create_snapshot`].
     ///
     /// Writer slot: takes it ([see above](Database#the-writer-slot)).
+    ///
+    /// ```
+    /// use shadowkv::Database;
+    /// # fn main() -> shadowkv::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::open(dir.path().join("example.db"))?;
+    /// let mut tx = db.begin_write()?;
+    /// tx.open_table("users")?.insert(b"alice", b"1")?;
+    /// tx.commit()?;
+    /// db.create_snapshot("before-cleanup")?;
+    ///
+    /// let mut tx = db.begin_write()?;
+    /// tx.delete_table("users")?;
+    /// tx.commit()?;
+    ///
+    /// let old = db.begin_read_at("before-cleanup")?;
+    /// assert_eq!(old.open_table("users")?.get(b"alice")?, Some(&b"1"[..]));
+    /// drop(old);
+    /// db.restore("main", "before-cleanup")?; // main is back where it was
+    /// assert!(db.begin_read()?.open_table("users").is_ok());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn create_snapshot(&self, name: &str) -> Result<()> {
         check_name(name)?;
         self.edit_roots(MAIN, |edit, w| {
@@ -367,7 +420,9 @@ impl Database {
         backup::backup_to(&self.shared, path.as_ref())
     }
 
-    /// [`Database::backup_to`] onto any empty [`Storage`] (for tests through the storage seam).
+    /// [`Database::backup_to`] onto any empty [`Storage`] (for tests through the storage
+    /// seam). Test support: only with the `testkit` feature, and no part of the public API.
+    #[cfg(feature = "testkit")]
     #[doc(hidden)]
     pub fn backup_to_storage(&self, out: &dyn Storage) -> Result<()> {
         backup::backup_to_storage(&self.shared, out)

@@ -34,16 +34,17 @@ pub struct TableStats {
     pub depth: u8,
 }
 
-/// Sizes and counts of the newest committed state, without a full check.
+/// Sizes and counts of the newest committed state, without a full check, from
+/// [`Database::stats`](crate::Database::stats).
 ///
-/// The page counts and `free_bytes`/`pending_bytes` come from the meta and cost nothing;
-/// `live_bytes` walks every reachable page once and `pinned_bytes` reads the pending chain,
-/// so a call costs O(pages reachable + pending pages). The key and value bytes of the tables
+/// The page counts and `free_bytes`/`pending_bytes` come from the file's header (its meta)
+/// and cost nothing; `live_bytes` walks every reachable page once and `pinned_bytes` reads
+/// the list of pending pages, so a call costs O(pages reachable + pending pages). The key and value bytes of the tables
 /// are not reported: a table record holds only its entry count, so they would take a walk of
 /// every leaf.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stats {
-    /// The newest txn id.
+    /// The id of the newest commit (see [`WriteTxn::txn_id`](crate::WriteTxn::txn_id)).
     pub txn: u64,
     /// Bytes of the file, as the storage reports its length (may exceed `total_pages`
     /// pages while a commit is growing the file).

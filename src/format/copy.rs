@@ -139,12 +139,6 @@ impl NodeFill {
         PageHeader::read(&self.page).count.get() as usize
     }
 
-    /// Appends a leaf entry with an inline value (keys must come in increasing order).
-    /// Returns false, changing nothing, when it does not fit.
-    pub fn push_leaf(&mut self, key: &[u8], value: &[u8]) -> bool {
-        self.push_leaf_entry(key, LeafValue::Inline(value))
-    }
-
     /// Appends a leaf entry whose value is inline or in an overflow run (keys must come in
     /// increasing order). Returns false, changing nothing, when it does not fit.
     pub fn push_leaf_entry(&mut self, key: &[u8], value: LeafValue<'_>) -> bool {

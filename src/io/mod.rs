@@ -10,12 +10,14 @@
 //! - `sync` returns only once every earlier `write_at` and `set_len` is durable.
 
 mod file;
+#[cfg(any(test, feature = "testkit"))]
 mod mem;
 mod newfile;
 
 pub use file::{FileStorage, OpenFileError};
+#[cfg(any(test, feature = "testkit"))]
 pub use mem::MemStorage;
-pub use newfile::{NewFile, NewFileWriter};
+pub use newfile::NewFile;
 
 use std::io;
 use std::sync::Arc;

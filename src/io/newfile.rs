@@ -85,6 +85,7 @@ impl NewFile {
     }
 
     /// Where the bytes are written until [`NewFile::publish`].
+    #[cfg(test)]
     pub fn path(&self) -> &Path {
         &self.temp
     }

@@ -29,7 +29,7 @@
 use super::bitmap::{Bitmaps, DirSlot};
 use super::chain::Chain;
 use super::placement::Placement;
-pub use super::placement::{is_ceiling_reached, Heat, CEILING_REACHED};
+pub use super::placement::{is_ceiling_reached, Heat};
 use super::{PageSource, ReadPages, SearchFloors};
 use crate::format::freemap::{
     dir_entries_per_page, pending_entries_per_page, set_chain_entry, set_chain_next, DirEntry,
@@ -83,8 +83,6 @@ pub struct Persisted {
     /// Where the next transaction's first searches for free runs start (kept in memory, not
     /// in the meta; see `pager::floors`).
     pub floors: SearchFloors,
-    /// Pages in the file: fewer than before when the free tail was cut.
-    pub file_pages: u64,
 }
 
 /// The decoded chains of a committed free map (for `check` and for loading).
@@ -519,7 +517,6 @@ impl FreeMap {
             pending_count,
             awaiting_durable,
             floors: self.place.finish(),
-            file_pages: self.map.file_pages,
         })
     }
 

@@ -91,11 +91,6 @@ impl ReadPages {
         self.limit as u64 / self.page_size as u64
     }
 
-    /// Whether reads verify checksums.
-    pub fn verifies(&self) -> bool {
-        self.verify
-    }
-
     /// Overflow bytes, optionally verified regardless of the reader's setting.
     pub fn overflow_checked(&self, ptr: Ptr, len: u64, verify: bool) -> Result<&[u8]> {
         let bytes = overflow_slice(self.bytes(), ptr, len, self.page_size)?;

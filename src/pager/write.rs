@@ -45,11 +45,6 @@ impl WritePager {
         self.txn
     }
 
-    /// The committed pages this transaction started from.
-    pub fn committed(&self) -> &ReadPages {
-        &self.committed
-    }
-
     /// The free map, for the settings of a compaction step (ceiling, shrinking, relocation).
     pub fn free_map(&mut self) -> &mut FreeMap {
         &mut self.free

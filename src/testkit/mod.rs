@@ -1,14 +1,15 @@
 //! Test support, behind the `testkit` feature: an operation language over the whole public
 //! API, a model of what those operations must produce, a runner that applies them to a
-//! database on [`MemStorage`](crate::io::MemStorage) and to the model side by side, and the
-//! bodies of the fuzz targets (so that `fuzz/` and the stable replay test share them).
+//! database on [`MemStorage`](crate::internals::io::MemStorage) and to the model side by
+//! side, and the bodies of the fuzz targets (so that `fuzz/` and the stable replay test share
+//! them).
 //!
 //! - [`ops`]: [`Op`] and its small domains (names, tables, keys and values collide often);
 //!   [`ops_from_bytes`] decodes any bytes into a sequence, weighted towards write transactions.
 //! - [`model`]: [`Model`], one `BTreeMap` of tables per named root, with the engine's rules
 //!   for names, snapshots, branches, restore and deletion.
-//! - [`run`]: [`run`] / [`run_with`] apply a `Vec<Op>` and compare every result and every
-//!   expected error; [`compare`] checks a whole database against a model.
+//! - [`run`](mod@run): [`run()`] / [`run_with`] apply a `Vec<Op>` and compare every result
+//!   and every expected error; [`compare`] checks a whole database against a model.
 //! - [`fuzz`]: the fuzz target bodies: [`fuzz::ops`], [`fuzz::open_bytes`],
 //!   [`fuzz::node_decode`], [`fuzz::receive_bytes`] (in [`streams`]).
 //!

@@ -43,7 +43,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::ThreadId;
 
-/// When a commit is durable.
+/// When a commit is durable: set for a database with
+/// [`Options::durability`](crate::Options::durability) and for one transaction with
+/// [`WriteTxn::set_durability`]. [`WriteTxn::commit`] says what each mode promises.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Durability {
     /// `commit` returns after one fsync: the commit survives a power cut.
@@ -284,11 +286,6 @@ impl Shared {
             Err(e) => Err(Error::Io(e)),
         }
     }
-
-    /// Readers currently open.
-    pub fn reader_count(&self) -> usize {
-        self.readers.lock().values().sum()
-    }
 }
 
 /// Holds the single writer slot until dropped.
@@ -303,7 +300,32 @@ impl Drop for WriterGuard<'_> {
     }
 }
 
-/// A read transaction: a fixed view of one commit. Any number may be open, on any thread.
+/// A read transaction: a fixed view of one commit of a branch or snapshot. Any number may be
+/// open, on any thread; they never wait for the writer and the writer never waits for them.
+///
+/// Keys and values are borrowed straight from the file's memory map, with no copy, and live
+/// as long as the transaction. A long-lived read transaction keeps the space of the pages it
+/// can see from being reused, so end it (drop it) when done.
+///
+/// ```
+/// use shadowkv::Database;
+/// # fn main() -> shadowkv::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = Database::open(dir.path().join("example.db"))?;
+/// let mut tx = db.begin_write()?;
+/// tx.open_table("users")?.insert(b"alice", b"1")?;
+/// tx.commit()?;
+///
+/// let rx = db.begin_read()?;
+/// let mut tx = db.begin_write()?;
+/// tx.open_table("users")?.insert(b"alice", b"2")?;
+/// tx.commit()?;
+/// // `rx` still sees the commit it began on.
+/// assert_eq!(rx.open_table("users")?.get(b"alice")?, Some(&b"1"[..]));
+/// assert_eq!(db.begin_read()?.open_table("users")?.get(b"alice")?, Some(&b"2"[..]));
+/// # Ok(())
+/// # }
+/// ```
 pub struct ReadTxn<'db> {
     shared: &'db Shared,
     state: Arc<Committed>,
@@ -361,7 +383,7 @@ impl ReadTxn<'_> {
         ))
     }
 
-    /// The txn id of the commit this transaction reads.
+    /// The id of the commit this transaction reads (see [`WriteTxn::txn_id`]).
     pub fn txn_id(&self) -> u64 {
         self.state.meta.txn
     }

@@ -139,11 +139,6 @@ impl RootsEdit {
         })
     }
 
-    /// The roots tree as this transaction has it.
-    pub fn roots(&self) -> Ptr {
-        self.roots
-    }
-
     /// Takes a roots tree that a compaction moved (records unchanged but their pointers).
     pub fn replace_roots(&mut self, roots: Ptr) {
         assert!(

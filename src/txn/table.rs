@@ -10,7 +10,9 @@ use crate::pager::{PageSource, ReadPages};
 use crate::Result;
 use std::ops::{Bound, RangeBounds};
 
-/// A table in a read transaction.
+/// A table in a read transaction, from [`ReadTxn::open_table`](crate::ReadTxn::open_table).
+/// Keys and values it returns are borrowed from the file's memory map, with no copy, for as
+/// long as the read transaction lives.
 pub struct Table<'t> {
     pages: &'t ReadPages,
     record: TableRecord,
@@ -29,12 +31,52 @@ impl<'t> Table<'t> {
         Table { pages, record }
     }
 
-    /// The value of `key`, borrowed from the map.
+    /// The value of `key`, borrowed from the map; `None` when it is absent.
     pub fn get(&self, key: &[u8]) -> Result<Option<&'t [u8]>> {
         btree::get(self.pages, self.record.root, key)
     }
 
-    /// Entries with keys in `range`, in key order; double-ended.
+    /// The entries with keys in `range`, in key order; double-ended (`.rev()` walks it
+    /// backwards). `range` is any range of `&[u8]` (`a..b`, `a..=b`, `a..`, `..b`, `..`) or a
+    /// pair of [`Bound`]s. Keys compare bytewise, so store integers big-endian to scan them
+    /// in numeric order. Each item is a `Result`: a damaged page ends the iteration with an
+    /// error.
+    ///
+    /// ```
+    /// use shadowkv::Database;
+    /// use std::ops::Bound;
+    /// # fn main() -> shadowkv::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::open(dir.path().join("example.db"))?;
+    /// let mut tx = db.begin_write()?;
+    /// let mut t = tx.open_table("events")?;
+    /// for n in [3u64, 10, 200, 1000] {
+    ///     t.insert(&n.to_be_bytes(), b"")?;
+    /// }
+    /// drop(t);
+    /// tx.commit()?;
+    ///
+    /// let rx = db.begin_read()?;
+    /// let t = rx.open_table("events")?;
+    /// let (low, high) = (10u64.to_be_bytes(), 1000u64.to_be_bytes());
+    /// let mut in_range = Vec::new();
+    /// for item in t.range(&low[..]..&high[..])? {
+    ///     let (key, _value) = item?;
+    ///     in_range.push(u64::from_be_bytes(key.try_into().unwrap()));
+    /// }
+    /// assert_eq!(in_range, [10, 200]);
+    ///
+    /// fn keys<'t>(
+    ///     items: impl Iterator<Item = shadowkv::Result<(&'t [u8], &'t [u8])>>,
+    /// ) -> shadowkv::Result<Vec<u64>> {
+    ///     items.map(|item| Ok(u64::from_be_bytes(item?.0.try_into().unwrap()))).collect()
+    /// }
+    /// assert_eq!(keys(t.range(&low[..]..)?.rev())?, [1000, 200, 10]);
+    /// let after_low = (Bound::Excluded(&low[..]), Bound::Unbounded);
+    /// assert_eq!(keys(t.range(after_low)?)?, [200, 1000]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn range<'k, R: RangeBounds<&'k [u8]>>(&self, range: R) -> Result<Range<'t>> {
         Ok(Range::new(self.pages, self.record.root, &range))
     }
@@ -63,7 +105,8 @@ pub(crate) fn to_tree_bound(bound: Bound<&&[u8]>) -> TreeBound {
     }
 }
 
-/// An iterator over `(key, value)` pairs of a table, from either end.
+/// An iterator over the `(key, value)` pairs of a table in key order, from either end, made by
+/// [`Table::range`], [`Table::iter`] and their [`TableMut`](crate::TableMut) counterparts.
 pub struct Range<'t> {
     cursor: Cursor<'t, dyn PageSource + 't>,
 }

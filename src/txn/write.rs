@@ -37,7 +37,32 @@ pub(crate) struct Core {
     pub(crate) failed: bool,
 }
 
-/// The one write transaction, on one branch. Reads its own writes; `commit` publishes them.
+/// A write transaction: changes to the tables of one branch (`main`, unless it was begun with
+/// [`Database::begin_write_on`](crate::Database::begin_write_on)), which nobody else sees
+/// until [`commit`](WriteTxn::commit) publishes them all at once.
+///
+/// It reads its own writes. A database has one write transaction at a time: it holds the
+/// writer slot until it is committed or dropped (see [the writer
+/// slot](crate::Database#the-writer-slot)), while readers go on undisturbed. Dropping it
+/// without committing discards every change.
+///
+/// ```
+/// use shadowkv::Database;
+/// # fn main() -> shadowkv::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = Database::open(dir.path().join("example.db"))?;
+/// let tx = db.begin_write()?;
+/// tx.open_table("users")?.insert(b"alice", b"1")?;
+/// tx.open_table("ages")?.insert(b"alice", &42u32.to_be_bytes())?;
+/// tx.commit()?; // both tables change, or neither does
+///
+/// let tx = db.begin_write()?;
+/// tx.open_table("users")?.insert(b"bob", b"2")?;
+/// drop(tx); // aborted: "bob" was never written
+/// assert!(db.begin_read()?.open_table("users")?.get(b"bob")?.is_none());
+/// # Ok(())
+/// # }
+/// ```
 pub struct WriteTxn<'db> {
     shared: &'db Shared,
     _guard: WriterGuard<'db>,
@@ -129,12 +154,18 @@ impl<'db> WriteTxn<'db> {
         })
     }
 
-    /// Sets the durability of this commit (the database's default otherwise).
+    /// Sets the durability of this transaction's commit; the default is the database's
+    /// ([`Options::durability`](crate::Options::durability)). See [`WriteTxn::commit`] for
+    /// what each mode promises.
     pub fn set_durability(&mut self, durability: Durability) {
         self.durability = durability;
     }
 
-    /// The txn id this transaction will commit as.
+    /// The id its commit will have. Commits are numbered in order, so a later commit has a
+    /// larger id: the number [`ReadTxn::txn_id`](crate::ReadTxn::txn_id),
+    /// [`SnapshotInfo::txn`](crate::SnapshotInfo::txn) and [`Stats::txn`](crate::Stats::txn)
+    /// report. A transaction that is dropped, or commits no change, leaves its id to the
+    /// next one.
     pub fn txn_id(&self) -> u64 {
         self.core.borrow().pager.txn().0
     }
@@ -148,6 +179,7 @@ impl<'db> WriteTxn<'db> {
 
     /// The free map of this transaction, to set how its commit shrinks the file, where its
     /// allocations stop and which free-map pages move (for compaction and its tests).
+    #[cfg(feature = "testkit")]
     #[doc(hidden)]
     pub fn free_map(&mut self) -> &mut FreeMap {
         self.core.get_mut().pager.free_map()
@@ -163,8 +195,10 @@ impl<'db> WriteTxn<'db> {
         &self.branch
     }
 
-    /// Opens a table, creating it if missing. Several tables may be open at once; opening
-    /// one that is already open in this transaction is an `InvalidArgument` error.
+    /// Opens the table `name`, creating it if missing (the new table exists for others once
+    /// the transaction commits). Several tables may be open at once. `Error::InvalidArgument`
+    /// when the name is empty, longer than 255 bytes or starts with U+0000, or when the table
+    /// is open already in this transaction.
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();
@@ -194,8 +228,9 @@ impl<'db> WriteTxn<'db> {
         TableMut::open(&self.core, &self.base.pages, index)
     }
 
-    /// Deletes a table; its pages return in bounded steps over the next commits. Returns
-    /// whether it existed.
+    /// Deletes the table `name` and all its entries; returns whether it existed. The
+    /// deletion itself costs O(1): its space is reused gradually over the next commits.
+    /// Snapshots and other branches that hold the table keep it.
     pub fn delete_table(&mut self, name: &str) -> Result<bool> {
         check_name(name)?;
         let core = self.core.get_mut();
@@ -215,7 +250,8 @@ impl<'db> WriteTxn<'db> {
         pushed.map(|_| true)
     }
 
-    /// Names of all tables as this transaction sees them, in order.
+    /// Names of all tables as this transaction sees them (its own creations and deletions
+    /// included), in order.
     pub fn table_names(&self) -> Result<Vec<String>> {
         let core = self.core.borrow();
         let mut names = table_names(&core.pager, core.catalog)?;
@@ -230,8 +266,9 @@ impl<'db> WriteTxn<'db> {
         Ok(names)
     }
 
-    /// Takes a snapshot named `name` of exactly the state this transaction commits, on its
-    /// branch, atomically with its writes.
+    /// Takes a snapshot named `name` of exactly the state this transaction commits, atomically
+    /// with its writes: the snapshot exists once the commit returns, and not at all if the
+    /// transaction is dropped. `Error::AlreadyExists` when a snapshot or branch has that name.
     pub fn create_snapshot(&mut self, name: &str) -> Result<()> {
         check_name(name)?;
         let core = self.core.get_mut();
@@ -256,10 +293,53 @@ impl<'db> WriteTxn<'db> {
         result
     }
 
-    /// Commits: every table's writes, the snapshots taken in this transaction and any root
-    /// changes become one new state, atomically. With `Durability::Immediate` (the default)
-    /// it returns after one fsync, and the commit survives a power cut; with `Eventual` it
-    /// returns sooner and a crash may lose it. On an error nothing is committed.
+    /// Publishes every change of this transaction at once: its writes, the tables it created
+    /// or deleted and the snapshots it took. Read transactions begun before keep the state
+    /// they began on; those begun after `commit` returns see the changes. The commit is
+    /// atomic: a crash at any moment leaves the database with all of it or none of it.
+    ///
+    /// When it is durable depends on the transaction's [`Durability`]:
+    /// - `Immediate` (the default): `commit` returns once the changes are on stable storage
+    ///   (one fsync), so they survive a crash or a power cut.
+    /// - `Eventual`: `commit` returns without waiting for the disk. The changes are visible
+    ///   at once and become durable at the next `Immediate` commit, at
+    ///   [`Database::sync`](crate::Database::sync), when the database syncs on its own (to
+    ///   bound the space that waits for a durable commit) or when the file is next opened.
+    ///   The commit is already written to the operating system, so a crash of the process
+    ///   loses nothing; a power cut before it is durable may lose it, with the `Eventual`
+    ///   commits after it, but never a commit that was durable or anything before one.
+    ///
+    /// A transaction that changed nothing writes nothing; with `Immediate` it still makes
+    /// earlier `Eventual` commits durable. The writer slot is released whatever the result.
+    ///
+    /// # Errors
+    ///
+    /// - `Error::InvalidArgument` when an earlier call of this transaction failed while
+    ///   changing a table (other than a key or value over the size limit): nothing is
+    ///   written, as if the transaction had been dropped.
+    /// - `Error::Io` when the storage fails. Nothing is published: readers keep seeing the
+    ///   last committed state. If the failure came while the commit was being made durable
+    ///   (its final metadata write or an fsync), the database is also *poisoned*: from then
+    ///   on writes and `sync` return `Error::Poisoned`, reads go on, and reopening the
+    ///   database recovers a committed state from the file.
+    /// - `Error::Poisoned` when the database was poisoned before.
+    ///
+    /// ```
+    /// use shadowkv::{Database, Durability};
+    /// # fn main() -> shadowkv::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Database::open(dir.path().join("example.db"))?;
+    /// for batch in 0..3u32 {
+    ///     let mut tx = db.begin_write()?;
+    ///     tx.set_durability(Durability::Eventual); // no fsync for this commit
+    ///     tx.open_table("log")?.insert(&batch.to_be_bytes(), b"entry")?;
+    ///     tx.commit()?; // visible at once, durable later
+    /// }
+    /// db.sync()?; // all three are durable now
+    /// assert_eq!(db.begin_read()?.open_table("log")?.len()?, 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn commit(self) -> Result<()> {
         self.commit_holding_lock().map(drop)
     }

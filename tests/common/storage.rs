@@ -12,7 +12,7 @@
 #![allow(dead_code)]
 
 use crate::common::{Model, Rng};
-use shadowkv::io::{MemStorage, Storage, View};
+use shadowkv::internals::io::{MemStorage, Storage, View};
 use shadowkv::{Database, Durability, Error};
 use std::collections::BTreeMap;
 use std::io;

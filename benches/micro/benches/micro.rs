@@ -142,7 +142,7 @@ fn checksum(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(4096));
     let page: Vec<u8> = (0..4096).map(|i| mix(i) as u8).collect();
     group.bench_function("4096-byte page", |b| {
-        b.iter(|| shadowkv::format::checksum(black_box(&page)))
+        b.iter(|| shadowkv::internals::format::checksum(black_box(&page)))
     });
     group.finish();
 }
