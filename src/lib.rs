@@ -111,6 +111,7 @@ mod error;
 pub mod format;
 pub mod pager;
 pub mod txn;
+pub mod typed;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -120,6 +121,7 @@ pub use db::{
 };
 pub use error::{Error, Result};
 pub use txn::{Change, Diff, Durability, Range, ReadTxn, Table, TableMut, WriteTxn};
+pub use typed::TableDef;
 
 /// The longest key, in bytes; a longer one gets `Error::KeyTooLarge`. Keys sort bytewise
 /// (lexicographically, shorter first on a common prefix): store integers big-endian to keep

@@ -96,8 +96,8 @@ fn open_bytes_corpus_holds_a_real_database() {
     }
 }
 
-/// A small real database: two tables (one with an overflow value), a snapshot, a branch
-/// with its own change, a deleted table; `eventual` leaves the last commit unsynced in the
+/// A small real database: two byte tables (one with an overflow value) and a typed one, a
+/// snapshot, a branch with its own change, a deleted table; `eventual` leaves the last commit unsynced in the
 /// meta (its `durable_txn` lags), so recovery verifies it.
 fn small_database(eventual: bool) -> Vec<u8> {
     let storage = Arc::new(MemStorage::new());
@@ -113,6 +113,8 @@ fn small_database(eventual: bool) -> Vec<u8> {
         t.insert(b"big", &vec![0xAB; 5000]).unwrap();
         t.insert(b"small", b"v").unwrap();
         tx.open_table("gone").unwrap().insert(b"x", b"y").unwrap();
+        let typed = shadowkv::TableDef::<u32, &str>::new("typed");
+        tx.open_typed(&typed).unwrap().insert(1, "one").unwrap();
     }
     tx.commit().unwrap();
     db.create_snapshot("s1").unwrap();

@@ -330,6 +330,15 @@ impl ReadTxn<'_> {
         }
     }
 
+    /// Opens an existing table as [`ReadTxn::open_table`] does, and checks the key and value
+    /// type names recorded in it: `Error::TypeMismatch` when it was created with others; a
+    /// table created through the byte API (no names) opens as it is.
+    pub fn open_table_as(&self, name: &str, types: &catalog::TypeNames) -> Result<Table<'_>> {
+        let table = self.open_table(name)?;
+        catalog::check_types(name, table.type_names(), types)?;
+        Ok(table)
+    }
+
     /// Names of all tables, in order.
     pub fn table_names(&self) -> Result<Vec<String>> {
         table_names(&self.state.pages, self.catalog)

@@ -9,7 +9,7 @@
 //!   snapshot or a clone adds one (O(1)); dropping a root queues its catalog for release.
 
 use super::buffer::{InsertBuffer, FLUSH_BYTES};
-use super::catalog::{check_name, TableRecord};
+use super::catalog::{check_name, check_types, TableRecord, TypeNames};
 use super::roots::{RootsEdit, SealedRoots};
 use super::{table_names, Committed, Durability, DurableMark, Range, Shared, Shrink, WriterGuard};
 use crate::btree::share::incref;
@@ -207,15 +207,34 @@ impl<'db> WriteTxn<'db> {
     /// Opens a table, creating it if missing.
     pub fn open_table(&mut self, name: &str) -> Result<TableMut<'_>> {
         check_name(name)?;
+        self.open_loaded(name, None)
+    }
+
+    /// Opens a table as [`WriteTxn::open_table`] does, and checks the key and value type
+    /// names recorded in it: a table this creates records `types`; one created with other
+    /// names is `Error::TypeMismatch`; one created through the byte API (no names) opens
+    /// as it is. The typed API (`shadowkv::typed`) is built on this.
+    pub fn open_table_as(&mut self, name: &str, types: &TypeNames) -> Result<TableMut<'_>> {
+        check_name(name)?;
+        super::catalog::check_type_names(types)?;
+        self.open_loaded(name, Some(types))
+    }
+
+    fn open_loaded(&mut self, name: &str, types: Option<&TypeNames>) -> Result<TableMut<'_>> {
         self.load(name)?;
         let state = self.tables.get_mut(name).expect("loaded");
         if state.deleted {
             *state = TableState {
-                record: TableRecord::default(),
+                record: TableRecord {
+                    types: types.cloned(),
+                    ..TableRecord::default()
+                },
                 changed: true,
                 deleted: false,
                 buffer: InsertBuffer::default(),
             };
+        } else if let Some(types) = types {
+            check_types(name, state.record.types.as_ref(), types)?;
         }
         Ok(TableMut {
             pager: &mut self.pager,
@@ -344,6 +363,7 @@ impl<'db> WriteTxn<'db> {
                 let record = TableRecord {
                     root,
                     len: state.record.len,
+                    types: state.record.types.clone(),
                 };
                 catalog = btree::insert(
                     &mut self.pager,
@@ -676,5 +696,11 @@ impl TableMut<'_> {
     /// Whether the table is empty.
     pub fn is_empty(&mut self) -> Result<bool> {
         Ok(self.len()? == 0)
+    }
+
+    /// The key and value type names recorded when the table was created through the typed
+    /// API; `None` for a table created through the byte API.
+    pub fn type_names(&self) -> Option<&TypeNames> {
+        self.state.record.types.as_ref()
     }
 }
