@@ -5,6 +5,47 @@
 //! swaps the root pointer. Readers never block the writer; every page pointer carries the
 //! child's crc32c, so the whole file is a Merkle tree; a durable commit costs one fsync.
 //!
+//! Typed tables ([`typed`]) encode keys and values with a codec named in a [`TableDef`]; keys
+//! keep their order (integers, strings, byte strings, arrays and tuples of them), reads
+//! borrow from the map where the type allows, and the types are recorded in the table:
+//!
+//! ```
+//! use shadowkv::{Database, Error, TableDef};
+//!
+//! const USERS: TableDef<u64, &str> = TableDef::new("users");          // id → name
+//! const BY_NAME: TableDef<(&str, u64), ()> = TableDef::new("by_name"); // (name, id), sorted
+//!
+//! # fn main() -> Result<(), Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let db = Database::open(dir.path().join("typed.db"))?;
+//! let mut tx = db.begin_write()?;
+//! {
+//!     let mut users = tx.open_typed(&USERS)?;                          // creates the table and
+//!     users.insert(1, "ada")?;                                         // records its types
+//!     if let Some(guard) = users.get(1)? {                             // own writes, as a guard
+//!         let name: &str = guard.value()?;                             // decoded on demand
+//! #       assert_eq!(name, "ada");
+//!     }
+//! }
+//! tx.open_typed(&BY_NAME)?.insert(("ada", 1), ())?;
+//! tx.commit()?;
+//!
+//! let rx = db.begin_read()?;
+//! let users = rx.open_typed(&USERS)?;
+//! let name: Option<&str> = users.get(1)?;                             // borrowed, no copy
+//! for entry in rx.open_typed(&BY_NAME)?.range(("a", 0)..("b", 0))? {
+//!     let ((name, id), ()) = entry?;                                  // in (name, id) order
+//! #   assert_eq!((&*name, id), ("ada", 1));
+//! }
+//! let wrong: TableDef<u32, &str> = TableDef::new("users");
+//! assert!(matches!(rx.open_typed(&wrong), Err(Error::TypeMismatch { .. })));
+//! # assert_eq!(name, Some("ada"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The byte API underneath, with snapshots, branches, diffs and streams:
+//!
 //! ```
 //! use shadowkv::{Database, Durability, Error};
 //! use std::ops::Bound;
@@ -96,7 +137,8 @@
 //! # }
 //! ```
 //!
-//! Layers, each importing only those below it: `db`, `txn`, `btree`, `pager`, `format`, `io`.
+//! Layers, each importing only those below it: `db`, `txn`, `btree`, `pager`, `format`, `io`,
+//! with `typed` on top of `txn`.
 //! See `docs/ARCHITECTURE.md` for the map and the invariants, `docs/format.md` for the bytes.
 
 #![deny(unsafe_code)]
