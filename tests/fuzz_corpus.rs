@@ -191,7 +191,8 @@ fn write_seed_corpus() {
 }
 
 /// Three streams of a small database: s1 whole, s2 since s1, s3 since s2 (a deleted table,
-/// an empty one, an overflow value, removes and overwrites).
+/// an empty one, an overflow value, removes and overwrites, a typed table created again with
+/// other types).
 fn seed_streams() -> Vec<Vec<u8>> {
     let db = Database::options()
         .open_storage(Arc::new(MemStorage::new()))
@@ -203,10 +204,15 @@ fn seed_streams() -> Vec<Vec<u8>> {
             .unwrap();
     }
     tx.open_table("gone").unwrap().insert(b"x", b"y").unwrap();
+    let typed = shadowkv::TableDef::<u32, &str>::new("typed");
+    tx.open_typed(&typed).unwrap().insert(1, "one").unwrap();
     tx.commit().unwrap();
     db.create_snapshot("s1").unwrap();
     let mut tx = db.begin_write().unwrap();
     tx.delete_table("gone").unwrap();
+    tx.delete_table("typed").unwrap();
+    let retyped = shadowkv::TableDef::<u64, bool>::new("typed");
+    tx.open_typed(&retyped).unwrap().insert(2, true).unwrap();
     tx.open_table("empty").unwrap();
     tx.open_table("t1").unwrap().remove(b"key03").unwrap();
     tx.open_table("t1")

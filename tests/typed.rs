@@ -525,3 +525,65 @@ proptest! {
         db.check().unwrap();
     }
 }
+
+#[test]
+fn streams_carry_type_names() {
+    let (dir, db) = db();
+    const T: TableDef<&str, u32> = TableDef::new("t");
+    const RETYPED: TableDef<&str, i64> = TableDef::new("t");
+    let mut tx = db.begin_write().unwrap();
+    tx.open_typed(&T).unwrap().insert("a", 1).unwrap();
+    tx.open_table("raw").unwrap().insert(b"k", b"v").unwrap();
+    tx.commit().unwrap();
+    db.create_snapshot("s1").unwrap();
+    let mut tx = db.begin_write().unwrap();
+    tx.delete_table("t").unwrap();
+    tx.open_typed(&RETYPED).unwrap().insert("b", -2).unwrap();
+    tx.commit().unwrap();
+    db.create_snapshot("s2").unwrap();
+    let mut out = Vec::new();
+    db.send("s1", None, &mut out).unwrap();
+    db.send("s2", Some("s1"), &mut out).unwrap();
+    let replica = Database::open(dir.path().join("replica.db")).unwrap();
+    let mut input = &out[..];
+    replica.receive(&mut input).unwrap();
+    replica.receive(&mut input).unwrap();
+    let s1 = replica.begin_read_at("s1").unwrap();
+    assert_eq!(s1.open_typed(&T).unwrap().get("a").unwrap(), Some(1));
+    assert!(matches!(
+        s1.open_typed(&RETYPED),
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert!(s1.open_table("raw").unwrap().type_names().is_none());
+    let s2 = replica.begin_read_at("s2").unwrap();
+    let t = s2.open_typed(&RETYPED).unwrap();
+    assert_eq!(
+        t.iter()
+            .unwrap()
+            .collect::<shadowkv::Result<Vec<_>>>()
+            .unwrap(),
+        [("b", -2)]
+    );
+    assert!(matches!(s2.open_typed(&T), Err(Error::TypeMismatch { .. })));
+    replica.check().unwrap();
+}
+
+#[test]
+fn version_1_streams_are_still_received() {
+    let (dir, db) = db();
+    let mut tx = db.begin_write().unwrap();
+    tx.open_table("raw").unwrap().insert(b"k", b"v").unwrap();
+    tx.commit().unwrap();
+    db.create_snapshot("s1").unwrap();
+    let mut out = Vec::new();
+    db.send("s1", None, &mut out).unwrap();
+    out[8..12].copy_from_slice(&1u32.to_le_bytes());
+    shadowkv::testkit::streams::fix_stream_checksums(&mut out);
+    let replica = Database::open(dir.path().join("replica.db")).unwrap();
+    replica.receive(&mut &out[..]).unwrap();
+    let s1 = replica.begin_read_at("s1").unwrap();
+    assert_eq!(
+        s1.open_table("raw").unwrap().get(b"k").unwrap(),
+        Some(&b"v"[..])
+    );
+}

@@ -64,13 +64,7 @@ impl TableRecord {
             len: U64Le::new(self.len),
         })
         .to_vec();
-        if let Some(types) = &self.types {
-            debug_assert!(valid_type_name(&types.key) && valid_type_name(&types.value));
-            out.push(types.key.len() as u8);
-            out.push(types.value.len() as u8);
-            out.extend_from_slice(types.key.as_bytes());
-            out.extend_from_slice(types.value.as_bytes());
-        }
+        out.extend_from_slice(&encode_types(self.types.as_ref()));
         out
     }
     /// Decodes a record found on catalog leaf `page`.
@@ -90,8 +84,21 @@ pub fn valid_type_name(name: &str) -> bool {
     (1..=MAX_TYPE_NAME_LEN).contains(&name.len())
 }
 
-/// The type names after a table record's 28 fixed bytes: none, or two lengths and names.
-fn decode_types(tail: &[u8], page: u64) -> Result<Option<TypeNames>> {
+/// The bytes of `types` as a table record (and a stream's table record) holds them: none,
+/// or two lengths (one byte each) and the two names.
+pub fn encode_types(types: Option<&TypeNames>) -> Vec<u8> {
+    let Some(types) = types else {
+        return Vec::new();
+    };
+    debug_assert!(valid_type_name(&types.key) && valid_type_name(&types.value));
+    let mut out = vec![types.key.len() as u8, types.value.len() as u8];
+    out.extend_from_slice(types.key.as_bytes());
+    out.extend_from_slice(types.value.as_bytes());
+    out
+}
+
+/// The type names of [`encode_types`]'s bytes; `Corrupted` for `page` when they are not.
+pub fn decode_types(tail: &[u8], page: u64) -> Result<Option<TypeNames>> {
     let bad = |what: &str| Error::corrupted(page, format!("table record: {what}"));
     let [k, v, names @ ..] = tail else {
         return match tail.is_empty() {
