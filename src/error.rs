@@ -90,6 +90,30 @@ pub enum Error {
          beginning another write, or calling a method that needs the writer slot"
     )]
     WouldDeadlock,
+    /// A table was opened with key and value types other than those it was created with
+    /// (the names are the codecs' `type_name`s, stored in the table's record).
+    #[error(
+        "table {table:?} was created with key type {} and value type {}, \
+         but is opened as key type {} and value type {}",
+        stored.0, stored.1, requested.0, requested.1
+    )]
+    TypeMismatch {
+        /// The table's name.
+        table: String,
+        /// The (key, value) type names stored in the table.
+        stored: (String, String),
+        /// The (key, value) type names it was opened with.
+        requested: (String, String),
+    },
+    /// Stored bytes could not be decoded as the type a typed table reads them as: damage, or
+    /// a table written with other types through an API that records none.
+    #[error("table {table:?}: cannot decode {reason}")]
+    Decode {
+        /// The table's name.
+        table: String,
+        /// What could not be decoded, and why.
+        reason: String,
+    },
     /// The named root is a read-only snapshot.
     #[error("{0} is a snapshot and cannot be written")]
     ReadOnly(String),

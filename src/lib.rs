@@ -5,6 +5,45 @@
 //! swaps the root pointer. Readers never block the writer; every page pointer carries the
 //! child's crc32c, so the whole file is a Merkle tree; a durable commit costs one fsync.
 //!
+//! Typed tables ([`typed`]) encode keys and values with a codec named in a [`TableDef`]; keys
+//! keep their order (integers, strings, byte strings, arrays and tuples of them), reads
+//! borrow from the map where the type allows, and the types are recorded in the table:
+//!
+//! ```
+//! use shadowkv::{Database, Error, TableDef};
+//!
+//! const USERS: TableDef<u64, &str> = TableDef::new("users");          // id → name
+//! const BY_NAME: TableDef<(&str, u64), ()> = TableDef::new("by_name"); // (name, id), sorted
+//!
+//! # fn main() -> Result<(), Error> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let db = Database::open(dir.path().join("typed.db"))?;
+//! let tx = db.begin_write()?;
+//! let mut users = tx.open_typed(&USERS)?;                              // creates the table and
+//! let mut by_name = tx.open_typed(&BY_NAME)?;                          // records its types
+//! users.insert(1, "ada")?;
+//! if let Some(guard) = users.get(1)? {                                 // own writes, as a guard
+//!     let name: &str = guard.value()?;                                 // decoded on demand
+//!     by_name.insert((name, 1), ())?;                                  // (several tables open)
+//! }
+//! tx.commit()?;
+//!
+//! let rx = db.begin_read()?;
+//! let users = rx.open_typed(&USERS)?;
+//! let name: Option<&str> = users.get(1)?;                             // borrowed, no copy
+//! for entry in rx.open_typed(&BY_NAME)?.range(("a", 0)..("b", 0))? {
+//!     let ((name, id), ()) = entry?;                                  // in (name, id) order
+//! #   assert_eq!((&*name, id), ("ada", 1));
+//! }
+//! let wrong: TableDef<u32, &str> = TableDef::new("users");
+//! assert!(matches!(rx.open_typed(&wrong), Err(Error::TypeMismatch { .. })));
+//! # assert_eq!(name, Some("ada"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The byte API underneath, with snapshots, branches, diffs and streams:
+//!
 //! ```
 //! use shadowkv::{Database, Durability, Error};
 //! use std::borrow::Cow;
@@ -96,15 +135,16 @@
 //! # }
 //! ```
 //!
-//! The public API is what this page lists: [`Database`] and its [`Options`]; the
+//! The public API is what this page lists: [`Database`] and its [`Options`]; the typed
+//! tables of [`typed`] and their [`TableDef`]; the
 //! transactions [`ReadTxn`] and [`WriteTxn`], their tables [`Table`] and [`TableMut`] and the
-//! iterator [`Range`]; [`Diff`] and [`Change`]; [`Durability`]; the reports [`Stats`],
+//! iterators [`Range`] and [`RangeMut`]; [`Diff`] and [`Change`]; [`Durability`]; the reports [`Stats`],
 //! [`TableStats`], [`CheckReport`], [`CompactReport`] and [`SnapshotInfo`] (alias
 //! [`BranchInfo`]); [`Error`] and [`Result`]; and the limits [`MAX_KEY_LEN`] and
 //! [`MAX_VALUE_LEN`].
 //!
-//! The engine behind it is private, in layers, each importing only those below it: `db`,
-//! `txn`, `btree`, `pager`, `format`, `io`. The `testkit` feature, meant for this crate's own
+//! The engine behind it is private, in layers, each importing only those below it: `typed`,
+//! `db`, `txn`, `btree`, `pager`, `format`, `io`. The `testkit` feature, meant for this crate's own
 //! tests, fuzz targets and benches, adds the `testkit` module (a model-based test runner) and
 //! a hidden `internals` module that re-exports the layers (`internals::format`,
 //! `internals::io`, ...) and a few test-only methods (`Options::open_storage` on any storage,
@@ -123,6 +163,7 @@ mod error;
 mod format;
 mod pager;
 mod txn;
+pub mod typed;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -160,6 +201,7 @@ pub use db::{
 };
 pub use error::{Error, Result};
 pub use txn::{Change, Diff, Durability, Range, RangeMut, ReadTxn, Table, TableMut, WriteTxn};
+pub use typed::TableDef;
 
 /// The longest key, in bytes; a longer one gets `Error::KeyTooLarge`. Keys sort bytewise
 /// (lexicographically, shorter first on a common prefix): store integers big-endian to keep

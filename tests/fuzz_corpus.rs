@@ -96,8 +96,8 @@ fn open_bytes_corpus_holds_a_real_database() {
     }
 }
 
-/// A small real database: two tables (one with an overflow value), a snapshot, a branch
-/// with its own change, a deleted table; `eventual` leaves the last commit unsynced in the
+/// A small real database: two byte tables (one with an overflow value) and a typed one, a
+/// snapshot, a branch with its own change, a deleted table; `eventual` leaves the last commit unsynced in the
 /// meta (its `durable_txn` lags), so recovery verifies it.
 fn small_database(eventual: bool) -> Vec<u8> {
     let storage = Arc::new(MemStorage::new());
@@ -113,6 +113,8 @@ fn small_database(eventual: bool) -> Vec<u8> {
         t.insert(b"big", &vec![0xAB; 5000]).unwrap();
         t.insert(b"small", b"v").unwrap();
         tx.open_table("gone").unwrap().insert(b"x", b"y").unwrap();
+        let typed = shadowkv::TableDef::<u32, &str>::new("typed");
+        tx.open_typed(&typed).unwrap().insert(1, "one").unwrap();
     }
     tx.commit().unwrap();
     db.create_snapshot("s1").unwrap();
@@ -189,7 +191,8 @@ fn write_seed_corpus() {
 }
 
 /// Three streams of a small database: s1 whole, s2 since s1, s3 since s2 (a deleted table,
-/// an empty one, an overflow value, removes and overwrites).
+/// an empty one, an overflow value, removes and overwrites, a typed table created again with
+/// other types).
 fn seed_streams() -> Vec<Vec<u8>> {
     let db = Database::options()
         .open_storage(Arc::new(MemStorage::new()))
@@ -201,10 +204,15 @@ fn seed_streams() -> Vec<Vec<u8>> {
             .unwrap();
     }
     tx.open_table("gone").unwrap().insert(b"x", b"y").unwrap();
+    let typed = shadowkv::TableDef::<u32, &str>::new("typed");
+    tx.open_typed(&typed).unwrap().insert(1, "one").unwrap();
     tx.commit().unwrap();
     db.create_snapshot("s1").unwrap();
     let mut tx = db.begin_write().unwrap();
     tx.delete_table("gone").unwrap();
+    tx.delete_table("typed").unwrap();
+    let retyped = shadowkv::TableDef::<u64, bool>::new("typed");
+    tx.open_typed(&retyped).unwrap().insert(2, true).unwrap();
     tx.open_table("empty").unwrap();
     tx.open_table("t1").unwrap().remove(b"key03").unwrap();
     tx.open_table("t1")

@@ -65,7 +65,7 @@ fn slack(used_pages: u64) -> u64 {
 
 /// Compacts the database: see the module invariants.
 pub(crate) fn compact(shared: &Shared) -> Result<CompactReport> {
-    let bytes_before = shared.storage.len()?;
+    let bytes_before = shared.file_len()?;
     let mut report = CompactReport {
         bytes_before,
         bytes_after: bytes_before,
@@ -82,7 +82,7 @@ pub(crate) fn compact(shared: &Shared) -> Result<CompactReport> {
         }
     }
     drop(guard);
-    report.bytes_after = shared.storage.len()?;
+    report.bytes_after = shared.file_len()?;
     Ok(report)
 }
 

@@ -155,14 +155,14 @@ impl Options {
             // Commits written without fsync (or before a crash) become durable now.
             storage.sync()?;
         }
-        let mut shared = Shared::new(
+        let shared = Shared::new(
             storage,
             committed,
             highest_txn,
             self.durability,
             self.verify_reads,
+            self.shrink,
         );
-        shared.shrink = self.shrink;
         Ok(Database {
             shared: Arc::new(shared),
         })
@@ -202,7 +202,7 @@ impl std::fmt::Debug for Database {
         let state = self.shared.current();
         f.debug_struct("Database")
             .field("txn", &state.meta.txn)
-            .field("page_size", &self.shared.page_size)
+            .field("page_size", &self.shared.page_size())
             .field("file_pages", &state.meta.file_pages)
             .finish_non_exhaustive()
     }
@@ -403,10 +403,7 @@ impl Database {
         let _writer = self.shared.lock_writer()?;
         let state = self.shared.current();
         crate::txn::sync_or_poison(&self.shared)?;
-        *self.shared.durable.lock() = crate::txn::DurableMark {
-            txn: state.meta.txn,
-            slot: state.slot,
-        };
+        self.shared.mark_durable(state.meta.txn, state.slot);
         Ok(())
     }
 

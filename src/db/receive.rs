@@ -17,7 +17,7 @@
 //!   or touches the staging root. A call on a thread whose own write transaction holds the
 //!   slot is refused (`Error::WouldDeadlock`) before a byte of the stream is read.
 
-use crate::format::roots::{RootKind, RootRecord};
+use crate::format::roots::{decode_types, RootKind, RootRecord};
 use crate::format::stream::{
     bad, chain_crc, decode_record_head, RecordKind, StreamHeader, Trailer, HEADER_DISK_BYTES,
     RECORD_DISK_BYTES,
@@ -133,7 +133,11 @@ fn apply_chunk(
                 let name = std::str::from_utf8(key).map_err(|_| bad("table name not UTF-8"))?;
                 check_name(name).map_err(|_| bad("invalid table name"))?;
                 if kind == RecordKind::Table {
-                    tx.open_table(name)?;
+                    match decode_types(&reader.value, 0) {
+                        Ok(None) => _ = tx.open_table(name)?,
+                        Ok(Some(types)) => _ = tx.open_table_as(name, &types)?,
+                        Err(_) => return Err(bad("bad type names in a table record")),
+                    }
                     *table = Some(name.to_string());
                 } else {
                     tx.delete_table(name)?;

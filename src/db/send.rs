@@ -8,13 +8,15 @@
 //!   not name what an incremental stream applies on top of.
 //! - A full stream lists every table (empty ones too), each followed by all its entries in
 //!   key order. An incremental stream costs O(changes × depth) pages: it is the diff of the
-//!   two catalogs and of each changed table.
+//!   two catalogs and of each changed table, except that a table whose type names changed
+//!   (created again) is dropped and sent whole.
+//! - A table record carries the table's type names (none for a byte-API table).
 //! - The stream checksum chains the header's and every record's checksum, in order; the end
 //!   record carries it.
 
 use crate::btree::diff::TreeDiff;
 use crate::btree::{value_bytes, Bound, Cursor};
-use crate::format::roots::{RootKind, RootRecord, TableRecord};
+use crate::format::roots::{encode_types, RootKind, RootRecord, TableRecord};
 use crate::format::stream::{chain_crc, record_head, RecordKind, StreamHeader, Trailer};
 use crate::format::Ptr;
 use crate::pager::ReadPages;
@@ -70,7 +72,7 @@ fn send_full(w: &mut StreamWriter<'_>, pages: &ReadPages, catalog: Ptr) -> Resul
     for item in Cursor::new(pages, catalog, low, high) {
         let (name, value) = item?;
         let table = TableRecord::decode(value, catalog.page.0)?;
-        w.record(RecordKind::Table, name, &[])?;
+        w.record(RecordKind::Table, name, &encode_types(table.types.as_ref()))?;
         let (low, high) = all();
         for entry in Cursor::new(pages, table.root, low, high) {
             let (key, value) = entry?;
@@ -87,8 +89,18 @@ fn send_changes(w: &mut StreamWriter<'_>, pages: &ReadPages, base: Ptr, now: Ptr
             w.record(RecordKind::DropTable, change.name.as_bytes(), &[])?;
             continue;
         };
-        w.record(RecordKind::Table, change.name.as_bytes(), &[])?;
-        let old_root = change.old.map_or(Ptr::default(), |r| r.root);
+        // A table created again with other type names is dropped and sent whole.
+        let retyped = change
+            .old
+            .as_ref()
+            .is_some_and(|old| old.types != new.types);
+        let old = change.old.filter(|_| !retyped);
+        if retyped {
+            w.record(RecordKind::DropTable, change.name.as_bytes(), &[])?;
+        }
+        let types = encode_types(new.types.as_ref());
+        w.record(RecordKind::Table, change.name.as_bytes(), &types)?;
+        let old_root = old.map_or(Ptr::default(), |r| r.root);
         for diff in TreeDiff::new(pages, old_root, pages, new.root) {
             let diff = diff?;
             match diff.new {

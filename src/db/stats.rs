@@ -99,14 +99,14 @@ pub fn stats(shared: &Shared) -> Result<Stats> {
     let page_size = pages.page_size();
     let bytes = |pages: u64| pages.saturating_mul(page_size as u64);
     let oldest_reader_txn = shared.oldest_reader_except(meta.txn);
-    let durable = shared.durable.lock().txn;
+    let durable = shared.durable_mark().txn;
     let pinned = match oldest_reader_txn {
         Some(oldest) => pinned_pages(state, oldest, durable)?,
         None => 0,
     };
     Ok(Stats {
         txn: meta.txn,
-        file_bytes: shared.storage.len()?,
+        file_bytes: shared.file_len()?,
         page_size,
         total_pages: meta.file_pages,
         used_pages: meta

@@ -88,6 +88,27 @@ pub enum MetaError {
 impl Meta {
     /// Encodes into a full slot image.
     pub fn encode(&self) -> [u8; META_BYTES] {
+        // Before the write; recovery's checks of a meta it reads are the pair (`open_slot`).
+        assert!(
+            self.durable_txn <= self.txn,
+            "a meta's durable txn is not after it"
+        );
+        assert!(
+            self.free_count.saturating_add(self.pending_count) <= self.file_pages,
+            "free and pending pages fit in the file"
+        );
+        for ptr in [
+            self.roots,
+            self.refcounts,
+            self.release,
+            self.free_dir,
+            self.pending,
+        ] {
+            assert!(
+                ptr.is_null() || ptr.page.0 < self.file_pages,
+                "a meta points inside its file"
+            );
+        }
         let mut disk = MetaDisk {
             magic: MAGIC,
             version: U32Le::new(FORMAT_VERSION),

@@ -42,12 +42,12 @@ pub fn key_head(key: &[u8]) -> u32 {
 }
 
 /// Space for slots and entries in a page.
-pub fn usable_bytes(page_size: usize) -> usize {
+pub const fn usable_bytes(page_size: usize) -> usize {
     page_size - HEADER_BYTES
 }
 
 /// The largest entry (including its slot), so that any three fit in one page.
-pub fn max_entry_bytes(page_size: usize) -> usize {
+pub const fn max_entry_bytes(page_size: usize) -> usize {
     usable_bytes(page_size) / 3
 }
 
@@ -58,7 +58,7 @@ pub fn fits_inline(key_len: usize, value_len: usize, page_size: usize) -> bool {
 }
 
 /// Bytes (with slot) of a leaf entry holding the value inline.
-pub fn leaf_inline_bytes(key_len: usize, value_len: usize) -> usize {
+pub const fn leaf_inline_bytes(key_len: usize, value_len: usize) -> usize {
     SLOT_BYTES + LEAF_ENTRY_HEADER + key_len + value_len
 }
 

@@ -26,32 +26,102 @@ struct TableDisk {
 }
 const _: () = assert!(std::mem::size_of::<TableDisk>() == 28);
 
+/// The longest type name a table record holds, in bytes. With a 255-byte table name, a
+/// record with two names this long keeps its catalog entry inline on a 4096-byte page.
+pub const MAX_TYPE_NAME_LEN: usize = 255;
+const _: () = assert!(
+    super::node::leaf_inline_bytes(255, 28 + 2 + 2 * MAX_TYPE_NAME_LEN)
+        <= super::node::max_entry_bytes(super::MIN_PAGE_SIZE)
+);
+
+/// The key and value type names a table was created with through the typed API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeNames {
+    /// The key type's name (1 to 255 bytes).
+    pub key: String,
+    /// The value type's name (1 to 255 bytes).
+    pub value: String,
+}
+
 /// A table as the catalog records it (catalog key: the table name).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TableRecord {
     /// Root of the table's tree (null when empty).
     pub root: Ptr,
     /// Number of entries.
     pub len: u64,
+    /// The type names recorded when the table was created typed; `None` for a table
+    /// created through the byte API.
+    pub types: Option<TypeNames>,
 }
 
 impl TableRecord {
-    /// Encodes the record (28 bytes).
+    /// Encodes the record: 28 bytes, then for a typed table the two name lengths (one byte
+    /// each) and the two names.
     pub fn encode(&self) -> Vec<u8> {
-        bytemuck::bytes_of(&TableDisk {
+        let mut out = bytemuck::bytes_of(&TableDisk {
             root: self.root.into(),
             len: U64Le::new(self.len),
         })
-        .to_vec()
+        .to_vec();
+        out.extend_from_slice(&encode_types(self.types.as_ref()));
+        out
     }
     /// Decodes a record found on catalog leaf `page`.
     pub fn decode(bytes: &[u8], page: u64) -> Result<TableRecord> {
-        let d: TableDisk = decode_pod(bytes, page, "table")?;
+        let fixed = bytes.get(..28).unwrap_or(bytes);
+        let d: TableDisk = decode_pod(fixed, page, "table")?;
         Ok(TableRecord {
             root: d.root.into(),
             len: d.len.get(),
+            types: decode_types(&bytes[fixed.len()..], page)?,
         })
     }
+}
+
+/// Whether `name` can be recorded as a type name: 1 to [`MAX_TYPE_NAME_LEN`] bytes.
+pub fn valid_type_name(name: &str) -> bool {
+    (1..=MAX_TYPE_NAME_LEN).contains(&name.len())
+}
+
+/// The bytes of `types` as a table record (and a stream's table record) holds them: none,
+/// or two lengths (one byte each) and the two names.
+pub fn encode_types(types: Option<&TypeNames>) -> Vec<u8> {
+    let Some(types) = types else {
+        return Vec::new();
+    };
+    assert!(
+        valid_type_name(&types.key) && valid_type_name(&types.value),
+        "type names were checked when the table was opened"
+    );
+    let mut out = vec![types.key.len() as u8, types.value.len() as u8];
+    out.extend_from_slice(types.key.as_bytes());
+    out.extend_from_slice(types.value.as_bytes());
+    out
+}
+
+/// The type names of [`encode_types`]'s bytes; `Corrupted` for `page` when they are not.
+pub fn decode_types(tail: &[u8], page: u64) -> Result<Option<TypeNames>> {
+    let bad = |what: &str| Error::corrupted(page, format!("table record: {what}"));
+    let [k, v, names @ ..] = tail else {
+        return match tail.is_empty() {
+            true => Ok(None),
+            false => Err(bad("type names cut short")),
+        };
+    };
+    let (k, v) = (usize::from(*k), usize::from(*v));
+    if k == 0 || v == 0 || names.len() != k + v {
+        return Err(bad("type name lengths do not match the record"));
+    }
+    let text = |b: &[u8]| {
+        std::str::from_utf8(b)
+            .map(str::to_string)
+            .map_err(|_| bad("type name is not UTF-8"))
+    };
+    Ok(Some(TypeNames {
+        key: text(&names[..k])?,
+        value: text(&names[k..])?,
+    }))
 }
 
 /// Whether a named root can be written.
@@ -217,4 +287,37 @@ pub fn decode_count(bytes: &[u8], page: u64) -> Result<u32> {
         return Err(Error::corrupted(page, "stored reference count below 2"));
     }
     Ok(c.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_records_with_and_without_type_names() {
+        let plain = TableRecord {
+            len: 3,
+            ..TableRecord::default()
+        };
+        assert_eq!(plain.encode().len(), 28);
+        assert_eq!(TableRecord::decode(&plain.encode(), 1).unwrap(), plain);
+        let typed = TableRecord {
+            types: Some(TypeNames {
+                key: "u64".into(),
+                value: "str".into(),
+            }),
+            ..plain.clone()
+        };
+        let bytes = typed.encode();
+        assert_eq!(&bytes[28..], b"\x03\x03u64str");
+        assert_eq!(TableRecord::decode(&bytes, 1).unwrap(), typed);
+        let mut bad: Vec<Vec<u8>> = vec![bytes[..29].to_vec(), bytes[..33].to_vec()];
+        bad.push([&bytes[..28], b"\x00\x03str"].concat());
+        bad.push([&bytes[..28], b"\x01\x01\xffa"].concat());
+        bad.push([&bytes[..], b"x"].concat());
+        bad.push(bytes[..27].to_vec());
+        for b in bad {
+            assert!(TableRecord::decode(&b, 1).is_err(), "{b:?}");
+        }
+    }
 }

@@ -17,8 +17,9 @@ use bytemuck::{Pod, Zeroable};
 
 /// The first eight bytes of every stream.
 pub const STREAM_MAGIC: [u8; 8] = *b"SKVSTRM\0";
-/// The stream format version this build writes and reads.
-pub const STREAM_VERSION: u32 = 1;
+/// The stream format version this build writes, and the newest it reads (version 1 has no
+/// type names in its table records).
+pub const STREAM_VERSION: u32 = 2;
 /// The longest snapshot or table name a stream carries.
 pub const MAX_NAME_LEN: usize = 255;
 
@@ -139,8 +140,9 @@ impl StreamHeader {
 /// The kinds of record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecordKind {
-    /// Key: a table name. The table is created when missing, and the records up to the next
-    /// table record apply to it.
+    /// Key: a table name; value: its type names, as a table record holds them (none for a
+    /// table created through the byte API). The table is created when missing, and the
+    /// records up to the next table record apply to it.
     Table,
     /// Key: a table name. The table is deleted.
     DropTable,
@@ -174,6 +176,9 @@ impl RecordKind {
         }
     }
 }
+
+/// The largest value of a table record: the table's type names (`roots::encode_types`).
+const TABLE_VALUE_MAX: u64 = 2 + 2 * super::roots::MAX_TYPE_NAME_LEN as u64;
 
 /// The fixed part of a record; the key, the value and a CRC-32C of all three follow it.
 #[repr(C)]
@@ -213,7 +218,8 @@ pub fn decode_record_head(bytes: &[u8; RECORD_DISK_BYTES]) -> Result<(RecordKind
     };
     let (key_len, value_len) = (disk.key_len.get() as usize, disk.value_len.get());
     let (max_key, max_value) = match kind {
-        RecordKind::Table | RecordKind::DropTable => (MAX_NAME_LEN, 0),
+        RecordKind::Table => (MAX_NAME_LEN, TABLE_VALUE_MAX),
+        RecordKind::DropTable => (MAX_NAME_LEN, 0),
         RecordKind::Put => (MAX_KEY_LEN, MAX_VALUE_LEN as u64),
         RecordKind::Remove => (MAX_KEY_LEN, 0),
         RecordKind::End => (0, TRAILER_BYTES as u64),

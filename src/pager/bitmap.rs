@@ -67,6 +67,11 @@ impl Bitmap {
         true
     }
 
+    /// How many pages it marks free.
+    pub fn free_bits(&self) -> u64 {
+        self.body().iter().map(|b| u64::from(b.count_ones())).sum()
+    }
+
     /// The bits, for scans.
     pub fn body(&self) -> &[u8] {
         bitmap_body(&self.page)
@@ -111,11 +116,21 @@ impl Bitmaps {
             let page: Box<[u8]> = if slot.ptr.is_null() {
                 vec![0u8; self.page_size].into_boxed_slice()
             } else {
-                // A count that disagrees with the bits is caught where it matters (an
-                // allocation that finds no bit, a free of a free page) and by `check`.
                 pages.tagged(slot.ptr, &[tag::BITMAP], false)?.into()
             };
-            self.maps[k] = Some(Bitmap::new(page));
+            let bitmap = Bitmap::new(page);
+            // After the read, the pair of the assertion before the write (`write_bitmaps`).
+            if bitmap.free_bits() != u64::from(slot.free) {
+                return Err(Error::corrupted(
+                    slot.ptr.page.0,
+                    format!(
+                        "bitmap marks {} pages free, its directory entry counts {}",
+                        bitmap.free_bits(),
+                        slot.free
+                    ),
+                ));
+            }
+            self.maps[k] = Some(bitmap);
         }
         Ok(self.maps[k].as_mut().expect("filled above"))
     }

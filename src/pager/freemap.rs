@@ -569,6 +569,11 @@ impl FreeMap {
                 continue;
             };
             let id = bitmap.new_id.expect("relocated above");
+            assert_eq!(
+                bitmap.free_bits(),
+                u64::from(self.map.dir[k].free),
+                "a bitmap's free bits match its directory count before it is written"
+            );
             let page = bitmap.page_mut();
             stamp(page, tag::BITMAP, 0, id, txn);
             let crc = checksum(page);

@@ -1,5 +1,6 @@
 //! The last steps of the commit protocol (docs/format.md section 12), after every tree is
-//! sealed: 7. the pages, 8. the meta, 9. the fsync, 10. publishing.
+//! sealed: `write_pages_and_meta` (the pages, then the meta) and `sync_and_publish` (the
+//! fsync, then the new state published).
 //!
 //! Invariants:
 //! - Growth of the file is made durable before any page of the commit is written, and the
@@ -10,7 +11,7 @@
 //! - A state is published only after its commit finished, and after its fsync when synced.
 
 use super::roots::{main_record, SealedRoots};
-use super::{Committed, Durability, DurableMark, Shared};
+use super::{Committed, Durability, Shared};
 use crate::format::meta::Meta;
 use crate::format::META_SLOT_BYTES;
 use crate::pager::freemap::Persisted;
@@ -19,7 +20,7 @@ use crate::{Error, Result};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// What steps 7 and 8 wrote.
+/// What `write_pages_and_meta` wrote.
 pub(super) struct Written {
     meta: Meta,
     slot: u8,
@@ -34,7 +35,7 @@ fn poison(shared: &Shared) -> impl Fn(Error) -> Error + '_ {
     }
 }
 
-/// Steps 7 and 8: the free map and all dirty pages, one write per contiguous run (growth of
+/// The free map and all dirty pages, one write per contiguous run (growth of
 /// the file made durable first), then the meta into the slot that does not hold the last
 /// durable meta.
 pub(super) fn write_pages_and_meta(
@@ -45,7 +46,7 @@ pub(super) fn write_pages_and_meta(
 ) -> Result<Written> {
     let txn = pager.txn().0;
     let storage = shared.storage.as_ref();
-    let mut durable = *shared.durable.lock();
+    let mut durable = shared.durable_mark();
     let mut grew = false;
     let moved = pager.moved_count() > 0;
     let (persisted, file_pages) = pager.write_out(storage, |len_bytes| {
@@ -63,11 +64,7 @@ pub(super) fn write_pages_and_meta(
         // The growth fsync (or the sync of moved pages) made every earlier commit durable:
         // the base state is now the durable one, so its slot must be kept and the other slot
         // takes this meta.
-        durable = DurableMark {
-            txn: base.meta.txn,
-            slot: base.slot,
-        };
-        *shared.durable.lock() = durable;
+        durable = shared.mark_durable(base.meta.txn, base.slot);
     }
     let meta = Meta {
         page_size: shared.page_size as u32,
@@ -94,7 +91,7 @@ pub(super) fn write_pages_and_meta(
     })
 }
 
-/// Steps 9 and 10: one fsync for a durable commit (an Eventual one is synced anyway once
+/// One fsync for a durable commit (an Eventual one is synced anyway once
 /// pages it cannot reuse pile up, so that the file does not grow without bound), then the
 /// new state published to readers and the durable mark advanced. Returns the length the file
 /// may be cut to when it is longer than this state and the state is durable: the cut that
@@ -132,10 +129,7 @@ pub(super) fn sync_and_publish(
     if !synced {
         return Ok(None);
     }
-    *shared.durable.lock() = DurableMark {
-        txn: meta.txn,
-        slot,
-    };
+    shared.mark_durable(meta.txn, slot);
     // The file is longer than this durable state when the commit shrank it, or when an
     // earlier cut had to wait for a reader.
     let longer = shared.storage.len().is_ok_and(|len| len > len_bytes);

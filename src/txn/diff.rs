@@ -30,7 +30,7 @@ pub struct Change<'a> {
 }
 
 /// A table whose record differs between two views; `None` where the table is absent.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct TableChange<'a> {
     pub name: &'a str,
     pub old: Option<TableRecord>,
@@ -135,8 +135,8 @@ impl<'a> Diff<'a> {
             let Some(change) = self.tables.next().transpose()? else {
                 return Ok(None);
             };
-            let root = |r: Option<TableRecord>| r.map_or(Ptr::default(), |r| r.root);
-            let entries = TreeDiff::new(self.old, root(change.old), self.new, root(change.new));
+            let root = |r: &Option<TableRecord>| r.as_ref().map_or(Ptr::default(), |r| r.root);
+            let entries = TreeDiff::new(self.old, root(&change.old), self.new, root(&change.new));
             self.table = Some((change.name, entries));
         }
     }

@@ -79,36 +79,37 @@ pub struct DurableMark {
     pub slot: u8,
 }
 
-/// State shared by the database handle and its transactions.
+/// State shared by the database handle and its transactions. Its fields are private to
+/// `txn`: the layers above read and change them only through its methods.
 pub struct Shared {
     /// Where the bytes live.
-    pub storage: Arc<dyn Storage>,
+    storage: Arc<dyn Storage>,
     /// Page size of the file.
-    pub page_size: usize,
+    page_size: usize,
     /// Verify checksums on every read.
-    pub verify: bool,
+    verify: bool,
     /// Default durability of commits.
-    pub durability: Durability,
+    durability: Durability,
     /// The newest committed state.
-    pub state: RwLock<Arc<Committed>>,
+    state: RwLock<Arc<Committed>>,
     /// Live readers by txn id.
     readers: Mutex<BTreeMap<u64, usize>>,
     /// The thread holding the writer slot, while a write transaction (or another user of
     /// the slot) is open.
     writer: Mutex<Option<ThreadId>>,
     writer_free: Condvar,
-    /// The last durable commit.
-    pub durable: Mutex<DurableMark>,
+    /// The last durable commit: changed only through `mark_durable`.
+    durable: Mutex<DurableMark>,
     /// Set by a failed fsync.
-    pub poisoned: AtomicBool,
+    poisoned: AtomicBool,
     /// The highest txn id found in a meta slot at open: new txn ids go above it.
-    pub txn_floor: u64,
+    txn_floor: u64,
     /// Set at open, cleared by the first commit: the first write transaction frees every
     /// pending page the reuse rule allows, older chain pages included (a commit otherwise
     /// reads only the head of the pending chain; see `pager::freemap`).
-    pub release_all: AtomicBool,
+    release_all: AtomicBool,
     /// When a durable commit cuts the free pages at the file's end.
-    pub shrink: Shrink,
+    shrink: Shrink,
 }
 
 /// When a durable commit cuts the free pages at the end of the file (see
@@ -131,6 +132,7 @@ impl Shared {
         highest_txn: u64,
         durability: Durability,
         verify: bool,
+        shrink: Shrink,
     ) -> Self {
         let durable = DurableMark {
             txn: committed.meta.txn,
@@ -149,8 +151,32 @@ impl Shared {
             poisoned: AtomicBool::new(false),
             txn_floor: highest_txn,
             release_all: AtomicBool::new(true),
-            shrink: Shrink::Auto,
+            shrink,
         }
+    }
+
+    /// The page size of the file.
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    /// The length of the file, in bytes.
+    pub fn file_len(&self) -> Result<u64> {
+        Ok(self.storage.len()?)
+    }
+
+    /// The last durable commit.
+    pub fn durable_mark(&self) -> DurableMark {
+        *self.durable.lock()
+    }
+
+    /// Records that every commit up to `txn`, whose meta is in `slot`, is durable (an fsync
+    /// just returned), and returns the new mark. The mark only moves forward.
+    pub fn mark_durable(&self, txn: u64, slot: u8) -> DurableMark {
+        let mut mark = self.durable.lock();
+        assert!(txn >= mark.txn, "the durable mark moves forward only");
+        *mark = DurableMark { txn, slot };
+        *mark
     }
 
     /// The newest committed state.
@@ -200,7 +226,7 @@ impl Shared {
             .next()
             .copied()
             .unwrap_or(u64::MAX);
-        (oldest, self.durable.lock().txn)
+        (oldest, self.durable_mark().txn)
     }
 
     /// The oldest open reader's txn, leaving out one registration at `own`: the caller's own
@@ -271,7 +297,7 @@ impl Shared {
         if self.storage.len()? <= needed {
             return Ok(true);
         }
-        if self.durable.lock().txn != state.meta.txn {
+        if self.durable_mark().txn != state.meta.txn {
             return Ok(false);
         }
         self.cut_file(needed)
@@ -352,6 +378,19 @@ impl ReadTxn<'_> {
             }
             None => Err(Error::NotFound(format!("table {name:?}"))),
         }
+    }
+
+    /// Opens an existing table as [`ReadTxn::open_table`] does, and checks the key and value
+    /// type names recorded in it: `Error::TypeMismatch` when it was created with others; a
+    /// table created through the byte API (no names) opens as it is.
+    pub(crate) fn open_table_as(
+        &self,
+        name: &str,
+        types: &catalog::TypeNames,
+    ) -> Result<Table<'_>> {
+        let table = self.open_table(name)?;
+        catalog::check_types(name, table.type_names(), types)?;
+        Ok(table)
     }
 
     /// Names of all tables, in order.

@@ -3,7 +3,7 @@
 //! Invariants: a table borrows its transaction's pages, so every key and value it returns
 //! lives as long as the transaction and is never copied.
 
-use super::catalog::TableRecord;
+use super::catalog::{TableRecord, TypeNames};
 use crate::btree::{self, Bound as TreeBound, Cursor};
 use crate::format::Ptr;
 use crate::pager::{PageSource, ReadPages};
@@ -94,6 +94,12 @@ impl<'t> Table<'t> {
     /// Whether the table has no entries.
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.record.len == 0)
+    }
+
+    /// The key and value type names recorded when the table was created through the typed
+    /// API; `None` for a table created through the byte API.
+    pub fn type_names(&self) -> Option<&TypeNames> {
+        self.record.types.as_ref()
     }
 }
 

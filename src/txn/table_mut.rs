@@ -15,7 +15,7 @@
 //! - A table has at most one open `TableMut` at a time in a transaction (`TableState::open`).
 
 use super::buffer::{InsertBuffer, FLUSH_BYTES};
-use super::catalog::TableRecord;
+use super::catalog::{TableRecord, TypeNames};
 use super::table::to_tree_bound;
 use super::write::Core;
 use crate::btree::{self, Bound as TreeBound, Cursor, Sharing};
@@ -218,6 +218,12 @@ impl<'t> TableMut<'t> {
     /// Whether the table is empty.
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
+    }
+
+    /// The key and value type names recorded when the table was created through the typed
+    /// API; `None` for a table created through the byte API.
+    pub fn type_names(&self) -> Option<TypeNames> {
+        self.core.borrow().tables[self.index].record.types.clone()
     }
 }
 

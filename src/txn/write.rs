@@ -8,10 +8,10 @@
 //! - Every root record's catalog pointer holds one reference on its catalog root; taking a
 //!   snapshot or a clone adds one (O(1)); dropping a root queues its catalog for release.
 
-use super::catalog::{check_name, TableRecord};
+use super::catalog::{check_name, check_types, TableRecord, TypeNames};
 use super::roots::{RootsEdit, SealedRoots};
 use super::table_mut::{flush_table, TableMut, TableState};
-use super::{table_names, Committed, Durability, DurableMark, Shared, Shrink, WriterGuard};
+use super::{table_names, Committed, Durability, Shared, Shrink, WriterGuard};
 use crate::btree::share::incref;
 use crate::btree::{self, Sharing, TreeKind};
 use crate::format::roots::{Released, RootKind, RootRecord};
@@ -216,13 +216,33 @@ impl<'db> WriteTxn<'db> {
     /// ```
     pub fn open_table(&self, name: &str) -> Result<TableMut<'_>> {
         check_name(name)?;
+        self.open_loaded(name, None)
+    }
+
+    /// Opens a table as [`WriteTxn::open_table`] does, and checks the key and value type
+    /// names recorded in it: a table this creates records `types`; one created with other
+    /// names is `Error::TypeMismatch`; one created through the byte API (no names) opens
+    /// as it is. The typed API (`shadowkv::typed`) is built on this.
+    pub(crate) fn open_table_as(&self, name: &str, types: &TypeNames) -> Result<TableMut<'_>> {
+        check_name(name)?;
+        super::catalog::check_type_names(types)?;
+        self.open_loaded(name, Some(types))
+    }
+
+    fn open_loaded(&self, name: &str, types: Option<&TypeNames>) -> Result<TableMut<'_>> {
         let mut core = self.core.borrow_mut();
         let index = core.load(name)?;
         let state = &mut core.tables[index];
         if state.deleted {
             // (A deleted table has no open handle: deleting takes `&mut self`.)
-            *state = TableState::new(name, TableRecord::default(), false);
+            let record = TableRecord {
+                types: types.cloned(),
+                ..TableRecord::default()
+            };
+            *state = TableState::new(name, record, false);
             state.changed = true;
+        } else if let Some(types) = types {
+            check_types(name, state.record.types.as_ref(), types)?;
         }
         drop(core);
         TableMut::open(&self.core, &self.base.pages, index)
@@ -345,8 +365,8 @@ impl<'db> WriteTxn<'db> {
     }
 
     /// Commits and keeps the writer slot, for a sequence of commits (a receive). On an
-    /// error the slot is released with the transaction. The steps are numbered as in
-    /// docs/format.md section 12; 7 to 10 are in `commit.rs`.
+    /// error the slot is released with the transaction. Its steps are the calls below,
+    /// named as in docs/format.md section 12; the last two are in `commit.rs`.
     pub(crate) fn commit_holding_lock(self) -> Result<WriterGuard<'db>> {
         let mut core = self.core.into_inner();
         check_committable(self.shared, &core)?;
@@ -413,7 +433,7 @@ impl<'db> WriteTxn<'db> {
     }
 }
 
-/// 1. A poisoned database or a transaction that failed midway commits nothing.
+/// A poisoned database or a transaction that failed midway commits nothing.
 fn check_committable(shared: &Shared, core: &Core) -> Result<()> {
     if shared.poisoned.load(Ordering::Acquire) {
         return Err(Error::Poisoned);
@@ -428,13 +448,10 @@ fn check_committable(shared: &Shared, core: &Core) -> Result<()> {
 
 /// Nothing to write; a durable commit still makes earlier Eventual commits durable.
 fn sync_if_owed(shared: &Shared, durability: Durability, base: &Committed) -> Result<()> {
-    let durable = shared.durable.lock().txn;
+    let durable = shared.durable_mark().txn;
     if durability == Durability::Immediate && durable < base.meta.txn {
         sync_or_poison(shared)?;
-        *shared.durable.lock() = DurableMark {
-            txn: base.meta.txn,
-            slot: base.slot,
-        };
+        shared.mark_durable(base.meta.txn, base.slot);
     }
     Ok(())
 }
@@ -522,6 +539,7 @@ impl Core {
                 let record = TableRecord {
                     root,
                     len: state.record.len,
+                    types: state.record.types.clone(),
                 };
                 let value = record.encode();
                 catalog = btree::insert(&mut self.pager, &mut sh, catalog, key, &value)?.0;
@@ -542,25 +560,26 @@ impl Core {
             && self.edit.release.is_empty()
     }
 
-    /// Steps 2 to 6: every tree this commit changed, sealed, up to the system trees.
+    /// Every tree this commit changed, sealed, up to the system trees (docs/format.md
+    /// section 12 names these steps).
     fn seal_everything(&mut self) -> Result<SealedRoots> {
-        // 2. Apply the buffered inserts, table by table in name order.
+        // The buffered inserts, table by table in name order.
         self.flush_tables()?;
-        // 3. Drop queued references (deleted snapshots, branches, tables) in a bounded step,
+        // Queued references dropped (deleted snapshots, branches, tables) in a bounded step,
         //    at least as large as this commit's own writes so the queue drains as space is used.
         let budget = (2 * self.pager.dirty_pages()).max(1024);
         self.edit
             .release
             .process(&mut self.pager, &mut self.edit.refs, budget)?;
-        // 4. Seal every changed table, record it in the branch's catalog, seal the catalog.
+        // Every changed table sealed, record it in the branch's catalog, seal the catalog.
         self.seal_tables()?;
-        // 5. Snapshots taken by this transaction share the sealed catalog.
+        // Snapshots taken by this transaction share the sealed catalog.
         self.record_snapshots()?;
-        // 6. Seal the system trees: roots, reference counts, release queue.
+        // The system trees sealed: roots, reference counts, release queue.
         self.edit.seal(&mut self.pager)
     }
 
-    /// Step 5: one root record per snapshot taken, each one more reference on the catalog.
+    /// One root record per snapshot taken, each one more reference on the catalog.
     fn record_snapshots(&mut self) -> Result<()> {
         let txn = self.pager.txn().0;
         for name in std::mem::take(&mut self.snapshots) {
