@@ -569,7 +569,8 @@ impl FreeMap {
                 continue;
             };
             let id = bitmap.new_id.expect("relocated above");
-            assert_eq!(
+            // Debug builds (and the fuzz targets) only, as its pair in `Bitmaps::get`.
+            debug_assert_eq!(
                 bitmap.free_bits(),
                 u64::from(self.map.dir[k].free),
                 "a bitmap's free bits match its directory count before it is written"
