@@ -43,86 +43,10 @@ pub const MAX_ITEMS: usize = 100_000;
 /// met (a damaged file gives some; a sound one none).
 pub fn read_all(db: &Database) -> Vec<Error> {
     let mut errors = Vec::new();
-    let mut names = vec![crate::txn::roots::MAIN.to_string()];
-    for list in [db.snapshots(), db.branches()] {
-        match list {
-            Ok(infos) => names.extend(infos.into_iter().map(|i| i.name)),
+    for name in root_names(db, &mut errors) {
+        match db.begin_read_at(&name) {
+            Ok(rx) => read_root(&rx, &mut errors),
             Err(e) => errors.push(e),
-        }
-    }
-    names.sort();
-    names.dedup();
-    for name in &names {
-        let rx = match db.begin_read_at(name) {
-            Ok(rx) => rx,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
-        let tables = match rx.table_names() {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
-        for t in &tables {
-            let table = match rx.open_table(t) {
-                Ok(t) => t,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
-            };
-            let _ = table.len();
-            let mut keys = Vec::new();
-            match table.iter() {
-                Ok(it) => {
-                    for item in it.take(MAX_ITEMS) {
-                        match item {
-                            Ok((k, _)) => keys.push(k),
-                            Err(e) => {
-                                errors.push(e);
-                                break;
-                            }
-                        }
-                    }
-                }
-                Err(e) => errors.push(e),
-            }
-            if let Ok(it) = table.iter() {
-                for item in it.rev().take(MAX_ITEMS) {
-                    if let Err(e) = item {
-                        errors.push(e);
-                        break;
-                    }
-                }
-            }
-            for k in keys.iter().take(1000) {
-                if let Err(e) = table.get(k) {
-                    errors.push(e);
-                }
-            }
-            if let (Some(first), Some(last)) = (keys.first(), keys.last()) {
-                if let Ok(mut it) = table.range(*first..*last) {
-                    for step in 0..MAX_ITEMS {
-                        let item = if step % 3 == 0 {
-                            it.next_back()
-                        } else {
-                            it.next()
-                        };
-                        match item {
-                            None => break,
-                            Some(Ok(_)) => {}
-                            Some(Err(e)) => {
-                                errors.push(e);
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
         }
     }
     if let Err(e) = db.stats() {
@@ -132,6 +56,76 @@ pub fn read_all(db: &Database) -> Vec<Error> {
         errors.push(e);
     }
     errors
+}
+
+/// `main` and every snapshot and branch the listings give.
+fn root_names(db: &Database, errors: &mut Vec<Error>) -> Vec<String> {
+    let mut names = vec![crate::txn::roots::MAIN.to_string()];
+    for list in [db.snapshots(), db.branches()] {
+        match list {
+            Ok(infos) => names.extend(infos.into_iter().map(|i| i.name)),
+            Err(e) => errors.push(e),
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Every table of one view, read whole.
+fn read_root(rx: &crate::ReadTxn<'_>, errors: &mut Vec<Error>) {
+    let tables = match rx.table_names() {
+        Ok(t) => t,
+        Err(e) => return errors.push(e),
+    };
+    for t in &tables {
+        match rx.open_table(t) {
+            Ok(table) => read_table(&table, errors),
+            Err(e) => errors.push(e),
+        }
+    }
+}
+
+/// A table from both ends, a `get` of each key, and a range walked from both ends.
+fn read_table(table: &crate::Table<'_>, errors: &mut Vec<Error>) {
+    let _ = table.len();
+    let mut keys = Vec::new();
+    match table.iter() {
+        Ok(it) => walk(it.map(|item| item.map(|(k, _)| keys.push(k))), errors),
+        Err(e) => errors.push(e),
+    }
+    if let Ok(it) = table.iter() {
+        walk(it.rev().map(|item| item.map(drop)), errors);
+    }
+    for k in keys.iter().take(1000) {
+        if let Err(e) = table.get(k) {
+            errors.push(e);
+        }
+    }
+    if let (Some(first), Some(last)) = (keys.first(), keys.last()) {
+        if let Ok(mut it) = table.range(*first..*last) {
+            let mut step = 0;
+            let zigzag = std::iter::from_fn(|| {
+                step += 1;
+                if step % 3 == 1 {
+                    it.next_back()
+                } else {
+                    it.next()
+                }
+            });
+            walk(zigzag.map(|item| item.map(drop)), errors);
+        }
+    }
+}
+
+/// Runs `items` up to `MAX_ITEMS`, stopping at the first error, which it keeps.
+fn walk(items: impl Iterator<Item = Result<(), Error>>, errors: &mut Vec<Error>) {
+    for item in items.take(MAX_ITEMS) {
+        if let Err(e) = item {
+            errors.push(e);
+            break;
+        }
+    }
 }
 
 /// Writes to a database whatever its state: an insert into `main` and a snapshot. Returns the
