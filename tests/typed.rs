@@ -430,6 +430,7 @@ enum Op {
     PopFirst,
     PopLast,
     RetainEven,
+    ExtractNegative,
     Commit,
 }
 
@@ -443,6 +444,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::PopFirst),
         1 => Just(Op::PopLast),
         1 => Just(Op::RetainEven),
+        1 => Just(Op::ExtractNegative),
         1 => Just(Op::Commit),
     ]
 }
@@ -484,6 +486,21 @@ fn apply(t: &mut shadowkv::typed::TypedTableMut<'_, (&str, u8), i32>, m: &mut Ma
                 t.retain(|_, v| v % 2 == 0).unwrap(),
                 (before - m.len()) as u64
             );
+        }
+        Op::ExtractNegative => {
+            let want: Vec<((String, u8), i32)> = m
+                .iter()
+                .filter(|(_, v)| **v < 0)
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            m.retain(|_, v| *v >= 0);
+            let got: Vec<((String, u8), i32)> = t
+                .extract_if(|_, v| v < 0)
+                .unwrap()
+                .into_iter()
+                .map(|(k, v)| owned((k.value().unwrap(), v.value().unwrap())))
+                .collect();
+            assert_eq!(got, want);
         }
         Op::Commit => unreachable!(),
     }

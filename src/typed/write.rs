@@ -176,6 +176,25 @@ impl<'t, K: Key, V: Codec> TypedTableMut<'t, K, V> {
         self.remove_keys(&doomed)
     }
 
+    /// Removes the entries for which `take(key, value)` is true and returns them, in key
+    /// order. A key or value that does not decode is an error, and then nothing is removed.
+    pub fn extract_if(
+        &mut self,
+        mut take: impl FnMut(K::Ref<'_>, V::Ref<'_>) -> bool,
+    ) -> Result<Vec<GuardPair<'static, K, V>>> {
+        let mut taken: Vec<CowPair<'static>> = Vec::new();
+        for entry in self.iter()? {
+            let (key, value) = entry?;
+            if take(key.value()?, value.value()?) {
+                let (key, value) = (key.into_bytes(), value.into_bytes());
+                taken.push((Cow::Owned(key.into_owned()), Cow::Owned(value.into_owned())));
+            }
+        }
+        let keys: Vec<Vec<u8>> = taken.iter().map(|(k, _)| k.to_vec()).collect();
+        self.remove_keys(&keys)?;
+        Ok(taken.into_iter().map(|pair| self.pair(pair)).collect())
+    }
+
     /// Removes every entry whose key is in `range`; returns how many there were.
     pub fn remove_range<'k, R: RangeBounds<K::In<'k>>>(&mut self, range: R) -> Result<u64> {
         let bounds = KeyBounds::new::<K, R>(&range)?;
