@@ -3,7 +3,7 @@
 //! single-entry commits without fsync, durable single-entry commits, and removing half the
 //! entries in one transaction followed by a snapshot.
 //! Run with `cargo run --release --example probe [N] [phase ...]` (phases: load backup reads
-//! scans commits durable batches streams remove; default all). `backup` times
+//! scans commits durable batches streams updates remove; default all). `backup` times
 //! `Database::backup_to` of the freshly loaded database (sync included), twice.
 
 use shadowkv::{Database, Durability};
@@ -105,9 +105,43 @@ fn main() {
     if on("streams") {
         streams(&db, n, dir.path());
     }
+    if on("updates") {
+        // 1% of the keys rewritten in durable batches of 1000, first with no snapshot, then
+        // right after one (every first write to a leaf then copies a shared page).
+        let batches = (n / 100 / 1000).max(1);
+        let start = Instant::now();
+        update_batches(&db, 0, batches, 1000, &value);
+        rate("updates, no snapshot", batches * 1000, start);
+        db.create_snapshot("before-updates").unwrap();
+        let start = Instant::now();
+        updates_after_snapshot(&db, n / 2, batches, 1000, &value);
+        rate("updates after a snapshot", batches * 1000, start);
+    }
     if on("remove") {
         remove_half_then_snapshot(&db, n);
     }
+}
+
+/// `batches` durable commits each rewriting `size` existing keys from key `first` on.
+#[inline(never)]
+fn update_batches(db: &Database, first: u64, batches: u64, size: u64, value: &[u8]) {
+    for b in 0..batches {
+        let mut tx = db.begin_write().unwrap();
+        tx.set_durability(Durability::Immediate);
+        {
+            let mut t = tx.open_table("t").unwrap();
+            for i in 0..size {
+                t.insert(&key(first + b * size + i), value).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+}
+
+/// As `update_batches`, right after a snapshot (a separate function for callgrind).
+#[inline(never)]
+fn updates_after_snapshot(db: &Database, first: u64, batches: u64, size: u64, value: &[u8]) {
+    update_batches(db, first, batches, size, value)
 }
 
 /// Iterating every entry, a full send, a receive of it into a new file, an incremental send

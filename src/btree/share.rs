@@ -102,10 +102,28 @@ pub fn cow(w: &mut WritePager, sh: &mut Sharing, ptr: Ptr) -> Result<Ptr> {
     }
     let copy = w.copy_node(ptr)?;
     let kids = targets(&node_at(w, copy, None)?, sh.kind)?;
-    for child in kids {
-        incref(w, &mut sh.refs, child.ptr.page.0)?;
-    }
+    let mut pages: Vec<u64> = kids.iter().map(|child| child.ptr.page.0).collect();
+    incref_all(w, &mut sh.refs, &mut pages)?;
     set_count(w, &mut sh.refs, ptr.page.0, count - 1).map(|()| copy)
+}
+
+/// Adds one reference to each of `pages` (the children of a copied node). In page order,
+/// so that after the first, each count goes straight into the refcount leaf the previous one
+/// went to (a finger insert): the children of a node mostly lie close together.
+fn incref_all(w: &mut WritePager, refs: &mut Ptr, pages: &mut [u64]) -> Result<()> {
+    pages.sort_unstable();
+    let mut finger = None;
+    let mut none = Sharing::system(TreeKind::Refs);
+    for &page in pages.iter() {
+        let key = count_key(page);
+        let count = match super::get_with_finger(w, *refs, &key, &finger)? {
+            Some(bytes) => decode_count(bytes, refs.page.0)?,
+            None => 1,
+        };
+        let (key, value) = (count_key(page), encode_count(count + 1));
+        *refs = super::insert_with_finger(w, &mut none, *refs, &key, &value, &mut finger)?.0;
+    }
+    Ok(())
 }
 
 /// Drops this tree's reference to an overflow run: frees it unless another parent shares it.

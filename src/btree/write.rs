@@ -194,6 +194,33 @@ pub fn insert_with_finger(
     Ok((root, replaced))
 }
 
+/// The value of `key`, read from the finger's leaf when the finger holds the key under
+/// `root` (no descent), else by [`super::get`]. Values in overflow runs are not looked for
+/// through the finger.
+pub fn get_with_finger<'a>(
+    w: &'a WritePager,
+    root: Ptr,
+    key: &[u8],
+    finger: &Option<Finger>,
+) -> Result<Option<&'a [u8]>> {
+    let held = finger.as_ref().filter(|f| {
+        f.root == root
+            && f.low.as_deref().is_none_or(|l| key >= l)
+            && f.high.as_deref().is_none_or(|h| key < h)
+    });
+    let Some(f) = held else {
+        return super::get(w, root, key);
+    };
+    let view = NodeView::new(w.dirty_page(f.leaf.page), f.leaf.page.0)?;
+    match view.search(key)? {
+        Err(_) => Ok(None),
+        Ok(i) => match view.value(i)? {
+            LeafValue::Inline(value) => Ok(Some(value)),
+            LeafValue::Overflow { .. } => super::get(w, root, key),
+        },
+    }
+}
+
 /// Descends the (dirty) path to `key` and records its leaf and bounds.
 fn locate(w: &WritePager, root: Ptr, key: &[u8]) -> Result<Finger> {
     let (mut low, mut high): (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
