@@ -14,14 +14,19 @@ use std::ops::Bound;
 use std::path::Path;
 use std::time::UNIX_EPOCH;
 
-/// Opens an existing database (a missing file is an error, never created).
+/// Opens an existing database (a missing file is an error, never created). Every page read
+/// is verified against its checksum: the tool reports damage rather than print damaged data.
 fn open(path: &Path) -> CliResult<Database> {
-    Database::options().create(false).open(path).at(path)
+    Database::options()
+        .create(false)
+        .verify_reads(true)
+        .open(path)
+        .at(path)
 }
 
 /// Opens a database, creating it (with `page_size`, when given) if missing.
 fn open_or_create(path: &Path, page_size: Option<usize>) -> CliResult<Database> {
-    let mut options = Database::options();
+    let mut options = Database::options().verify_reads(true);
     if let Some(size) = page_size {
         options = options.page_size(size);
     }

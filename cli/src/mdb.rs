@@ -15,7 +15,8 @@
 //!
 //! Each entry is a key line and a value line, both starting with one space. `bytevalue`
 //! writes hex pairs; `print` (read only) writes printable bytes as themselves, `\\` for a
-//! backslash and `\` with two hex digits for any other byte. Header lines this tool does not
+//! backslash and `\` with two hex digits for any other byte (a backslash followed by neither
+//! is taken as itself: LMDB 0.9's mdb_dump -p writes backslashes unescaped). Header lines this tool does not
 //! need (`mapsize`, `maxreaders`, `db_pagesize`, ...) are read and ignored, as `mdb_load`
 //! does; the flags for duplicate keys and non-bytewise key orders are refused, since a
 //! shadowkv table holds one value per key in bytewise order.
@@ -109,6 +110,7 @@ pub fn read(
                 break;
             }
             let key = reader.data(format)?;
+            let key_line = reader.line;
             if !reader.next()? {
                 return Err(reader.bad("input ends after a key, before its value (truncated?)"));
             }
@@ -116,7 +118,11 @@ pub fn read(
                 return Err(reader.bad("DATA=END after a key without its value"));
             }
             let value = reader.data(format)?;
-            on(Event::Entry { key, value }, reader.line).map_err(|r| reader.bad(r))?;
+            // An entry the caller refuses is reported at its key's line.
+            on(Event::Entry { key, value }, key_line).map_err(|reason| ReadError::Bad {
+                line: key_line,
+                reason,
+            })?;
         }
     }
 }
@@ -233,15 +239,13 @@ impl Lines<'_> {
         match format {
             Format::Bytevalue => hex::decode(text)
                 .map_err(|e| self.bad(format!("bad hex in a key or value line: {e}"))),
-            Format::Print => unprint(text).ok_or_else(|| {
-                self.bad("bad escape in a print-format line (\\\\ or \\ and two hex digits)")
-            }),
+            Format::Print => Ok(unprint(text)),
         }
     }
 }
 
 /// Decodes a `format=print` line.
-fn unprint(text: &[u8]) -> Option<Vec<u8>> {
+fn unprint(text: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     let mut i = 0;
     while i < text.len() {
@@ -251,14 +255,17 @@ fn unprint(text: &[u8]) -> Option<Vec<u8>> {
         } else if text.get(i + 1) == Some(&b'\\') {
             out.push(b'\\');
             i += 2;
-        } else {
-            let pair = text.get(i + 1..i + 3)?;
-            let byte = hex::decode(pair).ok()?;
+        } else if let Some(byte) = text.get(i + 1..i + 3).and_then(|p| hex::decode(p).ok()) {
             out.push(byte[0]);
             i += 3;
+        } else {
+            // A backslash followed by neither: itself. mdb_dump -p (0.9.x) writes a backslash
+            // unescaped, so this is how its output means it.
+            out.push(b'\\');
+            i += 1;
         }
     }
-    Some(out)
+    out
 }
 
 #[cfg(test)]
