@@ -330,7 +330,7 @@ pub fn check(path: &Path, json: bool, progress: Progress) -> CliResult<u8> {
                 writeln!(
                     out,
                     "{}: ok: {} pages verified ({} in trees, {} system, {} free, {} pending, \
-                     {} meta, {} free map); {} tables and {} entries in main, txn {}",
+                     {} meta, {} free map); {} table{} and {} entries in main, txn {}",
                     path.display(),
                     r.total_pages,
                     r.tree_pages,
@@ -340,6 +340,7 @@ pub fn check(path: &Path, json: bool, progress: Progress) -> CliResult<u8> {
                     r.meta_pages,
                     r.freemap_pages,
                     r.main_tables,
+                    if r.main_tables == 1 { "" } else { "s" },
                     r.main_entries,
                     r.txn
                 )?;

@@ -222,7 +222,12 @@ fn tables_get_scan_as_text_or_hex_at_any_view() {
 fn dump_and_load_round_trip_in_mdb_dump_text() {
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path(), "a.db", 300);
-    let dump = ok(kv().arg("dump").arg(&db));
+    // Progress goes to standard error only when it is a terminal (here it is not), and
+    // --quiet hides it anyway: nothing but the dump is written.
+    let run = kv().arg("dump").arg(&db).assert().success().stderr("");
+    let dump = String::from_utf8(run.get_output().stdout.clone()).unwrap();
+    assert_eq!(ok(kv().args(["-q", "dump"]).arg(&db)), dump);
+    assert_eq!(ok(kv().arg("dump").arg(&db).arg("--quiet")), dump);
     assert!(dump.starts_with("VERSION=3\nformat=bytevalue\ndatabase=big\ntype=btree\n"));
     assert!(
         dump.contains("HEADER=END\n 00\n \n 00ff\n 0102\nDATA=END\n"),
