@@ -17,6 +17,12 @@ impl Progress {
         let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
         let style = ProgressStyle::with_template(template)
             .expect("a valid progress template")
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0}/s", state.per_sec());
+                },
+            )
             .progress_chars("=> ");
         bar.set_style(style);
         bar.set_message(message.to_string());
@@ -30,7 +36,7 @@ impl Progress {
         match total {
             Some(_) => self.new_bar(
                 total,
-                "{spinner} {msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} \
+                "{spinner} {msg} [{bar:25}] {binary_bytes}/{binary_total_bytes} \
                  {binary_bytes_per_sec} ETA {eta}",
                 message,
             ),
@@ -46,7 +52,7 @@ impl Progress {
     pub fn entries(self, total: u64, message: &str) -> ProgressBar {
         self.new_bar(
             Some(total),
-            "{spinner} {msg} [{bar:30}] {human_pos}/{human_len} entries {per_sec} ETA {eta}",
+            "{spinner} {msg} [{bar:25}] {human_pos}/{human_len} entries {rate} ETA {eta}",
             message,
         )
     }
