@@ -15,6 +15,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const EXIT_CODES: &str = "\
+Keys and values are given and printed as text, or as 0x and hex pairs when not printable
+(--hex: hex pairs always). Every page read is checked against its checksum.
+
 Exit codes: 0 success; 1 corruption found (or a non-empty diff with --exit-code);
 2 usage error; 3 any other error (missing file, locked database, bad input, ...).
 A database that an application holds open is refused at once (the tool never waits).";
@@ -54,8 +57,12 @@ struct Hex {
 #[derive(Subcommand)]
 enum Command {
     /// Sizes and counts: file, pages, live/free/pending bytes, each table, snapshot and branch
-    #[command(after_help = "Example:\n  shadowkv stat app.db\n  shadowkv stat app.db --json")]
+    #[command(
+        after_help = "Reads every entry once, to count each table's key and value bytes.\n\n\
+                            Example:\n  shadowkv stat app.db\n  shadowkv stat app.db --json"
+    )]
     Stat {
+        /// The database file
         db: PathBuf,
         /// Print JSON
         #[arg(long)]
@@ -64,6 +71,7 @@ enum Command {
     /// Verify every page and the accounting of the file (exit 1 on corruption)
     #[command(after_help = "Example:\n  shadowkv check app.db && echo clean")]
     Check {
+        /// The database file
         db: PathBuf,
         /// Print JSON
         #[arg(long)]
@@ -72,6 +80,7 @@ enum Command {
     /// List the tables
     #[command(after_help = "Example:\n  shadowkv tables app.db --at nightly")]
     Tables {
+        /// The database file
         db: PathBuf,
         #[command(flatten)]
         at: At,
@@ -83,8 +92,11 @@ enum Command {
     #[command(after_help = "Example:\n  shadowkv get app.db users alice\n  \
                             shadowkv get app.db users 0x00ff --at nightly")]
     Get {
+        /// The database file
         db: PathBuf,
+        /// The table
         table: String,
+        /// The key: text, or 0x and hex pairs (with --hex: hex pairs)
         key: String,
         #[command(flatten)]
         at: At,
@@ -94,7 +106,9 @@ enum Command {
     /// Print entries in key order, one "KEY<TAB>VALUE" line each
     #[command(after_help = "Example:\n  shadowkv scan app.db users --from a --to m --limit 10")]
     Scan {
+        /// The database file
         db: PathBuf,
+        /// The table
         table: String,
         /// First key (included)
         #[arg(long, value_name = "KEY")]
@@ -114,6 +128,7 @@ enum Command {
     #[command(after_help = "Example:\n  shadowkv dump app.db > app.dump\n  \
                             shadowkv dump app.db --table users | mdb_load -f /dev/stdin lmdb-env")]
     Dump {
+        /// The database file
         db: PathBuf,
         /// Only this table
         #[arg(long, value_name = "T")]
@@ -133,6 +148,7 @@ enum Command {
                             shadowkv load app.db --table users -i users.dump"
     )]
     Load {
+        /// The database file
         db: PathBuf,
         /// Load every database of the input into this table
         #[arg(long, value_name = "T")]
@@ -153,8 +169,11 @@ enum Command {
     /// Set a branch to the state of a snapshot (or branch)
     #[command(after_help = "Example:\n  shadowkv restore app.db main nightly")]
     Restore {
+        /// The database file
         db: PathBuf,
+        /// The branch to set
         branch: String,
+        /// The snapshot (or branch) whose state it takes
         snapshot: String,
     },
     /// What changed from A to B (snapshots or branches): "+", "-" or "M", table, key
@@ -163,6 +182,7 @@ enum Command {
                             shadowkv diff app.db nightly main --exit-code >/dev/null || echo changed"
     )]
     Diff {
+        /// The database file
         db: PathBuf,
         /// The older view
         a: String,
@@ -186,7 +206,9 @@ enum Command {
                             shadowkv send app.db nightly-2 --base nightly | shadowkv receive replica.db"
     )]
     Send {
+        /// The database file
         db: PathBuf,
+        /// The snapshot to send
         snapshot: String,
         /// Only what changed since this older snapshot
         #[arg(long, value_name = "SNAPSHOT")]
@@ -198,6 +220,7 @@ enum Command {
     /// Read one stream from send and create its snapshot (creates the file if missing)
     #[command(after_help = "Example:\n  shadowkv receive replica.db -i full.stream")]
     Receive {
+        /// The database file
         db: PathBuf,
         /// Read FILE instead of standard input
         #[arg(short, long, value_name = "FILE")]
@@ -208,10 +231,16 @@ enum Command {
     },
     /// Write a compacted copy of every snapshot and branch to a new file
     #[command(after_help = "Example:\n  shadowkv backup app.db /backups/app-2026-12-07.db")]
-    Backup { db: PathBuf, dest: PathBuf },
+    Backup {
+        /// The database file
+        db: PathBuf,
+        /// The new file to write (must not exist)
+        dest: PathBuf,
+    },
     /// Give space back: move pages off the end of the file and cut it
     #[command(after_help = "Example:\n  shadowkv compact app.db")]
     Compact {
+        /// The database file
         db: PathBuf,
         /// Print JSON
         #[arg(long)]
@@ -224,7 +253,9 @@ enum SnapshotCommand {
     /// Snapshot main's last commit (or a branch's, with --branch)
     #[command(after_help = "Example:\n  shadowkv snapshot create app.db nightly")]
     Create {
+        /// The database file
         db: PathBuf,
+        /// Its name
         name: String,
         /// Snapshot this branch instead of main
         #[arg(long, value_name = "BRANCH")]
@@ -233,6 +264,7 @@ enum SnapshotCommand {
     /// List snapshots with the bytes each holds alone
     #[command(after_help = "Example:\n  shadowkv snapshot list app.db --json")]
     List {
+        /// The database file
         db: PathBuf,
         /// Print JSON
         #[arg(long)]
@@ -240,7 +272,12 @@ enum SnapshotCommand {
     },
     /// Delete a snapshot (frees what only it held)
     #[command(after_help = "Example:\n  shadowkv snapshot delete app.db nightly")]
-    Delete { db: PathBuf, name: String },
+    Delete {
+        /// The database file
+        db: PathBuf,
+        /// Its name
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -248,7 +285,9 @@ enum BranchCommand {
     /// Create a branch from a snapshot or branch (main by default)
     #[command(after_help = "Example:\n  shadowkv branch create app.db experiment --from nightly")]
     Create {
+        /// The database file
         db: PathBuf,
+        /// Its name
         name: String,
         /// The snapshot or branch to clone
         #[arg(long, value_name = "NAME", default_value = "main")]
@@ -257,6 +296,7 @@ enum BranchCommand {
     /// List branches (main included) with the bytes each holds alone
     #[command(after_help = "Example:\n  shadowkv branch list app.db")]
     List {
+        /// The database file
         db: PathBuf,
         /// Print JSON
         #[arg(long)]
@@ -264,7 +304,12 @@ enum BranchCommand {
     },
     /// Delete a branch (not main)
     #[command(after_help = "Example:\n  shadowkv branch delete app.db experiment")]
-    Delete { db: PathBuf, name: String },
+    Delete {
+        /// The database file
+        db: PathBuf,
+        /// Its name
+        name: String,
+    },
 }
 
 fn main() -> ExitCode {
