@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{contents, fixture, kv, ok};
+use common::{contents, fixture, kv, ok, serial};
 use predicates::prelude::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ fn json(cmd: &mut assert_cmd::Command) -> Value {
 
 #[test]
 fn help_lists_every_command_and_each_gives_an_example() {
+    let _serial = serial();
     let help = ok(kv().arg("--help"));
     let commands = [
         "stat", "check", "tables", "get", "scan", "dump", "load", "snapshot", "branch", "restore",
@@ -47,6 +48,7 @@ fn help_lists_every_command_and_each_gives_an_example() {
 
 #[test]
 fn usage_errors_exit_2_and_other_errors_3_with_one_line_naming_the_file() {
+    let _serial = serial();
     kv().assert().code(2);
     kv().args(["frobnicate", "x.db"]).assert().code(2);
     kv().args(["get", "x.db"]).assert().code(2);
@@ -75,6 +77,7 @@ fn usage_errors_exit_2_and_other_errors_3_with_one_line_naming_the_file() {
 
 #[test]
 fn stat_reports_sizes_tables_and_roots() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path(), "a.db", 500);
     kv().args(["snapshot", "create"])
@@ -119,6 +122,7 @@ fn stat_reports_sizes_tables_and_roots() {
 
 #[test]
 fn tables_get_scan_as_text_or_hex_at_any_view() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path(), "a.db", 20);
     assert_eq!(ok(kv().arg("tables").arg(&db)), "big\nbin\nusers\n");
@@ -220,6 +224,7 @@ fn tables_get_scan_as_text_or_hex_at_any_view() {
 
 #[test]
 fn dump_and_load_round_trip_in_mdb_dump_text() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path(), "a.db", 300);
     // Progress goes to standard error only when it is a terminal (here it is not), and
@@ -297,6 +302,7 @@ fn dump_and_load_round_trip_in_mdb_dump_text() {
 
 #[test]
 fn damaged_input_to_load_is_refused_and_changes_nothing() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path(), "a.db", 50);
     let before = contents(&db);
@@ -347,6 +353,7 @@ fn damaged_input_to_load_is_refused_and_changes_nothing() {
 
 #[test]
 fn snapshots_branches_and_restore() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path(), "a.db", 10);
     let out = ok(kv().args(["snapshot", "create"]).arg(&db).arg("s1"));
@@ -436,6 +443,7 @@ fn snapshots_branches_and_restore() {
 
 #[test]
 fn diff_marks_values_exit_code_and_json() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path(), "a.db", 10);
     kv().args(["snapshot", "create"])
@@ -516,6 +524,7 @@ fn diff_marks_values_exit_code_and_json() {
 
 #[test]
 fn send_and_receive_full_incremental_and_damaged() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path(), "a.db", 200);
     kv().args(["snapshot", "create"])
@@ -619,6 +628,7 @@ fn send_and_receive_full_incremental_and_damaged() {
 
 #[test]
 fn backup_and_compact() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path(), "a.db", 3000);
     kv().args(["snapshot", "create"])
@@ -672,6 +682,7 @@ fn backup_and_compact() {
 
 #[test]
 fn check_is_clean_then_finds_corruption_and_names_the_page() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path(), "a.db", 4000);
     kv().arg("compact").arg(&db).assert().success();
@@ -706,6 +717,7 @@ fn check_is_clean_then_finds_corruption_and_names_the_page() {
 
 #[test]
 fn a_locked_database_is_refused_at_once_naming_the_holder() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let db = fixture(dir.path(), "a.db", 10);
     let holder = shadowkv::Database::open(&db).unwrap();

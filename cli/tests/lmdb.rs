@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{contents, fixture, kv, ok};
+use common::{contents, fixture, kv, ok, serial};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -88,6 +88,7 @@ fn print_db(name: &str, entries: &[(Vec<u8>, Vec<u8>)]) -> String {
 
 #[test]
 fn an_lmdb_environment_loads_into_shadowkv_with_every_table_and_entry() {
+    let _serial = serial();
     let (Some(mdb_load), Some(mdb_dump)) = (tool("mdb_load"), tool("mdb_dump")) else {
         return;
     };
@@ -156,6 +157,7 @@ fn an_lmdb_environment_loads_into_shadowkv_with_every_table_and_entry() {
 
 #[test]
 fn a_shadowkv_dump_loads_into_lmdb_and_dumps_back_identically() {
+    let _serial = serial();
     let (Some(mdb_load), Some(mdb_dump)) = (tool("mdb_load"), tool("mdb_dump")) else {
         return;
     };

@@ -4,6 +4,19 @@
 
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// Taken by every test for its whole run: the tests of one file run one at a time. A test
+/// opens databases in this process (fixtures, contents, a lock holder), and a child that
+/// another thread spawns inherits every open file until it execs, holding the file's lock
+/// that long: a test that closes a database and then runs the binary on it could find it
+/// locked. (The tool itself never waits for a lock, by design.)
+pub fn serial() -> MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// The `shadowkv` binary, with a time limit (nothing it does here takes long, and a lock must
 /// never be waited for).
