@@ -296,13 +296,14 @@ struct CheckReportJson {
 }
 
 pub fn check(path: &Path, json: bool, progress: Progress) -> CliResult<u8> {
-    // The library gives no progress callback: a spinner while it verifies.
-    let spinner = progress.spinner("verifying every page");
-    let result = Database::options()
-        .create(false)
-        .open(path)
-        .and_then(|db| db.check());
-    spinner.finish_and_clear();
+    let bar = progress.pages("verifying every page");
+    let result = Database::options().create(false).open(path).and_then(|db| {
+        db.check_with_progress(|done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+    });
+    bar.finish_and_clear();
     match result {
         Ok(r) => {
             if json {
@@ -896,10 +897,23 @@ pub fn receive(
 
 pub fn backup(path: &Path, dest: &Path, progress: Progress) -> CliResult<u8> {
     let db = open(path)?;
-    // The library gives no progress callback: a spinner while it copies.
-    let spinner = progress.spinner("backing up");
-    let result = db.backup_to(dest);
-    spinner.finish_and_clear();
+    // The library writes the copy under a temporary name beside `dest` and reports no
+    // progress: the bar follows that file's length, against the live bytes it will hold.
+    let bar = progress.bytes(db.stats().ok().map(|s| s.live_bytes), "backing up");
+    let finished = std::sync::atomic::AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // Bounded: ends when the backup does.
+            while !finished.load(std::sync::atomic::Ordering::Acquire) {
+                bar.set_position(temp_bytes(dest));
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        let result = db.backup_to(dest);
+        finished.store(true, std::sync::atomic::Ordering::Release);
+        result
+    });
+    bar.finish_and_clear();
     result.map_err(|e| match e {
         shadowkv::Error::AlreadyExists(_) => {
             Fail::at(dest, "already exists; backup writes a new file")
@@ -913,6 +927,30 @@ pub fn backup(path: &Path, dest: &Path, progress: Progress) -> CliResult<u8> {
         dest.display(),
         size(bytes)
     ))
+}
+
+/// Bytes in the temporary files a backup to `dest` writes (`.NAME.*.tmp` beside it).
+fn temp_bytes(dest: &Path) -> u64 {
+    let Some(name) = dest.file_name() else {
+        return 0;
+    };
+    let prefix = format!(".{}.", name.to_string_lossy());
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(&prefix) && n.ends_with(".tmp")
+        })
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
 }
 
 #[derive(Serialize)]

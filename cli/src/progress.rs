@@ -57,8 +57,18 @@ impl Progress {
         )
     }
 
-    /// Work whose progress the library does not report (check, backup, compact): a spinner
-    /// with the time spent.
+    /// Pages checked of the file's pages, with rate and ETA (the length is set by the first
+    /// report).
+    pub fn pages(self, message: &str) -> ProgressBar {
+        self.new_bar(
+            Some(0),
+            "{spinner} {msg} [{bar:25}] {human_pos}/{human_len} pages {rate} ETA {eta}",
+            message,
+        )
+    }
+
+    /// Work whose progress the library does not report (backup, compact): a spinner with
+    /// the time spent.
     pub fn spinner(self, message: &str) -> ProgressBar {
         self.new_bar(None, "{spinner} {msg} {elapsed}", message)
     }

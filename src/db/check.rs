@@ -12,7 +12,7 @@ use crate::btree::{self, check_node};
 use crate::format::freemap::{bitmap_body, bits_per_bitmap};
 use crate::format::node::{LeafValue, NodeView};
 use crate::format::roots::TableRecord;
-use crate::format::{self, tag};
+use crate::format::{self, tag, Ptr};
 use crate::pager::{freemap, overflow_pages, PageSource, ReadPages};
 use crate::txn::Committed;
 use crate::{Error, Result};
@@ -59,11 +59,16 @@ const PENDING: u8 = 4;
 const TREE: u8 = 5;
 const SYSTEM: u8 = 6;
 
-struct Accounting {
+/// Which page is what, and how many pages are accounted for so far (for progress reports).
+struct Accounting<'p> {
     owner: Vec<u8>,
+    marked: u64,
+    /// Reported at about every thousandth of the file.
+    next_report: u64,
+    progress: &'p mut dyn FnMut(u64, u64),
 }
 
-impl Accounting {
+impl Accounting<'_> {
     fn mark(&mut self, first: u64, count: u64, kind: u8) -> Result<()> {
         let end = first
             .checked_add(count)
@@ -84,6 +89,12 @@ impl Accounting {
             }
             *slot = kind;
         }
+        self.marked += end - first;
+        if self.marked >= self.next_report {
+            let total = self.owner.len() as u64;
+            (self.progress)(self.marked, total);
+            self.next_report = self.marked + total / 1000 + 1;
+        }
         Ok(())
     }
 
@@ -92,8 +103,9 @@ impl Accounting {
     }
 }
 
-/// The full check of one committed state.
-pub fn check(state: &Committed) -> Result<CheckReport> {
+/// The full check of one committed state; `progress(pages checked, pages in the file)` is
+/// called about a thousand times as pages are accounted for.
+pub fn check(state: &Committed, progress: &mut dyn FnMut(u64, u64)) -> Result<CheckReport> {
     let meta = state.meta;
     let pages = &state.pages;
     let page_size = pages.page_size();
@@ -105,6 +117,9 @@ pub fn check(state: &Committed) -> Result<CheckReport> {
     }
     let mut acc = Accounting {
         owner: vec![0; meta.file_pages as usize],
+        marked: 0,
+        next_report: 0,
+        progress,
     };
     let first_data = format::first_data_page(page_size);
     acc.mark(0, first_data, META)?;
@@ -128,23 +143,7 @@ pub fn check(state: &Committed) -> Result<CheckReport> {
             traverse(pages, root, kind, &mut walker)?;
         }
     }
-    // Reference counts: every stored count must equal the parents found, and vice versa.
-    let stored = btree::share::stored_count_map(pages, meta.refcounts)?;
-    for (page, parents) in &walker.parents {
-        let want = stored.get(page).copied().unwrap_or(1);
-        if want != *parents {
-            return Err(Error::corrupted(
-                *page,
-                format!("reference count {want} but {parents} parents point at it"),
-            ));
-        }
-    }
-    if let Some(page) = stored.keys().find(|p| !walker.parents.contains_key(p)) {
-        return Err(Error::corrupted(
-            *page,
-            "reference count stored for an unreachable page",
-        ));
-    }
+    check_counts(pages, meta.refcounts, &walker.parents)?;
     let acc = walker.acc;
     if let Some(leaked) = acc.owner.iter().position(|k| *k == 0) {
         return Err(Error::corrupted(
@@ -152,6 +151,7 @@ pub fn check(state: &Committed) -> Result<CheckReport> {
             "page leaked: neither free, pending nor reachable",
         ));
     }
+    (acc.progress)(acc.marked, acc.owner.len() as u64);
     let mut report = walker.report;
     report.txn = meta.txn;
     report.total_pages = meta.file_pages;
@@ -163,6 +163,27 @@ pub fn check(state: &Committed) -> Result<CheckReport> {
     report.system_pages = acc.count(SYSTEM);
     (report.main_tables, report.main_entries) = main_counts(state)?;
     Ok(report)
+}
+
+/// Reference counts: every stored count must equal the parents found, and vice versa.
+fn check_counts(pages: &ReadPages, refcounts: Ptr, parents: &HashMap<u64, u32>) -> Result<()> {
+    let stored = btree::share::stored_count_map(pages, refcounts)?;
+    for (page, found) in parents {
+        let want = stored.get(page).copied().unwrap_or(1);
+        if want != *found {
+            return Err(Error::corrupted(
+                *page,
+                format!("reference count {want} but {found} parents point at it"),
+            ));
+        }
+    }
+    if let Some(page) = stored.keys().find(|p| !parents.contains_key(p)) {
+        return Err(Error::corrupted(
+            *page,
+            "reference count stored for an unreachable page",
+        ));
+    }
+    Ok(())
 }
 
 /// Tables and entries of `main`, from its catalog's records: the walk above has just proved
@@ -188,7 +209,7 @@ fn main_counts(state: &Committed) -> Result<(u64, u64)> {
     Ok((tables, entries))
 }
 
-fn check_free_map(state: &Committed, acc: &mut Accounting) -> Result<()> {
+fn check_free_map(state: &Committed, acc: &mut Accounting<'_>) -> Result<()> {
     let meta = state.meta;
     let pages = &state.pages;
     let loaded = freemap::load_chains(pages, meta.free_dir, meta.pending, true)?;
@@ -243,9 +264,9 @@ fn check_free_map(state: &Committed, acc: &mut Accounting) -> Result<()> {
 
 /// The walk of `check`: every page is verified, keys included, and marked; a shareable page
 /// is walked on its first parent only, and its parents are counted.
-struct Walker<'a> {
+struct Walker<'a, 'p> {
     pages: &'a ReadPages,
-    acc: Accounting,
+    acc: Accounting<'p>,
     /// Parents found so far of every shareable page (node or overflow run).
     parents: HashMap<u64, u32>,
     /// Entries under every table node already walked (shared subtrees are walked once).
@@ -253,7 +274,7 @@ struct Walker<'a> {
     report: CheckReport,
 }
 
-impl<'a> Visitor<'a, ReadPages> for Walker<'a> {
+impl<'a> Visitor<'a, ReadPages> for Walker<'a, '_> {
     /// Entries under a table node (0 for anything else).
     type Out = u64;
     const KEY_BOUNDS: bool = true;
@@ -323,7 +344,7 @@ impl<'a> Visitor<'a, ReadPages> for Walker<'a> {
     }
 }
 
-impl Walker<'_> {
+impl Walker<'_, '_> {
     /// Checks each table record of a catalog leaf against the entries found under its root
     /// (`kids`: the walked roots, in slot order).
     fn table_records(&mut self, view: &NodeView<'_>, kids: &[(Child, u64)]) -> Result<()> {

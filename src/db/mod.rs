@@ -440,7 +440,24 @@ impl Database {
     ///
     /// Writer slot: not taken; never waits for a writer.
     pub fn check(&self) -> Result<CheckReport> {
-        check::check(self.shared.begin_read().state())
+        self.check_with_progress(|_, _| {})
+    }
+
+    /// As [`Database::check`], calling `progress(pages_checked, pages_in_file)` about a
+    /// thousand times along the way, for a progress bar.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let db = shadowkv::Database::open(dir.path().join("db"))?;
+    /// let mut last = (0, 0);
+    /// db.check_with_progress(|done, total| last = (done, total))?;
+    /// assert_eq!(last.0, last.1); // every page of the file was accounted for
+    /// # Ok::<(), shadowkv::Error>(())
+    /// ```
+    ///
+    /// Writer slot: not taken; never waits for a writer.
+    pub fn check_with_progress(&self, mut progress: impl FnMut(u64, u64)) -> Result<CheckReport> {
+        check::check(self.shared.begin_read().state(), &mut progress)
     }
 
     /// Sizes and counts of the last commit: pages from the meta, and in bytes the live data
