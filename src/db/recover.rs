@@ -17,7 +17,7 @@ use crate::format::node::NodeView;
 use crate::format::{self, tag, Ptr, FORMAT_VERSION, META_SLOT_BYTES};
 use crate::io::Storage;
 use crate::pager::chain::Chain;
-use crate::pager::{ReadPages, SearchFloors};
+use crate::pager::{ReadPages, SearchStarts};
 use crate::txn::Committed;
 use crate::{Error, Result};
 
@@ -168,7 +168,7 @@ fn open_slot(
         slot,
         pages,
         main,
-        floors: SearchFloors::default(),
+        starts: SearchStarts::default(),
     }))
 }
 

@@ -17,7 +17,7 @@
 //! - Compaction's settings, all off unless set: with a shrink threshold, a commit whose free
 //!   tail (the free pages ending at the last page) reaches it cuts `file_pages` before any
 //!   free-map page is allocated; the cut pages are free, so no reader, durable meta or root
-//!   reaches them, and the directory, the bitmaps, the extents and the floors end inside the
+//!   reaches them, and the directory, the bitmaps, the extents and the starts end inside the
 //!   new end. Enough of the tail is kept for the free-map pages when the rest of the file
 //!   lacks the room. The file itself is shortened by the caller, after the commit is durable.
 //!   With a ceiling, no page at or above it is handed out and the file does not grow.
@@ -30,7 +30,7 @@ use super::bitmap::{Bitmaps, DirSlot};
 use super::chain::Chain;
 use super::placement::Placement;
 pub use super::placement::{is_ceiling_reached, Heat};
-use super::{PageSource, ReadPages, SearchFloors};
+use super::{PageSource, ReadPages, SearchStarts};
 use crate::format::freemap::{
     dir_entries_per_page, pending_entries_per_page, set_chain_entry, set_chain_next, DirEntry,
     Pending, PendingEntry,
@@ -59,7 +59,7 @@ pub struct FreeMap {
     durable: u64,
     /// The oldest reader's txn when the map was loaded (with `durable`, the reuse rule).
     oldest_reader: u64,
-    /// Extents, search stages and floors.
+    /// Extents, search stages and starts.
     place: Placement,
     /// Cut a free tail of at least this many pages at commit (None: never).
     shrink_threshold: Option<u64>,
@@ -81,8 +81,8 @@ pub struct Persisted {
     /// txn but reachable from its root).
     pub awaiting_durable: u64,
     /// Where the next transaction's first searches for free runs start (kept in memory, not
-    /// in the meta; see `pager::floors`).
-    pub floors: SearchFloors,
+    /// in the meta; see `pager::search_starts`).
+    pub starts: SearchStarts,
 }
 
 /// The decoded chains of a committed free map (for `check` and for loading).
@@ -295,10 +295,10 @@ impl FreeMap {
         Ok(map)
     }
 
-    /// Starts this transaction's first searches from `floors`, the floors the last commit left
+    /// Starts this transaction's first searches from `starts`, the starts the last commit left
     /// (lowered by what loading released).
-    pub fn start_searches_at(&mut self, floors: SearchFloors) {
-        self.place.start_searches_at(floors);
+    pub fn start_searches_at(&mut self, starts: SearchStarts) {
+        self.place.start_searches_at(starts);
     }
 
     /// Pages in the file, counting growth in this transaction.
@@ -516,7 +516,7 @@ impl FreeMap {
             free_count: self.map.free_count(),
             pending_count,
             awaiting_durable,
-            floors: self.place.finish(),
+            starts: self.place.finish(),
         })
     }
 

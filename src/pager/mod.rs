@@ -12,13 +12,13 @@
 
 mod bitmap;
 pub(crate) mod chain;
-mod floors;
 pub mod freemap;
 mod placement;
 mod runs;
+mod search_starts;
 mod write;
 
-pub use floors::SearchFloors;
+pub use search_starts::SearchStarts;
 pub use write::WritePager;
 
 use crate::format::{self, Ptr};

@@ -12,17 +12,17 @@
 //!   the file is free when a transaction begins, the last stage takes any free page, so that
 //!   transaction grows the file only if none is left, except for a big commit's cold pages
 //!   past the first 64 while at most a quarter is free.
-//! - A heat's first search starts at its search floor (see `pager::floors`) and wraps around,
-//!   so a stale floor costs placement, never growth.
+//! - A heat's first search starts at its search start (see `pager::search_starts`) and wraps around,
+//!   so a stale start costs placement, never growth.
 //! - While a ceiling is set, every page handed out lies below it and the file never grows:
 //!   when the search stages find nothing, any free page below the ceiling is taken, and when
 //!   none is left the allocation fails with [`ceiling_reached`]. After the free tail is cut
-//!   (`clip`), extents and floors lie inside the new end, and a page is taken from any gap
+//!   (`clip`), extents and starts lie inside the new end, and a page is taken from any gap
 //!   below it before the file grows again.
 
 use super::bitmap::Bitmaps;
-use super::floors::{self, FloorTracker, SearchFloors, HINT_MIN, LONGEST_HINT};
 use super::runs::RunScan;
+use super::search_starts::{self, SearchStarts, StartTracker, HINT_MIN, LONGEST_HINT};
 use super::ReadPages;
 use crate::format::first_data_page;
 use crate::{Error, Result};
@@ -87,7 +87,7 @@ pub(super) struct Placement {
     room: Room,
     /// Cold pages taken so far in this txn (past [`BIG_TXN_COLD`] it is a big commit).
     cold_taken: u64,
-    floors: FloorTracker,
+    starts: StartTracker,
     /// No page at or above this is handed out, and the file does not grow (None: no limit).
     ceiling: Option<u64>,
     /// The free tail was cut in this txn: take any gap below the end before growing again.
@@ -95,14 +95,14 @@ pub(super) struct Placement {
 }
 
 impl Placement {
-    /// Placement with no extents, floors at the first page, as for a tight file.
+    /// Placement with no extents, starts at the first page, as for a tight file.
     pub fn new() -> Placement {
         Placement {
             extents: [(0, 0); 2],
             stage: [0; 2],
             room: Room::Tight,
             cold_taken: 0,
-            floors: FloorTracker::new(SearchFloors::default()),
+            starts: StartTracker::new(SearchStarts::default()),
             ceiling: None,
             shrunk: false,
         }
@@ -116,10 +116,10 @@ impl Placement {
         }
     }
 
-    /// The file now ends at `end` (its free tail was cut): extents and floors move inside it.
+    /// The file now ends at `end` (its free tail was cut): extents and starts move inside it.
     pub fn clip(&mut self, end: u64) {
         self.clip_extents(end);
-        self.floors.clip(end);
+        self.starts.clip(end);
         self.shrunk = true;
     }
 
@@ -148,16 +148,16 @@ impl Placement {
         };
     }
 
-    /// Starts this transaction's first searches from `floors`, the floors the last commit left
+    /// Starts this transaction's first searches from `starts`, the starts the last commit left
     /// (lowered by what loading released).
-    pub fn start_searches_at(&mut self, floors: SearchFloors) {
-        self.floors = self.floors.starting_at(floors);
-        // A heat's first search starts at its floor when the floor speaks for that search; a
+    pub fn start_searches_at(&mut self, starts: SearchStarts) {
+        self.starts = self.starts.starting_at(starts);
+        // A heat's first search starts at its start when the start speaks for that search; a
         // search for short gaps starts at the first page, packing them.
         for heat in [Heat::Hot, Heat::Cold] {
             let (min, max) = self.stages(heat, false)[0];
-            let start = if floors::speaks_for(heat, min, max) {
-                self.floors.start(heat)
+            let start = if search_starts::speaks_for(heat, min, max) {
+                self.starts.start(heat)
             } else {
                 0
             };
@@ -165,12 +165,12 @@ impl Placement {
         }
     }
 
-    /// The floors to leave for the next transaction.
-    pub fn finish(&self) -> SearchFloors {
-        self.floors.finish()
+    /// The starts to leave for the next transaction.
+    pub fn finish(&self) -> SearchStarts {
+        self.starts.finish()
     }
 
-    /// Tells the search floors about the free run page `id` now lies in.
+    /// Tells the search starts about the free run page `id` now lies in.
     pub fn note_freed(&mut self, pages: &ReadPages, map: &mut Bitmaps, id: u64) -> Result<()> {
         let first = first_data_page(map.page_size);
         let (mut start, mut end) = (id, id + 1);
@@ -181,11 +181,11 @@ impl Placement {
         while end < map.file_pages && end - id <= LONGEST_HINT && map.is_free(pages, end)? {
             end += 1;
         }
-        self.floors.freed(start, end - start);
+        self.starts.freed(start, end - start);
         Ok(())
     }
 
-    /// Tells the search floors about `ids`, freed together (sorted).
+    /// Tells the search starts about `ids`, freed together (sorted).
     pub fn note_freed_many(
         &mut self,
         pages: &ReadPages,
@@ -193,10 +193,10 @@ impl Placement {
         ids: &[u64],
     ) -> Result<()> {
         // Measured after every bit is set, since released neighbours form runs together. A
-        // large release lowers the floors to its lowest page instead of measuring each.
+        // large release lowers the starts to its lowest page instead of measuring each.
         if ids.len() > 256 {
             let lowest = ids.iter().min().expect("not empty");
-            self.floors
+            self.starts
                 .freed(lowest.saturating_sub(LONGEST_HINT - 1), LONGEST_HINT);
         } else {
             // A page right after one just measured lies in the same run.
@@ -268,7 +268,7 @@ impl Placement {
             };
             match self.find_run(pages, map, h, min, max)? {
                 Some((start, len)) => {
-                    self.floors.found(heat, min, max, start);
+                    self.starts.found(heat, min, max, start);
                     self.extents[h] = (start, start + len.min(EXTENT_CAP));
                 }
                 None => self.stage[h] += 1,

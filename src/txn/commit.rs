@@ -124,7 +124,7 @@ pub(super) fn sync_and_publish(
         slot,
         pages,
         main,
-        floors: persisted.floors,
+        starts: persisted.starts,
     });
     if !synced {
         return Ok(None);

@@ -35,7 +35,7 @@ use crate::format::meta::Meta;
 use crate::format::roots::RootRecord;
 use crate::format::Ptr;
 use crate::io::Storage;
-use crate::pager::{ReadPages, SearchFloors};
+use crate::pager::{ReadPages, SearchStarts};
 use crate::{Error, Result};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -67,7 +67,7 @@ pub struct Committed {
     /// The record of `main` in it (what `begin_read` reads).
     pub main: RootRecord,
     /// Where the next write transaction's free-run searches start (in memory only).
-    pub floors: SearchFloors,
+    pub starts: SearchStarts,
 }
 
 /// The last durable meta: which txn and which slot.

@@ -128,7 +128,7 @@ impl<'db> WriteTxn<'db> {
         if shared.release_all.load(Ordering::Acquire) {
             free.release_all_releasable(&base.pages)?;
         }
-        free.start_searches_at(base.floors);
+        free.start_searches_at(base.starts);
         free.set_shrink_threshold(shrink_pages(shared.shrink, &free));
         let pager = WritePager::new(base.pages.clone(), txn, free);
         let edit = RootsEdit::new(&base.meta, branch, &pager)?;
