@@ -24,7 +24,7 @@ use crate::format::stream::{
 };
 use crate::format::Ptr;
 use crate::txn::catalog::check_name;
-use crate::txn::roots::{new_identity, now_unix_secs, MAIN};
+use crate::txn::roots::{new_root, MAIN};
 use crate::txn::{Durability, Shared, WriteTxn, WriterGuard};
 use crate::{Error, Result};
 use std::io::Read;
@@ -69,14 +69,7 @@ fn stage<'db>(shared: &'db Shared, header: &StreamHeader) -> Result<WriterGuard<
         }
         let Some(identity) = header.base else {
             let txn = w.txn().0;
-            let record = RootRecord {
-                kind: RootKind::Branch,
-                catalog: Ptr::default(),
-                txn,
-                created_unix_secs: now_unix_secs(),
-                shared_until: txn,
-                identity: new_identity(),
-            };
+            let record = new_root(RootKind::Branch, Ptr::default(), txn, txn);
             return edit.put(w, STAGING, record);
         };
         let base = edit.find_snapshot(w, identity)?.ok_or_else(|| {

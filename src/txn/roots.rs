@@ -21,6 +21,19 @@ use crate::{Error, Result};
 /// The name of the default branch.
 pub const MAIN: &str = "main";
 
+/// A new root record of `kind` over `catalog`, as of `txn`, created now with a new identity;
+/// pages born up to `shared_until` may be shared with other roots.
+pub fn new_root(kind: RootKind, catalog: Ptr, txn: u64, shared_until: u64) -> RootRecord {
+    RootRecord {
+        kind,
+        catalog,
+        txn,
+        created_unix_secs: now_unix_secs(),
+        shared_until,
+        identity: new_identity(),
+    }
+}
+
 /// Seconds since the Unix epoch, now.
 pub fn now_unix_secs() -> u64 {
     std::time::SystemTime::now()
@@ -182,6 +195,16 @@ impl RootsEdit {
         Ok(())
     }
 
+    /// Records the new root `name`, which shares `record.catalog`: one more reference on
+    /// that catalog. The one way a root comes to share another's trees (a clone, or a
+    /// snapshot taken by a write transaction).
+    pub fn add_root(&mut self, w: &mut WritePager, name: &str, record: RootRecord) -> Result<()> {
+        if !record.catalog.is_null() {
+            incref(w, &mut self.refs, record.catalog.page.0)?;
+        }
+        self.put(w, name, record)
+    }
+
     /// Creates `name` as a snapshot or branch sharing the state of `from`: O(1).
     pub fn clone_root(
         &mut self,
@@ -195,18 +218,7 @@ impl RootsEdit {
             return Err(name_taken(name));
         }
         let txn = w.txn().0;
-        if !src.catalog.is_null() {
-            incref(w, &mut self.refs, src.catalog.page.0)?;
-        }
-        let record = RootRecord {
-            kind,
-            catalog: src.catalog,
-            txn: src.txn,
-            created_unix_secs: now_unix_secs(),
-            shared_until: txn,
-            identity: new_identity(),
-        };
-        self.put(w, name, record)?;
+        self.add_root(w, name, new_root(kind, src.catalog, src.txn, txn))?;
         if src.kind == RootKind::Branch {
             src.shared_until = txn;
             self.put(w, from, src)?;

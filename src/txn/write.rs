@@ -12,9 +12,8 @@ use super::catalog::{check_name, check_types, TableRecord, TypeNames};
 use super::roots::{RootsEdit, SealedRoots};
 use super::table_mut::{flush_table, TableMut, TableState};
 use super::{table_names, Committed, Durability, Shared, Shrink, WriterGuard};
-use crate::btree::share::incref;
 use crate::btree::{self, Sharing, TreeKind};
-use crate::format::roots::{Released, RootKind, RootRecord};
+use crate::format::roots::{Released, RootKind};
 use crate::format::{Ptr, TxnId};
 use crate::pager::freemap::FreeMap;
 use crate::pager::{PageSource, WritePager};
@@ -583,22 +582,9 @@ impl Core {
     fn record_snapshots(&mut self) -> Result<()> {
         let txn = self.pager.txn().0;
         for name in std::mem::take(&mut self.snapshots) {
-            if !self.edit.record.catalog.is_null() {
-                incref(
-                    &mut self.pager,
-                    &mut self.edit.refs,
-                    self.edit.record.catalog.page.0,
-                )?;
-            }
-            let record = RootRecord {
-                kind: RootKind::Snapshot,
-                catalog: self.edit.record.catalog,
-                txn,
-                created_unix_secs: super::roots::now_unix_secs(),
-                shared_until: 0,
-                identity: super::roots::new_identity(),
-            };
-            self.edit.put(&mut self.pager, &name, record)?;
+            let catalog = self.edit.record.catalog;
+            let record = super::roots::new_root(RootKind::Snapshot, catalog, txn, 0);
+            self.edit.add_root(&mut self.pager, &name, record)?;
             self.edit.record.shared_until = txn;
             self.edit.touch_branch();
         }
