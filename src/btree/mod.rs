@@ -16,6 +16,7 @@
 mod check;
 mod cursor;
 pub mod diff;
+pub mod release;
 pub mod share;
 pub mod traverse;
 mod write;

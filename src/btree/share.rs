@@ -1,5 +1,5 @@
-//! Sharing pages between roots: reference counts, copy-on-write of shared nodes, and the
-//! release queue that drops a whole tree's references in bounded steps.
+//! Sharing pages between roots: reference counts and copy-on-write of shared nodes (the
+//! release queue, which drops a whole tree's references in bounded steps, is `release.rs`).
 //!
 //! Invariants:
 //! - A page's reference count is the number of parents pointing at it across all roots (a
@@ -10,18 +10,13 @@
 //! - Copying a shared node adds one reference to each of its children and drops one from the
 //!   original; copying an unshared node frees the original (its children change parent but
 //!   not count).
-//! - The release queue is a stack (largest sequence first), so dropping a tree is a
-//!   depth-first walk whose queue holds at most depth × fanout entries.
 
+use super::node_at;
 use super::traverse::{targets, TreeKind};
-use super::{node_at, Bound, Cursor};
-use crate::format::roots::{
-    count_key, decode_count, decode_count_key, decode_release, encode_count, encode_release,
-    Released,
-};
+use crate::format::roots::{count_key, decode_count, decode_count_key, encode_count};
 use crate::format::Ptr;
 use crate::pager::{IdMap, PageSource, WritePager};
-use crate::{Error, Result};
+use crate::Result;
 
 /// The sharing context of a tree being written.
 #[derive(Clone, Copy, Debug)]
@@ -74,7 +69,7 @@ pub fn stored_counts<S: PageSource + ?Sized>(src: &S, refs: Ptr) -> Result<Vec<(
     Ok(out)
 }
 
-fn set_count(w: &mut WritePager, refs: &mut Ptr, page: u64, count: u32) -> Result<()> {
+pub(super) fn set_count(w: &mut WritePager, refs: &mut Ptr, page: u64, count: u32) -> Result<()> {
     let mut none = Sharing::system(TreeKind::Refs);
     *refs = if count <= 1 {
         super::remove(w, &mut none, *refs, &count_key(page))?.0
@@ -136,104 +131,4 @@ pub fn release_overflow(w: &mut WritePager, sh: &mut Sharing, ptr: Ptr, len: u64
         return set_count(w, &mut sh.refs, ptr.page.0, count - 1);
     }
     w.free_overflow(ptr, len)
-}
-
-/// The release queue: pointers whose reference is being dropped, a few per commit.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ReleaseQueue {
-    /// Root of the queue tree.
-    pub root: Ptr,
-    /// The next sequence number.
-    pub seq: u64,
-}
-
-impl ReleaseQueue {
-    /// Queues `ptr` for release.
-    /// Pages written by this transaction are not sealed yet (their checksums are not in
-    /// their parents), so they are released at once, down to the committed pages below them,
-    /// which are queued.
-    pub fn push(&mut self, w: &mut WritePager, ptr: Ptr, what: Released) -> Result<()> {
-        if ptr.is_null() {
-            return Ok(());
-        }
-        if ptr.txn == w.txn() {
-            return self.free_now(w, ptr, what);
-        }
-        let key = self.seq.to_be_bytes();
-        self.seq += 1;
-        self.root = super::insert(
-            w,
-            &mut Sharing::system(TreeKind::Release),
-            self.root,
-            &key,
-            &encode_release(ptr, what),
-        )?
-        .0;
-        Ok(())
-    }
-
-    /// Frees the page (or run) behind `ptr`, whose last reference is being dropped, and
-    /// queues its children.
-    fn free_now(&mut self, w: &mut WritePager, ptr: Ptr, what: Released) -> Result<()> {
-        let kind = match what {
-            Released::Overflow(len) => return w.free_overflow(ptr, len),
-            Released::CatalogNode => TreeKind::Catalog,
-            Released::TableNode => TreeKind::Table,
-        };
-        let kids = targets(&node_at(w, ptr, None)?, kind)?;
-        for child in kids {
-            let what = child.target.released().ok_or_else(|| {
-                Error::corrupted(ptr.page.0, "a released node points at a system tree")
-            })?;
-            self.push(w, child.ptr, what)?;
-        }
-        w.free_node(ptr)
-    }
-
-    /// Whether nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.root.is_null()
-    }
-
-    /// An empty queue is a null root, not an empty leaf left behind by the last removal: a
-    /// compaction then has no page of it to move.
-    fn drop_empty_root(&mut self, w: &mut WritePager) -> Result<()> {
-        if !self.root.is_null() {
-            let root = std::mem::take(&mut self.root);
-            assert!(
-                super::node_at(w, root, None)?.count() == 0,
-                "an empty queue's root holds entries"
-            );
-            w.free_node(root)?;
-        }
-        Ok(())
-    }
-
-    /// Releases up to `budget` queued pointers: a shared page loses one reference; an
-    /// unshared one is freed and its children are queued. Returns how many were released.
-    pub fn process(&mut self, w: &mut WritePager, refs: &mut Ptr, budget: usize) -> Result<usize> {
-        for done in 0..budget {
-            let last = {
-                let mut cursor = Cursor::new(w, self.root, Bound::Unbounded, Bound::Unbounded);
-                match cursor.next_back() {
-                    None => return self.drop_empty_root(w).map(|()| done),
-                    Some(item) => {
-                        let (key, value) = item?;
-                        (key.to_vec(), decode_release(value, self.root.page.0)?)
-                    }
-                }
-            };
-            let (key, (ptr, what)) = last;
-            self.root =
-                super::remove(w, &mut Sharing::system(TreeKind::Release), self.root, &key)?.0;
-            // `push` releases pages born in this txn at once: every queued page is committed.
-            let count = refcount(w, *refs, ptr.page.0)?;
-            if count > 1 {
-                set_count(w, refs, ptr.page.0, count - 1)?;
-                continue;
-            }
-            self.free_now(w, ptr, what)?;
-        }
-        Ok(budget)
-    }
 }

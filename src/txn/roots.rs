@@ -10,7 +10,8 @@
 //! - Cloning from a branch moves that branch's `shared_until` to this txn, so its later writes
 //!   look up counts for every page that may now be shared.
 
-use crate::btree::share::{incref, ReleaseQueue};
+use crate::btree::release::ReleaseQueue;
+use crate::btree::share::incref;
 use crate::btree::{self, Bound, Cursor, Sharing, TreeKind};
 use crate::format::meta::Meta;
 use crate::format::roots::{Released, RootKind, RootRecord};
