@@ -145,6 +145,7 @@ fn scripted_tour_matches_the_model() {
             page_size: 8192,
             verify_reads: false,
             durability: Durability::Eventual,
+            ..Config::default()
         },
         &ops,
     )
@@ -318,6 +319,7 @@ fn scripted_streams_diffs_and_backups_match_the_model() {
             page_size: 8192,
             verify_reads: true,
             durability: Durability::Eventual,
+            ..Config::default()
         },
         &ops,
     )
@@ -382,6 +384,7 @@ fn scripted_compactions_match_the_model() {
             page_size,
             verify_reads: true,
             durability: Durability::Eventual,
+            ..Config::default()
         };
         run_with(config, &ops).unwrap();
     }
