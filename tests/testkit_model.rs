@@ -452,3 +452,49 @@ fn scripted_table_conveniences_match_the_model() {
     ];
     run(&ops).unwrap();
 }
+
+/// `Op::ReadOnly`: after durable and Eventual commits, a snapshot and a branch, the bytes
+/// opened read-only (as they are, and as a crash copy) equal the model, refuse writes and
+/// stay unchanged; writing goes on afterwards.
+#[test]
+fn scripted_read_only_opens_match_the_model() {
+    let ops = vec![
+        write(
+            None,
+            vec![TxnOp::InsertMany(T1, k(0), 120, v(100, 1))],
+            End::Commit,
+        ),
+        Op::CreateSnapshot(R1),
+        Op::CreateBranch(R2, R1),
+        write(
+            Some(R2),
+            vec![TxnOp::Insert(T2, k(3), v(255, 4))],
+            End::CommitEventual,
+        ),
+        write(
+            None,
+            vec![TxnOp::RemoveMany(T1, k(10), 30)],
+            End::CommitEventual,
+        ),
+        Op::ReadOnly { crash: false },
+        Op::ReadOnly { crash: true },
+        write(None, vec![TxnOp::Insert(T2, k(9), v(10, 9))], End::Commit),
+        Op::ReadOnly { crash: true },
+        Op::Check,
+    ];
+    for durability in [Durability::Immediate, Durability::Eventual] {
+        let config = Config {
+            durability,
+            ..Config::default()
+        };
+        run_with(config, &ops).unwrap();
+        run_with(
+            Config {
+                fast: true,
+                ..config
+            },
+            &ops,
+        )
+        .unwrap();
+    }
+}

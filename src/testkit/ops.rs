@@ -291,6 +291,14 @@ pub enum Op {
         /// Hold a reader of main across the compaction.
         pin: bool,
     },
+    /// Drop the database and open its bytes with `Options::read_only` (`crash`: a copy of
+    /// them, as after a process crash): it must equal the model, refuse writes with
+    /// `Error::ReadOnlyDatabase`, and leave every byte as it was; then the database is
+    /// opened again for writing.
+    ReadOnly {
+        /// Open a copy of the bytes rather than the storage itself.
+        crash: bool,
+    },
 }
 
 /// Most operations decoded from one input (bounds the time of one fuzz run).

@@ -364,6 +364,32 @@ impl Runner {
         compare_with(replica, model, !self.config.fast)
     }
 
+    /// `Op::ReadOnly`: the bytes opened read-only equal the model, refuse a write and stay
+    /// as they were; then the database is opened for writing again.
+    fn read_only(&mut self, crash: bool) -> Result<(), String> {
+        self.db = None;
+        if crash {
+            self.storage = Arc::new(MemStorage::from_bytes(self.storage.to_bytes()));
+        }
+        let before = self.storage.to_bytes();
+        let db = Database::options()
+            .read_only(true)
+            .verify_reads(self.config.verify_reads)
+            .open_storage(self.storage.clone())
+            .map_err(err("read-only open"))?;
+        compare_with(&db, &self.model, false).map_err(|e| format!("read-only: {e}"))?;
+        match db.begin_write() {
+            Err(Error::ReadOnlyDatabase) => {}
+            other => return Err(format!("read-only begin_write: {:?}", other.map(drop))),
+        }
+        drop(db);
+        if self.storage.to_bytes() != before {
+            return Err("a read-only open changed the bytes".into());
+        }
+        self.db = Some(open(&self.config, &self.storage)?);
+        Ok(())
+    }
+
     /// Drops the database and opens the same storage (`crash`: a copy of its bytes).
     fn reopen(&mut self, crash: bool) -> Result<(), String> {
         self.db = None;
@@ -417,6 +443,7 @@ impl Runner {
             Op::Send { snapshot, base } => self.send(*snapshot, *base),
             Op::Backup => self.backup(),
             Op::Compact { pin } => self.compact(*pin),
+            Op::ReadOnly { crash } => self.read_only(*crash),
         }
     }
 
