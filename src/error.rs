@@ -117,6 +117,12 @@ pub enum Error {
     /// The named root is a read-only snapshot.
     #[error("{0} is a snapshot and cannot be written")]
     ReadOnly(String),
+    /// The database was opened with [`Options::read_only`](crate::Options::read_only): every
+    /// method that would write to its file (a write transaction, snapshots, branches,
+    /// restore, deletes, `sync`, `compact`, `receive`) returns this at once. A separate
+    /// variant from [`Error::ReadOnly`], which names a snapshot of a writable database.
+    #[error("database opened read-only (Options::read_only): it cannot be written")]
+    ReadOnlyDatabase,
 }
 
 /// The crate's result type.

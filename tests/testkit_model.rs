@@ -145,6 +145,7 @@ fn scripted_tour_matches_the_model() {
             page_size: 8192,
             verify_reads: false,
             durability: Durability::Eventual,
+            ..Config::default()
         },
         &ops,
     )
@@ -318,6 +319,7 @@ fn scripted_streams_diffs_and_backups_match_the_model() {
             page_size: 8192,
             verify_reads: true,
             durability: Durability::Eventual,
+            ..Config::default()
         },
         &ops,
     )
@@ -382,6 +384,7 @@ fn scripted_compactions_match_the_model() {
             page_size,
             verify_reads: true,
             durability: Durability::Eventual,
+            ..Config::default()
         };
         run_with(config, &ops).unwrap();
     }
@@ -448,4 +451,50 @@ fn scripted_table_conveniences_match_the_model() {
         Op::Check,
     ];
     run(&ops).unwrap();
+}
+
+/// `Op::ReadOnly`: after durable and Eventual commits, a snapshot and a branch, the bytes
+/// opened read-only (as they are, and as a crash copy) equal the model, refuse writes and
+/// stay unchanged; writing goes on afterwards.
+#[test]
+fn scripted_read_only_opens_match_the_model() {
+    let ops = vec![
+        write(
+            None,
+            vec![TxnOp::InsertMany(T1, k(0), 120, v(100, 1))],
+            End::Commit,
+        ),
+        Op::CreateSnapshot(R1),
+        Op::CreateBranch(R2, R1),
+        write(
+            Some(R2),
+            vec![TxnOp::Insert(T2, k(3), v(255, 4))],
+            End::CommitEventual,
+        ),
+        write(
+            None,
+            vec![TxnOp::RemoveMany(T1, k(10), 30)],
+            End::CommitEventual,
+        ),
+        Op::ReadOnly { crash: false },
+        Op::ReadOnly { crash: true },
+        write(None, vec![TxnOp::Insert(T2, k(9), v(10, 9))], End::Commit),
+        Op::ReadOnly { crash: true },
+        Op::Check,
+    ];
+    for durability in [Durability::Immediate, Durability::Eventual] {
+        let config = Config {
+            durability,
+            ..Config::default()
+        };
+        run_with(config, &ops).unwrap();
+        run_with(
+            Config {
+                fast: true,
+                ..config
+            },
+            &ops,
+        )
+        .unwrap();
+    }
 }

@@ -2,7 +2,9 @@
 //!
 //! Invariants: `Database` is `Send + Sync`; all state shared with transactions lives in
 //! [`crate::txn::Shared`]; a failed open never writes to the file (a successful one writes
-//! only to retire a newer meta that failed verification, see `recover.rs`); an I/O error
+//! only to retire a newer meta that failed verification, see `recover.rs`, and to sync
+//! commits that were not durable yet); a read-only open (`Options::read_only`) never writes
+//! a byte, syncs nothing, and opens the file under a shared lock and a read-only descriptor; an I/O error
 //! from `Options::open` is still `Error::Io`, its message prefixed with the file's path;
 //! every method that takes the writer slot does so through `Shared::lock_writer` (or
 //! `try_lock_writer`), so none of them waits on a transaction of its own thread.
@@ -62,6 +64,7 @@ pub struct Options {
     verify_reads: bool,
     create: bool,
     shrink: Shrink,
+    read_only: bool,
 }
 
 impl Default for Options {
@@ -72,6 +75,7 @@ impl Default for Options {
             verify_reads: false,
             create: true,
             shrink: Shrink::Auto,
+            read_only: false,
         }
     }
 }
@@ -114,6 +118,39 @@ impl Options {
         self
     }
 
+    /// Open for reading only (off by default). The file must exist; it is opened with a
+    /// read-only descriptor under a *shared* lock: other read-only handles may open it at the
+    /// same time, but while any is open a writer's open gets [`Error::Locked`], and a
+    /// read-only open while a writer has the file gets `Error::Locked` at once.
+    ///
+    /// Not a byte of the file is written, not even by recovery: a file left by a crash, or
+    /// whose last commits were [`Durability::Eventual`], opens at its newest meta whose
+    /// commit verifies, with no repair, no retiring of a newer meta that failed to verify
+    /// and no fsync. Every method that would write returns [`Error::ReadOnlyDatabase`]:
+    /// `begin_write`, `try_begin_write` (and their `_on` forms), `create_snapshot`,
+    /// `create_branch`, `restore`, `delete_snapshot`, `delete_branch`, `sync`, `compact` and
+    /// `receive`. Reads, `check`, `stats`, the listings, `send` and `backup_to` (which only
+    /// reads this file and writes a new one) work as usual.
+    ///
+    /// ```
+    /// use shadowkv::{Database, Error};
+    /// # fn main() -> shadowkv::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("example.db");
+    /// # drop(Database::open(&path)?);
+    /// let a = Database::options().read_only(true).open(&path)?;
+    /// let b = Database::options().read_only(true).open(&path)?; // readers share the file
+    /// assert!(matches!(a.begin_write(), Err(Error::ReadOnlyDatabase)));
+    /// assert!(matches!(Database::open(&path), Err(Error::Locked)));
+    /// # drop((a, b));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
     /// Opens (or creates) the database file at `path`.
     ///
     /// An I/O error here is an `Error::Io` whose message starts with the path (its
@@ -121,7 +158,11 @@ impl Options {
     pub fn open(self, path: impl AsRef<Path>) -> Result<Database> {
         self.check_page_size()?;
         let path = path.as_ref();
-        let (storage, _created) = FileStorage::open(path, self.create).map_err(|e| match e {
+        let opened = match self.read_only {
+            true => FileStorage::open_read_only(path),
+            false => FileStorage::open(path, self.create).map(|(storage, _created)| storage),
+        };
+        let storage = opened.map_err(|e| match e {
             crate::io::OpenFileError::Locked => Error::Locked,
             crate::io::OpenFileError::Io(e) => Error::Io(with_path(path, e)),
         })?;
@@ -145,13 +186,14 @@ impl Options {
     fn open_on(self, storage: Arc<dyn Storage>) -> Result<Database> {
         self.check_page_size()?;
         if storage.len()? == 0 {
-            if !self.create {
+            if !self.create || self.read_only {
                 return Err(Error::NotFound("database file (it is empty)".into()));
             }
             recover::create(storage.as_ref(), self.page_size)?;
         }
-        let (committed, highest_txn) = recover::recover(storage.as_ref(), self.verify_reads)?;
-        if committed.meta.durable_txn < committed.meta.txn {
+        let (committed, highest_txn) =
+            recover::recover(storage.as_ref(), self.verify_reads, self.read_only)?;
+        if committed.meta.durable_txn < committed.meta.txn && !self.read_only {
             // Commits written without fsync (or before a crash) become durable now.
             storage.sync()?;
         }
@@ -162,6 +204,7 @@ impl Options {
             self.durability,
             self.verify_reads,
             self.shrink,
+            self.read_only,
         );
         Ok(Database {
             shared: Arc::new(shared),

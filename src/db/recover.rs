@@ -3,7 +3,9 @@
 //!
 //! Invariants:
 //! - A failed open never writes to the file. A successful one writes only to retire a newer
-//!   meta that failed verification (overwritten by the chosen one, then synced).
+//!   meta that failed verification (overwritten by the chosen one, then synced); a read-only
+//!   one (`Options::read_only`) writes nothing at all and leaves that meta where it is (no
+//!   commit can follow, so it can never be mistaken for a later one).
 //! - The chosen meta is the newest whose checksum holds and whose pages born after its
 //!   `durable_txn` all verify; the walk descends only into pointers born after that txn, so
 //!   it costs what the unsynced commits wrote, never the whole file. It is a visitor over
@@ -41,14 +43,16 @@ pub fn create(storage: &dyn Storage, page_size: usize) -> Result<()> {
 /// with a valid checksum carries. New commits must number above that id: a newer meta that
 /// failed verification stays in its slot until overwritten, and it must never verify later
 /// (a redo could rewrite its missing pages byte for byte if it reused its txn ids).
-pub fn recover(storage: &dyn Storage, verify: bool) -> Result<(Committed, u64)> {
+/// With `read_only`, nothing is written (see the module's invariants).
+pub fn recover(storage: &dyn Storage, verify: bool, read_only: bool) -> Result<(Committed, u64)> {
     let len_bytes = storage.len()?;
     let mut slots = read_slots(storage, len_bytes)?;
     slots.sort_by_key(|(_, m)| std::cmp::Reverse(m.txn));
     let highest_txn = slots.first().map_or(0, |(_, m)| m.txn);
     let mut first_error = None;
     for (slot, meta) in slots {
-        match open_slot(storage, len_bytes, slot, meta, verify, highest_txn)? {
+        let retire = (!read_only).then_some(highest_txn);
+        match open_slot(storage, len_bytes, slot, meta, verify, retire)? {
             Ok(committed) => return Ok((committed, highest_txn)),
             Err(e) => {
                 first_error.get_or_insert(e);
@@ -131,14 +135,16 @@ fn not_a_database(storage: &dyn Storage, len_bytes: u64) -> Error {
 }
 
 /// The state of one slot's meta, verified: `Ok(Err(e))` when its commit fails verification
-/// (the caller tries the other slot), `Err` when the open must fail.
+/// (the caller tries the other slot), `Err` when the open must fail. The other slot is
+/// retired when `retire` is the highest txn of a slot and that is above `meta.txn` (`None`,
+/// read-only: never).
 fn open_slot(
     storage: &dyn Storage,
     len_bytes: u64,
     slot: u8,
     meta: Meta,
     verify: bool,
-    highest_txn: u64,
+    retire: Option<u64>,
 ) -> Result<Result<Committed>> {
     let page_size = meta.page_size as usize;
     let needed_bytes = meta.file_pages.saturating_mul(page_size as u64);
@@ -155,7 +161,7 @@ fn open_slot(
         return Ok(Err(e));
     }
     let main = crate::txn::roots::main_record(&pages, meta.roots)?;
-    if meta.txn < highest_txn {
+    if retire.is_some_and(|highest_txn| meta.txn < highest_txn) {
         // A newer meta with a valid checksum failed verification. It must never verify
         // later (a redo could rewrite its missing sectors byte for byte), so the chosen meta
         // overwrites it, durably, before anything else runs.

@@ -5,7 +5,11 @@
 //! - A map may reach past the end of the file (room to grow without remapping), but readers
 //!   get windows of it that never reach past the file's length, and the file is never
 //!   shrunk below a window that is still alive (checked in `set_len`).
-//! - The file is locked exclusively for the life of the handle.
+//! - The file is locked for the life of the handle: exclusively by a handle that may write,
+//!   shared by a read-only one ([`FileStorage::open_read_only`]), whose descriptor is opened
+//!   read-only, so it cannot write a byte. Both locks are `flock`-style (std's `File::lock`
+//!   family), so a writer and a read-only handle exclude each other, and read-only handles
+//!   share.
 //! - `len` is the file's length: it is read at open, and every change of length goes through
 //!   this handle (`set_len`, a `write_at` past the end), which updates it. Asking the file
 //!   instead costs a `statx` per commit, and on ext4 without a journal a stat makes the next
@@ -85,11 +89,7 @@ impl FileStorage {
             .truncate(false)
             .open(path)
             .map_err(OpenFileError::Io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => return Err(OpenFileError::Locked),
-            Err(TryLockError::Error(e)) => return Err(OpenFileError::Io(e)),
-        }
+        lock_result(file.try_lock())?;
         let created = !existed;
         if created {
             file.sync_all().map_err(OpenFileError::Io)?;
@@ -104,13 +104,37 @@ impl FileStorage {
                     .map_err(OpenFileError::Io)?;
             }
         }
+        Ok((FileStorage::on(file)?, created))
+    }
+
+    /// Opens the existing file at `path` for reading only, under a shared lock: other
+    /// read-only handles may hold it too, a writer may not (either side gets `Locked` at
+    /// once). The descriptor is read-only, so every `write_at`, `set_len` and `sync` through
+    /// this handle fails with the operating system's error.
+    pub fn open_read_only(path: &Path) -> Result<FileStorage, OpenFileError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .open(path)
+            .map_err(OpenFileError::Io)?;
+        lock_result(file.try_lock_shared())?;
+        FileStorage::on(file)
+    }
+
+    fn on(file: File) -> Result<FileStorage, OpenFileError> {
         let len = file.metadata().map_err(OpenFileError::Io)?.len();
-        let storage = FileStorage {
+        Ok(FileStorage {
             file,
             len: AtomicU64::new(len),
             maps: Mutex::new(Maps::default()),
-        };
-        Ok((storage, created))
+        })
+    }
+}
+
+fn lock_result(result: Result<(), TryLockError>) -> Result<(), OpenFileError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(TryLockError::WouldBlock) => Err(OpenFileError::Locked),
+        Err(TryLockError::Error(e)) => Err(OpenFileError::Io(e)),
     }
 }
 
@@ -214,7 +238,8 @@ impl Storage for FileStorage {
                 // the file's length while this handle holds the lock). The file is never
                 // shrunk below a live window (`set_len` checks `handed_out`), so no byte read
                 // through a window can lie past the end of the file and fault. We hold the
-                // file's exclusive lock, so no other shadowkv handle writes it, and this
+                // file's lock (exclusive, or shared with other read-only handles, which
+                // cannot write), so no other shadowkv handle writes or shrinks it, and this
                 // handle writes only pages that no live reader can reach (the copy-on-write
                 // invariant of the pager), so the bytes a reader borrows do not change while
                 // borrowed. Changes by an outside program are the documented residual hazard.

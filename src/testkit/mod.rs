@@ -26,6 +26,7 @@ pub mod streams;
 pub use arbitrary;
 pub use model::{ErrKind, Kind, Model, Root, TableModel, Tables};
 pub use ops::{
-    ops_from_bytes, BoundSpec, End, Key, Name, Op, RangeSpec, ReadOp, TableName, TxnOp, Value,
+    ops_from_bytes, ops_from_bytes_at_most, BoundSpec, End, Key, Name, Op, RangeSpec, ReadOp,
+    TableName, TxnOp, Value,
 };
 pub use run::{compare, compare_tables, run, run_with, show, Config};

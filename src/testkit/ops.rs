@@ -291,6 +291,14 @@ pub enum Op {
         /// Hold a reader of main across the compaction.
         pin: bool,
     },
+    /// Drop the database and open its bytes with `Options::read_only` (`crash`: a copy of
+    /// them, as after a process crash): it must equal the model, refuse writes with
+    /// `Error::ReadOnlyDatabase`, and leave every byte as it was; then the database is
+    /// opened again for writing.
+    ReadOnly {
+        /// Open a copy of the bytes rather than the storage itself.
+        crash: bool,
+    },
 }
 
 /// Most operations decoded from one input (bounds the time of one fuzz run).
@@ -303,9 +311,14 @@ pub const MAX_TXN_OPS: usize = 16;
 /// operations; the other operations are decoded with the derived [`Arbitrary`]. Any bytes
 /// decode (to an empty sequence at worst).
 pub fn ops_from_bytes(data: &[u8]) -> Vec<Op> {
+    ops_from_bytes_at_most(data, MAX_OPS)
+}
+
+/// [`ops_from_bytes`], stopping after `max` operations (the rest of the bytes is not read).
+pub fn ops_from_bytes_at_most(data: &[u8], max: usize) -> Vec<Op> {
     let mut u = arbitrary::Unstructured::new(data);
     let mut ops = Vec::new();
-    while !u.is_empty() && ops.len() < MAX_OPS {
+    while !u.is_empty() && ops.len() < max.min(MAX_OPS) {
         match decode_op(&mut u) {
             Ok(op) => ops.push(op),
             Err(_) => break,

@@ -30,6 +30,12 @@ pub struct Config {
     pub verify_reads: bool,
     /// The default durability of commits.
     pub durability: Durability,
+    /// The fuzzer's fast mode: every result is still compared with the model, but the full
+    /// `check()` and the whole-database comparison run only at every reopen and crash and
+    /// at the end (for the replica too); `Op::Check`, `Op::Compact`, `Op::Backup` and
+    /// `Op::Send` compare only what they touched; every comparison walks each table once
+    /// (no second walk from the back, no `get` of every key: `check()` reads every page).
+    pub fast: bool,
 }
 
 impl Default for Config {
@@ -38,6 +44,7 @@ impl Default for Config {
             page_size: 4096,
             verify_reads: true,
             durability: Durability::Immediate,
+            fast: false,
         }
     }
 }
@@ -54,6 +61,7 @@ impl Config {
             } else {
                 Durability::Immediate
             },
+            fast: false,
         }
     }
 }
@@ -71,13 +79,18 @@ pub fn run_with(config: Config, ops: &[Op]) -> Result<(), String> {
             .apply(op)
             .map_err(|e| format!("op {i} {op:?}: {e}"))?;
     }
-    runner
-        .full_check()
-        .map_err(|e| format!("at the end: {e}"))?;
+    if !config.fast {
+        // (Fast mode: the reopen below checks the same bytes.)
+        runner
+            .full_check()
+            .map_err(|e| format!("at the end: {e}"))?;
+    }
     runner
         .reopen(false)
         .map_err(|e| format!("after the final reopen: {e}"))?;
-    Ok(())
+    runner
+        .check_replica()
+        .map_err(|e| format!("the replica at the end: {e}"))
 }
 
 fn err<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> String + '_ {
@@ -205,6 +218,16 @@ fn range_bounds(spec: &RangeSpec) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
 /// Compares the tables a read transaction sees with `tables`: names, lengths, every entry
 /// from both ends, and a `get` of every key.
 pub fn compare_tables(rx: &ReadTxn<'_>, tables: &Tables, label: &str) -> Result<(), String> {
+    compare_tables_with(rx, tables, label, true)
+}
+
+/// [`compare_tables`]; without `thorough`, one forward walk per table and no `get`s.
+fn compare_tables_with(
+    rx: &ReadTxn<'_>,
+    tables: &Tables,
+    label: &str,
+    thorough: bool,
+) -> Result<(), String> {
     let names = rx.table_names().map_err(err(label))?;
     let want: Vec<&String> = tables.keys().collect();
     if names.iter().collect::<Vec<_>>() != want {
@@ -222,6 +245,9 @@ pub fn compare_tables(rx: &ReadTxn<'_>, tables: &Tables, label: &str) -> Result<
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         walk_range(t.iter().map_err(err(&label))?, &all, 0).map_err(err(&label))?;
+        if !thorough {
+            continue;
+        }
         walk_range(t.iter().map_err(err(&label))?, &all, 0xFF).map_err(err(&label))?;
         for (k, v) in entries {
             match t.get(k) {
@@ -243,6 +269,11 @@ pub fn compare_tables(rx: &ReadTxn<'_>, tables: &Tables, label: &str) -> Result<
 /// Checks a whole database against the model: the lists of snapshots and branches, and
 /// every root's tables and entries.
 pub fn compare(db: &Database, model: &Model) -> Result<(), String> {
+    compare_with(db, model, true)
+}
+
+/// [`compare`]; without `thorough`, one forward walk per table and no `get`s.
+fn compare_with(db: &Database, model: &Model, thorough: bool) -> Result<(), String> {
     let snaps: Vec<String> = db
         .snapshots()
         .map_err(err("snapshots()"))?
@@ -269,10 +300,10 @@ pub fn compare(db: &Database, model: &Model) -> Result<(), String> {
     }
     for (name, root) in &model.roots {
         let rx = db.begin_read_at(name).map_err(err(name))?;
-        compare_tables(&rx, &root.tables, name)?;
+        compare_tables_with(&rx, &root.tables, name, thorough)?;
     }
     let rx = db.begin_read().map_err(err("begin_read()"))?;
-    compare_tables(&rx, model.main(), "begin_read()")
+    compare_tables_with(&rx, model.main(), "begin_read()", thorough)
 }
 
 struct Runner {
@@ -312,7 +343,51 @@ impl Runner {
 
     fn full_check(&self) -> Result<(), String> {
         self.db().check().map_err(|e| format!("check(): {e:?}"))?;
-        compare(self.db(), &self.model)
+        compare_with(self.db(), &self.model, !self.config.fast)
+    }
+
+    /// `Op::Check`: the full check, or in fast mode main's tables against the model.
+    fn check_op(&self) -> Result<(), String> {
+        if !self.config.fast {
+            return self.full_check();
+        }
+        let rx = self.db().begin_read().map_err(err("begin_read()"))?;
+        compare_tables_with(&rx, self.model.main(), "main", false)
+    }
+
+    /// The replica's `check()` and its whole model (a no-op without a replica).
+    fn check_replica(&self) -> Result<(), String> {
+        let Some((replica, model)) = &self.replica else {
+            return Ok(());
+        };
+        replica.check().map_err(err("check() of the replica"))?;
+        compare_with(replica, model, !self.config.fast)
+    }
+
+    /// `Op::ReadOnly`: the bytes opened read-only equal the model, refuse a write and stay
+    /// as they were; then the database is opened for writing again.
+    fn read_only(&mut self, crash: bool) -> Result<(), String> {
+        self.db = None;
+        if crash {
+            self.storage = Arc::new(MemStorage::from_bytes(self.storage.to_bytes()));
+        }
+        let before = self.storage.to_bytes();
+        let db = Database::options()
+            .read_only(true)
+            .verify_reads(self.config.verify_reads)
+            .open_storage(self.storage.clone())
+            .map_err(err("read-only open"))?;
+        compare_with(&db, &self.model, false).map_err(|e| format!("read-only: {e}"))?;
+        match db.begin_write() {
+            Err(Error::ReadOnlyDatabase) => {}
+            other => return Err(format!("read-only begin_write: {:?}", other.map(drop))),
+        }
+        drop(db);
+        if self.storage.to_bytes() != before {
+            return Err("a read-only open changed the bytes".into());
+        }
+        self.db = Some(open(&self.config, &self.storage)?);
+        Ok(())
     }
 
     /// Drops the database and opens the same storage (`crash`: a copy of its bytes).
@@ -361,13 +436,14 @@ impl Runner {
             }
             Op::List => self.list(),
             Op::Sync => self.db().sync().map_err(err("sync()")),
-            Op::Check => self.full_check(),
+            Op::Check => self.check_op(),
             Op::Reopen => self.reopen(false),
             Op::Crash => self.reopen(true),
             Op::Diff(old, new) => self.diff(*old, *new),
             Op::Send { snapshot, base } => self.send(*snapshot, *base),
             Op::Backup => self.backup(),
             Op::Compact { pin } => self.compact(*pin),
+            Op::ReadOnly { crash } => self.read_only(*crash),
         }
     }
 
@@ -430,7 +506,8 @@ impl Runner {
             End::Abort | End::Crash => {
                 drop(tx);
                 if let Some((rx, old)) = &pinned {
-                    compare_tables(rx, old, "pinned reader after abort")?;
+                    let label = "pinned reader after abort";
+                    compare_tables_with(rx, old, label, !self.config.fast)?;
                 }
                 drop(pinned);
                 if end == End::Crash {
@@ -444,7 +521,8 @@ impl Runner {
         }
         tx.commit().map_err(|e| format!("commit: {e:?}"))?;
         if let Some((rx, old)) = &pinned {
-            compare_tables(rx, old, "pinned reader after commit")?;
+            let label = "pinned reader after commit";
+            compare_tables_with(rx, old, label, !self.config.fast)?;
         }
         drop(pinned);
         self.model.commit(&name, staged, &snaps);

@@ -12,6 +12,8 @@
 //! - The writer slot records the thread that took it, from `lock_writer` until
 //!   `WriterGuard::drop`. A thread never waits for a slot it holds itself (that wait could
 //!   never end): it gets `Error::WouldDeadlock` at once. Other threads wait as before.
+//! - A read-only `Shared` (`Options::read_only`) never hands out the slot: `take_writer` and
+//!   `refuse_own_writer` answer `Error::ReadOnlyDatabase`, so nothing that writes can start.
 
 mod buffer;
 pub mod catalog;
@@ -102,6 +104,8 @@ pub struct Shared {
     durable: Mutex<DurableMark>,
     /// Set by a failed fsync.
     poisoned: AtomicBool,
+    /// Opened with `Options::read_only`: the writer slot is never handed out.
+    read_only: bool,
     /// The highest txn id found in a meta slot at open: new txn ids go above it.
     txn_floor: u64,
     /// Set at open, cleared by the first commit: the first write transaction frees every
@@ -133,6 +137,7 @@ impl Shared {
         durability: Durability,
         verify: bool,
         shrink: Shrink,
+        read_only: bool,
     ) -> Self {
         let durable = DurableMark {
             txn: committed.meta.txn,
@@ -149,6 +154,7 @@ impl Shared {
             writer_free: Condvar::new(),
             durable: Mutex::new(durable),
             poisoned: AtomicBool::new(false),
+            read_only,
             txn_floor: highest_txn,
             release_all: AtomicBool::new(true),
             shrink,
@@ -258,8 +264,12 @@ impl Shared {
 
     /// `Error::WouldDeadlock` when this thread holds the writer slot, checked before a call
     /// consumes anything it cannot give back (a stream's header). Another thread's holding
-    /// is not looked at: only this thread can make the answer true or false.
+    /// is not looked at: only this thread can make the answer true or false. On a read-only
+    /// database, `Error::ReadOnlyDatabase`.
     pub fn refuse_own_writer(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnlyDatabase);
+        }
         match *self.writer.lock() {
             Some(holder) if holder == std::thread::current().id() => Err(Error::WouldDeadlock),
             _ => Ok(()),
@@ -269,6 +279,9 @@ impl Shared {
     /// The one place the slot is taken. `None` only when `wait` is false and another thread
     /// holds the slot.
     fn take_writer(&self, wait: bool) -> Result<Option<WriterGuard<'_>>> {
+        if self.read_only {
+            return Err(Error::ReadOnlyDatabase);
+        }
         if self.poisoned.load(Ordering::Acquire) {
             return Err(Error::Poisoned);
         }
