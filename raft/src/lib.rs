@@ -10,6 +10,9 @@
 //!   `restore("main", name)`.
 //! - [`cluster`]: an in-process network and a cluster of nodes for the demo and the tests.
 
+// openraft's `StorageError` (224 bytes) is what its traits return; the helpers return it too.
+#![allow(clippy::result_large_err)]
+
 pub mod cluster;
 
 use std::fmt::Debug;
@@ -72,7 +75,11 @@ openraft::declare_raft_types!(
 
 type StoreResult<T> = Result<T, StorageError<NodeId>>;
 
-fn io_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError<NodeId> {
+fn io_err(
+    subject: ErrorSubject<NodeId>,
+    verb: ErrorVerb,
+    e: impl std::error::Error + 'static,
+) -> StorageError<NodeId> {
     StorageIOError::new(subject, verb, AnyError::new(&e)).into()
 }
 
@@ -213,7 +220,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> StoreResult<LogState<TypeConfig>> {
-        let last_purged_log_id: Option<LogId<NodeId>> = read_json(&self.db, None, LOG_META, PURGED)?;
+        let last_purged_log_id: Option<LogId<NodeId>> =
+            read_json(&self.db, None, LOG_META, PURGED)?;
         let last_log_id = self.last_log_id()?.or(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
@@ -255,8 +263,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                     .map_err(write_err)?;
             }
         }
-        let res = tx.commit().map_err(|e| std::io::Error::other(e.to_string()));
-        let failed = res.as_ref().err().map(|e| std::io::Error::other(e.to_string()));
+        let res = tx
+            .commit()
+            .map_err(|e| std::io::Error::other(e.to_string()));
+        let failed = res
+            .as_ref()
+            .err()
+            .map(|e| std::io::Error::other(e.to_string()));
         callback.log_io_completed(res);
         match failed {
             Some(e) => Err(io_err(ErrorSubject::Logs, ErrorVerb::Write, e)),
@@ -341,8 +354,10 @@ impl StateMachine {
     }
 
     fn meta_of(&self, name: &str) -> StoreResult<SnapshotMeta<NodeId, BasicNode>> {
-        let last_log_id = read_json::<Option<LogId<NodeId>>>(&self.db, Some(name), SM_META, APPLIED)?.flatten();
-        let last_membership = read_json(&self.db, Some(name), SM_META, MEMBERSHIP)?.unwrap_or_default();
+        let last_log_id =
+            read_json::<Option<LogId<NodeId>>>(&self.db, Some(name), SM_META, APPLIED)?.flatten();
+        let last_membership =
+            read_json(&self.db, Some(name), SM_META, MEMBERSHIP)?.unwrap_or_default();
         Ok(SnapshotMeta {
             last_log_id,
             last_membership,
@@ -378,7 +393,8 @@ pub fn raft_snapshots(db: &Database) -> Result<Vec<String>, shadowkv::Error> {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     /// An O(1) named shadowkv snapshot of `main`: nothing is copied.
     async fn build_snapshot(&mut self) -> StoreResult<Snapshot<TypeConfig>> {
-        let applied = read_json::<Option<LogId<NodeId>>>(&self.db, None, SM_META, APPLIED)?.flatten();
+        let applied =
+            read_json::<Option<LogId<NodeId>>>(&self.db, None, SM_META, APPLIED)?.flatten();
         let order = applied.map_or(0, |l| l.index + 1);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -400,7 +416,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 /// The stream that brings a receiver holding the snapshots `held` to snapshot `name` of
 /// `db`: empty if it holds `name`, incremental from the newest snapshot both hold, whole
 /// otherwise.
-pub fn stream_for(db: &Database, name: &str, held: &[String]) -> Result<SnapshotData, shadowkv::Error> {
+pub fn stream_for(
+    db: &Database,
+    name: &str,
+    held: &[String],
+) -> Result<SnapshotData, shadowkv::Error> {
     if held.iter().any(|h| h == name) {
         return Ok(SnapshotData::Stream {
             name: name.to_string(),
@@ -429,7 +449,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn applied_state(
         &mut self,
     ) -> StoreResult<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>)> {
-        let applied = read_json::<Option<LogId<NodeId>>>(&self.db, None, SM_META, APPLIED)?.flatten();
+        let applied =
+            read_json::<Option<LogId<NodeId>>>(&self.db, None, SM_META, APPLIED)?.flatten();
         let membership = read_json(&self.db, None, SM_META, MEMBERSHIP)?.unwrap_or_default();
         Ok((applied, membership))
     }
@@ -475,7 +496,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 out.push(resp);
             }
             if let Some(last) = last {
-                meta.insert(APPLIED, &to_json(&Some(last))).map_err(write_err)?;
+                meta.insert(APPLIED, &to_json(&Some(last)))
+                    .map_err(write_err)?;
             }
             if let Some(m) = membership {
                 meta.insert(MEMBERSHIP, &to_json(&m)).map_err(write_err)?;

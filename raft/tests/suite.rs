@@ -17,6 +17,6 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
 }
 
 #[test]
-fn conformance_suite() -> Result<(), StorageError<NodeId>> {
-    Suite::test_all(Builder)
+fn conformance_suite() {
+    Suite::test_all(Builder).expect("conformance suite");
 }
