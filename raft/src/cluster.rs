@@ -26,7 +26,7 @@ use openraft::raft::{
 };
 use openraft::{BasicNode, Config, Raft, Snapshot, Vote};
 
-use crate::{stream_for, LogStore, NodeId, Request, SnapshotData, StateMachine, TypeConfig};
+use crate::{LogStore, NodeId, Request, SnapshotData, StateMachine, TypeConfig};
 
 /// One snapshot sent to a follower.
 #[derive(Clone, Debug)]
@@ -133,12 +133,12 @@ impl RaftNetwork<TypeConfig> for Connection {
         _option: RPCOption,
     ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
         let peer = self.router.peer(self.target)?;
-        let held = peer.sm.raft_snapshots().map_err(|e| Unreachable::new(&e))?;
+        let held = peer.sm.raft_snapshots();
         let Snapshot { meta, snapshot } = snapshot;
         let data = match *snapshot {
-            SnapshotData::Local { db, name } => {
-                stream_for(&db, &name, &held).map_err(|e| Unreachable::new(&e))?
-            }
+            SnapshotData::Local { sm, name } => sm
+                .stream_for(&name, &held)
+                .map_err(|e| Unreachable::new(&e))?,
             s => s,
         };
         if let SnapshotData::Stream { name, base, bytes } = &data {
@@ -273,14 +273,11 @@ impl Cluster {
         }
     }
 
-    /// A client handle (cheap to clone, usable from other tasks).
+    /// A client handle (cheap to clone, usable from other tasks). It finds the leader among
+    /// the nodes running at each request and holds no node's files open.
     pub fn client(&self) -> Client {
         Client {
-            rafts: self
-                .nodes
-                .iter()
-                .map(|(&id, n)| (id, n.raft.clone(), n.sm.clone()))
-                .collect(),
+            router: self.router.clone(),
         }
     }
 
@@ -317,21 +314,22 @@ impl Cluster {
 /// Sends requests to whichever node leads, retrying while leadership moves.
 #[derive(Clone)]
 pub struct Client {
-    rafts: Vec<(NodeId, Raft<TypeConfig>, StateMachine)>,
+    router: Arc<Router>,
 }
 
 impl Client {
-    fn leader(&self) -> Option<&(NodeId, Raft<TypeConfig>, StateMachine)> {
-        self.rafts.iter().find(|(id, raft, _)| {
-            let m = raft.metrics().borrow().clone();
-            m.current_leader == Some(*id)
+    fn leader(&self) -> Option<(Raft<TypeConfig>, StateMachine)> {
+        let peers = self.router.peers.lock().unwrap();
+        peers.iter().find_map(|(id, p)| {
+            let leads = p.raft.metrics().borrow().current_leader == Some(*id);
+            leads.then(|| (p.raft.clone(), p.sm.clone()))
         })
     }
 
     async fn write(&self, req: Request) -> Result<Option<String>, BoxError> {
         let end = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some((_, raft, _)) = self.leader() {
+            if let Some((raft, _)) = self.leader() {
                 match raft.client_write(req.clone()).await {
                     Ok(resp) => return Ok(resp.data.previous),
                     Err(e) if Instant::now() > end => return Err(e.into()),
@@ -354,6 +352,16 @@ impl Client {
         .await
     }
 
+    /// Sets every `(key, value)` of `pairs` in one log entry (one request, one commit on
+    /// each node).
+    pub async fn put_batch(&self, pairs: Vec<(String, String)>) -> Result<(), BoxError> {
+        let reqs = pairs
+            .into_iter()
+            .map(|(key, value)| Request::Put { key, value })
+            .collect();
+        self.write(Request::Batch(reqs)).await.map(drop)
+    }
+
     /// Removes `key`; returns the previous value.
     pub async fn delete(&self, key: &str) -> Result<Option<String>, BoxError> {
         self.write(Request::Delete { key: key.into() }).await
@@ -364,7 +372,7 @@ impl Client {
     pub async fn get(&self, key: &str) -> Result<Option<String>, BoxError> {
         let end = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some((_, raft, sm)) = self.leader() {
+            if let Some((raft, sm)) = self.leader() {
                 match raft.ensure_linearizable().await {
                     Ok(_) => return Ok(sm.get(key)?),
                     Err(e) if Instant::now() > end => return Err(e.into()),

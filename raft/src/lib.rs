@@ -17,7 +17,8 @@ pub mod cluster;
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::storage::{LogFlushed, RaftLogStorage, RaftStateMachine};
@@ -27,7 +28,7 @@ use openraft::{
     StoredMembership, Vote,
 };
 use serde::{Deserialize, Serialize};
-use shadowkv::Database;
+use shadowkv::{Database, Durability};
 
 /// A node's id.
 pub type NodeId = u64;
@@ -39,6 +40,34 @@ pub enum Request {
     Put { key: String, value: String },
     /// Removes `key`.
     Delete { key: String },
+    /// Several requests in one log entry, applied in order (the response is `None`).
+    Batch(Vec<Request>),
+}
+
+/// Applies `req` to the `kv` table; returns the key's previous value.
+fn apply_one(
+    kv: &mut shadowkv::TableMut<'_>,
+    req: Request,
+) -> Result<Option<String>, shadowkv::Error> {
+    let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+    Ok(match req {
+        Request::Put { key, value } => kv
+            .replace(key.as_bytes(), value.as_bytes())?
+            .map(|v| text(&v)),
+        Request::Delete { key } => {
+            let previous = kv.get(key.as_bytes())?.map(|v| text(&v));
+            if previous.is_some() {
+                kv.remove(key.as_bytes())?;
+            }
+            previous
+        }
+        Request::Batch(reqs) => {
+            for r in reqs {
+                apply_one(kv, r)?;
+            }
+            None
+        }
+    })
 }
 
 /// What applying a request returns: the key's previous value.
@@ -52,7 +81,7 @@ pub struct Response {
 pub enum SnapshotData {
     /// A named snapshot in a node's state database: what building a snapshot returns. O(1):
     /// nothing is copied until it is shipped.
-    Local { db: Arc<Database>, name: String },
+    Local { sm: StateMachine, name: String },
     /// A `send` stream of snapshot `name`, whole (`base: None`) or incremental from `base`;
     /// empty when the receiver already holds `name`.
     Stream {
@@ -138,6 +167,8 @@ const PURGED: &[u8] = b"purged";
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    /// Appends (commits) and entries appended since open.
+    counts: Arc<[AtomicU64; 2]>,
 }
 
 impl LogStore {
@@ -145,7 +176,16 @@ impl LogStore {
     pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self, shadowkv::Error> {
         Ok(LogStore {
             db: Arc::new(Database::open(path)?),
+            counts: Arc::default(),
         })
+    }
+
+    /// Since open: the appends (each one durable commit) and the entries they carried.
+    pub fn append_counts(&self) -> (u64, u64) {
+        (
+            self.counts[0].load(Ordering::Relaxed),
+            self.counts[1].load(Ordering::Relaxed),
+        )
     }
 
     /// The database that holds the log.
@@ -258,10 +298,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let tx = self.db.begin_write().map_err(store_err(ErrorVerb::Write))?;
         {
             let mut t = tx.open_table(LOG).map_err(write_err)?;
+            let mut n = 0;
             for e in entries {
                 t.insert(&e.log_id.index.to_be_bytes(), &to_json(&e))
                     .map_err(write_err)?;
+                n += 1;
             }
+            self.counts[0].fetch_add(1, Ordering::Relaxed);
+            self.counts[1].fetch_add(n, Ordering::Relaxed);
         }
         let res = tx
             .commit()
@@ -313,18 +357,38 @@ const SNAP_PREFIX: &str = "raft-snap-";
 const KEEP_SNAPSHOTS: usize = 2;
 
 /// The key-value state machine in a shadowkv database (branch `main`). Cloning shares it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct StateMachine {
     db: Arc<Database>,
     node: NodeId,
+    /// The Raft snapshots the database holds, oldest first: `Database::snapshots` walks
+    /// every page of every snapshot to size it, so it is read once, at open.
+    names: Arc<Mutex<Vec<String>>>,
 }
 
 impl StateMachine {
-    /// Opens (or creates) the state database at `path` for node `node`.
+    /// Opens (or creates) the state database at `path` for node `node`. Lists its snapshots
+    /// once (`Database::snapshots`, which reads every page they reference).
+    ///
+    /// Applies commit with `Durability::Eventual` (no fsync): the log is durable, a crash
+    /// loses only a suffix of applies, and openraft applies the committed entries past the
+    /// recovered last-applied again at start. Snapshots and installs are durable commits, and
+    /// the log is purged only up to a snapshot, so no entry an apply lost is ever gone.
     pub fn open(path: impl AsRef<std::path::Path>, node: NodeId) -> Result<Self, shadowkv::Error> {
+        let db = Database::options()
+            .durability(Durability::Eventual)
+            .open(path)?;
+        let mut names: Vec<String> = db
+            .snapshots()?
+            .into_iter()
+            .map(|s| s.name)
+            .filter(|n| n.starts_with(SNAP_PREFIX))
+            .collect();
+        names.sort();
         Ok(StateMachine {
-            db: Arc::new(Database::open(path)?),
+            db: Arc::new(db),
             node,
+            names: Arc::new(Mutex::new(names)),
         })
     }
 
@@ -339,18 +403,52 @@ impl StateMachine {
     }
 
     /// The Raft snapshots this state database holds, oldest first.
-    pub fn raft_snapshots(&self) -> Result<Vec<String>, shadowkv::Error> {
-        raft_snapshots(&self.db)
+    pub fn raft_snapshots(&self) -> Vec<String> {
+        self.names.lock().unwrap().clone()
     }
 
-    /// Deletes the Raft snapshots but the newest [`KEEP_SNAPSHOTS`].
-    fn prune(&self) -> Result<(), shadowkv::Error> {
-        let names = raft_snapshots(&self.db)?;
-        let n = names.len().saturating_sub(KEEP_SNAPSHOTS);
-        for name in &names[..n] {
+    /// Records snapshot `name` (just created or received), then deletes the Raft snapshots
+    /// but the newest [`KEEP_SNAPSHOTS`].
+    fn add_and_prune(&self, name: &str) -> Result<(), shadowkv::Error> {
+        let old = {
+            let mut names = self.names.lock().unwrap();
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+                names.sort();
+            }
+            let n = names.len().saturating_sub(KEEP_SNAPSHOTS);
+            names.drain(..n).collect::<Vec<_>>()
+        };
+        for name in &old {
             self.db.delete_snapshot(name)?;
         }
         Ok(())
+    }
+
+    /// The stream that brings a receiver holding the snapshots `held` to this database's
+    /// snapshot `name`: empty if it holds `name`, incremental from the newest older snapshot
+    /// both hold, whole otherwise.
+    pub fn stream_for(&self, name: &str, held: &[String]) -> Result<SnapshotData, shadowkv::Error> {
+        if held.iter().any(|h| h == name) {
+            return Ok(SnapshotData::Stream {
+                name: name.to_string(),
+                base: None,
+                bytes: Vec::new(),
+            });
+        }
+        let mine = self.raft_snapshots();
+        let base = held
+            .iter()
+            .filter(|h| h.as_str() < name && mine.contains(h))
+            .max()
+            .cloned();
+        let mut bytes = Vec::new();
+        self.db.send(name, base.as_deref(), &mut bytes)?;
+        Ok(SnapshotData::Stream {
+            name: name.to_string(),
+            base,
+            bytes,
+        })
     }
 
     fn meta_of(&self, name: &str) -> StoreResult<SnapshotMeta<NodeId, BasicNode>> {
@@ -378,18 +476,6 @@ pub fn get_kv(db: &Database, key: &str) -> Result<Option<String>, shadowkv::Erro
         .map(|v| String::from_utf8_lossy(v).into_owned()))
 }
 
-/// The Raft snapshots `db` holds, oldest first (names sort by applied index).
-pub fn raft_snapshots(db: &Database) -> Result<Vec<String>, shadowkv::Error> {
-    let mut names: Vec<String> = db
-        .snapshots()?
-        .into_iter()
-        .map(|s| s.name)
-        .filter(|n| n.starts_with(SNAP_PREFIX))
-        .collect();
-    names.sort();
-    Ok(names)
-}
-
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     /// An O(1) named shadowkv snapshot of `main`: nothing is copied.
     async fn build_snapshot(&mut self) -> StoreResult<Snapshot<TypeConfig>> {
@@ -401,46 +487,18 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             .map_or(0, |d| d.as_nanos());
         let name = format!("{SNAP_PREFIX}{order:020}-{nanos:039}-n{}", self.node);
         self.db.create_snapshot(&name).map_err(write_err)?;
-        self.prune().map_err(write_err)?;
+        self.add_and_prune(&name).map_err(write_err)?;
+        // Durable before openraft may purge the log up to it.
+        self.db.sync().map_err(write_err)?;
         let meta = self.meta_of(&name)?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(SnapshotData::Local {
-                db: self.db.clone(),
+                sm: self.clone(),
                 name,
             }),
         })
     }
-}
-
-/// The stream that brings a receiver holding the snapshots `held` to snapshot `name` of
-/// `db`: empty if it holds `name`, incremental from the newest snapshot both hold, whole
-/// otherwise.
-pub fn stream_for(
-    db: &Database,
-    name: &str,
-    held: &[String],
-) -> Result<SnapshotData, shadowkv::Error> {
-    if held.iter().any(|h| h == name) {
-        return Ok(SnapshotData::Stream {
-            name: name.to_string(),
-            base: None,
-            bytes: Vec::new(),
-        });
-    }
-    let mine = raft_snapshots(db)?;
-    let base = held
-        .iter()
-        .filter(|h| h.as_str() < name && mine.contains(h))
-        .max()
-        .cloned();
-    let mut bytes = Vec::new();
-    db.send(name, base.as_deref(), &mut bytes)?;
-    Ok(SnapshotData::Stream {
-        name: name.to_string(),
-        base,
-        bytes,
-    })
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -472,22 +530,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 last = Some(e.log_id);
                 let resp = match e.payload {
                     EntryPayload::Blank => Response::default(),
-                    EntryPayload::Normal(Request::Put { key, value }) => Response {
-                        previous: kv
-                            .replace(key.as_bytes(), value.as_bytes())
-                            .map_err(write_err)?
-                            .map(|v| String::from_utf8_lossy(&v).into_owned()),
+                    EntryPayload::Normal(req) => Response {
+                        previous: apply_one(&mut kv, req).map_err(write_err)?,
                     },
-                    EntryPayload::Normal(Request::Delete { key }) => {
-                        let previous = kv
-                            .get(key.as_bytes())
-                            .map_err(write_err)?
-                            .map(|v| String::from_utf8_lossy(&v).into_owned());
-                        if previous.is_some() {
-                            kv.remove(key.as_bytes()).map_err(write_err)?;
-                        }
-                        Response { previous }
-                    }
                     EntryPayload::Membership(m) => {
                         membership = Some(StoredMembership::new(Some(e.log_id), m));
                         Response::default()
@@ -526,9 +571,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta<NodeId, BasicNode>,
         snapshot: Box<SnapshotData>,
     ) -> StoreResult<()> {
-        let held = raft_snapshots(&self.db).map_err(read_err)?;
+        let held = self.raft_snapshots();
         let data = match *snapshot {
-            SnapshotData::Local { db, name } => stream_for(&db, &name, &held).map_err(read_err)?,
+            SnapshotData::Local { sm, name } => sm.stream_for(&name, &held).map_err(read_err)?,
             s => s,
         };
         let SnapshotData::Stream { name, bytes, .. } = data else {
@@ -540,18 +585,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             debug_assert_eq!(got, name);
         }
         self.db.restore("main", &name).map_err(write_err)?;
-        self.prune().map_err(write_err)?;
+        self.add_and_prune(&name).map_err(write_err)?;
+        self.db.sync().map_err(write_err)?;
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> StoreResult<Option<Snapshot<TypeConfig>>> {
-        let Some(name) = raft_snapshots(&self.db).map_err(read_err)?.pop() else {
+        let Some(name) = self.raft_snapshots().pop() else {
             return Ok(None);
         };
         Ok(Some(Snapshot {
             meta: self.meta_of(&name)?,
             snapshot: Box::new(SnapshotData::Local {
-                db: self.db.clone(),
+                sm: self.clone(),
                 name,
             }),
         }))
