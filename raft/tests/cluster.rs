@@ -106,10 +106,7 @@ async fn join_by_snapshot_then_incremental_and_restart_all() -> Result<(), BoxEr
     let raft = cluster.node(leader).unwrap().raft.clone();
     raft.trigger().snapshot().await?;
     wait_snapshot(&cluster, leader).await?;
-    raft.trigger()
-        .purge_log(raft.metrics().borrow().snapshot.unwrap().index)
-        .await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    purge(&raft).await?;
 
     // Node 4 joins: its log is behind the purge point, so it gets the snapshot, whole.
     cluster.start(4).await?;
@@ -136,10 +133,7 @@ async fn join_by_snapshot_then_incremental_and_restart_all() -> Result<(), BoxEr
     while raft.metrics().borrow().snapshot == before {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    raft.trigger()
-        .purge_log(raft.metrics().borrow().snapshot.unwrap().index)
-        .await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    purge(&raft).await?;
 
     // Node 4 comes back and gets only what changed.
     cluster.start(4).await?;
@@ -189,4 +183,17 @@ async fn wait_snapshot(cluster: &Cluster, id: NodeId) -> Result<(), BoxError> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Err("no snapshot".into())
+}
+
+/// Purges the log up to the last snapshot and waits until it is done.
+async fn purge(raft: &openraft::Raft<shadowkv_raft::TypeConfig>) -> Result<(), BoxError> {
+    let upto = raft.metrics().borrow().snapshot.unwrap();
+    raft.trigger().purge_log(upto.index).await?;
+    for _ in 0..1500 {
+        if raft.metrics().borrow().purged >= Some(upto) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err("log not purged".into())
 }
