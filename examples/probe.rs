@@ -110,7 +110,7 @@ fn main() {
         // right after one (every first write to a leaf then copies a shared page).
         let batches = (n / 100 / 1000).max(1);
         let start = Instant::now();
-        update_batches(&db, 0, batches, 1000, &value);
+        durable_batches(&db, 0, batches, 1000, &value); // existing keys: 0..n were loaded
         rate("updates, no snapshot", batches * 1000, start);
         db.create_snapshot("before-updates").unwrap();
         let start = Instant::now();
@@ -122,26 +122,11 @@ fn main() {
     }
 }
 
-/// `batches` durable commits each rewriting `size` existing keys from key `first` on.
-#[inline(never)]
-fn update_batches(db: &Database, first: u64, batches: u64, size: u64, value: &[u8]) {
-    for b in 0..batches {
-        let mut tx = db.begin_write().unwrap();
-        tx.set_durability(Durability::Immediate);
-        {
-            let mut t = tx.open_table("t").unwrap();
-            for i in 0..size {
-                t.insert(&key(first + b * size + i), value).unwrap();
-            }
-        }
-        tx.commit().unwrap();
-    }
-}
-
-/// As `update_batches`, right after a snapshot (a separate function for callgrind).
+/// `durable_batches` over existing keys, right after a snapshot (a separate function for
+/// callgrind).
 #[inline(never)]
 fn updates_after_snapshot(db: &Database, first: u64, batches: u64, size: u64, value: &[u8]) {
-    update_batches(db, first, batches, size, value)
+    durable_batches(db, first, batches, size, value)
 }
 
 /// Iterating every entry, a full send, a receive of it into a new file, an incremental send
@@ -218,7 +203,8 @@ fn backup(db: &Database, dir: &std::path::Path) {
     }
 }
 
-/// `batches` durable commits of `size` new random keys each.
+/// `batches` durable commits of `size` random keys each, from key `first` on (new keys, or
+/// existing ones for the `updates` phase).
 #[inline(never)]
 fn durable_batches(db: &Database, first: u64, batches: u64, size: u64, value: &[u8]) {
     for b in 0..batches {
