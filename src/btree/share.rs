@@ -81,8 +81,7 @@ pub(super) fn set_count(w: &mut WritePager, refs: &mut Ptr, page: u64, count: u3
 
 /// Adds one reference to `page`.
 pub fn incref(w: &mut WritePager, refs: &mut Ptr, page: u64) -> Result<()> {
-    let count = refcount(w, *refs, page)?;
-    set_count(w, refs, page, count + 1)
+    incref_all(w, refs, &mut [page])
 }
 
 /// Makes the node behind `ptr` writable for a tree in context `sh`: in place when dirty, a

@@ -146,6 +146,16 @@ pub struct Finger {
     high: Option<Vec<u8>>,
 }
 
+impl Finger {
+    /// Whether `key` belongs in the finger's leaf under `root` (the root is unchanged since
+    /// the finger was taken, and the key lies within the leaf's bounds).
+    fn holds(&self, root: Ptr, key: &[u8]) -> bool {
+        self.root == root
+            && self.low.as_deref().is_none_or(|l| key >= l)
+            && self.high.as_deref().is_none_or(|h| key < h)
+    }
+}
+
 /// [`insert`] for ascending keys with small (inline) values, helped by `finger`.
 pub fn insert_with_finger(
     w: &mut WritePager,
@@ -157,12 +167,7 @@ pub fn insert_with_finger(
 ) -> Result<(Ptr, bool)> {
     check_sizes(key, value.len())?;
     let inline = node::fits_inline(key.len(), value.len(), w.page_size());
-    if let Some(f) = finger.as_ref().filter(|f| {
-        inline
-            && f.root == root
-            && f.low.as_deref().is_none_or(|l| key >= l)
-            && f.high.as_deref().is_none_or(|h| key < h)
-    }) {
+    if let Some(f) = finger.as_ref().filter(|f| inline && f.holds(root, key)) {
         let leaf = f.leaf;
         let page = w.page_mut(leaf.page);
         let view = NodeView::new(page, leaf.page.0)?;
@@ -203,12 +208,7 @@ pub fn get_with_finger<'a>(
     key: &[u8],
     finger: &Option<Finger>,
 ) -> Result<Option<&'a [u8]>> {
-    let held = finger.as_ref().filter(|f| {
-        f.root == root
-            && f.low.as_deref().is_none_or(|l| key >= l)
-            && f.high.as_deref().is_none_or(|h| key < h)
-    });
-    let Some(f) = held else {
+    let Some(f) = finger.as_ref().filter(|f| f.holds(root, key)) else {
         return super::get(w, root, key);
     };
     let view = NodeView::new(w.dirty_page(f.leaf.page), f.leaf.page.0)?;

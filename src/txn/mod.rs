@@ -28,6 +28,7 @@ mod write;
 pub(crate) use diff::TableChanges;
 pub use diff::{Change, Diff};
 pub use table::{Range, Table};
+pub(crate) use table_mut::CowEntry;
 pub use table_mut::{RangeMut, TableMut};
 pub(crate) use write::sync_or_poison;
 pub use write::WriteTxn;

@@ -10,16 +10,13 @@
 //! - `replace` looks the key up before it inserts; `insert` stays the buffered fast path.
 
 use super::table::Table;
-use super::table_mut::TableMut;
+use super::table_mut::{CowEntry, TableMut};
 use crate::Result;
 use std::borrow::Cow;
 use std::ops::RangeBounds;
 
 /// An entry copied out of a table.
 type Entry = (Vec<u8>, Vec<u8>);
-
-/// An entry read in a write transaction (see [`TableMut::get`]).
-type CowEntry<'t> = (Cow<'t, [u8]>, Cow<'t, [u8]>);
 
 fn owned((key, value): CowEntry<'_>) -> Entry {
     (key.into_owned(), value.into_owned())

@@ -65,7 +65,7 @@ pub struct TableMut<'t> {
 
 /// An entry read from a write transaction: borrowed where it lies on a committed page,
 /// copied where this transaction wrote it.
-type CowEntry<'t> = (Cow<'t, [u8]>, Cow<'t, [u8]>);
+pub(crate) type CowEntry<'t> = (Cow<'t, [u8]>, Cow<'t, [u8]>);
 
 impl std::fmt::Debug for TableMut<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -157,11 +157,7 @@ impl<'t> TableMut<'t> {
 
     /// Applies the buffered inserts to the tree, in key order.
     fn flush(&self) -> Result<()> {
-        let mut core = self.core.borrow_mut();
-        if core.tables[self.index].buffer.is_empty() {
-            return Ok(());
-        }
-        flush_table(&mut core, self.index)
+        flush_table(&mut self.core.borrow_mut(), self.index)
     }
 
     /// Removes `key`; returns whether it was there.

@@ -9,7 +9,7 @@
 //!   decode error removes nothing.
 
 use super::{decode, encode, Codec, Key, KeyBounds};
-use crate::txn::{RangeMut, TableMut};
+use crate::txn::{CowEntry, RangeMut, TableMut};
 use crate::Result;
 use std::borrow::Cow;
 use std::marker::PhantomData;
@@ -31,9 +31,6 @@ pub struct AccessGuard<'a, C: Codec> {
     what: &'static str,
     codec: PhantomData<fn() -> C>,
 }
-
-/// An entry as the byte table of a write transaction returns it.
-type CowPair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
 
 /// A pair of guards: an entry of a typed write table.
 pub type GuardPair<'a, K, V> = (AccessGuard<'a, K>, AccessGuard<'a, V>);
@@ -182,17 +179,21 @@ impl<'t, K: Key, V: Codec> TypedTableMut<'t, K, V> {
         &mut self,
         mut take: impl FnMut(K::Ref<'_>, V::Ref<'_>) -> bool,
     ) -> Result<Vec<GuardPair<'static, K, V>>> {
-        let mut taken: Vec<CowPair<'static>> = Vec::new();
+        let mut taken = Vec::new();
         for entry in self.iter()? {
             let (key, value) = entry?;
             if take(key.value()?, value.value()?) {
-                let (key, value) = (key.into_bytes(), value.into_bytes());
-                taken.push((Cow::Owned(key.into_owned()), Cow::Owned(value.into_owned())));
+                taken.push((
+                    key.into_bytes().into_owned(),
+                    value.into_bytes().into_owned(),
+                ));
             }
         }
-        let keys: Vec<Vec<u8>> = taken.iter().map(|(k, _)| k.to_vec()).collect();
-        self.remove_keys(&keys)?;
-        Ok(taken.into_iter().map(|pair| self.pair(pair)).collect())
+        for (key, _) in &taken {
+            self.table.remove(key)?;
+        }
+        let owned = |(k, v): (Vec<u8>, Vec<u8>)| self.pair((Cow::Owned(k), Cow::Owned(v)));
+        Ok(taken.into_iter().map(owned).collect())
     }
 
     /// Removes every entry whose key is in `range`; returns how many there were.
@@ -257,7 +258,7 @@ impl<'a, K: Key, V: Codec> TypedRangeMut<'a, K, V> {
         }
     }
 
-    fn guards(&self, item: Result<CowPair<'a>>) -> Result<GuardPair<'a, K, V>> {
+    fn guards(&self, item: Result<CowEntry<'a>>) -> Result<GuardPair<'a, K, V>> {
         let (key, value) = item?;
         Ok((
             AccessGuard::new(key, &self.name, "key"),

@@ -7,8 +7,8 @@
 use super::{bound_ref, outcome};
 use crate::testkit::model::{check_key, TableModel};
 use crate::testkit::ops::MoreOp;
+use crate::txn::CowEntry;
 use crate::TableMut;
-use std::borrow::Cow;
 
 type Entry = (Vec<u8>, Vec<u8>);
 
@@ -19,9 +19,6 @@ fn first(m: &TableModel) -> Option<Entry> {
 fn last(m: &TableModel) -> Option<Entry> {
     m.iter().next_back().map(|(k, v)| (k.clone(), v.clone()))
 }
-
-/// An entry as a write transaction's table returns it.
-type CowEntry<'t> = (Cow<'t, [u8]>, Cow<'t, [u8]>);
 
 fn owned(entry: crate::Result<Option<CowEntry<'_>>>) -> crate::Result<Option<Entry>> {
     entry.map(|e| e.map(|(k, v)| (k.into_owned(), v.into_owned())))
