@@ -2,9 +2,10 @@
 //! engine at a time, each in a fresh temporary directory, and prints a table of throughputs,
 //! file sizes and shadowkv/peer ratios.
 //!
-//! With `--rounds R` (R > 1) the whole workload runs R times, the engine order alternating
-//! between the given one and its reverse so that each engine goes first (and pays the cold
-//! page cache) about half the time. It then prints each round's rates, and the tables built
+//! With `--rounds R` (R > 1) the whole workload runs R times, the engine order rotating by
+//! one place each round (round k starts with the k-th engine given), so that over as many
+//! rounds as engines each engine runs once in each position (with two engines that is
+//! alternation). It then prints each round's rates, and the tables built
 //! from the median of each phase and size over the rounds an engine completed; each ratio is
 //! the median of the ratios taken within a round (both engines ran back to back), with their
 //! range. A median is flagged noisy if its phase was noisy in more than half of the rounds.
@@ -14,9 +15,13 @@
 //!     [--engines shadowkv,lmdb,redb,sled,sqlite] [--reads 1000000] [--scans 20000]
 //!     [--commits 1000] [--batches 20] [--batch-size 1000] [--threads T] [--seed S] [--dir D]
 //!     [--rounds 1] [--io-floor 0] [--streams 1] [--space 0] [--space-batches 200]
+//!     [--updates N/100] [--settle-ms 200]
 //! ```
 //!
-//! Phase 9 times each engine's compacting online copy. With `--streams 1` (the default)
+//! Phase 9 times each engine's compacting online copy. Phase 10 takes each engine's
+//! equivalent of a snapshot (untimed) and then times `--updates` updates of keys that phase 7
+//! kept, in durable commits of `--batch-size`. Before each engine and each phase the program
+//! syncs and pauses (`settle.rs`; `--settle-ms 0` turns that off). With `--streams 1` (the default)
 //! shadowkv's run ends with the stream phases of `streams.rs`, printed in a table of their
 //! own with the goals of issue 10 (`goals.rs`).
 //!
@@ -33,6 +38,7 @@ mod goals;
 mod noise;
 mod report;
 mod rounds;
+mod settle;
 mod space;
 mod streams;
 mod workload;
@@ -46,7 +52,7 @@ use workload::{expected_scan_entries, Config, Workload};
 const USAGE: &str = "usage: shadowkv-compare [--n N] [--key-size B] [--value-size B] \
 [--engines a,b,..] [--reads N] [--scans N] [--scan-len N] [--commits N] [--batches N] \
 [--batch-size N] [--threads N] [--seed S] [--dir DIR] [--rounds R] [--io-floor 1] \
-[--streams 0] [--space 1] [--space-batches N]";
+[--streams 0] [--space 1] [--space-batches N] [--updates N] [--settle-ms MS]";
 
 struct Args {
     cfg: Config,
@@ -75,7 +81,9 @@ fn parse_args() -> Result<Args, String> {
         scan_len: 100,
         seed: 0x5eed_5ad0,
         streams: true,
+        updates: 0,
     };
+    let mut updates = None;
     let mut engines: Vec<String> = engines::ALL.iter().map(|s| s.to_string()).collect();
     let mut dir = std::env::temp_dir();
     let mut rounds = 1;
@@ -113,6 +121,8 @@ fn parse_args() -> Result<Args, String> {
             "--streams" => cfg.streams = num()? != 0,
             "--space" => space = num()? != 0,
             "--space-batches" => space_batches = num()?,
+            "--updates" => updates = Some(num()?),
+            "--settle-ms" => settle::set_pause_ms(num()? as u64),
             "--engines" => {
                 engines_given = true;
                 engines = value.split(',').map(|s| s.trim().to_lowercase()).collect();
@@ -132,6 +142,9 @@ fn parse_args() -> Result<Args, String> {
     if cfg.n == 0 {
         return Err("--n must be at least 1".into());
     }
+    // Phase 10 updates distinct keys among those phase 7 keeps (half of them).
+    let kept = (cfg.n + cfg.single_commits + cfg.batches * cfg.batch_size) / 2;
+    cfg.updates = updates.unwrap_or(cfg.n / 100).min(kept);
     if rounds == 0 {
         return Err("--rounds must be at least 1".into());
     }
@@ -159,6 +172,8 @@ struct Lists<'a> {
     scan_entries: u64,
     removals: Vec<&'a [u8]>,
     existing: usize,
+    /// Phase 10's keys (left by phase 7) with their new values.
+    updates: Vec<workload::Kv>,
 }
 
 fn main() {
@@ -179,7 +194,8 @@ fn main() {
     }
     println!(
         "workload: N={} key={}B value={}B; {} single commits; {} batches of {}; {} reads \
-         (x{} threads in phase 5); {} scans of {}; seed {:#x}",
+         (x{} threads in phase 5); {} scans of {}; {} updates after a snapshot in batches \
+         of {}; seed {:#x}",
         cfg.n,
         cfg.key_size,
         cfg.value_size,
@@ -190,6 +206,8 @@ fn main() {
         cfg.threads,
         cfg.scans,
         cfg.scan_len,
+        cfg.updates,
+        cfg.batch_size,
         cfg.seed
     );
     let t = Instant::now();
@@ -202,6 +220,7 @@ fn main() {
         scan_entries: expected_scan_entries(&existing, &scan_starts, cfg.scan_len),
         scan_starts,
         removals: w.removals(&existing),
+        updates: w.updates(&existing),
         existing: existing.len(),
     };
     eprintln!(
@@ -275,6 +294,7 @@ fn print_floor(names: &[&str], results: &[Results], cfg: &Config, args: &Args) {
 /// phases that finished) and reported on stderr.
 fn run_engine(name: &str, cfg: &Config, w: &Workload, l: &Lists, dir: &Path) -> Results {
     let mut r = Results::default();
+    settle::before_engine();
     if let Err(e) = run(name, cfg, w, l, dir, &mut r) {
         eprintln!("{name}: FAILED: {e}");
         r.failure = Some(e.to_string());
@@ -361,9 +381,10 @@ fn print_rounds(names: &[&str], rounds: &[Vec<Results>], threads: usize) -> Vec<
         .map(|k| format!("({})", rounds::order(names, k).join(", ")))
         .collect();
     println!(
-        "\n## Results: medians of {n} rounds, engine orders alternating {} \
+        "\n## Results: medians of {n} rounds, engine order rotating each round: {}{} \
          (higher rate is better; sizes in MiB)\n",
-        orders.join(" and ")
+        orders.join(", "),
+        if n > 2 { ", ..." } else { "" }
     );
     print!("{}", report::results_table(names, &medians, threads));
     print_noise_note(
@@ -495,11 +516,46 @@ fn run(
     r.after_remove = Some(size(&*e));
 
     snapshot_and_copy(name, &mut *e, &out, r)?;
+    updates_after_snapshot(name, cfg, &mut *e, l, r)?;
     drop(e);
     if cfg.streams && name == "shadowkv" {
         run_streams(cfg, w, tmp.path(), r)?;
     }
+    // Untimed; the next engine's settle (a sync and a pause) follows.
+    let t = Instant::now();
+    tmp.close()?;
+    eprintln!(
+        "{name:>8}: files removed in {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     Ok(())
+}
+
+/// Phase 10, after every other phase on the engine's file: the engine's equivalent of a
+/// snapshot (untimed; see `Engine::hold_for_updates`), then the updates of keys that phase 7
+/// kept, in durable commits of `batch_size`; then the snapshot is let go (untimed).
+fn updates_after_snapshot(
+    name: &str,
+    cfg: &Config,
+    e: &mut dyn Engine,
+    l: &Lists,
+    r: &mut Results,
+) -> Res<()> {
+    if l.updates.is_empty() {
+        return Ok(());
+    }
+    let held = e.hold_for_updates()?;
+    eprintln!("{name:>8}: {} holds {held}", report::PHASES[9].0);
+    phase(name, 9, l.updates.len(), r, || {
+        e.write_batches(&l.updates, cfg.batch_size)
+    })?;
+    e.release_after_updates()?;
+    expect(
+        name,
+        "entries after updates",
+        e.count()?,
+        (l.existing - l.removals.len()) as u64,
+    )
 }
 
 /// shadowkv's stream phases, in a directory of their own under `parent`.
@@ -554,6 +610,7 @@ fn phase(
     r: &mut Results,
     f: impl FnOnce() -> Res<()>,
 ) -> Res<()> {
+    settle::before_phase();
     let cpu = noise::mark();
     let disk = disk::mark();
     let t = Instant::now();

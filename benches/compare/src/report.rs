@@ -3,7 +3,7 @@
 use std::path::Path;
 
 /// The timed phases reported as a rate, with their unit.
-pub const PHASES: [(&str, &str); 9] = [
+pub const PHASES: [(&str, &str); 10] = [
     ("1 bulk load, 1 txn", "entries/s"),
     ("2 single-entry commits", "commits/s"),
     ("3 batch commits", "entries/s"),
@@ -13,6 +13,7 @@ pub const PHASES: [(&str, &str); 9] = [
     ("7 remove half, 1 txn", "entries/s"),
     ("8 snapshot", "ms"),
     ("9 compacted copy", "ms"),
+    ("10 updates after snapshot", "entries/s"),
 ];
 
 /// Whether phase `i` is shown as a time (one operation) rather than a rate.
@@ -31,11 +32,11 @@ pub struct Size {
 #[derive(Clone, Debug, Default)]
 pub struct Results {
     /// Operations per second, one per phase; for the snapshot (one operation) that is 1/time.
-    pub rates: [Option<f64>; 9],
+    pub rates: [Option<f64>; 10],
     /// Whether other processes used the CPU noticeably during each phase.
-    pub noisy: [bool; 9],
+    pub noisy: [bool; 10],
     /// What the block device did per operation of each phase (see [`crate::disk`]).
-    pub io: [Option<crate::disk::IoPerOp>; 9],
+    pub io: [Option<crate::disk::IoPerOp>; 10],
     pub after_load: Option<Size>,
     pub after_commits: Option<Size>,
     pub after_remove: Option<Size>,
@@ -136,7 +137,7 @@ pub fn io_text(io: crate::disk::IoPerOp) -> String {
 /// (None when no engine recorded any).
 pub fn io_table(names: &[&str], results: &[Results]) -> Option<String> {
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
-    for i in [0, 1, 2, 6, 7, 8] {
+    for i in [0, 1, 2, 6, 7, 8, 9] {
         let cells: Vec<String> = results
             .iter()
             .map(|r| r.io[i].map_or_else(|| "n/a".into(), io_text))
@@ -150,8 +151,8 @@ pub fn io_table(names: &[&str], results: &[Results]) -> Option<String> {
 }
 
 /// What one operation of each phase is.
-const OPS: [&str; 9] = [
-    "entry", "commit", "entry", "read", "read", "scan", "entry", "snapshot", "copy",
+const OPS: [&str; 10] = [
+    "entry", "commit", "entry", "read", "read", "scan", "entry", "snapshot", "copy", "entry",
 ];
 
 /// Phase `i` of `r` as shown in the results: a rate, or a time in ms for the snapshot and the
@@ -282,7 +283,7 @@ pub fn round_table(names: &[&str], results: &[&Results], threads: usize) -> Stri
 }
 
 /// Short phase names for [`round_table`]'s header; `T` becomes the thread count.
-const SHORT: [&str; 9] = [
+const SHORT: [&str; 10] = [
     "1 load",
     "2 single",
     "3 batch",
@@ -292,6 +293,7 @@ const SHORT: [&str; 9] = [
     "7 remove",
     "8 snap ms",
     "9 copy ms",
+    "10 upd snap",
 ];
 
 fn star(text: String, noisy: bool) -> String {

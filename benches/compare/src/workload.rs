@@ -57,6 +57,8 @@ pub struct Config {
     pub seed: u64,
     /// Whether shadowkv's run ends with the stream phases (`streams.rs`).
     pub streams: bool,
+    /// Phase 10: how many keys left after phase 7 get a new value (default N/100).
+    pub updates: usize,
 }
 
 /// The entries written by phases 1–3 and the keys looked up by phases 4–7.
@@ -73,6 +75,10 @@ pub struct Workload {
     par_idx: Vec<Vec<usize>>,
     /// Indices into `existing()` for phase 6.
     scan_idx: Vec<usize>,
+    /// Phase 10: distinct indices into `existing()` of keys that phase 7 keeps (odd ones),
+    /// in random order, and their new values.
+    update_idx: Vec<usize>,
+    update_values: Vec<Vec<u8>>,
 }
 
 impl Workload {
@@ -95,6 +101,18 @@ impl Workload {
         let read_idx = pick(cfg.reads);
         let par_idx = (0..cfg.threads).map(|_| pick(cfg.reads)).collect();
         let scan_idx = pick(cfg.scans);
+        // Drawn after every other list, so that those are the same as before phase 10 existed.
+        let kept = total / 2; // phase 7 removes the even indices and keeps the odd ones
+        let updates = cfg.updates.min(kept);
+        let mut chosen = HashSet::with_capacity(updates);
+        let mut update_idx = Vec::with_capacity(updates);
+        while update_idx.len() < updates {
+            let i = 2 * rng.below(kept) + 1;
+            if chosen.insert(i) {
+                update_idx.push(i);
+            }
+        }
+        let update_values = (0..updates).map(|_| rng.bytes(cfg.value_size)).collect();
         Workload {
             load,
             singles,
@@ -102,6 +120,8 @@ impl Workload {
             read_idx,
             par_idx,
             scan_idx,
+            update_idx,
+            update_values,
         }
     }
 
@@ -131,6 +151,17 @@ impl Workload {
     /// Phase 7: every other key in insertion order, so a random half.
     pub fn removals<'a>(&self, existing: &[&'a [u8]]) -> Vec<&'a [u8]> {
         existing.iter().step_by(2).copied().collect()
+    }
+}
+
+impl Workload {
+    /// Phase 10: keys that phase 7 left, each with a new value of the same length.
+    pub fn updates(&self, existing: &[&[u8]]) -> Vec<Kv> {
+        self.update_idx
+            .iter()
+            .zip(&self.update_values)
+            .map(|(&i, v)| (existing[i].to_vec(), v.clone()))
+            .collect()
     }
 }
 

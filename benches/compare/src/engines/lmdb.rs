@@ -7,11 +7,14 @@ use heed::types::Bytes;
 use heed::{CompactionOption, Database, Env, EnvOpenOptions};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 pub struct Lmdb {
     env: Env,
     db: Database<Bytes, Bytes>,
     dir: PathBuf,
+    /// Phase 10: the thread holding a read transaction open, and how to tell it to end it.
+    reader: Option<(mpsc::Sender<()>, std::thread::JoinHandle<Res<()>>)>,
 }
 
 impl Lmdb {
@@ -30,6 +33,7 @@ impl Lmdb {
             env,
             db,
             dir: dir.to_path_buf(),
+            reader: None,
         })
     }
 }
@@ -109,5 +113,41 @@ impl Engine for Lmdb {
 
     fn data_file(&self) -> Option<PathBuf> {
         Some(self.dir.join("data.mdb"))
+    }
+
+    /// LMDB has no named snapshot: its equivalent is a read transaction, which keeps the
+    /// pages of its state from reuse while it is open. One is opened in a thread of its own
+    /// (a thread may hold one transaction at a time) and held until the release.
+    fn hold_for_updates(&mut self) -> Res<&'static str> {
+        let (env, db) = (self.env.clone(), self.db);
+        let (ready_tx, ready) = mpsc::channel::<()>();
+        let (stop, stop_rx) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || -> Res<()> {
+            let rtxn = env.read_txn()?;
+            std::hint::black_box(db.len(&rtxn)?);
+            ready_tx.send(())?;
+            // Until told to stop (or the sender is gone).
+            let _ = stop_rx.recv();
+            drop(rtxn);
+            Ok(())
+        });
+        if ready.recv().is_err() {
+            return Err(match thread.join() {
+                Ok(Err(e)) => e,
+                _ => "lmdb: the reader thread failed".into(),
+            });
+        }
+        self.reader = Some((stop, thread));
+        Ok("a read transaction held open (in another thread)")
+    }
+
+    fn release_after_updates(&mut self) -> Res<()> {
+        let Some((stop, thread)) = self.reader.take() else {
+            return Ok(());
+        };
+        drop(stop);
+        thread
+            .join()
+            .map_err(|_| "lmdb: the reader thread panicked")?
     }
 }

@@ -68,6 +68,16 @@ pub trait Engine {
     fn release_snapshot(&mut self) -> Res<()> {
         Err("no snapshot to release".into())
     }
+    /// Phase 10, untimed: takes the engine's nearest equivalent of a snapshot, kept until
+    /// [`Engine::release_after_updates`], so that the updates after it run against it.
+    /// Returns what it holds (for the log); the default holds nothing.
+    fn hold_for_updates(&mut self) -> Res<&'static str> {
+        Ok("nothing (no snapshot)")
+    }
+    /// Phase 10, untimed: lets go of what [`Engine::hold_for_updates`] took.
+    fn release_after_updates(&mut self) -> Res<()> {
+        Ok(())
+    }
 }
 
 /// Opens engine `name` in the empty directory `dir`.

@@ -129,4 +129,14 @@ impl Engine for Redb {
         tx.commit()?;
         Ok(())
     }
+
+    /// A second persistent savepoint (phase 8's is still there), committed durably.
+    fn hold_for_updates(&mut self) -> Res<&'static str> {
+        self.hold_snapshot()?;
+        Ok("a persistent savepoint")
+    }
+
+    fn release_after_updates(&mut self) -> Res<()> {
+        self.release_snapshot()
+    }
 }

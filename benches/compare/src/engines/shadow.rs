@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 const TABLE: &str = "bench";
 /// The name of the snapshot of phase 8 and of the space workload.
 const SNAPSHOT: &str = "bench";
+/// The snapshot taken before phase 10's updates (phase 8's is still there, of the same state).
+const UPDATES_SNAPSHOT: &str = "before-updates";
 
 pub struct ShadowKv {
     db: Database,
@@ -124,6 +126,30 @@ impl Engine for ShadowKv {
         self.db.delete_snapshot(SNAPSHOT)?;
         Ok(())
     }
+
+    /// A second named snapshot (`create_snapshot`, committed durably) of the last commit.
+    fn hold_for_updates(&mut self) -> Res<&'static str> {
+        hold_for_updates(&self.db)
+    }
+
+    fn release_after_updates(&mut self) -> Res<()> {
+        if cfg!(feature = "shadowkv-snapshot") {
+            self.db.delete_snapshot(UPDATES_SNAPSHOT)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "shadowkv-snapshot")]
+fn hold_for_updates(db: &Database) -> Res<&'static str> {
+    db.create_snapshot(UPDATES_SNAPSHOT)?;
+    Ok("create_snapshot")
+}
+
+/// Without `create_snapshot` the updates run with no snapshot.
+#[cfg(not(feature = "shadowkv-snapshot"))]
+fn hold_for_updates(_db: &Database) -> Res<&'static str> {
+    Ok("nothing (built without the shadowkv-snapshot feature)")
 }
 
 /// The compaction, then what `Database::stats` says of the space, as a note.

@@ -13,6 +13,8 @@ const SCAN: &str = "SELECT k, v FROM kv WHERE k >= ?1 ORDER BY k LIMIT ?2";
 pub struct Sqlite {
     conn: Connection,
     path: PathBuf,
+    /// Phase 10: a second connection with a read transaction open.
+    held: Option<Connection>,
 }
 
 impl Sqlite {
@@ -27,7 +29,11 @@ impl Sqlite {
             "PRAGMA synchronous=FULL;
              CREATE TABLE kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;",
         )?;
-        Ok(Sqlite { conn, path })
+        Ok(Sqlite {
+            conn,
+            path,
+            held: None,
+        })
     }
 
     fn reader(&self) -> Res<Connection> {
@@ -152,5 +158,25 @@ impl Engine for Sqlite {
 
     fn data_file(&self) -> Option<PathBuf> {
         Some(self.path.clone())
+    }
+
+    /// SQLite has no named snapshot: its equivalent is a read transaction on another
+    /// connection (in WAL mode it keeps its state readable, and no checkpoint may go past it,
+    /// so the WAL grows while it is open). `BEGIN` then one read, which starts it.
+    fn hold_for_updates(&mut self) -> Res<&'static str> {
+        let reader = self.reader()?;
+        reader.execute_batch("BEGIN")?;
+        let _: Option<Vec<u8>> = reader
+            .query_row("SELECT k FROM kv LIMIT 1", [], |r| r.get(0))
+            .optional()?;
+        self.held = Some(reader);
+        Ok("a read transaction held open (on a second connection)")
+    }
+
+    fn release_after_updates(&mut self) -> Res<()> {
+        if let Some(reader) = self.held.take() {
+            reader.execute_batch("COMMIT")?;
+        }
+        Ok(())
     }
 }
