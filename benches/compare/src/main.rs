@@ -617,10 +617,13 @@ fn phase(
     f()?;
     let secs = t.elapsed().as_secs_f64();
     let others = cpu.others_since();
+    let own = cpu.own_since();
     r.rates[i] = Some(ops as f64 / secs);
     r.noisy[i] = noisy(others, secs);
     r.io[i] = disk.and_then(|d| d.per_op_since(ops));
-    let mut note = String::new();
+    // This process's CPU time: steadier than the wall time of a CPU-bound phase when other
+    // processes load the machine (a hint for comparing runs, not a result).
+    let mut note = format!(" (own CPU {own:.2} s)");
     if others > 0.0 {
         note += &format!(" (other processes: {others:.2} CPU-s)");
     }

@@ -24,6 +24,11 @@ impl CpuMark {
         let now = mark();
         ((now.machine - self.machine) - (now.me - self.me)).max(0.0)
     }
+
+    /// CPU seconds (user and system) that this process used since this mark.
+    pub fn own_since(&self) -> f64 {
+        self_cpu() - self.me
+    }
 }
 
 fn machine_busy() -> f64 {
