@@ -58,7 +58,7 @@ struct Args {
     cfg: Config,
     engines: Vec<String>,
     dir: PathBuf,
-    /// How many times the whole workload runs (alternating the engine order).
+    /// How many times the whole workload runs (rotating the engine order).
     rounds: usize,
     /// After the engines, measure the I/O floor of a shadowkv single commit.
     io_floor: bool,
@@ -462,16 +462,12 @@ fn run(
     std::fs::create_dir(&data)?;
     std::fs::create_dir(&out)?;
     let mut e = engines::open(name, &data)?;
-    let size = |e: &dyn Engine| Size {
-        file: engines::disk_size(&e.data_file().unwrap_or_else(|| data.clone())),
-        total: engines::disk_size(&data),
-    };
 
     phase(name, 0, w.load.len(), r, || {
         e.write_batches(&w.load, w.load.len())
     })?;
     expect(name, "entries after load", e.count()?, w.load.len() as u64)?;
-    r.after_load = Some(size(&*e));
+    r.after_load = Some(size(&*e, &data));
 
     phase(name, 1, w.singles.len(), r, || {
         e.write_batches(&w.singles, 1)
@@ -480,7 +476,7 @@ fn run(
         e.write_batches(&w.batched, cfg.batch_size)
     })?;
     expect(name, "entries after commits", e.count()?, l.existing as u64)?;
-    r.after_commits = Some(size(&*e));
+    r.after_commits = Some(size(&*e, &data));
 
     let value_bytes = (cfg.reads * cfg.value_size) as u64;
     let mut got = 0;
@@ -513,10 +509,10 @@ fn run(
         e.count()?,
         (l.existing - l.removals.len()) as u64,
     )?;
-    r.after_remove = Some(size(&*e));
+    r.after_remove = Some(size(&*e, &data));
 
     snapshot_and_copy(name, &mut *e, &out, r)?;
-    updates_after_snapshot(name, cfg, &mut *e, l, r)?;
+    updates_after_snapshot(name, cfg, &mut *e, &data, l, r)?;
     drop(e);
     if cfg.streams && name == "shadowkv" {
         run_streams(cfg, w, tmp.path(), r)?;
@@ -531,6 +527,14 @@ fn run(
     Ok(())
 }
 
+/// The sizes of engine `e`'s data file and of its directory `data` (untimed).
+fn size(e: &dyn Engine, data: &Path) -> Size {
+    Size {
+        file: engines::disk_size(&e.data_file().unwrap_or_else(|| data.to_path_buf())),
+        total: engines::disk_size(data),
+    }
+}
+
 /// Phase 10, after every other phase on the engine's file: the engine's equivalent of a
 /// snapshot (untimed; see `Engine::hold_for_updates`), then the updates of keys that phase 7
 /// kept, in durable commits of `batch_size`; then the snapshot is let go (untimed).
@@ -538,6 +542,7 @@ fn updates_after_snapshot(
     name: &str,
     cfg: &Config,
     e: &mut dyn Engine,
+    data: &Path,
     l: &Lists,
     r: &mut Results,
 ) -> Res<()> {
@@ -549,6 +554,7 @@ fn updates_after_snapshot(
     phase(name, 9, l.updates.len(), r, || {
         e.write_batches(&l.updates, cfg.batch_size)
     })?;
+    r.after_updates = Some(size(e, data));
     e.release_after_updates()?;
     expect(
         name,

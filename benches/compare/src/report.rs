@@ -40,6 +40,8 @@ pub struct Results {
     pub after_load: Option<Size>,
     pub after_commits: Option<Size>,
     pub after_remove: Option<Size>,
+    /// After phase 10's updates, while the snapshot (or read transaction) is still held.
+    pub after_updates: Option<Size>,
     /// The compacted copy of phase 9 (file and total are its one file).
     pub copy: Option<Size>,
     /// The shadowkv-only stream phases, when they ran.
@@ -50,13 +52,23 @@ pub struct Results {
 
 /// The size rows: when, which bytes (the data file or every file), and the label.
 type SizeRow = (fn(&Results) -> Option<Size>, bool, &'static str);
-const SIZES: [SizeRow; 7] = [
+const SIZES: [SizeRow; 9] = [
     (|r| r.after_load, false, "data file after load"),
     (|r| r.after_commits, false, "data file after commits"),
     (|r| r.after_remove, false, "data file after remove"),
+    (
+        |r| r.after_updates,
+        false,
+        "data file after updates (phase 10)",
+    ),
     (|r| r.after_load, true, "all files after load"),
     (|r| r.after_commits, true, "all files after commits"),
     (|r| r.after_remove, true, "all files after remove"),
+    (
+        |r| r.after_updates,
+        true,
+        "all files after updates (phase 10)",
+    ),
     (|r| r.copy, false, "compacted copy (phase 9)"),
 ];
 

@@ -67,6 +67,7 @@ pub fn median_results(runs: &[&Results]) -> Results {
     m.after_load = median_size(ok.iter().map(|r| r.after_load));
     m.after_commits = median_size(ok.iter().map(|r| r.after_commits));
     m.after_remove = median_size(ok.iter().map(|r| r.after_remove));
+    m.after_updates = median_size(ok.iter().map(|r| r.after_updates));
     m.copy = median_size(ok.iter().map(|r| r.copy));
     m.streams = crate::streams::median(ok.iter().filter_map(|r| r.streams.as_ref()));
     m
