@@ -7,7 +7,7 @@
 //! rounds as engines each engine runs once in each position (with two engines that is
 //! alternation). It then prints each round's rates, and the tables built
 //! from the median of each phase and size over the rounds an engine completed; each ratio is
-//! the median of the ratios taken within a round (both engines ran back to back), with their
+//! the median of the ratios taken within a round (both engines ran in it), with their
 //! range. A median is flagged noisy if its phase was noisy in more than half of the rounds.
 //!
 //! ```text
@@ -21,8 +21,8 @@
 //! Phase 9 times each engine's compacting online copy. Phase 10 takes each engine's
 //! equivalent of a snapshot (untimed) and then times `--updates` updates of keys that phase 7
 //! kept, in durable commits of `--batch-size`. Before each engine and each phase the program
-//! syncs and pauses (`settle.rs`; `--settle-ms 0` turns that off). With `--streams 1` (the default)
-//! shadowkv's run ends with the stream phases of `streams.rs`, printed in a table of their
+//! syncs and pauses (`settle.rs`; `--settle-ms 0` turns that off). With `--streams 1` (the
+//! default) shadowkv's run ends with the stream phases of `streams.rs`, printed in a table of their
 //! own with the goals of issue 10 (`goals.rs`).
 //!
 //! With `--space 1` it runs the space workload of issue 11 instead (`space.rs`; by default
