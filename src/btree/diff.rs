@@ -272,8 +272,25 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
             self.old.push_items(&old)?;
             return self.new.push_items(&new);
         }
-        let (mut i, mut j) = (0, 0);
         let mut found = Vec::new();
+        if let Some(changed) = old.changed_in_place(&new)? {
+            // Same layout: only the entries over differing bytes can differ, and each sits at
+            // the same index on both sides (a key that differs there is a change of layout the
+            // merge below handles).
+            let mut keys_match = true;
+            for &i in &changed {
+                let (a, b) = (old.key_value(i)?, new.key_value(i)?);
+                keys_match &= a.0 == b.0;
+                found.extend(self.difference(Some(a), Some(b))?);
+            }
+            if keys_match {
+                found.reverse();
+                self.pending = found;
+                return Ok(());
+            }
+            found.clear();
+        }
+        let (mut i, mut j) = (0, 0);
         // Bounded: every round moves past an entry of one leaf or of both.
         while i < old.count() || j < new.count() {
             if i < old.count() && j < new.count() && old.entry(i)? == new.entry(j)? {
