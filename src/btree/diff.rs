@@ -13,6 +13,10 @@
 //! - This is the only rule that skips. A birth at or before the older root's txn is not used:
 //!   after a `restore` a branch may hold old pages of another lineage, which the base never
 //!   had, so a birth says nothing about the base unless one root descends from the other.
+//! - Two leaves that end on the same key are merged at once. When they share a layout (the
+//!   same slots, as after values were overwritten in place), only the entries over the byte
+//!   span where the pages differ are decoded (`NodeView::changed_in_place`); every other
+//!   entry is equal byte for byte, and a key that moved is left to the full merge.
 //! - Bounded: an expansion replaces a node by its entries or its children one level down
 //!   (`node_at` checks the level), so no path is longer than `MAX_DEPTH`, and every round
 //!   consumes an entry, consumes a pair of equal subtrees, or expands a node.
