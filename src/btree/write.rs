@@ -338,6 +338,9 @@ fn insert_or_split(
     }
     let view = NodeView::new(page, ptr.page.0)?;
     let level = view.level();
+    if idx == view.count() {
+        return append_split(w, ptr, level, entry).map(Some);
+    }
     let mut entries: Vec<Vec<u8>> = (0..view.count())
         .map(|i| view.entry(i).map(<[u8]>::to_vec))
         .collect::<Result<_>>()?;
@@ -350,6 +353,49 @@ fn insert_or_split(
         sep,
         right.expect("an overflowing node splits in two"),
     )))
+}
+
+/// Splits the full dirty node `ptr` for `entry`, which sorts after every entry in it
+/// (ascending inserts, a sorted flush): the node keeps its entries up to about 15/16 of a page,
+/// as `distribute` leaves it for an append, and the rest move with `entry` to a new right
+/// sibling. Nothing is re-encoded: the moved entries are copied off the node's end and cut
+/// from it (their bytes become garbage that the next insert that needs them compacts).
+/// Returns the separator and the new node.
+fn append_split(w: &mut WritePager, ptr: Ptr, level: u8, entry: &[u8]) -> Result<(Vec<u8>, Ptr)> {
+    let usable = node::usable_bytes(w.page_size());
+    let target = usable - usable / 16;
+    let view = NodeView::new(w.dirty_page(ptr.page), ptr.page.0)?;
+    let count = view.count();
+    let (mut acc, mut cut) = (0, 0);
+    // Bounded: at most `count` entries.
+    while cut < count && acc + view.entry(cut)?.len() + node::SLOT_BYTES <= target {
+        acc += view.entry(cut)?.len() + node::SLOT_BYTES;
+        cut += 1;
+    }
+    let cut = cut.max(1);
+    let mut right_entries: Vec<Vec<u8>> = (cut..count)
+        .map(|i| view.entry(i).map(<[u8]>::to_vec))
+        .collect::<Result<_>>()?;
+    right_entries.push(entry.to_vec());
+    let sep = if level == 0 {
+        let last_left = entry_key(view.entry(cut - 1)?, 0);
+        shortest_separator(last_left, entry_key(&right_entries[0], 0))
+    } else {
+        let sep = entry_key(&right_entries[0], level).to_vec();
+        right_entries[0] = with_key(&right_entries[0], &[]);
+        sep
+    };
+    let page = w.page_mut(ptr.page);
+    // Bounded: at most `count` entries.
+    for i in (cut..count).rev() {
+        node::remove(page, ptr.page.0, i);
+    }
+    let right = w.new_node(level)?;
+    let page = w.page_mut(right.page);
+    for e in &right_entries {
+        assert!(node::push_raw(page, right.page.0, e), "moved entries fit");
+    }
+    Ok((sep, right))
 }
 
 /// Rebalances the underfull child `idx` of dirty branch `parent` with a sibling: merges the
