@@ -418,7 +418,7 @@ fn rebuild_refs(
         )?
         .0;
     }
-    core.edit.refs = root;
+    core.edit.replace_refs(root);
     Ok(old_pages.len() as u64)
 }
 
