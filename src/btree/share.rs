@@ -13,7 +13,7 @@
 
 use super::node_at;
 use super::traverse::{targets, TreeKind};
-use crate::format::roots::{count_key, decode_count, decode_count_key, encode_count};
+use crate::format::records::{count_key, decode_count, decode_count_key, encode_count};
 use crate::format::Ptr;
 use crate::pager::{IdMap, PageSource, WritePager};
 use crate::Result;

@@ -17,7 +17,7 @@
 //!   or touches the staging root. A call on a thread whose own write transaction holds the
 //!   slot is refused (`Error::WouldDeadlock`) before a byte of the stream is read.
 
-use crate::format::roots::{decode_types, identity_hex, RootKind, RootRecord};
+use crate::format::records::{decode_types, identity_hex, RootKind, RootRecord};
 use crate::format::stream::{
     bad, chain_crc, crc_from_bytes, decode_record_head, RecordKind, StreamHeader, Trailer,
     CRC_BYTES, HEADER_DISK_BYTES, RECORD_DISK_BYTES,

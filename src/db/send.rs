@@ -16,7 +16,7 @@
 
 use crate::btree::diff::TreeDiff;
 use crate::btree::{value_bytes, Bound, Cursor};
-use crate::format::roots::{encode_types, RootKind, RootRecord, TableRecord};
+use crate::format::records::{encode_types, RootKind, RootRecord, TableRecord};
 use crate::format::stream::{
     chain_crc, crc_bytes, record_head, RecordKind, StreamHeader, Trailer, CRC_BYTES,
 };

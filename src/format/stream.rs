@@ -176,8 +176,8 @@ impl RecordKind {
     }
 }
 
-/// The largest value of a table record: the table's type names (`roots::encode_types`).
-const TABLE_VALUE_MAX: u64 = 2 + 2 * super::roots::MAX_TYPE_NAME_LEN as u64;
+/// The largest value of a table record: the table's type names (`records::encode_types`).
+const TABLE_VALUE_MAX: u64 = 2 + 2 * super::records::MAX_TYPE_NAME_LEN as u64;
 
 /// The fixed part of a record; the key, the value and a CRC-32C of all three follow it.
 #[repr(C)]

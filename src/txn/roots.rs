@@ -17,7 +17,7 @@ use crate::btree::release::ReleaseQueue;
 use crate::btree::share::incref;
 use crate::btree::{self, Bound, Cursor, Sharing, TreeKind};
 use crate::format::meta::Meta;
-use crate::format::roots::{Released, RootKind, RootRecord};
+use crate::format::records::{Released, RootKind, RootRecord};
 use crate::format::Ptr;
 use crate::pager::{PageSource, WritePager};
 use crate::{Error, Result};

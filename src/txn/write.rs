@@ -13,7 +13,7 @@ use super::roots::{RootsEdit, SealedRoots};
 use super::table_mut::{flush_table, TableMut, TableState};
 use super::{table_names, Committed, Durability, Shared, Shrink, WriterGuard};
 use crate::btree::{self, TreeKind};
-use crate::format::roots::{Released, RootKind};
+use crate::format::records::{Released, RootKind};
 use crate::format::{Ptr, TxnId};
 use crate::pager::freemap::FreeMap;
 use crate::pager::{PageSource, WritePager};
