@@ -8,7 +8,7 @@ mod storage;
 
 use common::{Model, Rng};
 use shadowkv::internals::format::meta::{Meta, META_BYTES};
-use shadowkv::internals::format::roots::RootRecord;
+use shadowkv::internals::format::records::RootRecord;
 use shadowkv::internals::format::{Ptr, META_SLOT_BYTES};
 use shadowkv::internals::io::{MemStorage, Storage};
 use shadowkv::internals::pager::ReadPages;

@@ -400,7 +400,7 @@ fn txn_id_does_not_wrap_at_the_maximum() {
 /// `branches()` on a file where a branch node's child pointer names the node itself (its own
 /// id and birth, so the header check passes; default `verify_reads(false)`) returns or reports
 /// `Error::Corrupted`, and `check()` reports the cycle. A regression test: the space walk of
-/// `snapshots()` and `branches()` (`walk` in src/db/roots.rs) once had no depth bound and kept
+/// `snapshots()` and `branches()` (`walk` in src/db/roots.rs, now src/db/listing.rs) once had no depth bound and kept
 /// no set of pages seen, so it recursed until the stack overflowed and the process aborted.
 /// Found by the `open_bytes` target (a SIGSEGV without an artifact), reproduced here by hand.
 /// A stack overflow cannot be caught, so the body runs in a child process.

@@ -147,33 +147,24 @@ impl From<&SnapshotInfo> for RootJson {
 }
 
 pub fn stat(path: &Path, json: bool) -> CliResult<u8> {
+    let report = stat_report(path)?;
+    if json {
+        print_json(&report)?;
+    } else {
+        print_stat(&report)?;
+    }
+    Ok(0)
+}
+
+/// What `stat` reports: the library's stats, the key and value bytes of each table, and the
+/// snapshots and branches.
+fn stat_report(path: &Path) -> CliResult<StatJson> {
     let db = open(path)?;
     let stats = db.stats().at(path)?;
-    // The library reports entries and depth; the key and value bytes take a scan of each
-    // table (O(data)), from the same kind of view (main's last commit).
-    let rx = db.begin_read().at(path)?;
-    let mut tables = Vec::new();
-    for t in &stats.tables {
-        let (mut key_bytes, mut value_bytes) = (0u64, 0u64);
-        if let Ok(table) = rx.open_table(&t.name) {
-            for item in table.iter().at(path)? {
-                let (k, v) = item.at(path)?;
-                key_bytes += k.len() as u64;
-                value_bytes += v.len() as u64;
-            }
-        }
-        tables.push(TableJson {
-            name: t.name.clone(),
-            entries: t.len,
-            depth: t.depth,
-            key_bytes,
-            value_bytes,
-        });
-    }
-    drop(rx);
+    let tables = table_sizes(&db, path, &stats.tables)?;
     let snapshots: Vec<RootJson> = db.snapshots().at(path)?.iter().map(Into::into).collect();
     let branches: Vec<RootJson> = db.branches().at(path)?.iter().map(Into::into).collect();
-    let report = StatJson {
+    Ok(StatJson {
         path: path.display().to_string(),
         txn: stats.txn,
         page_size: stats.page_size,
@@ -187,12 +178,71 @@ pub fn stat(path: &Path, json: bool) -> CliResult<u8> {
         tables,
         snapshots,
         branches,
-    };
-    if json {
-        print_json(&report)?;
-        return Ok(0);
+    })
+}
+
+/// Each table's entries and depth, with its key and value bytes. The library reports entries
+/// and depth; the bytes take a scan of each table (O(data)), from the same kind of view
+/// (main's last commit).
+fn table_sizes(
+    db: &Database,
+    path: &Path,
+    tables: &[shadowkv::TableStats],
+) -> CliResult<Vec<TableJson>> {
+    let rx = db.begin_read().at(path)?;
+    let mut out = Vec::new();
+    for t in tables {
+        let (mut key_bytes, mut value_bytes) = (0u64, 0u64);
+        if let Ok(table) = rx.open_table(&t.name) {
+            for item in table.iter().at(path)? {
+                let (k, v) = item.at(path)?;
+                key_bytes += k.len() as u64;
+                value_bytes += v.len() as u64;
+            }
+        }
+        out.push(TableJson {
+            name: t.name.clone(),
+            entries: t.len,
+            depth: t.depth,
+            key_bytes,
+            value_bytes,
+        });
     }
+    Ok(out)
+}
+
+/// `stat` as text: the summary, then the tables, then the snapshots and branches.
+fn print_stat(report: &StatJson) -> CliResult<()> {
     let mut out = stdout();
+    writeln!(out, "{}", stat_summary(report))?;
+    writeln!(out)?;
+    let mut t = grid(&["table", "entries", "depth", "key bytes", "value bytes"]);
+    for table in &report.tables {
+        t.add_row(vec![
+            table.name.clone(),
+            table.entries.to_string(),
+            table.depth.to_string(),
+            size(table.key_bytes),
+            size(table.value_bytes),
+        ]);
+    }
+    right_align(&mut t, 1..5);
+    writeln!(out, "{t}")?;
+    writeln!(out)?;
+    let mut r = roots_grid();
+    for root in &report.branches {
+        add_root(&mut r, "branch", root);
+    }
+    for root in &report.snapshots {
+        add_root(&mut r, "snapshot", root);
+    }
+    writeln!(out, "{r}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The first block of `stat`'s text: the file, its sizes and its last txn.
+fn stat_summary(report: &StatJson) -> Grid {
     let mut summary = Grid::new();
     summary.load_preset(presets::NOTHING);
     let line =
@@ -219,31 +269,7 @@ pub fn stat(path: &Path, json: bool) -> CliResult<u8> {
         report.txn.to_string(),
         String::new(),
     ]);
-    writeln!(out, "{summary}")?;
-    writeln!(out)?;
-    let mut t = grid(&["table", "entries", "depth", "key bytes", "value bytes"]);
-    for table in &report.tables {
-        t.add_row(vec![
-            table.name.clone(),
-            table.entries.to_string(),
-            table.depth.to_string(),
-            size(table.key_bytes),
-            size(table.value_bytes),
-        ]);
-    }
-    right_align(&mut t, 1..5);
-    writeln!(out, "{t}")?;
-    writeln!(out)?;
-    let mut r = roots_grid();
-    for root in &report.branches {
-        add_root(&mut r, "branch", root);
-    }
-    for root in &report.snapshots {
-        add_root(&mut r, "snapshot", root);
-    }
-    writeln!(out, "{r}")?;
-    out.flush()?;
-    Ok(0)
+    summary
 }
 
 fn roots_grid() -> Grid {
@@ -306,47 +332,7 @@ pub fn check(path: &Path, json: bool, progress: Progress) -> CliResult<u8> {
     bar.finish_and_clear();
     match result {
         Ok(r) => {
-            if json {
-                print_json(&CheckJson {
-                    ok: true,
-                    page: None,
-                    reason: None,
-                    report: Some(CheckReportJson {
-                        txn: r.txn,
-                        total_pages: r.total_pages,
-                        meta_pages: r.meta_pages,
-                        freemap_pages: r.freemap_pages,
-                        free_pages: r.free_pages,
-                        pending_pages: r.pending_pages,
-                        tree_pages: r.tree_pages,
-                        system_pages: r.system_pages,
-                        tables: r.tables,
-                        entries: r.entries,
-                        main_tables: r.main_tables,
-                        main_entries: r.main_entries,
-                    }),
-                })?;
-            } else {
-                let mut out = stdout();
-                writeln!(
-                    out,
-                    "{}: ok: {} pages verified ({} in trees, {} system, {} free, {} pending, \
-                     {} meta, {} free map); {} table{} and {} entries in main, txn {}",
-                    path.display(),
-                    r.total_pages,
-                    r.tree_pages,
-                    r.system_pages,
-                    r.free_pages,
-                    r.pending_pages,
-                    r.meta_pages,
-                    r.freemap_pages,
-                    r.main_tables,
-                    if r.main_tables == 1 { "" } else { "s" },
-                    r.main_entries,
-                    r.txn
-                )?;
-                out.flush()?;
-            }
+            print_check_ok(path, &r, json)?;
             Ok(0)
         }
         Err(e @ (shadowkv::Error::Corrupted { .. } | shadowkv::Error::Truncated { .. })) => {
@@ -367,6 +353,51 @@ pub fn check(path: &Path, json: bool, progress: Progress) -> CliResult<u8> {
         }
         Err(e) => Err(Fail::db(path, e)),
     }
+}
+
+/// The report of a check that found no damage, as JSON or as one line of text.
+fn print_check_ok(path: &Path, r: &shadowkv::CheckReport, json: bool) -> CliResult<()> {
+    if json {
+        return print_json(&CheckJson {
+            ok: true,
+            page: None,
+            reason: None,
+            report: Some(CheckReportJson {
+                txn: r.txn,
+                total_pages: r.total_pages,
+                meta_pages: r.meta_pages,
+                freemap_pages: r.freemap_pages,
+                free_pages: r.free_pages,
+                pending_pages: r.pending_pages,
+                tree_pages: r.tree_pages,
+                system_pages: r.system_pages,
+                tables: r.tables,
+                entries: r.entries,
+                main_tables: r.main_tables,
+                main_entries: r.main_entries,
+            }),
+        });
+    }
+    let mut out = stdout();
+    writeln!(
+        out,
+        "{}: ok: {} pages verified ({} in trees, {} system, {} free, {} pending, \
+         {} meta, {} free map); {} table{} and {} entries in main, txn {}",
+        path.display(),
+        r.total_pages,
+        r.tree_pages,
+        r.system_pages,
+        r.free_pages,
+        r.pending_pages,
+        r.meta_pages,
+        r.freemap_pages,
+        r.main_tables,
+        if r.main_tables == 1 { "" } else { "s" },
+        r.main_entries,
+        r.txn
+    )?;
+    out.flush()?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -616,21 +647,27 @@ pub fn load(
         let spinner = progress.spinner("committing");
         tx.commit().at(path)?;
         spinner.finish_and_clear();
-        let mut out = stdout();
-        writeln!(
-            out,
-            "loaded {entries} entries into {} table{}{}",
-            loaded_tables.len(),
-            if loaded_tables.len() == 1 { "" } else { "s" },
-            if loaded_tables.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", loaded_tables.join(", "))
-            }
-        )?;
-        out.flush()?;
+        print_loaded(entries, &loaded_tables)?;
         Ok(0)
     })
+}
+
+/// What `load` did: the entries and the tables they went to.
+fn print_loaded(entries: u64, loaded_tables: &[String]) -> CliResult<()> {
+    let mut out = stdout();
+    writeln!(
+        out,
+        "loaded {entries} entries into {} table{}{}",
+        loaded_tables.len(),
+        if loaded_tables.len() == 1 { "" } else { "s" },
+        if loaded_tables.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", loaded_tables.join(", "))
+        }
+    )?;
+    out.flush()?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------

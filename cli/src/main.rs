@@ -54,8 +54,22 @@ struct Hex {
     hex: bool,
 }
 
+/// Every command. The four groups are flattened: on the command line they are one list.
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Inspect(InspectCommand),
+    #[command(flatten)]
+    Entries(EntriesCommand),
+    #[command(flatten)]
+    Roots(RootsCommand),
+    #[command(flatten)]
+    Whole(WholeCommand),
+}
+
+/// Commands that look at the file as a whole: sizes, a check, the list of tables.
+#[derive(Subcommand)]
+enum InspectCommand {
     /// Sizes and counts: file, pages, live/free/pending bytes, each table, snapshot and branch
     #[command(
         after_help = "Reads every entry once, to count each table's key and value bytes.\n\n\
@@ -88,6 +102,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Commands that read or write a table's entries.
+#[derive(Subcommand)]
+enum EntriesCommand {
     /// Print the value of one key
     #[command(after_help = "Example:\n  shadowkv get app.db users alice\n  \
                             shadowkv get app.db users 0x00ff --at nightly")]
@@ -160,6 +179,11 @@ enum Command {
         #[arg(long, value_name = "BYTES")]
         page_size: Option<usize>,
     },
+}
+
+/// Commands on snapshots and branches.
+#[derive(Subcommand)]
+enum RootsCommand {
     /// Create, list or delete snapshots (read-only, O(1) copies of main)
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
@@ -200,6 +224,12 @@ enum Command {
         #[command(flatten)]
         hex: Hex,
     },
+}
+
+/// Commands that copy a whole snapshot or the whole file, or rewrite the file: streams,
+/// backups and compaction.
+#[derive(Subcommand)]
+enum WholeCommand {
     /// Write a snapshot as a stream, whole or since --base (as zfs send)
     #[command(
         after_help = "Example:\n  shadowkv send app.db nightly -o full.stream\n  \
@@ -328,11 +358,26 @@ fn main() -> ExitCode {
 /// Runs one command; `Ok` carries the exit code of a command that finished (0, or 1 for a
 /// non-empty diff with --exit-code or corruption that check reports).
 fn run(command: Command, progress: progress::Progress) -> fail::CliResult<u8> {
-    use Command as C;
+    match command {
+        Command::Inspect(command) => inspect(command, progress),
+        Command::Entries(command) => entries(command, progress),
+        Command::Roots(command) => roots(command),
+        Command::Whole(command) => whole(command, progress),
+    }
+}
+
+fn inspect(command: InspectCommand, progress: progress::Progress) -> fail::CliResult<u8> {
+    use InspectCommand as C;
     match command {
         C::Stat { db, json } => cmd::stat(&db, json),
         C::Check { db, json } => cmd::check(&db, json, progress),
         C::Tables { db, at, json } => cmd::tables(&db, at.at.as_deref(), json),
+    }
+}
+
+fn entries(command: EntriesCommand, progress: progress::Progress) -> fail::CliResult<u8> {
+    use EntriesCommand as C;
+    match command {
         C::Get {
             db,
             table,
@@ -383,6 +428,12 @@ fn run(command: Command, progress: progress::Progress) -> fail::CliResult<u8> {
             input,
             page_size,
         } => cmd::load(&db, table.as_deref(), input.as_deref(), page_size, progress),
+    }
+}
+
+fn roots(command: RootsCommand) -> fail::CliResult<u8> {
+    use RootsCommand as C;
+    match command {
         C::Snapshot(SnapshotCommand::Create { db, name, branch }) => {
             cmd::snapshot_create(&db, &name, branch.as_deref())
         }
@@ -421,6 +472,12 @@ fn run(command: Command, progress: progress::Progress) -> fail::CliResult<u8> {
                 shown: bytes::Shown { hex: hex.hex },
             },
         ),
+    }
+}
+
+fn whole(command: WholeCommand, progress: progress::Progress) -> fail::CliResult<u8> {
+    use WholeCommand as C;
+    match command {
         C::Send {
             db,
             snapshot,

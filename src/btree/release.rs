@@ -11,7 +11,7 @@
 use super::share::{refcount, set_count, Sharing};
 use super::traverse::{targets, TreeKind};
 use super::{node_at, Bound, Cursor};
-use crate::format::roots::{decode_release, encode_release, Released};
+use crate::format::records::{decode_release, encode_release, Released};
 use crate::format::Ptr;
 use crate::pager::WritePager;
 use crate::{Error, Result};

@@ -13,31 +13,52 @@
 
 use super::node_at;
 use super::traverse::{targets, TreeKind};
-use crate::format::roots::{count_key, decode_count, decode_count_key, encode_count};
+use crate::format::records::{count_key, decode_count, decode_count_key, encode_count};
 use crate::format::Ptr;
 use crate::pager::{IdMap, PageSource, WritePager};
 use crate::Result;
 
-/// The sharing context of a tree being written.
-#[derive(Clone, Copy, Debug)]
-pub struct Sharing {
-    /// Root of the refcount tree (updated as counts change).
-    pub refs: Ptr,
+/// The sharing context of a tree being written. It borrows the refcount tree's root from its
+/// one owner (the transaction's `RootsEdit`), so the counts it changes land there directly.
+#[derive(Debug)]
+pub struct Sharing<'a> {
+    /// Root of the refcount tree (updated as counts change); `None` for a tree that is never
+    /// shared, whose counts are never asked.
+    refs: Option<&'a mut Ptr>,
     /// Pages born after this txn cannot be shared.
-    pub shared_until: u64,
+    shared_until: u64,
     /// The kind of tree being written.
-    pub kind: TreeKind,
+    kind: TreeKind,
 }
 
-impl Sharing {
-    /// The context of a system tree (roots, refcounts, release queue), which is never
-    /// shared: every committed page is born after txn 0, so `kind` is never asked.
-    pub fn system(kind: TreeKind) -> Sharing {
+impl<'a> Sharing<'a> {
+    /// The context of a tree of `kind` whose pages born up to `shared_until` may be shared,
+    /// with the counts in the refcount tree at `refs`.
+    pub fn new(refs: &'a mut Ptr, shared_until: u64, kind: TreeKind) -> Sharing<'a> {
         Sharing {
-            refs: Ptr::default(),
+            refs: Some(refs),
+            shared_until,
+            kind,
+        }
+    }
+
+    /// The context of a system tree (roots, refcounts, release queue), which is never
+    /// shared: every committed page is born after txn 0, so no count is asked.
+    pub fn system(kind: TreeKind) -> Sharing<'static> {
+        Sharing {
+            refs: None,
             shared_until: 0,
             kind,
         }
+    }
+
+    /// The refcount root when the page born at `ptr.txn` may be shared (else it is this
+    /// tree's alone, and whatever copies or drops it owes no count).
+    fn counts_for(&mut self, w: &WritePager, ptr: Ptr) -> Option<&mut Ptr> {
+        if ptr.txn == w.txn() || ptr.txn.0 > self.shared_until {
+            return None;
+        }
+        self.refs.as_deref_mut()
     }
 }
 
@@ -86,19 +107,20 @@ pub fn incref(w: &mut WritePager, refs: &mut Ptr, page: u64) -> Result<()> {
 
 /// Makes the node behind `ptr` writable for a tree in context `sh`: in place when dirty, a
 /// copy that frees the original when unshared, a copy that shares its children when shared.
-pub fn cow(w: &mut WritePager, sh: &mut Sharing, ptr: Ptr) -> Result<Ptr> {
-    if ptr.txn == w.txn() || ptr.txn.0 > sh.shared_until {
+pub fn cow(w: &mut WritePager, sh: &mut Sharing<'_>, ptr: Ptr) -> Result<Ptr> {
+    let kind = sh.kind;
+    let Some(refs) = sh.counts_for(w, ptr) else {
         return w.make_dirty(ptr);
-    }
-    let count = refcount(w, sh.refs, ptr.page.0)?;
+    };
+    let count = refcount(w, *refs, ptr.page.0)?;
     if count <= 1 {
         return w.make_dirty(ptr);
     }
     let copy = w.copy_node(ptr)?;
-    let kids = targets(&node_at(w, copy, None)?, sh.kind)?;
+    let kids = targets(&node_at(w, copy, None)?, kind)?;
     let mut pages: Vec<u64> = kids.iter().map(|child| child.ptr.page.0).collect();
-    incref_all(w, &mut sh.refs, &mut pages)?;
-    set_count(w, &mut sh.refs, ptr.page.0, count - 1).map(|()| copy)
+    incref_all(w, refs, &mut pages)?;
+    set_count(w, refs, ptr.page.0, count - 1).map(|()| copy)
 }
 
 /// Adds one reference to each of `pages` (the children of a copied node). In page order,
@@ -121,13 +143,18 @@ fn incref_all(w: &mut WritePager, refs: &mut Ptr, pages: &mut [u64]) -> Result<(
 }
 
 /// Drops this tree's reference to an overflow run: frees it unless another parent shares it.
-pub fn release_overflow(w: &mut WritePager, sh: &mut Sharing, ptr: Ptr, len: u64) -> Result<()> {
-    if ptr.txn == w.txn() || ptr.txn.0 > sh.shared_until {
+pub fn release_overflow(
+    w: &mut WritePager,
+    sh: &mut Sharing<'_>,
+    ptr: Ptr,
+    len: u64,
+) -> Result<()> {
+    let Some(refs) = sh.counts_for(w, ptr) else {
         return w.free_overflow(ptr, len);
-    }
-    let count = refcount(w, sh.refs, ptr.page.0)?;
+    };
+    let count = refcount(w, *refs, ptr.page.0)?;
     if count > 1 {
-        return set_count(w, &mut sh.refs, ptr.page.0, count - 1);
+        return set_count(w, refs, ptr.page.0, count - 1);
     }
     w.free_overflow(ptr, len)
 }

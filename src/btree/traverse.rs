@@ -27,7 +27,7 @@ use super::check::child_bounds;
 use super::{node_at, MAX_DEPTH};
 use crate::format::copy::LeafValues;
 use crate::format::node::{LeafValue, NodeView};
-use crate::format::roots::{decode_release, Released, RootRecord, TableRecord};
+use crate::format::records::{decode_release, Released, RootRecord, TableRecord};
 use crate::format::Ptr;
 use crate::pager::PageSource;
 use crate::{Error, Result};

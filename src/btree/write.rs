@@ -29,7 +29,12 @@ pub fn check_sizes(key: &[u8], value_len: usize) -> Result<()> {
 }
 
 /// Copies the path to `key` (making every node dirty) and returns it, root first.
-fn dirty_path(w: &mut WritePager, sh: &mut Sharing, root: Ptr, key: &[u8]) -> Result<Vec<Step>> {
+fn dirty_path(
+    w: &mut WritePager,
+    sh: &mut Sharing<'_>,
+    root: Ptr,
+    key: &[u8],
+) -> Result<Vec<Step>> {
     dirty_path_by(w, sh, root, |view, _| view.child_index(key))
 }
 
@@ -38,7 +43,7 @@ fn dirty_path(w: &mut WritePager, sh: &mut Sharing, root: Ptr, key: &[u8]) -> Re
 /// node is read or searched again.
 fn dirty_path_along(
     w: &mut WritePager,
-    sh: &mut Sharing,
+    sh: &mut Sharing<'_>,
     mut path: Vec<Step>,
 ) -> Result<Vec<Step>> {
     for level in 0..path.len() {
@@ -56,7 +61,7 @@ fn dirty_path_along(
 
 fn dirty_path_by(
     w: &mut WritePager,
-    sh: &mut Sharing,
+    sh: &mut Sharing<'_>,
     root: Ptr,
     mut choose: impl FnMut(&NodeView, usize) -> Result<usize>,
 ) -> Result<Vec<Step>> {
@@ -87,7 +92,7 @@ fn dirty_path_by(
 /// Inserts or overwrites `key`. Returns the new root and whether a value was replaced.
 pub fn insert(
     w: &mut WritePager,
-    sh: &mut Sharing,
+    sh: &mut Sharing<'_>,
     root: Ptr,
     key: &[u8],
     value: &[u8],
@@ -159,7 +164,7 @@ impl Finger {
 /// [`insert`] for ascending keys with small (inline) values, helped by `finger`.
 pub fn insert_with_finger(
     w: &mut WritePager,
-    sh: &mut Sharing,
+    sh: &mut Sharing<'_>,
     root: Ptr,
     key: &[u8],
     value: &[u8],
@@ -246,7 +251,12 @@ fn locate(w: &WritePager, root: Ptr, key: &[u8]) -> Result<Finger> {
 }
 
 /// Removes `key`. Returns the new root and whether the key was there.
-pub fn remove(w: &mut WritePager, sh: &mut Sharing, root: Ptr, key: &[u8]) -> Result<(Ptr, bool)> {
+pub fn remove(
+    w: &mut WritePager,
+    sh: &mut Sharing<'_>,
+    root: Ptr,
+    key: &[u8],
+) -> Result<(Ptr, bool)> {
     let Some(located) = super::locate(w, root, key)? else {
         return Ok((root, false));
     };
@@ -268,7 +278,7 @@ pub fn remove(w: &mut WritePager, sh: &mut Sharing, root: Ptr, key: &[u8]) -> Re
 /// entry of an append split would undo it), grows or shrinks the root. Returns the new root.
 fn fix_up(
     w: &mut WritePager,
-    sh: &mut Sharing,
+    sh: &mut Sharing<'_>,
     path: &[Step],
     mut split: Option<(Vec<u8>, Ptr)>,
     after_remove: bool,
@@ -402,7 +412,7 @@ fn append_split(w: &mut WritePager, ptr: Ptr, level: u8, entry: &[u8]) -> Result
 /// two when they fit in one page, else shares their entries evenly.
 fn rebalance(
     w: &mut WritePager,
-    sh: &mut Sharing,
+    sh: &mut Sharing<'_>,
     parent: Ptr,
     idx: usize,
 ) -> Result<Option<(Vec<u8>, Ptr)>> {

@@ -24,7 +24,7 @@ use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Vis
 use crate::format::copy::move_node;
 use crate::format::meta::Meta;
 use crate::format::node::NodeView;
-use crate::format::roots::{count_key, encode_count};
+use crate::format::records::{count_key, encode_count};
 use crate::format::{tag, PageId, Ptr};
 use crate::io::{NewFile, Storage};
 use crate::pager::{IdMap, PageSource, ReadPages};

@@ -11,7 +11,7 @@ use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Vis
 use crate::btree::{self, check_node};
 use crate::format::freemap::{bitmap_body, bits_per_bitmap};
 use crate::format::node::{LeafValue, NodeView};
-use crate::format::roots::TableRecord;
+use crate::format::records::TableRecord;
 use crate::format::{self, tag, Ptr};
 use crate::pager::{freemap, overflow_pages, PageSource, ReadPages};
 use crate::txn::Committed;

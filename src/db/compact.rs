@@ -29,7 +29,7 @@ use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Vis
 use crate::btree::{self, Sharing};
 use crate::format::copy::move_node;
 use crate::format::node::NodeView;
-use crate::format::roots::{count_key, encode_count};
+use crate::format::records::{count_key, encode_count};
 use crate::format::{checksum, PageId, Ptr};
 use crate::pager::freemap::is_ceiling_reached;
 use crate::pager::{overflow_pages, IdMap, PageSource, ReadPages, WritePager};
@@ -418,7 +418,7 @@ fn rebuild_refs(
         )?
         .0;
     }
-    core.edit.refs = root;
+    core.edit.replace_refs(root);
     Ok(old_pages.len() as u64)
 }
 

@@ -15,19 +15,19 @@ mod backup_refill;
 mod check;
 mod compact;
 mod compact_refill;
+mod listing;
 mod pages;
 mod receive;
 mod recover;
-mod roots;
 mod send;
 mod stats;
 
 pub use check::CheckReport;
 pub use compact::CompactReport;
-pub use roots::{BranchInfo, SnapshotInfo};
+pub use listing::{BranchInfo, SnapshotInfo};
 pub use stats::{Stats, TableStats};
 
-use crate::format::roots::RootKind;
+use crate::format::records::RootKind;
 use crate::format::{self, MIN_PAGE_SIZE};
 use crate::io::{FileStorage, Storage};
 use crate::pager::WritePager;
@@ -405,14 +405,14 @@ impl Database {
     ///
     /// Writer slot: not taken; never waits for a writer.
     pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
-        roots::list(self.shared.begin_read().state(), RootKind::Snapshot)
+        listing::list(self.shared.begin_read().state(), RootKind::Snapshot)
     }
 
     /// Every branch (`main` included), by name, with the space each references and holds alone.
     ///
     /// Writer slot: not taken; never waits for a writer.
     pub fn branches(&self) -> Result<Vec<BranchInfo>> {
-        roots::list(self.shared.begin_read().state(), RootKind::Branch)
+        listing::list(self.shared.begin_read().state(), RootKind::Branch)
     }
 
     /// Writes snapshot `snapshot` to `out` as a stream (format: docs/stream.md), in the

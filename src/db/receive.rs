@@ -17,10 +17,10 @@
 //!   or touches the staging root. A call on a thread whose own write transaction holds the
 //!   slot is refused (`Error::WouldDeadlock`) before a byte of the stream is read.
 
-use crate::format::roots::{decode_types, RootKind, RootRecord};
+use crate::format::records::{decode_types, identity_hex, RootKind, RootRecord};
 use crate::format::stream::{
-    bad, chain_crc, decode_record_head, RecordKind, StreamHeader, Trailer, HEADER_DISK_BYTES,
-    RECORD_DISK_BYTES,
+    bad, chain_crc, crc_from_bytes, decode_record_head, RecordKind, StreamHeader, Trailer,
+    CRC_BYTES, HEADER_DISK_BYTES, RECORD_DISK_BYTES,
 };
 use crate::format::Ptr;
 use crate::txn::catalog::check_name;
@@ -74,8 +74,8 @@ fn stage<'db>(shared: &'db Shared, header: &StreamHeader) -> Result<WriterGuard<
         };
         let base = edit.find_snapshot(w, identity)?.ok_or_else(|| {
             Error::NotFound(format!(
-                "the base snapshot of this incremental stream (identity {:032x})",
-                u128::from_le_bytes(identity)
+                "the base snapshot of this incremental stream (identity {})",
+                identity_hex(identity)
             ))
         })?;
         edit.clone_root(w, STAGING, &base, RootKind::Branch)
@@ -221,9 +221,9 @@ impl<'r> StreamReader<'r> {
         self.exact(&mut fixed)?;
         let (disk, name_len) = StreamHeader::decode_fixed(&fixed)?;
         self.bytes(name_len, false)?;
-        let mut crc = [0u8; 4];
+        let mut crc = [0u8; CRC_BYTES];
         self.exact(&mut crc)?;
-        let header = StreamHeader::decode_rest(&disk, &self.key, u32::from_le_bytes(crc))?;
+        let header = StreamHeader::decode_rest(&disk, &self.key, crc_from_bytes(crc))?;
         self.chain = chain_crc(0, &crc);
         Ok(header)
     }
@@ -236,12 +236,12 @@ impl<'r> StreamReader<'r> {
         let (kind, key_len, value_len) = decode_record_head(&head)?;
         self.bytes(key_len, false)?;
         self.bytes(value_len, true)?;
-        let mut crc = [0u8; 4];
+        let mut crc = [0u8; CRC_BYTES];
         self.exact(&mut crc)?;
         let mut want = crc32c::crc32c(&head);
         want = crc32c::crc32c_append(want, &self.key);
         want = crc32c::crc32c_append(want, &self.value);
-        if want != u32::from_le_bytes(crc) {
+        if want != crc_from_bytes(crc) {
             return Err(bad(format!("damaged {kind:?} record (checksum mismatch)")));
         }
         self.chain = chain_crc(self.chain, &crc);

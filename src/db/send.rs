@@ -16,8 +16,10 @@
 
 use crate::btree::diff::TreeDiff;
 use crate::btree::{value_bytes, Bound, Cursor};
-use crate::format::roots::{encode_types, RootKind, RootRecord, TableRecord};
-use crate::format::stream::{chain_crc, record_head, RecordKind, StreamHeader, Trailer};
+use crate::format::records::{encode_types, RootKind, RootRecord, TableRecord};
+use crate::format::stream::{
+    chain_crc, crc_bytes, record_head, RecordKind, StreamHeader, Trailer, CRC_BYTES,
+};
 use crate::format::Ptr;
 use crate::pager::ReadPages;
 use crate::txn::{roots, Shared, TableChanges};
@@ -140,7 +142,7 @@ impl<'w> StreamWriter<'w> {
 
     fn header(&mut self, header: &StreamHeader) -> Result<()> {
         let bytes = header.encode();
-        self.chain = chain_crc(0, &bytes[bytes.len() - 4..]);
+        self.chain = chain_crc(0, &bytes[bytes.len() - CRC_BYTES..]);
         self.buf.extend_from_slice(&bytes);
         Ok(())
     }
@@ -159,7 +161,7 @@ impl<'w> StreamWriter<'w> {
             self.out.write_all(value)?;
             crc32c::crc32c_append(crc, value)
         };
-        let crc = crc.to_le_bytes();
+        let crc = crc_bytes(crc);
         self.buf.extend_from_slice(&crc);
         self.chain = chain_crc(self.chain, &crc);
         if let Some(counter) = kind.counter() {

@@ -18,7 +18,7 @@ use super::pages::PageWalk;
 use crate::btree;
 use crate::btree::traverse::TreeKind;
 use crate::format::meta::Meta;
-use crate::format::roots::TableRecord;
+use crate::format::records::TableRecord;
 use crate::pager::{freemap, PageSource, ReadPages};
 use crate::txn::{Committed, Shared};
 use crate::Result;

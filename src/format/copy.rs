@@ -13,7 +13,7 @@
 
 use super::freemap::{dir_entries_per_page, set_chain_entry, DirEntry, CHAIN_ENTRIES_AT};
 use super::node::{self, LeafValue, NodeView};
-use super::roots::{RootRecord, TableRecord};
+use super::records::{RootRecord, TableRecord};
 use super::{tag, PageHeader, Ptr, U16Le, U32Le, U64Le, HEADER_BYTES};
 use crate::{Error, Result};
 

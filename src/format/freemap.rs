@@ -132,6 +132,13 @@ pub fn bitmap_body(page: &[u8]) -> &[u8] {
     &page[HEADER_BYTES..]
 }
 
+/// A bitmap body (or a part of one that starts and ends on a multiple of 8 bytes) as
+/// little-endian 64-bit words: bit `j` of word `w` is bit `64 w + j` of the body. Scans read
+/// 64 pages at a time this way.
+pub fn bitmap_words(body: &[u8]) -> &[U64Le] {
+    bytemuck::cast_slice(body)
+}
+
 /// The bits of a bitmap page, to change.
 pub fn bitmap_body_mut(page: &mut [u8]) -> &mut [u8] {
     &mut page[HEADER_BYTES..]

@@ -134,6 +134,16 @@ impl Meta {
         out
     }
 
+    /// Makes the checksum of the meta in the first [`META_BYTES`] of `bytes` hold again,
+    /// whatever its fields say, so that tests can damage a field and reach the code that
+    /// trusts it.
+    #[cfg(feature = "testkit")]
+    pub fn reseal(bytes: &mut [u8]) {
+        let mut disk: MetaDisk = bytemuck::pod_read_unaligned(&bytes[..META_BYTES]);
+        disk.checksum = U32Le::new(super::checksum(&bytes[..META_BYTES - 4]));
+        bytes[..META_BYTES].copy_from_slice(bytemuck::bytes_of(&disk));
+    }
+
     /// Decodes a slot; `bytes` must hold at least [`META_BYTES`].
     pub fn decode(bytes: &[u8]) -> Result<Meta, MetaError> {
         let disk: MetaDisk = bytemuck::pod_read_unaligned(&bytes[..META_BYTES]);

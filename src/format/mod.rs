@@ -11,7 +11,7 @@ pub mod copy;
 pub mod freemap;
 pub mod meta;
 pub mod node;
-pub mod roots;
+pub mod records;
 pub mod stream;
 
 use bytemuck::{Pod, Zeroable};

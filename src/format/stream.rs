@@ -79,8 +79,7 @@ impl StreamHeader {
         };
         let mut out = bytemuck::bytes_of(&disk).to_vec();
         out.extend_from_slice(self.name.as_bytes());
-        let crc = crc32c::crc32c(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&crc_bytes(crc32c::crc32c(&out)));
         out
     }
 
@@ -177,8 +176,8 @@ impl RecordKind {
     }
 }
 
-/// The largest value of a table record: the table's type names (`roots::encode_types`).
-const TABLE_VALUE_MAX: u64 = 2 + 2 * super::roots::MAX_TYPE_NAME_LEN as u64;
+/// The largest value of a table record: the table's type names (`records::encode_types`).
+const TABLE_VALUE_MAX: u64 = 2 + 2 * super::records::MAX_TYPE_NAME_LEN as u64;
 
 /// The fixed part of a record; the key, the value and a CRC-32C of all three follow it.
 #[repr(C)]
@@ -281,6 +280,19 @@ impl Trailer {
     pub fn decode(bytes: &[u8]) -> Trailer {
         bytemuck::pod_read_unaligned(bytes)
     }
+}
+
+/// Bytes of the CRC-32C that ends the header and every record.
+pub const CRC_BYTES: usize = 4;
+
+/// The stream bytes of the CRC-32C that ends a header or a record.
+pub fn crc_bytes(crc: u32) -> [u8; CRC_BYTES] {
+    bytemuck::cast(U32Le::new(crc))
+}
+
+/// The CRC-32C in the bytes that end a header or a record.
+pub fn crc_from_bytes(bytes: [u8; CRC_BYTES]) -> u32 {
+    bytemuck::cast::<_, U32Le>(bytes).get()
 }
 
 /// The stream checksum after one more checksum: a CRC-32C over the header's checksum and

@@ -12,9 +12,9 @@
 
 mod bitmap;
 pub(crate) mod chain;
+mod free_runs;
 pub mod freemap;
 mod placement;
-mod runs;
 mod search_starts;
 mod write;
 

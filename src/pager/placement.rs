@@ -21,7 +21,7 @@
 //!   below it before the file grows again.
 
 use super::bitmap::Bitmaps;
-use super::runs::RunScan;
+use super::free_runs::RunScan;
 use super::search_starts::{self, SearchStarts, StartTracker, HINT_MIN, LONGEST_HINT};
 use super::ReadPages;
 use crate::format::first_data_page;

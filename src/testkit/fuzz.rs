@@ -8,7 +8,7 @@
 use super::ops::{ops_from_bytes_at_most, Op};
 use super::run::{run_with, Config};
 pub use super::streams::{fix_stream_checksums, receive_bytes};
-use crate::format::meta::META_BYTES;
+use crate::format::meta::{Meta, META_BYTES};
 use crate::format::node::{self, LeafValue, NodeView};
 use crate::format::{self, META_SLOT_BYTES};
 use crate::io::MemStorage;
@@ -185,8 +185,7 @@ pub fn fix_meta_checksums(bytes: &mut [u8]) {
     for slot in 0..2 {
         let at = slot * META_SLOT_BYTES;
         if bytes.len() >= at + META_BYTES {
-            let crc = format::checksum(&bytes[at..at + META_BYTES - 4]);
-            bytes[at + META_BYTES - 4..at + META_BYTES].copy_from_slice(&crc.to_le_bytes());
+            Meta::reseal(&mut bytes[at..]);
         }
     }
 }

@@ -7,8 +7,8 @@
 //! lengths, and stops at the first head that does not decode.
 
 use crate::format::stream::{
-    chain_crc, decode_record_head, RecordKind, StreamHeader, Trailer, HEADER_DISK_BYTES,
-    RECORD_DISK_BYTES, TRAILER_BYTES,
+    chain_crc, crc_bytes, decode_record_head, RecordKind, StreamHeader, Trailer, CRC_BYTES,
+    HEADER_DISK_BYTES, RECORD_DISK_BYTES, TRAILER_BYTES,
 };
 use crate::io::MemStorage;
 use crate::Database;
@@ -78,11 +78,13 @@ fn fix_one_stream(bytes: &mut [u8], at: usize) -> Option<usize> {
     let fixed: [u8; HEADER_DISK_BYTES] = bytes.get(at..fixed_len)?.try_into().ok()?;
     let (_, name_len) = StreamHeader::decode_fixed(&fixed).ok()?;
     let crc_at = fixed_len.checked_add(name_len)?;
-    let crc = crate::format::checksum(bytes.get(at..crc_at)?).to_le_bytes();
-    bytes.get_mut(crc_at..crc_at + 4)?.copy_from_slice(&crc);
+    let crc = crc_bytes(crate::format::checksum(bytes.get(at..crc_at)?));
+    bytes
+        .get_mut(crc_at..crc_at + CRC_BYTES)?
+        .copy_from_slice(&crc);
     let mut chain = chain_crc(0, &crc);
     let mut counts = [0u64; 4];
-    let mut pos = crc_at + 4;
+    let mut pos = crc_at + CRC_BYTES;
     // Bounded: every round moves `pos` forward past a record, or stops.
     loop {
         let head: [u8; RECORD_DISK_BYTES] =
@@ -94,13 +96,13 @@ fn fix_one_stream(bytes: &mut [u8], at: usize) -> Option<usize> {
             let trailer = Trailer::new(counts, chain).encode();
             bytes.get_mut(body..end)?.copy_from_slice(&trailer);
         }
-        let crc = crate::format::checksum(bytes.get(pos..end)?).to_le_bytes();
-        bytes.get_mut(end..end + 4)?.copy_from_slice(&crc);
+        let crc = crc_bytes(crate::format::checksum(bytes.get(pos..end)?));
+        bytes.get_mut(end..end + CRC_BYTES)?.copy_from_slice(&crc);
         chain = chain_crc(chain, &crc);
         if let Some(counter) = kind.counter() {
             counts[counter] += 1;
         }
-        pos = end + 4;
+        pos = end + CRC_BYTES;
         if kind == RecordKind::End {
             return Some(pos);
         }

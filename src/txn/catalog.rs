@@ -8,7 +8,7 @@
 
 use crate::{Error, Result};
 
-pub use crate::format::roots::{TableRecord, TypeNames, MAX_TYPE_NAME_LEN};
+pub use crate::format::records::{TableRecord, TypeNames, MAX_TYPE_NAME_LEN};
 
 /// Checks a table, snapshot or branch name.
 pub fn check_name(name: &str) -> Result<()> {
@@ -35,7 +35,7 @@ pub fn is_hidden(name: &str) -> bool {
 /// Checks type names before they are recorded: each 1 to `MAX_TYPE_NAME_LEN` bytes.
 pub fn check_type_names(types: &TypeNames) -> Result<()> {
     for name in [&types.key, &types.value] {
-        if !crate::format::roots::valid_type_name(name) {
+        if !crate::format::records::valid_type_name(name) {
             return Err(Error::InvalidArgument(format!(
                 "type names are 1 to {MAX_TYPE_NAME_LEN} bytes; {name:?} has {}",
                 name.len()

@@ -35,7 +35,7 @@ pub use write::WriteTxn;
 
 use crate::btree;
 use crate::format::meta::Meta;
-use crate::format::roots::RootRecord;
+use crate::format::records::RootRecord;
 use crate::format::Ptr;
 use crate::io::Storage;
 use crate::pager::{ReadPages, SearchStarts};

@@ -9,12 +9,15 @@
 //!   (O(1)); restoring or deleting queues the old catalog for release (O(1) for the caller).
 //! - Cloning from a branch moves that branch's `shared_until` to this txn, so its later writes
 //!   look up counts for every page that may now be shared.
+//! - `RootsEdit` is the one owner of the transaction's refcount root: trees change the counts
+//!   through the `Sharing` it lends (`RootsEdit::sharing`) and the release queue through
+//!   `RootsEdit::release_step`, so no copy of the root is ever written back.
 
 use crate::btree::release::ReleaseQueue;
 use crate::btree::share::incref;
 use crate::btree::{self, Bound, Cursor, Sharing, TreeKind};
 use crate::format::meta::Meta;
-use crate::format::roots::{Released, RootKind, RootRecord};
+use crate::format::records::{Released, RootKind, RootRecord};
 use crate::format::Ptr;
 use crate::pager::{PageSource, WritePager};
 use crate::{Error, Result};
@@ -125,8 +128,9 @@ pub struct RootsEdit {
     /// Its record (written back at seal when changed).
     pub record: RootRecord,
     roots: Ptr,
-    /// Root of the refcount tree.
-    pub refs: Ptr,
+    /// Root of the refcount tree: this edit is its one owner. Trees written in this
+    /// transaction change it through the [`Sharing`] that [`RootsEdit::sharing`] lends.
+    refs: Ptr,
     /// The release queue.
     pub release: ReleaseQueue,
     /// Whether any record changed.
@@ -161,6 +165,25 @@ impl RootsEdit {
         );
         self.roots = roots;
         self.changed = true;
+    }
+
+    /// Takes a refcount tree that a compaction rebuilt (the same counts, pages moved).
+    pub fn replace_refs(&mut self, refs: Ptr) {
+        self.refs = refs;
+        self.changed = true;
+    }
+
+    /// The sharing context of this branch's trees of `kind` (its catalog and its tables):
+    /// their pages born up to the branch's `shared_until` may be shared, and the counts that
+    /// copying or dropping them changes go straight into this edit's refcount tree.
+    pub fn sharing(&mut self, kind: TreeKind) -> Sharing<'_> {
+        Sharing::new(&mut self.refs, self.record.shared_until, kind)
+    }
+
+    /// Drops at most `budget` queued references (deleted snapshots, branches and tables);
+    /// returns how many it dropped.
+    pub fn release_step(&mut self, w: &mut WritePager, budget: usize) -> Result<usize> {
+        self.release.process(w, &mut self.refs, budget)
     }
 
     /// Marks the branch record as changed.

@@ -18,7 +18,7 @@ use super::buffer::{InsertBuffer, FLUSH_BYTES};
 use super::catalog::{TableRecord, TypeNames};
 use super::table::to_tree_bound;
 use super::write::Core;
-use crate::btree::{self, Bound as TreeBound, Cursor, Sharing};
+use crate::btree::{self, Bound as TreeBound, Cursor, Sharing, TreeKind};
 use crate::format::{node, Ptr};
 use crate::pager::{PageSource, ReadPages, WritePager};
 use crate::{Error, Result};
@@ -113,13 +113,12 @@ impl<'t> TableMut<'t> {
     /// and marking the transaction failed when the tree may be half changed.
     fn change<T>(
         &mut self,
-        f: impl FnOnce(&mut WritePager, &mut Sharing, &mut TableState) -> Result<T>,
+        f: impl FnOnce(&mut WritePager, &mut Sharing<'_>, &mut TableState) -> Result<T>,
     ) -> Result<T> {
         let mut core = self.core.borrow_mut();
-        let mut sh = core.table_sharing();
         let core = &mut *core;
+        let mut sh = core.edit.sharing(TreeKind::Table);
         let result = f(&mut core.pager, &mut sh, &mut core.tables[self.index]);
-        core.edit.refs = sh.refs;
         if let Err(e) = &result {
             if !matches!(e, Error::KeyTooLarge { .. } | Error::ValueTooLarge { .. }) {
                 core.failed = true;
@@ -226,7 +225,6 @@ impl<'t> TableMut<'t> {
 /// Applies table `index`'s buffered inserts to its tree, in key order. An error marks the
 /// transaction failed (the tree may be half changed).
 pub(crate) fn flush_table(core: &mut Core, index: usize) -> Result<()> {
-    let mut sh = core.table_sharing();
     let state = &mut core.tables[index];
     if state.buffer.is_empty() {
         return Ok(());
@@ -236,6 +234,7 @@ pub(crate) fn flush_table(core: &mut Core, index: usize) -> Result<()> {
     let mut added = 0u64;
     let mut result = Ok(());
     let mut finger = None;
+    let mut sh = core.edit.sharing(TreeKind::Table);
     for (key, value) in buffer.sorted() {
         match btree::insert_with_finger(&mut core.pager, &mut sh, root, key, value, &mut finger) {
             Ok((new_root, replaced)) => {
@@ -249,7 +248,6 @@ pub(crate) fn flush_table(core: &mut Core, index: usize) -> Result<()> {
             }
         }
     }
-    core.edit.refs = sh.refs;
     let state = &mut core.tables[index];
     state.record.root = root;
     state.record.len += added;

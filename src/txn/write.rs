@@ -12,8 +12,8 @@ use super::catalog::{check_name, check_types, TableRecord, TypeNames};
 use super::roots::{RootsEdit, SealedRoots};
 use super::table_mut::{flush_table, TableMut, TableState};
 use super::{table_names, Committed, Durability, Shared, Shrink, WriterGuard};
-use crate::btree::{self, Sharing, TreeKind};
-use crate::format::roots::{Released, RootKind};
+use crate::btree::{self, TreeKind};
+use crate::format::records::{Released, RootKind};
 use crate::format::{Ptr, TxnId};
 use crate::pager::freemap::FreeMap;
 use crate::pager::{PageSource, WritePager};
@@ -424,7 +424,7 @@ impl<'db> WriteTxn<'db> {
     /// named roots reach, so the queue must be empty first).
     pub(crate) fn drain_releases(&mut self) -> Result<()> {
         let core = self.core.get_mut();
-        let result = (core.edit.release).process(&mut core.pager, &mut core.edit.refs, usize::MAX);
+        let result = core.edit.release_step(&mut core.pager, usize::MAX);
         core.failed |= result.is_err();
         // What was dropped changed the refcounts and the free map, even with no record changed.
         core.edit.changed = true;
@@ -456,22 +456,6 @@ fn sync_if_owed(shared: &Shared, durability: Durability, base: &Committed) -> Re
 }
 
 impl Core {
-    /// The sharing rule for a table's tree in this transaction.
-    pub(crate) fn table_sharing(&self) -> Sharing {
-        Sharing {
-            refs: self.edit.refs,
-            shared_until: self.edit.record.shared_until,
-            kind: TreeKind::Table,
-        }
-    }
-
-    fn catalog_sharing(&self) -> Sharing {
-        Sharing {
-            kind: TreeKind::Catalog,
-            ..self.table_sharing()
-        }
-    }
-
     /// The index of table `name` in `tables`, loading its record from the catalog first.
     fn load(&mut self, name: &str) -> Result<usize> {
         if let Some(&index) = self.by_name.get(name) {
@@ -484,15 +468,13 @@ impl Core {
                 // Copy the catalog path to this table first: when a catalog node is shared,
                 // copying it gives the table root its second reference, so the table's own
                 // writes see it as shared (copy-on-write goes top-down).
-                let mut sh = self.catalog_sharing();
                 let touched = btree::insert(
                     &mut self.pager,
-                    &mut sh,
+                    &mut self.edit.sharing(TreeKind::Catalog),
                     self.catalog,
                     name.as_bytes(),
                     &bytes,
                 );
-                self.edit.refs = sh.refs;
                 self.failed |= touched.is_err();
                 self.catalog = touched?.0;
                 TableState::new(name, record, false)
@@ -526,7 +508,7 @@ impl Core {
         if changed.is_empty() && self.catalog == self.edit.record.catalog {
             return Ok(());
         }
-        let mut sh = self.catalog_sharing();
+        let mut sh = self.edit.sharing(TreeKind::Catalog);
         let mut catalog = self.catalog;
         for index in changed {
             let state = &self.tables[index];
@@ -544,7 +526,6 @@ impl Core {
                 catalog = btree::insert(&mut self.pager, &mut sh, catalog, key, &value)?.0;
             }
         }
-        self.edit.refs = sh.refs;
         self.catalog = btree::seal(&mut self.pager, catalog)?;
         self.edit.record.catalog = self.catalog;
         self.edit.record.txn = self.pager.txn().0;
@@ -567,9 +548,7 @@ impl Core {
         // Queued references dropped (deleted snapshots, branches, tables) in a bounded step,
         //    at least as large as this commit's own writes so the queue drains as space is used.
         let budget = (2 * self.pager.dirty_pages()).max(1024);
-        self.edit
-            .release
-            .process(&mut self.pager, &mut self.edit.refs, budget)?;
+        self.edit.release_step(&mut self.pager, budget)?;
         // Every changed table sealed, record it in the branch's catalog, seal the catalog.
         self.seal_tables()?;
         // Snapshots taken by this transaction share the sealed catalog.

@@ -13,6 +13,8 @@
 //!   the first page that is not free or not scanned); every page of a reported run lies in the
 //!   range scanned.
 
+use crate::format::freemap::bitmap_words;
+
 /// The run being measured while bitmap words stream past, across bitmap pages.
 #[derive(Clone, Copy, Debug)]
 pub struct RunScan {
@@ -60,9 +62,9 @@ impl RunScan {
         }
         let from = ((lo - first_page) / 64) as usize;
         let to = (hi - first_page).div_ceil(64) as usize;
-        for (i, chunk) in body[from * 8..to * 8].chunks_exact(8).enumerate() {
+        for (i, word) in bitmap_words(body)[from..to].iter().enumerate() {
             let base = first_page + 64 * (from + i) as u64;
-            let mut word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+            let mut word = word.get();
             if base < lo {
                 word &= u64::MAX << (lo - base);
             }

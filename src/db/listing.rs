@@ -7,7 +7,7 @@
 use super::pages::PageWalk;
 use crate::btree::share::refcount;
 use crate::btree::traverse::TreeKind;
-use crate::format::roots::{RootKind, RootRecord};
+use crate::format::records::{RootKind, RootRecord};
 use crate::format::Ptr;
 use crate::pager::{PageSource, ReadPages};
 use crate::txn::Committed;

@@ -166,6 +166,12 @@ pub struct RootRecord {
     pub identity: [u8; 16],
 }
 
+/// An identity as messages show it: its 16 bytes read as one little-endian 128-bit number, in
+/// 32 hex digits.
+pub fn identity_hex(identity: [u8; 16]) -> String {
+    format!("{:032x}", u128::from_le_bytes(identity))
+}
+
 impl RootRecord {
     /// The implicit record of `main` before its first commit.
     pub fn empty_branch() -> RootRecord {
