@@ -199,7 +199,7 @@ pub fn insert_with_finger(
     *finger = if root.is_null() {
         None
     } else {
-        Some(locate(w, root, key)?)
+        Some(finger_at(w, root, key)?)
     };
     Ok((root, replaced))
 }
@@ -227,7 +227,7 @@ pub fn get_with_finger<'a>(
 }
 
 /// Descends the (dirty) path to `key` and records its leaf and bounds.
-fn locate(w: &WritePager, root: Ptr, key: &[u8]) -> Result<Finger> {
+fn finger_at(w: &WritePager, root: Ptr, key: &[u8]) -> Result<Finger> {
     let (mut low, mut high): (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
     let mut ptr = root;
     let mut view = node_at(w, ptr, None)?;

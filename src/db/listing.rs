@@ -34,11 +34,11 @@ pub struct SnapshotInfo {
 pub type BranchInfo = SnapshotInfo;
 
 /// Lists the roots of one kind in the committed `state`.
-pub fn list(state: &Committed, kind: RootKind) -> Result<Vec<SnapshotInfo>> {
+pub fn infos(state: &Committed, kind: RootKind) -> Result<Vec<SnapshotInfo>> {
     let pages = &state.pages;
     let mut out = Vec::new();
     for (name, record) in crate::txn::roots::list(pages, state.meta.roots)? {
-        if record.kind != kind || crate::txn::catalog::is_hidden(&name) {
+        if record.kind != kind || crate::txn::names::is_hidden(&name) {
             continue;
         }
         out.push(info(pages, state.meta.refcounts, name, &record)?);

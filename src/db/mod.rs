@@ -31,7 +31,7 @@ use crate::format::records::RootKind;
 use crate::format::{self, MIN_PAGE_SIZE};
 use crate::io::{FileStorage, Storage};
 use crate::pager::WritePager;
-use crate::txn::catalog::check_name;
+use crate::txn::names::check_name;
 use crate::txn::roots::{RootsEdit, MAIN};
 use crate::txn::{Durability, ReadTxn, Shared, Shrink, WriteTxn};
 use crate::{Error, Result};
@@ -405,14 +405,14 @@ impl Database {
     ///
     /// Writer slot: not taken; never waits for a writer.
     pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>> {
-        listing::list(self.shared.begin_read().state(), RootKind::Snapshot)
+        listing::infos(self.shared.begin_read().state(), RootKind::Snapshot)
     }
 
     /// Every branch (`main` included), by name, with the space each references and holds alone.
     ///
     /// Writer slot: not taken; never waits for a writer.
     pub fn branches(&self) -> Result<Vec<BranchInfo>> {
-        listing::list(self.shared.begin_read().state(), RootKind::Branch)
+        listing::infos(self.shared.begin_read().state(), RootKind::Branch)
     }
 
     /// Writes snapshot `snapshot` to `out` as a stream (format: docs/stream.md), in the

@@ -23,7 +23,7 @@ use crate::format::stream::{
     CRC_BYTES, HEADER_DISK_BYTES, RECORD_DISK_BYTES,
 };
 use crate::format::Ptr;
-use crate::txn::catalog::check_name;
+use crate::txn::names::check_name;
 use crate::txn::roots::{new_root, MAIN};
 use crate::txn::{Durability, Shared, WriteTxn, WriterGuard};
 use crate::{Error, Result};

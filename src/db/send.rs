@@ -57,7 +57,7 @@ pub(crate) fn send(
 }
 
 fn snapshot(pages: &ReadPages, roots_root: Ptr, name: &str) -> Result<RootRecord> {
-    crate::txn::catalog::check_name(name)?;
+    crate::txn::names::check_name(name)?;
     let record = roots::lookup(pages, roots_root, name)?
         .ok_or_else(|| Error::NotFound(format!("snapshot {name:?}")))?;
     if record.kind != RootKind::Snapshot {

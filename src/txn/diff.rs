@@ -8,7 +8,7 @@
 //!   and a table present on one side only shows as all its entries added or removed.
 //! - A key overwritten with an equal value is not a change.
 
-use super::catalog::TableRecord;
+use super::names::TableRecord;
 use crate::btree::diff::TreeDiff;
 use crate::btree::value_bytes;
 use crate::format::node::LeafValue;

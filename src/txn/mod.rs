@@ -16,9 +16,9 @@
 //!   `refuse_own_writer` answer `Error::ReadOnlyDatabase`, so nothing that writes can start.
 
 mod buffer;
-pub mod catalog;
 mod commit;
 mod diff;
+pub mod names;
 pub mod roots;
 mod table;
 mod table_more;
@@ -207,7 +207,7 @@ impl Shared {
 
     /// Starts a read transaction on the snapshot or branch `name` in the newest state.
     pub fn begin_read_at(&self, name: &str) -> Result<ReadTxn<'_>> {
-        catalog::check_name(name)?;
+        names::check_name(name)?;
         let mut txn = self.begin_read();
         let record = roots::lookup(&txn.state.pages, txn.state.meta.roots, name)?
             .ok_or_else(|| roots::not_found_root(name))?;
@@ -383,11 +383,11 @@ impl std::fmt::Debug for ReadTxn<'_> {
 impl ReadTxn<'_> {
     /// Opens an existing table; `Error::NotFound` when there is none of that name.
     pub fn open_table(&self, name: &str) -> Result<Table<'_>> {
-        catalog::check_name(name)?;
+        names::check_name(name)?;
         let pages = &self.state.pages;
         match btree::get(pages, self.catalog, name.as_bytes())? {
             Some(bytes) => {
-                let record = catalog::TableRecord::decode(bytes, self.catalog.page.0)?;
+                let record = names::TableRecord::decode(bytes, self.catalog.page.0)?;
                 Ok(Table::new(pages, record))
             }
             None => Err(Error::NotFound(format!("table {name:?}"))),
@@ -397,13 +397,9 @@ impl ReadTxn<'_> {
     /// Opens an existing table as [`ReadTxn::open_table`] does, and checks the key and value
     /// type names recorded in it: `Error::TypeMismatch` when it was created with others; a
     /// table created through the byte API (no names) opens as it is.
-    pub(crate) fn open_table_as(
-        &self,
-        name: &str,
-        types: &catalog::TypeNames,
-    ) -> Result<Table<'_>> {
+    pub(crate) fn open_table_as(&self, name: &str, types: &names::TypeNames) -> Result<Table<'_>> {
         let table = self.open_table(name)?;
-        catalog::check_types(name, table.type_names(), types)?;
+        names::check_types(name, table.type_names(), types)?;
         Ok(table)
     }
 

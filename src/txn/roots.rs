@@ -314,10 +314,10 @@ impl RootsEdit {
         Ok(())
     }
 
-    /// Names of the hidden roots (see `catalog::is_hidden`).
+    /// Names of the hidden roots (see `names::is_hidden`).
     pub fn hidden(&self, w: &WritePager) -> Result<Vec<String>> {
         let mut names: Vec<String> = list(w, self.roots)?.into_iter().map(|(n, _)| n).collect();
-        names.retain(|n| super::catalog::is_hidden(n));
+        names.retain(|n| super::names::is_hidden(n));
         Ok(names)
     }
 

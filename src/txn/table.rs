@@ -3,7 +3,7 @@
 //! Invariants: a table borrows its transaction's pages, so every key and value it returns
 //! lives as long as the transaction and is never copied.
 
-use super::catalog::{TableRecord, TypeNames};
+use super::names::{TableRecord, TypeNames};
 use crate::btree::{self, Bound as TreeBound, Cursor};
 use crate::format::Ptr;
 use crate::pager::{PageSource, ReadPages};

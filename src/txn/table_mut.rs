@@ -15,7 +15,7 @@
 //! - A table has at most one open `TableMut` at a time in a transaction (`TableState::open`).
 
 use super::buffer::{InsertBuffer, FLUSH_BYTES};
-use super::catalog::{TableRecord, TypeNames};
+use super::names::{TableRecord, TypeNames};
 use super::table::to_tree_bound;
 use super::write::Core;
 use crate::btree::{self, Bound as TreeBound, Cursor, Sharing, TreeKind};

@@ -8,7 +8,7 @@
 //! - Every root record's catalog pointer holds one reference on its catalog root; taking a
 //!   snapshot or a clone adds one (O(1)); dropping a root queues its catalog for release.
 
-use super::catalog::{check_name, check_types, TableRecord, TypeNames};
+use super::names::{check_name, check_types, TableRecord, TypeNames};
 use super::roots::{RootsEdit, SealedRoots};
 use super::table_mut::{flush_table, TableMut, TableState};
 use super::{table_names, Committed, Durability, Shared, Shrink, WriterGuard};
@@ -224,7 +224,7 @@ impl<'db> WriteTxn<'db> {
     /// as it is. The typed API (`shadowkv::typed`) is built on this.
     pub(crate) fn open_table_as(&self, name: &str, types: &TypeNames) -> Result<TableMut<'_>> {
         check_name(name)?;
-        super::catalog::check_type_names(types)?;
+        super::names::check_type_names(types)?;
         self.open_loaded(name, Some(types))
     }
 

@@ -39,7 +39,7 @@ pub use read::{TypedRange, TypedTable};
 pub use serde::Postcard;
 pub use write::{AccessGuard, TypedRangeMut, TypedTableMut};
 
-pub use crate::txn::catalog::TypeNames;
+pub use crate::txn::names::TypeNames;
 use crate::txn::{ReadTxn, WriteTxn};
 use crate::{Error, Result};
 use std::marker::PhantomData;
