@@ -281,7 +281,8 @@ fn zero_fill(
     page_size: usize,
 ) -> Result<()> {
     const CHUNK_PAGES: u64 = 256;
-    let zeros = vec![0u8; CHUNK_PAGES as usize * page_size];
+    // No bigger than the gap: a small growth then allocates no megabyte of zeros.
+    let zeros = vec![0u8; CHUNK_PAGES.min(to.saturating_sub(from)) as usize * page_size];
     let mut gap_start = from;
     let fill = |start: u64, end: u64| -> Result<()> {
         let mut at = start;

@@ -132,9 +132,10 @@ pub(super) fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 }
 
 /// Walks `range` from both ends as `pattern` says and compares it with `want`.
-fn walk_range<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+/// `want` holds references where it can: the model's entries are compared, never copied.
+fn walk_range<K: AsRef<[u8]>, V: AsRef<[u8]>, WK: AsRef<[u8]>, WV: AsRef<[u8]>>(
     mut range: impl DoubleEndedIterator<Item = crate::Result<(K, V)>>,
-    want: &[(Vec<u8>, Vec<u8>)],
+    want: &[(WK, WV)],
     pattern: u8,
 ) -> Result<(), String> {
     let (mut front, mut back) = (0usize, want.len());
@@ -172,14 +173,14 @@ fn walk_range<K: AsRef<[u8]>, V: AsRef<[u8]>>(
                 };
             }
             (Some(Ok((k, v))), Some((wk, wv)))
-                if k.as_ref() == wk.as_slice() && v.as_ref() == wv.as_slice() => {}
+                if k.as_ref() == wk.as_ref() && v.as_ref() == wv.as_ref() => {}
             (Some(Ok((k, v))), Some((wk, wv))) => {
                 return Err(format!(
                     "range step {step} ({dir}): got {} = {}, model has {} = {}",
                     show(k.as_ref()),
                     show(v.as_ref()),
-                    show(wk),
-                    show(wv)
+                    show(wk.as_ref()),
+                    show(wv.as_ref())
                 ))
             }
             (Some(Ok((k, _))), None) => {
@@ -192,7 +193,7 @@ fn walk_range<K: AsRef<[u8]>, V: AsRef<[u8]>>(
             (None, Some((wk, _))) => {
                 return Err(format!(
                     "range step {step} ({dir}): ended early, model has {}",
-                    show(wk)
+                    show(wk.as_ref())
                 ))
             }
             (Some(Err(e)), _) => return Err(format!("range step {step} ({dir}): error {e:?}")),
@@ -240,10 +241,7 @@ fn compare_tables_with(
         if len != entries.len() as u64 || t.is_empty().map_err(err(&label))? != entries.is_empty() {
             return Err(format!("{label}: len {len}, model has {}", entries.len()));
         }
-        let all: Vec<(Vec<u8>, Vec<u8>)> = entries
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let all: Vec<(&Vec<u8>, &Vec<u8>)> = entries.iter().collect();
         walk_range(t.iter().map_err(err(&label))?, &all, 0).map_err(err(&label))?;
         if !thorough {
             continue;
@@ -369,9 +367,10 @@ impl Runner {
     fn read_only(&mut self, crash: bool) -> Result<(), String> {
         self.db = None;
         if crash {
-            self.storage = Arc::new(MemStorage::from_bytes(self.storage.to_bytes()));
+            self.storage = Arc::new(self.storage.fork());
         }
-        let before = self.storage.to_bytes();
+        // A fork shares the chunks, so comparing with it skips every chunk left untouched.
+        let before = self.storage.fork();
         let db = Database::options()
             .read_only(true)
             .verify_reads(self.config.verify_reads)
@@ -383,7 +382,7 @@ impl Runner {
             other => return Err(format!("read-only begin_write: {:?}", other.map(drop))),
         }
         drop(db);
-        if self.storage.to_bytes() != before {
+        if !self.storage.same_bytes(&before) {
             return Err("a read-only open changed the bytes".into());
         }
         self.db = Some(open(&self.config, &self.storage)?);
@@ -394,7 +393,8 @@ impl Runner {
     fn reopen(&mut self, crash: bool) -> Result<(), String> {
         self.db = None;
         if crash {
-            self.storage = Arc::new(MemStorage::from_bytes(self.storage.to_bytes()));
+            // The bytes as they are, shared chunk by chunk (what `to_bytes` would copy).
+            self.storage = Arc::new(self.storage.fork());
         }
         self.db = Some(open(&self.config, &self.storage)?);
         self.full_check()
