@@ -20,6 +20,9 @@ use std::sync::Arc;
 
 mod copies;
 mod more;
+mod staged;
+
+use staged::Staged;
 
 /// How the database under test is opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -480,23 +483,20 @@ impl Runner {
         end: End,
     ) -> Result<(), String> {
         let name = branch.map_or_else(|| crate::txn::roots::MAIN.to_string(), Name::as_string);
-        let want = self.model.begin_write(&name);
+        let want = self.model.writable(&name);
         let db = self.db.as_ref().expect("database is open");
         let pinned = match (&want, pin) {
-            (Ok(tables), true) => Some((
-                db.begin_read_at(&name).map_err(err("pinned reader"))?,
-                tables.clone(),
-            )),
+            (Ok(_), true) => Some(db.begin_read_at(&name).map_err(err("pinned reader"))?),
             _ => None,
         };
         let got = match branch {
             None => db.begin_write(),
             Some(_) => db.begin_write_on(&name),
         };
-        let (mut tx, mut staged) = match outcome_tx(got, want)? {
-            Some(pair) => pair,
-            None => return Ok(()),
+        let Some((mut tx, committed)) = outcome_tx(got, want)? else {
+            return Ok(());
         };
+        let mut staged = Staged::new(committed);
         let mut snaps = Vec::new();
         txn_ops(&mut tx, &mut staged, &mut snaps, &self.model, ops)?;
         let durability = match end {
@@ -505,9 +505,9 @@ impl Runner {
             End::CommitImmediate => Some(Durability::Immediate),
             End::Abort | End::Crash => {
                 drop(tx);
-                if let Some((rx, old)) = &pinned {
+                if let Some(rx) = &pinned {
                     let label = "pinned reader after abort";
-                    compare_tables_with(rx, old, label, !self.config.fast)?;
+                    compare_tables_with(rx, committed, label, !self.config.fast)?;
                 }
                 drop(pinned);
                 if end == End::Crash {
@@ -520,12 +520,13 @@ impl Runner {
             tx.set_durability(d);
         }
         tx.commit().map_err(|e| format!("commit: {e:?}"))?;
-        if let Some((rx, old)) = &pinned {
+        if let Some(rx) = &pinned {
             let label = "pinned reader after commit";
-            compare_tables_with(rx, old, label, !self.config.fast)?;
+            compare_tables_with(rx, committed, label, !self.config.fast)?;
         }
         drop(pinned);
-        self.model.commit(&name, staged, &snaps);
+        let changes = staged.into_changes(committed);
+        changes.commit(&mut self.model, &name, &snaps);
         Ok(())
     }
 
@@ -552,12 +553,10 @@ impl Runner {
     }
 }
 
-type Tx<'db> = (WriteTxn<'db>, Tables);
-
-fn outcome_tx<'db>(
+fn outcome_tx<'db, T>(
     got: crate::Result<WriteTxn<'db>>,
-    want: Expect<Tables>,
-) -> Result<Option<Tx<'db>>, String> {
+    want: Expect<T>,
+) -> Result<Option<(WriteTxn<'db>, T)>, String> {
     match (got, want) {
         (Ok(tx), Ok(t)) => Ok(Some((tx, t))),
         (Err(e), Err(k)) if ErrKind::from(&e) == k => Ok(None),
@@ -571,14 +570,14 @@ fn outcome_tx<'db>(
 /// refused the name.
 fn open_mut<'t>(
     tx: &'t WriteTxn<'_>,
-    staged: &mut Tables,
+    staged: &mut Staged<'_>,
     t: TableName,
 ) -> Result<Option<(TableMut<'t>, String)>, String> {
     let name = t.as_string();
     let got = tx.open_table(&name);
     match (got, check_name(&name)) {
         (Ok(table), Ok(())) => {
-            staged.entry(name.clone()).or_default();
+            staged.open(&name);
             Ok(Some((table, name)))
         }
         (Err(e), Err(k)) if ErrKind::from(&e) == k => Ok(None),
@@ -593,7 +592,7 @@ fn open_mut<'t>(
 /// buffered writes interleave.
 fn txn_ops(
     tx: &mut WriteTxn<'_>,
-    staged: &mut Tables,
+    staged: &mut Staged<'_>,
     snaps: &mut Vec<String>,
     model: &Model,
     ops: &[TxnOp],
@@ -631,7 +630,7 @@ fn table_of(op: &TxnOp) -> Option<TableName> {
 /// open table must be refused.
 fn table_ops(
     tx: &WriteTxn<'_>,
-    staged: &mut Tables,
+    staged: &mut Staged<'_>,
     ops: &[TxnOp],
     first: usize,
 ) -> Result<(), String> {
@@ -652,8 +651,13 @@ fn table_ops(
             Some(_) => {}
         }
         if let Some(Some(table)) = open.get_mut(&name) {
-            let m = staged.get_mut(&name).expect("opened");
-            table_op(table, m, op).map_err(label)?;
+            match op {
+                // Reads leave the model's table uncopied.
+                TxnOp::Get(..) | TxnOp::Range(..) | TxnOp::Len(_) => {
+                    table_read(table, staged.get(&name), op).map_err(label)?
+                }
+                _ => table_op(table, staged.get_mut(&name), op).map_err(label)?,
+            }
         }
     }
     Ok(())
@@ -662,7 +666,7 @@ fn table_ops(
 /// An op on the whole transaction (it takes `&mut`, so no table is open).
 fn txn_op(
     tx: &mut WriteTxn<'_>,
-    staged: &mut Tables,
+    staged: &mut Staged<'_>,
     snaps: &mut Vec<String>,
     model: &Model,
     op: &TxnOp,
@@ -670,11 +674,11 @@ fn txn_op(
     match op {
         TxnOp::DeleteTable(t) => {
             let name = t.as_string();
-            let want = check_name(&name).map(|()| staged.remove(&name).is_some());
+            let want = check_name(&name).map(|()| staged.remove(&name));
             outcome("delete_table", tx.delete_table(&name), want).map(drop)
         }
         TxnOp::TableNames => {
-            let want: Vec<String> = staged.keys().cloned().collect();
+            let want: Vec<String> = staged.names();
             outcome("table_names", tx.table_names(), Ok(want)).map(drop)
         }
         TxnOp::CreateSnapshot(n) => {
@@ -689,7 +693,7 @@ fn txn_op(
     }
 }
 
-/// An operation on one open table, against its model.
+/// An operation on one open table that may change it, against its model.
 fn table_op(table: &mut TableMut<'_>, m: &mut TableModel, op: &TxnOp) -> Result<(), String> {
     match op {
         TxnOp::Insert(_, k, v) => insert(table, m, &k.bytes(), &v.bytes()),
@@ -705,6 +709,14 @@ fn table_op(table: &mut TableMut<'_>, m: &mut TableModel, op: &TxnOp) -> Result<
             }
             Ok(())
         }
+        TxnOp::More(_, more) => more::more_op(table, m, more),
+        _ => table_read(table, m, op),
+    }
+}
+
+/// An operation on one open table that only reads it, against its model.
+fn table_read(table: &mut TableMut<'_>, m: &TableModel, op: &TxnOp) -> Result<(), String> {
+    match op {
         TxnOp::Get(_, k) => {
             let key = k.bytes();
             let want = m.get(&key).cloned();
@@ -721,10 +733,7 @@ fn table_op(table: &mut TableMut<'_>, m: &mut TableModel, op: &TxnOp) -> Result<
             outcome("len", len, Ok(want))?;
             outcome("is_empty", empty, Ok(want == 0)).map(drop)
         }
-        TxnOp::More(_, more) => more::more_op(table, m, more),
-        TxnOp::DeleteTable(_) | TxnOp::TableNames | TxnOp::CreateSnapshot(_) => {
-            unreachable!("not a table's operation")
-        }
+        _ => unreachable!("not a table's read: {op:?}"),
     }
 }
 
