@@ -275,29 +275,19 @@ pub fn compare(db: &Database, model: &Model) -> Result<(), String> {
 
 /// [`compare`]; without `thorough`, one forward walk per table and no `get`s.
 fn compare_with(db: &Database, model: &Model, thorough: bool) -> Result<(), String> {
-    let snaps: Vec<String> = db
-        .snapshots()
-        .map_err(err("snapshots()"))?
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    if snaps != model.names(Kind::Snapshot) {
-        return Err(format!(
-            "snapshots() = {snaps:?}, model has {:?}",
-            model.names(Kind::Snapshot)
-        ));
-    }
-    let branches: Vec<String> = db
-        .branches()
-        .map_err(err("branches()"))?
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    if branches != model.names(Kind::Branch) {
-        return Err(format!(
-            "branches() = {branches:?}, model has {:?}",
-            model.names(Kind::Branch)
-        ));
+    for kind in [Kind::Snapshot, Kind::Branch] {
+        let branches = kind == Kind::Branch;
+        let what = if branches { "branches()" } else { "snapshots()" };
+        let got = match (thorough, branches) {
+            // Fast mode: the names alone (Op::List compares the listings themselves).
+            (false, _) => db.root_names(branches),
+            (true, false) => db.snapshots().map(|v| v.into_iter().map(|s| s.name).collect()),
+            (true, true) => db.branches().map(|v| v.into_iter().map(|s| s.name).collect()),
+        };
+        let got: Vec<String> = got.map_err(err(what))?;
+        if got != model.names(kind) {
+            return Err(format!("{what} = {got:?}, model has {:?}", model.names(kind)));
+        }
     }
     for (name, root) in &model.roots {
         let rx = db.begin_read_at(name).map_err(err(name))?;
