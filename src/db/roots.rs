@@ -55,7 +55,11 @@ pub fn names(state: &Committed, kind: RootKind) -> Result<Vec<String>> {
     let wanted = |(name, record): &(String, RootRecord)| {
         record.kind == kind && !crate::txn::catalog::is_hidden(name)
     };
-    Ok(roots.into_iter().filter(wanted).map(|(name, _)| name).collect())
+    Ok(roots
+        .into_iter()
+        .filter(wanted)
+        .map(|(name, _)| name)
+        .collect())
 }
 
 fn info(pages: &ReadPages, refs: Ptr, name: String, record: &RootRecord) -> Result<SnapshotInfo> {

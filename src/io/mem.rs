@@ -29,7 +29,7 @@ pub const CHUNK: usize = 1 << 16;
 /// Chunks joined for a read that straddles chunks: two hold any run up to a chunk long.
 const RUN: usize = 2;
 
-const _: () = assert!(CHUNK % crate::format::MAX_PAGE_SIZE == 0);
+const _: () = assert!(CHUNK.is_multiple_of(crate::format::MAX_PAGE_SIZE));
 
 type Chunk = Arc<Vec<u8>>;
 
@@ -49,8 +49,11 @@ pub struct MemStorage {
 /// addresses from being reused by other chunks).
 #[derive(Default)]
 struct JoinCache {
-    runs: Mutex<std::collections::HashMap<usize, (Vec<Chunk>, Arc<Vec<u8>>)>>,
+    runs: Mutex<std::collections::HashMap<usize, Join>>,
 }
+
+/// A joined run: the chunks it was made of, and their bytes in one piece.
+type Join = (Vec<Chunk>, Arc<Vec<u8>>);
 
 impl JoinCache {
     /// `chunks` (which start at chunk `first`) in one piece.

@@ -277,16 +277,27 @@ pub fn compare(db: &Database, model: &Model) -> Result<(), String> {
 fn compare_with(db: &Database, model: &Model, thorough: bool) -> Result<(), String> {
     for kind in [Kind::Snapshot, Kind::Branch] {
         let branches = kind == Kind::Branch;
-        let what = if branches { "branches()" } else { "snapshots()" };
+        let what = if branches {
+            "branches()"
+        } else {
+            "snapshots()"
+        };
         let got = match (thorough, branches) {
             // Fast mode: the names alone (Op::List compares the listings themselves).
             (false, _) => db.root_names(branches),
-            (true, false) => db.snapshots().map(|v| v.into_iter().map(|s| s.name).collect()),
-            (true, true) => db.branches().map(|v| v.into_iter().map(|s| s.name).collect()),
+            (true, false) => db
+                .snapshots()
+                .map(|v| v.into_iter().map(|s| s.name).collect()),
+            (true, true) => db
+                .branches()
+                .map(|v| v.into_iter().map(|s| s.name).collect()),
         };
         let got: Vec<String> = got.map_err(err(what))?;
         if got != model.names(kind) {
-            return Err(format!("{what} = {got:?}, model has {:?}", model.names(kind)));
+            return Err(format!(
+                "{what} = {got:?}, model has {:?}",
+                model.names(kind)
+            ));
         }
     }
     for (name, root) in &model.roots {
