@@ -484,27 +484,27 @@ impl Runner {
         end: End,
     ) -> Result<(), String> {
         let name = branch.map_or_else(|| crate::txn::roots::MAIN.to_string(), Name::as_string);
-        let want = self.model.writable(&name);
+        let want = self.model.writable(&name).map(drop);
         let db = self.db.as_ref().expect("database is open");
         let pinned = match (&want, pin) {
-            (Ok(_), true) => Some(db.begin_read_at(&name).map_err(err("pinned reader"))?),
+            (Ok(()), true) => Some(db.begin_read_at(&name).map_err(err("pinned reader"))?),
             _ => None,
         };
         let got = match branch {
             None => db.begin_write(),
             Some(_) => db.begin_write_on(&name),
         };
-        let Some((mut tx, committed)) = outcome_tx(got, want)? else {
+        let Some((mut tx, ())) = outcome_tx(got, want)? else {
             return Ok(());
         };
-        let mut staged = Staged::new(committed);
-        let mut snaps = Vec::new();
-        txn_ops(&mut tx, &mut staged, &mut snaps, &self.model, ops)?;
         let durability = match end {
             End::Commit => None,
             End::CommitEventual => Some(Durability::Eventual),
             End::CommitImmediate => Some(Durability::Immediate),
             End::Abort | End::Crash => {
+                let committed = self.model.writable(&name).expect("checked above");
+                let mut staged = Staged::new(committed);
+                txn_ops(&mut tx, &mut staged, &mut Vec::new(), &self.model, ops)?;
                 drop(tx);
                 if let Some(rx) = &pinned {
                     let label = "pinned reader after abort";
@@ -520,13 +520,25 @@ impl Runner {
         if let Some(d) = durability {
             tx.set_durability(d);
         }
-        tx.commit().map_err(|e| format!("commit: {e:?}"))?;
-        if let Some(rx) = &pinned {
+        let mut snaps = Vec::new();
+        let changes = if let Some(rx) = pinned {
+            // The pinned reader must still see the committed tables: stage copies.
+            let committed = self.model.writable(&name).expect("checked above");
+            let mut staged = Staged::new(committed);
+            txn_ops(&mut tx, &mut staged, &mut snaps, &self.model, ops)?;
+            tx.commit().map_err(|e| format!("commit: {e:?}"))?;
             let label = "pinned reader after commit";
-            compare_tables_with(rx, committed, label, !self.config.fast)?;
-        }
-        drop(pinned);
-        let changes = staged.into_changes(committed);
+            compare_tables_with(&rx, committed, label, !self.config.fast)?;
+            staged.into_changes()
+        } else {
+            // The transaction commits, or the run fails: its ops may change the model's
+            // tables in place, taken out of the model for the transaction (no copy).
+            let root = self.model.roots.get_mut(&name).expect("checked above");
+            let mut staged = Staged::owned(std::mem::take(&mut root.tables));
+            txn_ops(&mut tx, &mut staged, &mut snaps, &self.model, ops)?;
+            tx.commit().map_err(|e| format!("commit: {e:?}"))?;
+            staged.into_changes()
+        };
         changes.commit(&mut self.model, &name, &snaps);
         Ok(())
     }
