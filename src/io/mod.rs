@@ -8,6 +8,9 @@
 //!   bytes. Another *program* writing the file underneath is the one hazard left; the file
 //!   lock keeps other shadowkv handles out, but not arbitrary processes (see ARCHITECTURE.md).
 //! - `sync` returns only once every earlier `write_at` and `set_len` is durable.
+//! - A view is read a piece at a time: [`View::slice`] gives one contiguous piece of the
+//!   view or `None` past its end, and [`View::rebind`] compares addresses only, so a storage
+//!   may keep its bytes in pieces (`MemStorage` does) and reads stay bounds-checked.
 
 mod file;
 #[cfg(any(test, feature = "testkit"))]
