@@ -46,6 +46,22 @@ pub fn infos(state: &Committed, kind: RootKind) -> Result<Vec<SnapshotInfo>> {
     Ok(out)
 }
 
+/// The names [`list`] gives, without its two walks per root (test support: the runner's
+/// whole comparisons need only the names; `snapshots()` and `branches()` are compared with
+/// the model on their own).
+#[cfg(feature = "testkit")]
+pub fn names(state: &Committed, kind: RootKind) -> Result<Vec<String>> {
+    let roots = crate::txn::roots::list(&state.pages, state.meta.roots)?;
+    let wanted = |(name, record): &(String, RootRecord)| {
+        record.kind == kind && !crate::txn::catalog::is_hidden(name)
+    };
+    Ok(roots
+        .into_iter()
+        .filter(wanted)
+        .map(|(name, _)| name)
+        .collect())
+}
+
 fn info(pages: &ReadPages, refs: Ptr, name: String, record: &RootRecord) -> Result<SnapshotInfo> {
     let page_size = pages.page_size() as u64;
     let referenced = count(pages, record.catalog, |_| Ok(true))?;

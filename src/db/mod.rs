@@ -415,6 +415,22 @@ impl Database {
         listing::infos(self.shared.begin_read().state(), RootKind::Branch)
     }
 
+    /// The names of the snapshots (`branches: false`) or branches, as [`snapshots`] and
+    /// [`branches`] list them, without walking their pages. Test support: only with the
+    /// `testkit` feature, and no part of the public API.
+    ///
+    /// [`snapshots`]: Self::snapshots
+    /// [`branches`]: Self::branches
+    #[cfg(feature = "testkit")]
+    #[doc(hidden)]
+    pub fn root_names(&self, branches: bool) -> Result<Vec<String>> {
+        let kind = match branches {
+            true => RootKind::Branch,
+            false => RootKind::Snapshot,
+        };
+        roots::names(self.shared.begin_read().state(), kind)
+    }
+
     /// Writes snapshot `snapshot` to `out` as a stream (format: docs/stream.md), in the
     /// manner of `zfs send`: the whole snapshot, or with `base` only what changed since that
     /// older snapshot, at a cost of O(changes). Reads one committed state; writers go on.

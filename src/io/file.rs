@@ -17,7 +17,7 @@
 //!   one more synchronous device write per commit (measured with the block tracepoints).
 //!   A new map re-reads the length from the file before trusting it.
 
-use super::{past_end, EmptyView, Storage, View};
+use super::{past_end, rebind_in, slice_of, EmptyView, Storage, View};
 use memmap2::{Mmap, MmapOptions};
 use parking_lot::Mutex;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -56,9 +56,21 @@ struct Window {
     len: usize,
 }
 
-impl View for Window {
+impl Window {
     fn bytes(&self) -> &[u8] {
         &self.map.map[..self.len]
+    }
+}
+
+impl View for Window {
+    fn byte_len(&self) -> u64 {
+        self.len as u64
+    }
+    fn slice(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        slice_of(self.bytes(), offset, len)
+    }
+    fn rebind(&self, slice: &[u8]) -> Option<&[u8]> {
+        rebind_in(self.bytes(), slice)
     }
 }
 
@@ -279,7 +291,7 @@ mod tests {
         storage.set_len(16384).unwrap();
         assert_eq!((storage.len().unwrap(), real()), (16384, 16384));
         // Views reach up to the length and no further.
-        assert_eq!(storage.view(16384).unwrap().bytes()[8190], 3);
+        assert_eq!(storage.view(16384).unwrap().slice(8190, 1), Some(&[3][..]));
         assert!(storage.view(16385).is_err());
         // Shrinking under a live view is refused and leaves the length as it was.
         let view = storage.view(16384).unwrap();

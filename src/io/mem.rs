@@ -1,17 +1,131 @@
 //! An in-memory [`Storage`] for tests and for building crash images.
 //!
-//! Invariants: a view is an `Arc` of the byte vector as it was; a later write clones the
-//! vector when a view still holds it (copy-on-write), so a view never changes.
+//! Invariants:
+//! - The bytes live in fixed-size chunks of [`CHUNK`] bytes, each behind its own `Arc`;
+//!   there are exactly `ceil(len / CHUNK)` of them, and every byte at or past `len` is zero
+//!   (so growing only appends zero chunks, and a shrink zeroes the cut tail).
+//! - A view holds its own list of the chunk `Arc`s as they were when it was taken. A write
+//!   clones only the chunks it touches that a view (or a fork) still shares
+//!   (`Arc::make_mut`), so a view never changes, and taking one costs one `Arc` per chunk
+//!   rather than a copy of the bytes (a commit takes one; the old whole-vector copy-on-write
+//!   copied the whole file at every commit).
+//! - [`CHUNK`] is a multiple of every page size (`format::MAX_PAGE_SIZE` divides it), so a
+//!   page never straddles two chunks and reads of pages borrow straight from one. A run that
+//!   does straddle (an overflow value) is served from a joined copy of the [`RUN`] chunks it
+//!   starts in, made once per view and kept in a cache shared with the storage: the next
+//!   view reuses it for as long as those chunks are the same `Arc`s (a commit touches few).
+//!   A longer run is served from a copy of the whole view, made once per view.
+//! - [`MemStorage::fork`] is a copy that shares the chunks: the two never see each other's
+//!   later writes.
 
-use super::{past_end, Storage, View};
+use super::{past_end, rebind_in, Storage, View};
 use parking_lot::Mutex;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, OnceLock};
 
-/// Storage held in a byte vector.
+/// Bytes per chunk: 64 KiB, the largest page size, so every page lies within one chunk.
+pub const CHUNK: usize = 1 << 16;
+
+/// Chunks joined for a read that straddles chunks: two hold any run up to a chunk long.
+const RUN: usize = 2;
+
+const _: () = assert!(CHUNK.is_multiple_of(crate::format::MAX_PAGE_SIZE));
+
+type Chunk = Arc<Vec<u8>>;
+
+/// The one chunk of zeros that every growth appends: growth then costs no copy, and a write
+/// of zeros into it (the engine zero-fills the pages a commit grows the file by) is skipped.
+static ZERO_CHUNK: LazyLock<Chunk> = LazyLock::new(|| Arc::new(vec![0u8; CHUNK]));
+
+/// Storage held in memory, in shared chunks.
 #[derive(Default)]
 pub struct MemStorage {
-    bytes: Mutex<Arc<Vec<u8>>>,
+    state: Mutex<Chunks>,
+    joins: Arc<JoinCache>,
+}
+
+/// Joined runs of chunks, by first chunk, each with the chunks it was made of: a view
+/// reuses a join whose chunks are the same `Arc`s as its own (holding them keeps their
+/// addresses from being reused by other chunks).
+#[derive(Default)]
+struct JoinCache {
+    runs: Mutex<std::collections::HashMap<usize, Join>>,
+}
+
+/// A joined run: the chunks it was made of, and their bytes in one piece.
+type Join = (Vec<Chunk>, Arc<Vec<u8>>);
+
+impl JoinCache {
+    /// `chunks` (which start at chunk `first`) in one piece.
+    fn join(&self, first: usize, chunks: &[Chunk]) -> Arc<Vec<u8>> {
+        let mut runs = self.runs.lock();
+        if let Some((made_of, joined)) = runs.get(&first) {
+            let same = made_of.len() == chunks.len()
+                && made_of.iter().zip(chunks).all(|(a, b)| Arc::ptr_eq(a, b));
+            if same {
+                return joined.clone();
+            }
+        }
+        let mut joined = Vec::with_capacity(chunks.len() * CHUNK);
+        for chunk in chunks {
+            joined.extend_from_slice(chunk);
+        }
+        let joined = Arc::new(joined);
+        runs.insert(first, (chunks.to_vec(), joined.clone()));
+        joined
+    }
+}
+
+/// The chunks and the length; see the module's invariants.
+#[derive(Default, Clone)]
+struct Chunks {
+    chunks: Vec<Chunk>,
+    len: u64,
+}
+
+fn chunks_for(len: u64) -> usize {
+    (len as usize).div_ceil(CHUNK)
+}
+
+impl Chunks {
+    /// Grows or shrinks to `len`, keeping the bytes past `len` zero.
+    fn resize(&mut self, len: u64) {
+        if len < self.len {
+            let cut = len as usize % CHUNK;
+            self.chunks.truncate(chunks_for(len));
+            if cut != 0 {
+                // The cut chunk keeps stale bytes past the new end: zero them, so a later
+                // growth reads zeros there as a file would.
+                let last = self.chunks.last_mut().expect("a partial chunk exists");
+                Arc::make_mut(last)[cut..].fill(0);
+            }
+        } else {
+            self.chunks.resize(chunks_for(len), ZERO_CHUNK.clone());
+        }
+        self.len = len;
+    }
+
+    /// Calls `f(chunk, range in the chunk, range in the caller's buffer)` for every piece of
+    /// the `len` bytes at `offset` (which the caller has checked lie inside).
+    fn pieces(offset: u64, len: usize, mut f: impl FnMut(usize, std::ops::Range<usize>, usize)) {
+        let mut done = 0;
+        while done < len {
+            let at = offset as usize + done;
+            let (index, start) = (at / CHUNK, at % CHUNK);
+            let n = (CHUNK - start).min(len - done);
+            f(index, start..start + n, done);
+            done += n;
+        }
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.len as usize);
+        for chunk in &self.chunks {
+            bytes.extend_from_slice(chunk);
+        }
+        bytes.truncate(self.len as usize);
+        bytes
+    }
 }
 
 impl MemStorage {
@@ -22,49 +136,153 @@ impl MemStorage {
 
     /// Storage that starts with these bytes (a crash image, a corrupted copy).
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        let chunks = bytes
+            .chunks(CHUNK)
+            .map(|piece| {
+                let mut chunk = piece.to_vec();
+                chunk.resize(CHUNK, 0);
+                Arc::new(chunk)
+            })
+            .collect();
+        let state = Chunks {
+            chunks,
+            len: bytes.len() as u64,
+        };
         MemStorage {
-            bytes: Mutex::new(Arc::new(bytes)),
+            state: Mutex::new(state),
+            joins: Arc::default(),
         }
     }
 
     /// A copy of the current bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.bytes.lock().as_ref().clone()
+        self.state.lock().to_bytes()
+    }
+
+    /// A copy of this storage as it is now (a crash image), sharing the chunks: it costs one
+    /// `Arc` per chunk, and a later write to either copies only the chunks it touches.
+    pub fn fork(&self) -> MemStorage {
+        MemStorage {
+            state: Mutex::new(self.state.lock().clone()),
+            joins: Arc::default(),
+        }
+    }
+
+    /// Whether `other` holds the same bytes; chunks still shared (untouched since a
+    /// [`fork`](Self::fork)) compare without being read.
+    pub fn same_bytes(&self, other: &MemStorage) -> bool {
+        let (a, b) = (self.state.lock().clone(), other.state.lock().clone());
+        a.len == b.len
+            && a.chunks
+                .iter()
+                .zip(&b.chunks)
+                .all(|(x, y)| Arc::ptr_eq(x, y) || x == y)
     }
 }
 
+/// A view: the chunks as they were, and joined copies made for reads that straddle chunks.
 struct MemView {
-    bytes: Arc<Vec<u8>>,
-    len: usize,
+    chunks: Vec<Chunk>,
+    len: u64,
+    /// `runs[i]`: chunks `i` to `i + RUN - 1` in one piece, taken from `joins` on the first
+    /// read that starts in chunk `i` and straddles its end (an overflow value).
+    runs: Vec<OnceLock<Arc<Vec<u8>>>>,
+    joins: Arc<JoinCache>,
+    /// The indexes of the runs made so far, so that [`View::rebind`] looks only at those.
+    made: Mutex<Vec<usize>>,
+    /// The whole view in one piece, made on the first read longer than a run.
+    joined: OnceLock<Vec<u8>>,
+    /// Each chunk's address and index, sorted by address, for [`View::rebind`].
+    by_address: OnceLock<Vec<(usize, usize)>>,
 }
 
 impl View for MemView {
-    fn bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
+    fn byte_len(&self) -> u64 {
+        self.len
+    }
+
+    fn slice(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        let end = offset.checked_add(len as u64).filter(|&e| e <= self.len)?;
+        if len == 0 {
+            return Some(&[]);
+        }
+        let (first, last) = (offset as usize / CHUNK, (end as usize - 1) / CHUNK);
+        let start = offset as usize % CHUNK;
+        if first == last {
+            return Some(&self.chunks[first][start..start + len]);
+        }
+        if last < first + RUN {
+            let run = self.runs[first].get_or_init(|| {
+                self.made.lock().push(first);
+                let end = (first + RUN).min(self.chunks.len());
+                self.joins.join(first, &self.chunks[first..end])
+            });
+            return Some(&run[start..start + len]);
+        }
+        let joined = self.joined.get_or_init(|| {
+            let whole = Chunks {
+                chunks: self.chunks.clone(),
+                len: self.len,
+            };
+            whole.to_bytes()
+        });
+        Some(&joined[offset as usize..end as usize])
+    }
+
+    fn rebind(&self, slice: &[u8]) -> Option<&[u8]> {
+        let address = slice.as_ptr() as usize;
+        if let Some(same) = self.joined.get().and_then(|j| rebind_in(j, slice)) {
+            return Some(same);
+        }
+        let made = self.made.lock().clone();
+        let mut runs = made.iter().filter_map(|&i| self.runs[i].get());
+        if let Some(same) = runs.find_map(|run| rebind_in(run, slice)) {
+            return Some(same);
+        }
+        let index = self.by_address.get_or_init(|| {
+            let mut index: Vec<(usize, usize)> = (self.chunks.iter().enumerate())
+                .map(|(i, c)| (c.as_ptr() as usize, i))
+                .collect();
+            index.sort_unstable();
+            index
+        });
+        // The chunk with the greatest address not above the slice's is the only candidate.
+        let at = index.partition_point(|&(start, _)| start <= address);
+        let (_, chunk) = *index.get(at.checked_sub(1)?)?;
+        rebind_in(&self.chunks[chunk], slice)
     }
 }
 
 impl Storage for MemStorage {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let bytes = self.bytes.lock();
+        let state = self.state.lock();
         let end = offset.checked_add(buf.len() as u64);
-        match end {
-            Some(end) if end <= bytes.len() as u64 => {
-                buf.copy_from_slice(&bytes[offset as usize..end as usize]);
-                Ok(())
-            }
-            _ => Err(past_end(offset, buf.len(), bytes.len() as u64)),
+        if !matches!(end, Some(end) if end <= state.len) {
+            return Err(past_end(offset, buf.len(), state.len));
         }
+        Chunks::pieces(offset, buf.len(), |index, range, done| {
+            buf[done..done + range.len()].copy_from_slice(&state.chunks[index][range]);
+        });
+        Ok(())
     }
 
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        let mut guard = self.bytes.lock();
-        let bytes = Arc::make_mut(&mut guard);
-        let end = offset as usize + data.len();
-        if bytes.len() < end {
-            bytes.resize(end, 0);
+        let mut state = self.state.lock();
+        let end = offset
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "write past u64"))?;
+        if state.len < end {
+            state.resize(end);
         }
-        bytes[offset as usize..end].copy_from_slice(data);
+        let chunks = &mut state.chunks;
+        Chunks::pieces(offset, data.len(), |index, range, done| {
+            let piece = &data[done..done + range.len()];
+            if Arc::ptr_eq(&chunks[index], &ZERO_CHUNK) && piece == &ZERO_CHUNK[..piece.len()] {
+                return; // Zeros over zeros: the shared chunk already says it.
+            }
+            // Copies the chunk only when a view or a fork still shares it.
+            Arc::make_mut(&mut chunks[index])[range].copy_from_slice(piece);
+        });
         Ok(())
     }
 
@@ -73,23 +291,64 @@ impl Storage for MemStorage {
     }
 
     fn len(&self) -> io::Result<u64> {
-        Ok(self.bytes.lock().len() as u64)
+        Ok(self.state.lock().len)
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        let mut guard = self.bytes.lock();
-        Arc::make_mut(&mut guard).resize(len as usize, 0);
+        self.state.lock().resize(len);
         Ok(())
     }
 
     fn view(&self, len: u64) -> io::Result<Arc<dyn View>> {
-        let bytes = self.bytes.lock().clone();
-        if len > bytes.len() as u64 {
-            return Err(past_end(0, len as usize, bytes.len() as u64));
+        let state = self.state.lock();
+        if len > state.len {
+            return Err(past_end(0, len as usize, state.len));
         }
+        let count = chunks_for(len);
         Ok(Arc::new(MemView {
-            bytes,
-            len: len as usize,
+            chunks: state.chunks[..count].to_vec(),
+            len,
+            runs: (0..count).map(|_| OnceLock::new()).collect(),
+            made: Mutex::new(Vec::new()),
+            joins: self.joins.clone(),
+            joined: OnceLock::new(),
+            by_address: OnceLock::new(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_view_never_changes_and_straddling_reads_join() {
+        let s = MemStorage::new();
+        s.write_at(CHUNK as u64 - 2, &[1, 2, 3, 4]).unwrap();
+        let v = s.view(CHUNK as u64 + 2).unwrap();
+        let fork = s.fork();
+        s.write_at(CHUNK as u64 - 1, &[9, 9]).unwrap();
+        assert_eq!(v.slice(CHUNK as u64 - 2, 4), Some(&[1, 2, 3, 4][..]));
+        assert_eq!(v.slice(CHUNK as u64 - 2, 5), None);
+        let page = v.slice(CHUNK as u64, 2).unwrap();
+        assert_eq!(v.rebind(page), Some(&[3, 4][..]));
+        let joined = v.slice(CHUNK as u64 - 1, 2).unwrap();
+        assert_eq!(v.rebind(joined), Some(&[2, 3][..]));
+        assert_eq!(v.rebind(&[2, 3]), None);
+        assert!(!s.same_bytes(&fork));
+        assert_eq!(fork.to_bytes()[CHUNK - 1..], [2, 3, 4]);
+    }
+
+    #[test]
+    fn a_shrink_zeroes_what_a_growth_exposes_again() {
+        let s = MemStorage::from_bytes(vec![7; CHUNK + 10]);
+        s.set_len(5).unwrap();
+        s.set_len(CHUNK as u64 * 2).unwrap();
+        let mut buf = [1u8; 3];
+        s.read_at(4, &mut buf).unwrap();
+        assert_eq!(buf, [7, 0, 0]);
+        assert!(s.read_at(CHUNK as u64 * 2 - 1, &mut buf).is_err());
+        assert_eq!(s.to_bytes().len(), CHUNK * 2);
+        assert!(s.same_bytes(&s.fork()));
     }
 }

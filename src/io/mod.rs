@@ -8,6 +8,9 @@
 //!   bytes. Another *program* writing the file underneath is the one hazard left; the file
 //!   lock keeps other shadowkv handles out, but not arbitrary processes (see ARCHITECTURE.md).
 //! - `sync` returns only once every earlier `write_at` and `set_len` is durable.
+//! - A view is read a piece at a time: [`View::slice`] gives one contiguous piece of the
+//!   view or `None` past its end, and [`View::rebind`] compares addresses only, so a storage
+//!   may keep its bytes in pieces (`MemStorage` does) and reads stay bounds-checked.
 
 mod file;
 #[cfg(any(test, feature = "testkit"))]
@@ -23,9 +26,31 @@ use std::io;
 use std::sync::Arc;
 
 /// A read-only view of a prefix of the storage, borrowed by transactions for zero-copy reads.
+///
+/// Its bytes are reached piece by piece rather than as one slice, so that a storage may keep
+/// them in pieces (`MemStorage` shares chunks between views instead of copying the whole).
 pub trait View: Send + Sync {
-    /// The bytes of the view; its length is the storage length when the view was taken.
-    fn bytes(&self) -> &[u8];
+    /// The view's length: the `len` it was taken with.
+    fn byte_len(&self) -> u64;
+    /// The `len` bytes at `offset`, in one piece; `None` when they reach past the end.
+    fn slice(&self, offset: u64, len: usize) -> Option<&[u8]>;
+    /// The same bytes as `slice`, borrowed from this view, when `slice` was read from it (or
+    /// from another handle on the same view); `None` for bytes held elsewhere. Only addresses
+    /// are compared: nothing is read that the view does not own.
+    fn rebind(&self, slice: &[u8]) -> Option<&[u8]>;
+}
+
+/// [`View::slice`] of one contiguous buffer.
+pub(crate) fn slice_of(bytes: &[u8], offset: u64, len: usize) -> Option<&[u8]> {
+    let start = usize::try_from(offset).ok()?;
+    bytes.get(start..start.checked_add(len)?)
+}
+
+/// [`View::rebind`] of one contiguous buffer: `slice` borrowed from `bytes` when its
+/// addresses lie inside them.
+pub(crate) fn rebind_in<'a>(bytes: &'a [u8], slice: &[u8]) -> Option<&'a [u8]> {
+    let start = (slice.as_ptr() as usize).checked_sub(bytes.as_ptr() as usize)?;
+    bytes.get(start..start.checked_add(slice.len())?)
 }
 
 /// Where the database's bytes live: a file, memory, or a test double wrapping either.
@@ -52,8 +77,14 @@ pub trait Storage: Send + Sync + 'static {
 pub(crate) struct EmptyView;
 
 impl View for EmptyView {
-    fn bytes(&self) -> &[u8] {
-        &[]
+    fn byte_len(&self) -> u64 {
+        0
+    }
+    fn slice(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        slice_of(&[], offset, len)
+    }
+    fn rebind(&self, _slice: &[u8]) -> Option<&[u8]> {
+        None
     }
 }
 

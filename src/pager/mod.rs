@@ -43,7 +43,7 @@ pub struct ReadPages {
     view: Arc<dyn View>,
     /// Bytes of the committed state: the view may map more (room to grow), but nothing past
     /// the state's own file length is ever touched.
-    limit: usize,
+    limit: u64,
     page_size: usize,
     verify: bool,
 }
@@ -52,7 +52,7 @@ impl ReadPages {
     /// Reads the first `limit` bytes of `view`; `verify` checks every page's checksum on
     /// read.
     pub fn new(view: Arc<dyn View>, limit: u64, page_size: usize, verify: bool) -> Self {
-        let limit = (limit as usize).min(view.bytes().len());
+        let limit = limit.min(view.byte_len());
         ReadPages {
             view,
             limit,
@@ -61,22 +61,19 @@ impl ReadPages {
         }
     }
 
-    fn bytes(&self) -> &[u8] {
-        &self.view.bytes()[..self.limit]
-    }
-
     /// The same bytes as `slice`, borrowed from this view, when `slice` lies inside it (it
     /// was read through a clone of it); `None` for bytes held elsewhere (a dirty page).
     /// Only addresses are compared: nothing is read that `self` does not own.
     pub fn rebind(&self, slice: &[u8]) -> Option<&[u8]> {
-        let bytes = self.bytes();
-        let start = (slice.as_ptr() as usize).checked_sub(bytes.as_ptr() as usize)?;
-        bytes.get(start..start.checked_add(slice.len())?)
+        self.view.rebind(slice)
     }
 
     /// The whole page `id`, unchecked (a bounds error if it is past the end).
     pub fn raw_page(&self, id: u64) -> Result<&[u8]> {
-        page_slice(self.bytes(), id, self.page_size)
+        let start = page_start(id, self.limit, self.page_size)?;
+        self.view
+            .slice(start, self.page_size)
+            .ok_or_else(|| Error::corrupted(id, "page lies past the end of the view"))
     }
 
     /// A page of the given tags reached through `ptr`, checked.
@@ -88,12 +85,14 @@ impl ReadPages {
 
     /// Pages visible in the view.
     pub fn view_pages(&self) -> u64 {
-        self.limit as u64 / self.page_size as u64
+        self.limit / self.page_size as u64
     }
 
     /// Overflow bytes, optionally verified regardless of the reader's setting.
     pub fn overflow_checked(&self, ptr: Ptr, len: u64, verify: bool) -> Result<&[u8]> {
-        let bytes = overflow_slice(self.bytes(), ptr, len, self.page_size)?;
+        let start = overflow_start(ptr, len, self.limit, self.page_size)?;
+        let bytes = (self.view.slice(start, len as usize))
+            .ok_or_else(|| Error::corrupted(ptr.page.0, "overflow run lies past the end"))?;
         if (verify || self.verify) && format::checksum(bytes) != ptr.crc {
             return Err(Error::corrupted(ptr.page.0, "overflow checksum mismatch"));
         }
@@ -115,16 +114,15 @@ impl PageSource for ReadPages {
     }
 }
 
-/// Page `id` of `bytes`, or `Corrupted` when it lies past the end or in the meta region.
-pub fn page_slice(bytes: &[u8], id: u64, page_size: usize) -> Result<&[u8]> {
+/// Where page `id` starts among `limit` bytes, or `Corrupted` when it lies past the end or
+/// in the meta region.
+fn page_start(id: u64, limit: u64, page_size: usize) -> Result<u64> {
     if id < format::first_data_page(page_size) {
         return Err(Error::corrupted(id, "pointer into the meta region"));
     }
-    let start = id
-        .checked_mul(page_size as u64)
-        .filter(|s| s + page_size as u64 <= bytes.len() as u64)
-        .ok_or_else(|| Error::corrupted(id, "page lies past the end of the file"))?;
-    Ok(&bytes[start as usize..start as usize + page_size])
+    id.checked_mul(page_size as u64)
+        .filter(|s| s + page_size as u64 <= limit)
+        .ok_or_else(|| Error::corrupted(id, "page lies past the end of the file"))
 }
 
 /// Pages taken by an overflow value of `len` bytes.
@@ -132,7 +130,9 @@ pub fn overflow_pages(len: u64, page_size: usize) -> u64 {
     len.div_ceil(page_size as u64).max(1)
 }
 
-fn overflow_slice(bytes: &[u8], ptr: Ptr, len: u64, page_size: usize) -> Result<&[u8]> {
+/// Where the overflow run of `len` bytes at `ptr.page` starts among `limit` bytes, or
+/// `Corrupted` when it reaches past them or into the meta region.
+fn overflow_start(ptr: Ptr, len: u64, limit: u64, page_size: usize) -> Result<u64> {
     let id = ptr.page.0;
     if id < format::first_data_page(page_size) {
         return Err(Error::corrupted(
@@ -143,7 +143,7 @@ fn overflow_slice(bytes: &[u8], ptr: Ptr, len: u64, page_size: usize) -> Result<
     let start = id.checked_mul(page_size as u64);
     let end = start.and_then(|s| s.checked_add(len));
     match (start, end) {
-        (Some(s), Some(e)) if e <= bytes.len() as u64 => Ok(&bytes[s as usize..e as usize]),
+        (Some(s), Some(e)) if e <= limit && usize::try_from(len).is_ok() => Ok(s),
         _ => Err(Error::corrupted(
             id,
             "overflow run lies past the end of the file",

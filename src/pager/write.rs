@@ -280,14 +280,17 @@ fn zero_fill(
     to: u64,
     page_size: usize,
 ) -> Result<()> {
-    const CHUNK_PAGES: u64 = 256;
-    let zeros = vec![0u8; CHUNK_PAGES as usize * page_size];
+    // One megabyte of zeros for every growth, never allocated (it lies in zeroed memory that
+    // the OS maps on first read); 16 pages a write at the largest page size.
+    static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
+    let zeros = &ZEROS[..];
+    let chunk_pages = (ZEROS.len() / page_size) as u64;
     let mut gap_start = from;
     let fill = |start: u64, end: u64| -> Result<()> {
         let mut at = start;
         // Bounded: every round writes at least one page of `[start, end)`.
         while at < end {
-            let n = (end - at).min(CHUNK_PAGES);
+            let n = (end - at).min(chunk_pages);
             storage.write_at(at * page_size as u64, &zeros[..n as usize * page_size])?;
             at += n;
         }

@@ -147,11 +147,16 @@ impl Model {
 
     /// `begin_write_on(branch)`: the tables a write transaction starts from.
     pub fn begin_write(&self, branch: &str) -> Expect<Tables> {
+        self.writable(branch).cloned()
+    }
+
+    /// [`begin_write`](Self::begin_write) without the copy: the committed tables, borrowed.
+    pub fn writable(&self, branch: &str) -> Expect<&Tables> {
         check_name(branch)?;
         match self.roots.get(branch) {
             None => Err(ErrKind::NotFound),
             Some(r) if r.kind == Kind::Snapshot => Err(ErrKind::ReadOnly),
-            Some(r) => Ok(r.tables.clone()),
+            Some(r) => Ok(&r.tables),
         }
     }
 

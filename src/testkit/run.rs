@@ -20,6 +20,9 @@ use std::sync::Arc;
 
 mod copies;
 mod more;
+mod staged;
+
+use staged::Staged;
 
 /// How the database under test is opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,9 +135,10 @@ pub(super) fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 }
 
 /// Walks `range` from both ends as `pattern` says and compares it with `want`.
-fn walk_range<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+/// `want` holds references where it can: the model's entries are compared, never copied.
+fn walk_range<K: AsRef<[u8]>, V: AsRef<[u8]>, WK: AsRef<[u8]>, WV: AsRef<[u8]>>(
     mut range: impl DoubleEndedIterator<Item = crate::Result<(K, V)>>,
-    want: &[(Vec<u8>, Vec<u8>)],
+    want: &[(WK, WV)],
     pattern: u8,
 ) -> Result<(), String> {
     let (mut front, mut back) = (0usize, want.len());
@@ -172,14 +176,14 @@ fn walk_range<K: AsRef<[u8]>, V: AsRef<[u8]>>(
                 };
             }
             (Some(Ok((k, v))), Some((wk, wv)))
-                if k.as_ref() == wk.as_slice() && v.as_ref() == wv.as_slice() => {}
+                if k.as_ref() == wk.as_ref() && v.as_ref() == wv.as_ref() => {}
             (Some(Ok((k, v))), Some((wk, wv))) => {
                 return Err(format!(
                     "range step {step} ({dir}): got {} = {}, model has {} = {}",
                     show(k.as_ref()),
                     show(v.as_ref()),
-                    show(wk),
-                    show(wv)
+                    show(wk.as_ref()),
+                    show(wv.as_ref())
                 ))
             }
             (Some(Ok((k, _))), None) => {
@@ -192,7 +196,7 @@ fn walk_range<K: AsRef<[u8]>, V: AsRef<[u8]>>(
             (None, Some((wk, _))) => {
                 return Err(format!(
                     "range step {step} ({dir}): ended early, model has {}",
-                    show(wk)
+                    show(wk.as_ref())
                 ))
             }
             (Some(Err(e)), _) => return Err(format!("range step {step} ({dir}): error {e:?}")),
@@ -240,10 +244,7 @@ fn compare_tables_with(
         if len != entries.len() as u64 || t.is_empty().map_err(err(&label))? != entries.is_empty() {
             return Err(format!("{label}: len {len}, model has {}", entries.len()));
         }
-        let all: Vec<(Vec<u8>, Vec<u8>)> = entries
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let all: Vec<(&Vec<u8>, &Vec<u8>)> = entries.iter().collect();
         walk_range(t.iter().map_err(err(&label))?, &all, 0).map_err(err(&label))?;
         if !thorough {
             continue;
@@ -274,29 +275,30 @@ pub fn compare(db: &Database, model: &Model) -> Result<(), String> {
 
 /// [`compare`]; without `thorough`, one forward walk per table and no `get`s.
 fn compare_with(db: &Database, model: &Model, thorough: bool) -> Result<(), String> {
-    let snaps: Vec<String> = db
-        .snapshots()
-        .map_err(err("snapshots()"))?
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    if snaps != model.names(Kind::Snapshot) {
-        return Err(format!(
-            "snapshots() = {snaps:?}, model has {:?}",
-            model.names(Kind::Snapshot)
-        ));
-    }
-    let branches: Vec<String> = db
-        .branches()
-        .map_err(err("branches()"))?
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    if branches != model.names(Kind::Branch) {
-        return Err(format!(
-            "branches() = {branches:?}, model has {:?}",
-            model.names(Kind::Branch)
-        ));
+    for kind in [Kind::Snapshot, Kind::Branch] {
+        let branches = kind == Kind::Branch;
+        let what = if branches {
+            "branches()"
+        } else {
+            "snapshots()"
+        };
+        let got = match (thorough, branches) {
+            // Fast mode: the names alone (Op::List compares the listings themselves).
+            (false, _) => db.root_names(branches),
+            (true, false) => db
+                .snapshots()
+                .map(|v| v.into_iter().map(|s| s.name).collect()),
+            (true, true) => db
+                .branches()
+                .map(|v| v.into_iter().map(|s| s.name).collect()),
+        };
+        let got: Vec<String> = got.map_err(err(what))?;
+        if got != model.names(kind) {
+            return Err(format!(
+                "{what} = {got:?}, model has {:?}",
+                model.names(kind)
+            ));
+        }
     }
     for (name, root) in &model.roots {
         let rx = db.begin_read_at(name).map_err(err(name))?;
@@ -369,9 +371,10 @@ impl Runner {
     fn read_only(&mut self, crash: bool) -> Result<(), String> {
         self.db = None;
         if crash {
-            self.storage = Arc::new(MemStorage::from_bytes(self.storage.to_bytes()));
+            self.storage = Arc::new(self.storage.fork());
         }
-        let before = self.storage.to_bytes();
+        // A fork shares the chunks, so comparing with it skips every chunk left untouched.
+        let before = self.storage.fork();
         let db = Database::options()
             .read_only(true)
             .verify_reads(self.config.verify_reads)
@@ -383,7 +386,7 @@ impl Runner {
             other => return Err(format!("read-only begin_write: {:?}", other.map(drop))),
         }
         drop(db);
-        if self.storage.to_bytes() != before {
+        if !self.storage.same_bytes(&before) {
             return Err("a read-only open changed the bytes".into());
         }
         self.db = Some(open(&self.config, &self.storage)?);
@@ -394,7 +397,8 @@ impl Runner {
     fn reopen(&mut self, crash: bool) -> Result<(), String> {
         self.db = None;
         if crash {
-            self.storage = Arc::new(MemStorage::from_bytes(self.storage.to_bytes()));
+            // The bytes as they are, shared chunk by chunk (what `to_bytes` would copy).
+            self.storage = Arc::new(self.storage.fork());
         }
         self.db = Some(open(&self.config, &self.storage)?);
         self.full_check()
@@ -480,34 +484,31 @@ impl Runner {
         end: End,
     ) -> Result<(), String> {
         let name = branch.map_or_else(|| crate::txn::roots::MAIN.to_string(), Name::as_string);
-        let want = self.model.begin_write(&name);
+        let want = self.model.writable(&name).map(drop);
         let db = self.db.as_ref().expect("database is open");
         let pinned = match (&want, pin) {
-            (Ok(tables), true) => Some((
-                db.begin_read_at(&name).map_err(err("pinned reader"))?,
-                tables.clone(),
-            )),
+            (Ok(()), true) => Some(db.begin_read_at(&name).map_err(err("pinned reader"))?),
             _ => None,
         };
         let got = match branch {
             None => db.begin_write(),
             Some(_) => db.begin_write_on(&name),
         };
-        let (mut tx, mut staged) = match outcome_tx(got, want)? {
-            Some(pair) => pair,
-            None => return Ok(()),
+        let Some((mut tx, ())) = outcome_tx(got, want)? else {
+            return Ok(());
         };
-        let mut snaps = Vec::new();
-        txn_ops(&mut tx, &mut staged, &mut snaps, &self.model, ops)?;
         let durability = match end {
             End::Commit => None,
             End::CommitEventual => Some(Durability::Eventual),
             End::CommitImmediate => Some(Durability::Immediate),
             End::Abort | End::Crash => {
+                let committed = self.model.writable(&name).expect("checked above");
+                let mut staged = Staged::new(committed);
+                txn_ops(&mut tx, &mut staged, &mut Vec::new(), &self.model, ops)?;
                 drop(tx);
-                if let Some((rx, old)) = &pinned {
+                if let Some(rx) = &pinned {
                     let label = "pinned reader after abort";
-                    compare_tables_with(rx, old, label, !self.config.fast)?;
+                    compare_tables_with(rx, committed, label, !self.config.fast)?;
                 }
                 drop(pinned);
                 if end == End::Crash {
@@ -519,13 +520,26 @@ impl Runner {
         if let Some(d) = durability {
             tx.set_durability(d);
         }
-        tx.commit().map_err(|e| format!("commit: {e:?}"))?;
-        if let Some((rx, old)) = &pinned {
+        let mut snaps = Vec::new();
+        let changes = if let Some(rx) = pinned {
+            // The pinned reader must still see the committed tables: stage copies.
+            let committed = self.model.writable(&name).expect("checked above");
+            let mut staged = Staged::new(committed);
+            txn_ops(&mut tx, &mut staged, &mut snaps, &self.model, ops)?;
+            tx.commit().map_err(|e| format!("commit: {e:?}"))?;
             let label = "pinned reader after commit";
-            compare_tables_with(rx, old, label, !self.config.fast)?;
-        }
-        drop(pinned);
-        self.model.commit(&name, staged, &snaps);
+            compare_tables_with(&rx, committed, label, !self.config.fast)?;
+            staged.into_changes()
+        } else {
+            // The transaction commits, or the run fails: its ops may change the model's
+            // tables in place, taken out of the model for the transaction (no copy).
+            let root = self.model.roots.get_mut(&name).expect("checked above");
+            let mut staged = Staged::owned(std::mem::take(&mut root.tables));
+            txn_ops(&mut tx, &mut staged, &mut snaps, &self.model, ops)?;
+            tx.commit().map_err(|e| format!("commit: {e:?}"))?;
+            staged.into_changes()
+        };
+        changes.commit(&mut self.model, &name, &snaps);
         Ok(())
     }
 
@@ -552,12 +566,10 @@ impl Runner {
     }
 }
 
-type Tx<'db> = (WriteTxn<'db>, Tables);
-
-fn outcome_tx<'db>(
+fn outcome_tx<'db, T>(
     got: crate::Result<WriteTxn<'db>>,
-    want: Expect<Tables>,
-) -> Result<Option<Tx<'db>>, String> {
+    want: Expect<T>,
+) -> Result<Option<(WriteTxn<'db>, T)>, String> {
     match (got, want) {
         (Ok(tx), Ok(t)) => Ok(Some((tx, t))),
         (Err(e), Err(k)) if ErrKind::from(&e) == k => Ok(None),
@@ -571,14 +583,14 @@ fn outcome_tx<'db>(
 /// refused the name.
 fn open_mut<'t>(
     tx: &'t WriteTxn<'_>,
-    staged: &mut Tables,
+    staged: &mut Staged<'_>,
     t: TableName,
 ) -> Result<Option<(TableMut<'t>, String)>, String> {
     let name = t.as_string();
     let got = tx.open_table(&name);
     match (got, check_name(&name)) {
         (Ok(table), Ok(())) => {
-            staged.entry(name.clone()).or_default();
+            staged.open(&name);
             Ok(Some((table, name)))
         }
         (Err(e), Err(k)) if ErrKind::from(&e) == k => Ok(None),
@@ -593,7 +605,7 @@ fn open_mut<'t>(
 /// buffered writes interleave.
 fn txn_ops(
     tx: &mut WriteTxn<'_>,
-    staged: &mut Tables,
+    staged: &mut Staged<'_>,
     snaps: &mut Vec<String>,
     model: &Model,
     ops: &[TxnOp],
@@ -631,7 +643,7 @@ fn table_of(op: &TxnOp) -> Option<TableName> {
 /// open table must be refused.
 fn table_ops(
     tx: &WriteTxn<'_>,
-    staged: &mut Tables,
+    staged: &mut Staged<'_>,
     ops: &[TxnOp],
     first: usize,
 ) -> Result<(), String> {
@@ -652,8 +664,13 @@ fn table_ops(
             Some(_) => {}
         }
         if let Some(Some(table)) = open.get_mut(&name) {
-            let m = staged.get_mut(&name).expect("opened");
-            table_op(table, m, op).map_err(label)?;
+            match op {
+                // Reads leave the model's table uncopied.
+                TxnOp::Get(..) | TxnOp::Range(..) | TxnOp::Len(_) => {
+                    table_read(table, staged.get(&name), op).map_err(label)?
+                }
+                _ => table_op(table, staged.get_mut(&name), op).map_err(label)?,
+            }
         }
     }
     Ok(())
@@ -662,7 +679,7 @@ fn table_ops(
 /// An op on the whole transaction (it takes `&mut`, so no table is open).
 fn txn_op(
     tx: &mut WriteTxn<'_>,
-    staged: &mut Tables,
+    staged: &mut Staged<'_>,
     snaps: &mut Vec<String>,
     model: &Model,
     op: &TxnOp,
@@ -670,11 +687,11 @@ fn txn_op(
     match op {
         TxnOp::DeleteTable(t) => {
             let name = t.as_string();
-            let want = check_name(&name).map(|()| staged.remove(&name).is_some());
+            let want = check_name(&name).map(|()| staged.remove(&name));
             outcome("delete_table", tx.delete_table(&name), want).map(drop)
         }
         TxnOp::TableNames => {
-            let want: Vec<String> = staged.keys().cloned().collect();
+            let want: Vec<String> = staged.names();
             outcome("table_names", tx.table_names(), Ok(want)).map(drop)
         }
         TxnOp::CreateSnapshot(n) => {
@@ -689,7 +706,7 @@ fn txn_op(
     }
 }
 
-/// An operation on one open table, against its model.
+/// An operation on one open table that may change it, against its model.
 fn table_op(table: &mut TableMut<'_>, m: &mut TableModel, op: &TxnOp) -> Result<(), String> {
     match op {
         TxnOp::Insert(_, k, v) => insert(table, m, &k.bytes(), &v.bytes()),
@@ -705,6 +722,14 @@ fn table_op(table: &mut TableMut<'_>, m: &mut TableModel, op: &TxnOp) -> Result<
             }
             Ok(())
         }
+        TxnOp::More(_, more) => more::more_op(table, m, more),
+        _ => table_read(table, m, op),
+    }
+}
+
+/// An operation on one open table that only reads it, against its model.
+fn table_read(table: &mut TableMut<'_>, m: &TableModel, op: &TxnOp) -> Result<(), String> {
+    match op {
         TxnOp::Get(_, k) => {
             let key = k.bytes();
             let want = m.get(&key).cloned();
@@ -721,10 +746,7 @@ fn table_op(table: &mut TableMut<'_>, m: &mut TableModel, op: &TxnOp) -> Result<
             outcome("len", len, Ok(want))?;
             outcome("is_empty", empty, Ok(want == 0)).map(drop)
         }
-        TxnOp::More(_, more) => more::more_op(table, m, more),
-        TxnOp::DeleteTable(_) | TxnOp::TableNames | TxnOp::CreateSnapshot(_) => {
-            unreachable!("not a table's operation")
-        }
+        _ => unreachable!("not a table's read: {op:?}"),
     }
 }
 
