@@ -53,7 +53,7 @@ pub fn infos(state: &Committed, kind: RootKind) -> Result<Vec<SnapshotInfo>> {
 pub fn names(state: &Committed, kind: RootKind) -> Result<Vec<String>> {
     let roots = crate::txn::roots::list(&state.pages, state.meta.roots)?;
     let wanted = |(name, record): &(String, RootRecord)| {
-        record.kind == kind && !crate::txn::catalog::is_hidden(name)
+        record.kind == kind && !crate::txn::names::is_hidden(name)
     };
     Ok(roots
         .into_iter()

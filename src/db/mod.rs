@@ -428,7 +428,7 @@ impl Database {
             true => RootKind::Branch,
             false => RootKind::Snapshot,
         };
-        roots::names(self.shared.begin_read().state(), kind)
+        listing::names(self.shared.begin_read().state(), kind)
     }
 
     /// Writes snapshot `snapshot` to `out` as a stream (format: docs/stream.md), in the
