@@ -65,6 +65,11 @@ impl TableRecord {
         })
         .to_vec();
         out.extend_from_slice(&encode_types(self.types.as_ref()));
+        // Paired with the checks of `decode` after a read: what is written reads back.
+        debug_assert!(
+            TableRecord::decode(&out, 0).is_ok_and(|back| back == *self),
+            "a table record reads back as written"
+        );
         out
     }
     /// Decodes a record found on catalog leaf `page`.
@@ -186,7 +191,7 @@ impl RootRecord {
     }
     /// Encodes the record (64 bytes).
     pub fn encode(&self) -> Vec<u8> {
-        bytemuck::bytes_of(&RootDisk {
+        let out = bytemuck::bytes_of(&RootDisk {
             kind: match self.kind {
                 RootKind::Branch => 1,
                 RootKind::Snapshot => 2,
@@ -198,7 +203,13 @@ impl RootRecord {
             shared_until: U64Le::new(self.shared_until),
             identity: self.identity,
         })
-        .to_vec()
+        .to_vec();
+        // Paired with the checks of `decode` after a read: what is written reads back.
+        debug_assert!(
+            RootRecord::decode(&out, 0).is_ok_and(|back| back == *self),
+            "a root record reads back as written"
+        );
+        out
     }
     /// Decodes a record found on roots-tree leaf `page`.
     pub fn decode(bytes: &[u8], page: u64) -> Result<RootRecord> {

@@ -32,8 +32,8 @@ use super::placement::Placement;
 pub use super::placement::{is_ceiling_reached, Heat};
 use super::{PageSource, ReadPages, SearchStarts};
 use crate::format::freemap::{
-    dir_entries_per_page, pending_entries_per_page, set_chain_entry, set_chain_next, DirEntry,
-    Pending, PendingEntry,
+    chain_entry, chain_next, dir_entries_per_page, pending_entries_per_page, set_chain_entry,
+    set_chain_next, DirEntry, Pending, PendingEntry,
 };
 use crate::format::{
     checksum, first_data_page, tag, PageHeader, PageId, Ptr, TxnId, U16Le, U32Le, U64Le,
@@ -630,6 +630,14 @@ impl FreeMap {
             }
             stamp(&mut page, chain_tag, chunk.len(), id, self.txn.0);
             set_chain_next(&mut page, next);
+            // Paired with `Chain`'s checks after a read: the page reads back as written.
+            debug_assert!(
+                chunk.iter().enumerate().all(|(j, e)| {
+                    chain_entry::<T>(&page, j)
+                        .is_some_and(|back| bytemuck::bytes_of(&back) == bytemuck::bytes_of(e))
+                }) && chain_next(&page) == next,
+                "a chain page reads back as written"
+            );
             let crc = checksum(&page);
             next = Ptr {
                 page: PageId(id),
