@@ -369,7 +369,8 @@ fn insert_or_split(
 /// (ascending inserts, a sorted flush): the node keeps its entries up to about 15/16 of a page,
 /// as `distribute` leaves it for an append, and the rest move with `entry` to a new right
 /// sibling. Nothing is re-encoded: the moved entries are copied off the node's end and cut
-/// from it (their bytes become garbage that the next insert that needs them compacts).
+/// from it (`node::truncate`: ascending inserts laid them out lowest, so the free end moves
+/// past them and the node keeps no garbage).
 /// Returns the separator and the new node.
 fn append_split(w: &mut WritePager, ptr: Ptr, level: u8, entry: &[u8]) -> Result<(Vec<u8>, Ptr)> {
     let usable = node::usable_bytes(w.page_size());
@@ -395,11 +396,7 @@ fn append_split(w: &mut WritePager, ptr: Ptr, level: u8, entry: &[u8]) -> Result
         right_entries[0] = with_key(&right_entries[0], &[]);
         sep
     };
-    let page = w.page_mut(ptr.page);
-    // Bounded: at most `count` entries.
-    for i in (cut..count).rev() {
-        node::remove(page, ptr.page.0, i);
-    }
+    node::truncate(w.page_mut(ptr.page), ptr.page.0, cut);
     let right = w.new_node(level)?;
     let page = w.page_mut(right.page);
     for e in &right_entries {

@@ -595,6 +595,29 @@ pub fn remove(page: &mut [u8], id: u64, i: usize) {
     header.write(page);
 }
 
+/// Removes entries `keep..` (the node's last ones). When their bytes are the lowest of the
+/// entry area, one run from `free_end` up (the way ascending inserts lay them out), the free
+/// end moves past them; otherwise they become garbage.
+pub fn truncate(page: &mut [u8], id: u64, keep: usize) {
+    let view = NodeView::new(page, id).expect("truncate: page was validated");
+    let count = view.count();
+    assert!(keep <= count, "truncate to {keep} of {count} entries");
+    let (mut low, mut high, mut bytes) = (usize::MAX, 0, 0);
+    for i in keep..count {
+        let off = view.offset(i).expect("truncate: page was validated");
+        let len = view.entry(i).expect("truncate: page was validated").len();
+        (low, high, bytes) = (low.min(off), high.max(off + len), bytes + len);
+    }
+    let mut header = PageHeader::read(page);
+    header.count = U16Le::new(keep as u16);
+    if keep < count && low == header.free_end.get() as usize && high - low == bytes {
+        header.free_end = U32Le::new(high as u32);
+    } else {
+        header.garbage = U32Le::new(header.garbage.get() + bytes as u32);
+    }
+    header.write(page);
+}
+
 /// Overwrites the child pointer of branch entry `i` in place.
 pub fn set_child(page: &mut [u8], i: usize, ptr: Ptr) {
     let off = slot(page, i);
@@ -750,6 +773,35 @@ mod tests {
             .changed_in_place(&NodeView::new(&b, 5).unwrap())
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn truncate_moves_the_free_end_past_entries_laid_out_last() {
+        // Ascending inserts: the last entries are the lowest bytes, so no garbage is left.
+        let mut page = leaf(10);
+        let before = used_bytes(&page);
+        truncate(&mut page, 5, 7);
+        validate(&page, 5).unwrap();
+        let header = PageHeader::read(&page);
+        assert_eq!((header.count.get(), header.garbage.get()), (7, 0));
+        let entry = leaf_inline_bytes(1, 40);
+        assert_eq!(used_bytes(&page), before - 3 * entry);
+        // Entries inserted out of order: the cut ones are not the lowest, so they are garbage.
+        let mut page = vec![0u8; 4096];
+        init(&mut page, 0, 5, 1);
+        for k in [3u8, 0, 1, 2] {
+            let view = NodeView::new(&page, 5).unwrap();
+            let at = view.search(&[k]).unwrap().unwrap_err();
+            let len = leaf_inline_bytes(1, 40) - SLOT_BYTES;
+            assert!(insert(&mut page, 5, at, len, |out| {
+                write_leaf_entry(out, &[k], LeafValue::Inline(&[k; 40]))
+            }));
+        }
+        truncate(&mut page, 5, 3);
+        validate(&page, 5).unwrap();
+        let header = PageHeader::read(&page);
+        assert_eq!(header.count.get(), 3);
+        assert_eq!(header.garbage.get() as usize, entry - SLOT_BYTES);
     }
 
     #[test]
