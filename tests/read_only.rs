@@ -21,6 +21,16 @@ fn fingerprint(path: &Path) -> (Vec<u8>, u64, SystemTime) {
     )
 }
 
+/// Entries in table "t" of main.
+fn len_of_t(db: &Database) -> u64 {
+    db.begin_read()
+        .unwrap()
+        .open_table("t")
+        .unwrap()
+        .len()
+        .unwrap()
+}
+
 fn put(db: &Database, table: &str, key: &[u8], value: &[u8], durability: Durability) {
     let mut tx = db.begin_write().unwrap();
     tx.set_durability(durability);
@@ -133,15 +143,7 @@ fn read_only_open_of_a_crash_state_does_not_repair_it() {
     );
     // A writable open does retire the rejected meta: the file changes.
     let db = Database::open(&path).unwrap();
-    assert_eq!(
-        db.begin_read()
-            .unwrap()
-            .open_table("t")
-            .unwrap()
-            .len()
-            .unwrap(),
-        1
-    );
+    assert_eq!(len_of_t(&db), 1);
     drop(db);
     assert!(std::fs::read(&path).unwrap() != before.0);
 }
@@ -219,15 +221,7 @@ fn every_writing_method_is_refused() {
     let message = Error::ReadOnlyDatabase.to_string();
     assert!(message.contains("read-only"), "{message}");
     // Still readable, and nothing was written.
-    assert_eq!(
-        db.begin_read()
-            .unwrap()
-            .open_table("t")
-            .unwrap()
-            .len()
-            .unwrap(),
-        51
-    );
+    assert_eq!(len_of_t(&db), 51);
     drop(db);
     assert!(fingerprint(&path) == before);
 }

@@ -354,11 +354,8 @@ fn insert_or_split(
     let mut entries: Vec<Vec<u8>> = (0..view.count())
         .map(|i| view.entry(i).map(<[u8]>::to_vec))
         .collect::<Result<_>>()?;
-    // An entry that lands past the last one (ascending inserts, a sorted flush) splits off
-    // alone: the left node stays full instead of half full.
-    let append = idx == entries.len();
     entries.insert(idx, entry.to_vec());
-    let (sep, right) = distribute(w, ptr, level, entries, append)?;
+    let (sep, right) = distribute(w, ptr, level, entries)?;
     Ok(Some((
         sep,
         right.expect("an overflowing node splits in two"),
@@ -366,9 +363,9 @@ fn insert_or_split(
 }
 
 /// Splits the full dirty node `ptr` for `entry`, which sorts after every entry in it
-/// (ascending inserts, a sorted flush): the node keeps its entries up to about 15/16 of a page,
-/// as `distribute` leaves it for an append, and the rest move with `entry` to a new right
-/// sibling. Nothing is re-encoded: the moved entries are copied off the node's end and cut
+/// (ascending inserts, a sorted flush): the node keeps its entries up to about 15/16 of a page
+/// (so a sorted load packs its leaves, and the first random insert into one still fits), and
+/// the rest move with `entry` to a new right sibling. Nothing is re-encoded: the moved entries are copied off the node's end and cut
 /// from it (`node::truncate`: ascending inserts laid them out lowest, so the free end moves
 /// past them and the node keeps no garbage).
 /// Returns the separator and the new node.
@@ -379,8 +376,11 @@ fn append_split(w: &mut WritePager, ptr: Ptr, level: u8, entry: &[u8]) -> Result
     let count = view.count();
     let (mut acc, mut cut) = (0, 0);
     // Bounded: at most `count` entries.
-    while cut < count && acc + view.entry(cut)?.len() + node::SLOT_BYTES <= target {
+    while cut < count {
         acc += view.entry(cut)?.len() + node::SLOT_BYTES;
+        if acc > target {
+            break;
+        }
         cut += 1;
     }
     let cut = cut.max(1);
@@ -388,14 +388,7 @@ fn append_split(w: &mut WritePager, ptr: Ptr, level: u8, entry: &[u8]) -> Result
         .map(|i| view.entry(i).map(<[u8]>::to_vec))
         .collect::<Result<_>>()?;
     right_entries.push(entry.to_vec());
-    let sep = if level == 0 {
-        let last_left = entry_key(view.entry(cut - 1)?, 0);
-        shortest_separator(last_left, entry_key(&right_entries[0], 0))
-    } else {
-        let sep = entry_key(&right_entries[0], level).to_vec();
-        right_entries[0] = with_key(&right_entries[0], &[]);
-        sep
-    };
+    let sep = split_key(view.entry(cut - 1)?, &mut right_entries[0], level);
     node::truncate(w.page_mut(ptr.page), ptr.page.0, cut);
     let right = w.new_node(level)?;
     let page = w.page_mut(right.page);
@@ -437,7 +430,7 @@ fn rebalance(
         entries[first_right] = with_key(&entries[first_right], &sep);
     }
     w.free_node(right)?;
-    let (new_sep, new_right) = distribute(w, left, child_level, entries, false)?;
+    let (new_sep, new_right) = distribute(w, left, child_level, entries)?;
     let page = w.page_mut(parent.page);
     node::remove(page, parent.page.0, ri);
     node::set_child(page, li, left);
@@ -466,18 +459,29 @@ fn with_key(entry: &[u8], key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The separator between a split's halves, from the left half's last entry and the right
+/// half's first: for leaves the shortest key between them; for branches the right half's
+/// first key, which moves up and leaves an empty key in its entry.
+fn split_key(last_left: &[u8], first_right: &mut Vec<u8>, level: u8) -> Vec<u8> {
+    if level == 0 {
+        return shortest_separator(entry_key(last_left, 0), entry_key(first_right, 0));
+    }
+    let sep = entry_key(first_right, level).to_vec();
+    *first_right = with_key(first_right, &[]);
+    sep
+}
+
 fn entry_key(entry: &[u8], level: u8) -> &[u8] {
     node::entry_key(entry, level == 0)
 }
 
-/// Rewrites node `left` with `entries`, spilling into a new right node when they do not fit
-/// in one page. Returns the separator and the right node, if any.
+/// Rewrites node `left` with `entries`, spilling about half of their bytes into a new right
+/// node when they do not fit in one page. Returns the separator and the right node, if any.
 fn distribute(
     w: &mut WritePager,
     left: Ptr,
     level: u8,
     mut entries: Vec<Vec<u8>>,
-    append: bool,
 ) -> Result<(Vec<u8>, Option<Ptr>)> {
     let usable = node::usable_bytes(w.page_size());
     let total: usize = entries.iter().map(|e| e.len() + node::SLOT_BYTES).sum();
@@ -501,31 +505,13 @@ fn distribute(
         acc += entries[cut].len() + node::SLOT_BYTES;
         cut += 1;
     }
-    let cut = if append {
-        // Fill the left node to about 15/16 and no more: a sorted load packs its leaves (a
-        // file at about 1.2x its keys and values), and the first random insert into one of
-        // them still fits without a split.
-        let target = usable - usable / 16;
-        let (mut acc, mut cut) = (0, 0);
-        while cut < entries.len() - 1 && acc + entries[cut].len() + node::SLOT_BYTES <= target {
-            acc += entries[cut].len() + node::SLOT_BYTES;
-            cut += 1;
-        }
-        cut.max(1)
-    } else {
-        cut.clamp(1, entries.len() - 1)
-    };
+    let cut = cut.clamp(1, entries.len() - 1);
     let mut right_entries = entries.split_off(cut);
-    let sep = if level == 0 {
-        shortest_separator(
-            entry_key(entries.last().expect("cut ≥ 1"), 0),
-            entry_key(&right_entries[0], 0),
-        )
-    } else {
-        let sep = entry_key(&right_entries[0], level).to_vec();
-        right_entries[0] = with_key(&right_entries[0], &[]);
-        sep
-    };
+    let sep = split_key(
+        entries.last().expect("cut ≥ 1"),
+        &mut right_entries[0],
+        level,
+    );
     let right = w.new_node(level)?;
     fill(w, left, &entries);
     fill(w, right, &right_entries);

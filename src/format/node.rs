@@ -287,16 +287,18 @@ impl<'a> NodeView<'a> {
     /// entry is equal byte for byte. `None` when the layouts differ.
     pub fn changed_in_place(&self, other: &NodeView<'_>) -> Result<Option<Vec<usize>>> {
         let (a, b) = (self.page, other.page);
+        let (header_a, header_b) = (PageHeader::read(a), PageHeader::read(b));
         let slots_end = HEADER_BYTES + self.count * SLOT_BYTES;
         let same_layout = self.count == other.count
             && self.is_leaf == other.is_leaf
             && a.len() == b.len()
-            && a[4..12] == b[4..12]
+            && header_a.free_end == header_b.free_end
+            && header_a.garbage == header_b.garbage
             && a[HEADER_BYTES..slots_end] == b[HEADER_BYTES..slots_end];
         if !same_layout {
             return Ok(None);
         }
-        let free_end = PageHeader::read(a).free_end.get() as usize;
+        let free_end = header_a.free_end.get() as usize;
         let (area_a, area_b) = (&a[free_end..], &b[free_end..]);
         let Some((first, last)) = differing_span(area_a, area_b) else {
             return Ok(Some(Vec::new()));
