@@ -26,7 +26,7 @@ pub use cursor::{Bound, Cursor};
 pub use share::Sharing;
 pub use traverse::TreeKind;
 pub(crate) use write::shortest_separator;
-pub use write::{check_sizes, get_with_finger, insert, insert_with_finger, remove, seal};
+pub use write::{check_sizes, insert, insert_with_finger, remove, seal};
 
 use crate::format::node::{LeafValue, NodeView};
 use crate::format::Ptr;

@@ -8,7 +8,7 @@
 //! - A queued pointer holds the reference it drops: a page it reaches stays counted until its
 //!   entry is processed.
 
-use super::share::{refcount, set_count, Sharing};
+use super::share::{Refcounts, Sharing};
 use super::traverse::{targets, TreeKind};
 use super::{node_at, Bound, Cursor};
 use crate::format::records::{decode_release, encode_release, Released};
@@ -89,7 +89,12 @@ impl ReleaseQueue {
 
     /// Releases up to `budget` queued pointers: a shared page loses one reference; an
     /// unshared one is freed and its children are queued. Returns how many were released.
-    pub fn process(&mut self, w: &mut WritePager, refs: &mut Ptr, budget: usize) -> Result<usize> {
+    pub fn process(
+        &mut self,
+        w: &mut WritePager,
+        refs: &mut Refcounts,
+        budget: usize,
+    ) -> Result<usize> {
         for done in 0..budget {
             let last = {
                 let mut cursor = Cursor::new(w, self.root, Bound::Unbounded, Bound::Unbounded);
@@ -105,9 +110,8 @@ impl ReleaseQueue {
             self.root =
                 super::remove(w, &mut Sharing::system(TreeKind::Release), self.root, &key)?.0;
             // `push` releases pages born in this txn at once: every queued page is committed.
-            let count = refcount(w, *refs, ptr.page.0)?;
-            if count > 1 {
-                set_count(w, refs, ptr.page.0, count - 1)?;
+            if refs.count(w, ptr.page.0)? > 1 {
+                refs.drop_one(ptr.page.0);
                 continue;
             }
             self.free_now(w, ptr, what)?;

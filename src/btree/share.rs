@@ -5,6 +5,10 @@
 //! - A page's reference count is the number of parents pointing at it across all roots (a
 //!   parent is a node page, a root record or a release-queue entry). Only counts ≥ 2 are
 //!   stored, in the refcount tree keyed by page id; an absent page counts 1.
+//! - In a write transaction a count is the tree's plus the transaction's pending change
+//!   ([`Refcounts`]); the changes reach the tree, in page order, only at [`Refcounts::flush`],
+//!   before the tree is sealed. No count ever falls below 1: a page whose last reference goes
+//!   is freed instead.
 //! - A page born after its root's `shared_until` cannot be shared, so its count is never
 //!   looked up (the generation shortcut). Pages born in the current txn are never shared.
 //! - Copying a shared node adds one reference to each of its children and drops one from the
@@ -13,18 +17,94 @@
 
 use super::node_at;
 use super::traverse::{targets, TreeKind};
+use super::write::{modify_with_finger, Finger};
 use crate::format::records::{count_key, decode_count, decode_count_key, encode_count};
 use crate::format::Ptr;
 use crate::pager::{IdMap, PageSource, WritePager};
 use crate::Result;
 
-/// The sharing context of a tree being written. It borrows the refcount tree's root from its
-/// one owner (the transaction's `RootsEdit`), so the counts it changes land there directly.
+/// The reference counts as one write transaction sees them: the refcount tree plus the
+/// changes not yet applied to it. A change waits in memory until [`Refcounts::flush`], so
+/// that a copied branch's hundred children cost a hash update each instead of a tree insert,
+/// and a count raised and dropped again in the same transaction (a child copied after its
+/// parent) never reaches the tree (the delayed references of btrfs).
+#[derive(Debug, Default)]
+pub struct Refcounts {
+    /// Root of the refcount tree, without the pending changes.
+    root: Ptr,
+    /// Pending change of each page's count (zero when the changes cancelled out).
+    pending: IdMap<i64>,
+}
+
+impl Refcounts {
+    /// The counts stored in the refcount tree at `root`, with nothing pending.
+    pub fn new(root: Ptr) -> Refcounts {
+        Refcounts {
+            root,
+            pending: IdMap::default(),
+        }
+    }
+
+    /// The reference count of `page` (1 when neither stored nor changed).
+    pub fn count(&self, w: &WritePager, page: u64) -> Result<u32> {
+        let stored = refcount(w, self.root, page)?;
+        let change = self.pending.get(&page).copied().unwrap_or(0);
+        let count = i64::from(stored) + change;
+        assert!(count >= 1, "page {page}: reference count {count}");
+        Ok(u32::try_from(count).expect("a count fits its stored width"))
+    }
+
+    /// Adds one reference to `page`.
+    pub fn add(&mut self, page: u64) {
+        *self.pending.entry(page).or_insert(0) += 1;
+    }
+
+    /// Drops one of the references to `page`, which has more than one (the caller looked:
+    /// a page's last reference frees it instead).
+    pub fn drop_one(&mut self, page: u64) {
+        *self.pending.entry(page).or_insert(0) -= 1;
+    }
+
+    /// The root of a tree that holds every count, pending ones applied. Each change is one
+    /// finger insert or remove, in page order, so runs of neighbouring pages (the children of
+    /// a node mostly lie close together) go into one refcount leaf without a descent.
+    pub fn flush(&mut self, w: &mut WritePager) -> Result<Ptr> {
+        let mut changes: Vec<(u64, i64)> = self.pending.drain().filter(|c| c.1 != 0).collect();
+        changes.sort_unstable_by_key(|c| c.0);
+        let mut finger: Option<Finger> = None;
+        let mut none = Sharing::system(TreeKind::Refs);
+        // Bounded: one step per pending change.
+        for (page, change) in changes {
+            let root_id = self.root.page.0;
+            let apply = |stored: Option<&[u8]>| -> Result<Option<Vec<u8>>> {
+                let stored = stored.map_or(Ok(1), |bytes| decode_count(bytes, root_id))?;
+                let count = i64::from(stored) + change;
+                assert!(count >= 1, "page {page}: reference count {count} at flush");
+                Ok((count > 1).then(|| encode_count(u32::try_from(count).expect("fits")).to_vec()))
+            };
+            let key = count_key(page);
+            self.root = modify_with_finger(w, &mut none, self.root, &key, &mut finger, apply)?;
+        }
+        Ok(self.root)
+    }
+
+    /// Takes a refcount tree that a compaction rebuilt (the same counts, pages moved).
+    pub fn replace(&mut self, root: Ptr) {
+        assert!(
+            self.pending.is_empty(),
+            "a rebuilt refcount tree would lose pending changes"
+        );
+        self.root = root;
+    }
+}
+
+/// The sharing context of a tree being written. It borrows the counts from their one owner
+/// (the transaction's `RootsEdit`), so the counts it changes land there directly.
 #[derive(Debug)]
 pub struct Sharing<'a> {
-    /// Root of the refcount tree (updated as counts change); `None` for a tree that is never
-    /// shared, whose counts are never asked.
-    refs: Option<&'a mut Ptr>,
+    /// The counts (changed as pages are copied); `None` for a tree that is never shared,
+    /// whose counts are never asked.
+    refs: Option<&'a mut Refcounts>,
     /// Pages born after this txn cannot be shared.
     shared_until: u64,
     /// The kind of tree being written.
@@ -33,8 +113,8 @@ pub struct Sharing<'a> {
 
 impl<'a> Sharing<'a> {
     /// The context of a tree of `kind` whose pages born up to `shared_until` may be shared,
-    /// with the counts in the refcount tree at `refs`.
-    pub fn new(refs: &'a mut Ptr, shared_until: u64, kind: TreeKind) -> Sharing<'a> {
+    /// with the counts in `refs`.
+    pub fn new(refs: &'a mut Refcounts, shared_until: u64, kind: TreeKind) -> Sharing<'a> {
         Sharing {
             refs: Some(refs),
             shared_until,
@@ -52,9 +132,9 @@ impl<'a> Sharing<'a> {
         }
     }
 
-    /// The refcount root when the page born at `ptr.txn` may be shared (else it is this
-    /// tree's alone, and whatever copies or drops it owes no count).
-    fn counts_for(&mut self, w: &WritePager, ptr: Ptr) -> Option<&mut Ptr> {
+    /// The counts when the page born at `ptr.txn` may be shared (else it is this tree's
+    /// alone, and whatever copies or drops it owes no count).
+    fn counts_for(&mut self, w: &WritePager, ptr: Ptr) -> Option<&mut Refcounts> {
         if ptr.txn == w.txn() || ptr.txn.0 > self.shared_until {
             return None;
         }
@@ -62,7 +142,7 @@ impl<'a> Sharing<'a> {
     }
 }
 
-/// The reference count of `page` (1 when not stored).
+/// The reference count of `page` stored in the refcount tree at `refs` (1 when not stored).
 pub fn refcount<S: PageSource + ?Sized>(src: &S, refs: Ptr, page: u64) -> Result<u32> {
     match super::get(src, refs, &count_key(page))? {
         Some(bytes) => decode_count(bytes, refs.page.0),
@@ -90,21 +170,6 @@ pub fn stored_counts<S: PageSource + ?Sized>(src: &S, refs: Ptr) -> Result<Vec<(
     Ok(out)
 }
 
-pub(super) fn set_count(w: &mut WritePager, refs: &mut Ptr, page: u64, count: u32) -> Result<()> {
-    let mut none = Sharing::system(TreeKind::Refs);
-    *refs = if count <= 1 {
-        super::remove(w, &mut none, *refs, &count_key(page))?.0
-    } else {
-        super::insert(w, &mut none, *refs, &count_key(page), &encode_count(count))?.0
-    };
-    Ok(())
-}
-
-/// Adds one reference to `page`.
-pub fn incref(w: &mut WritePager, refs: &mut Ptr, page: u64) -> Result<()> {
-    incref_all(w, refs, &mut [page])
-}
-
 /// Makes the node behind `ptr` writable for a tree in context `sh`: in place when dirty, a
 /// copy that frees the original when unshared, a copy that shares its children when shared.
 pub fn cow(w: &mut WritePager, sh: &mut Sharing<'_>, ptr: Ptr) -> Result<Ptr> {
@@ -112,34 +177,15 @@ pub fn cow(w: &mut WritePager, sh: &mut Sharing<'_>, ptr: Ptr) -> Result<Ptr> {
     let Some(refs) = sh.counts_for(w, ptr) else {
         return w.make_dirty(ptr);
     };
-    let count = refcount(w, *refs, ptr.page.0)?;
-    if count <= 1 {
+    if refs.count(w, ptr.page.0)? <= 1 {
         return w.make_dirty(ptr);
     }
     let copy = w.copy_node(ptr)?;
-    let kids = targets(&node_at(w, copy, None)?, kind)?;
-    let mut pages: Vec<u64> = kids.iter().map(|child| child.ptr.page.0).collect();
-    incref_all(w, refs, &mut pages)?;
-    set_count(w, refs, ptr.page.0, count - 1).map(|()| copy)
-}
-
-/// Adds one reference to each of `pages` (the children of a copied node). In page order,
-/// so that after the first, each count goes straight into the refcount leaf the previous one
-/// went to (a finger insert): the children of a node mostly lie close together.
-fn incref_all(w: &mut WritePager, refs: &mut Ptr, pages: &mut [u64]) -> Result<()> {
-    pages.sort_unstable();
-    let mut finger = None;
-    let mut none = Sharing::system(TreeKind::Refs);
-    for &page in pages.iter() {
-        let key = count_key(page);
-        let count = match super::get_with_finger(w, *refs, &key, &finger)? {
-            Some(bytes) => decode_count(bytes, refs.page.0)?,
-            None => 1,
-        };
-        let (key, value) = (count_key(page), encode_count(count + 1));
-        *refs = super::insert_with_finger(w, &mut none, *refs, &key, &value, &mut finger)?.0;
+    for child in targets(&node_at(w, copy, None)?, kind)? {
+        refs.add(child.ptr.page.0);
     }
-    Ok(())
+    refs.drop_one(ptr.page.0);
+    Ok(copy)
 }
 
 /// Drops this tree's reference to an overflow run: frees it unless another parent shares it.
@@ -152,9 +198,9 @@ pub fn release_overflow(
     let Some(refs) = sh.counts_for(w, ptr) else {
         return w.free_overflow(ptr, len);
     };
-    let count = refcount(w, *refs, ptr.page.0)?;
-    if count > 1 {
-        return set_count(w, refs, ptr.page.0, count - 1);
+    if refs.count(w, ptr.page.0)? > 1 {
+        refs.drop_one(ptr.page.0);
+        return Ok(());
     }
     w.free_overflow(ptr, len)
 }

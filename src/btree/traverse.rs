@@ -116,6 +116,10 @@ pub struct Child {
 
 /// Every pointer out of `view`, a node of a `kind` tree, in slot order.
 pub fn targets(view: &NodeView<'_>, kind: TreeKind) -> Result<Vec<Child>> {
+    if view.is_leaf() && kind == TreeKind::Table && !view.any_flagged()? {
+        // A table leaf points only through overflow values.
+        return Ok(Vec::new());
+    }
     let mut out = Vec::with_capacity(view.count());
     // Bounded: one step per slot of the node.
     for slot in 0..view.count() {

@@ -147,6 +147,8 @@ fn entry_len(key: &[u8], value: LeafValue<'_>) -> usize {
 pub struct Finger {
     root: Ptr,
     leaf: Ptr,
+    /// Where the next ascending key is expected in the leaf (a hint).
+    slot: usize,
     low: Option<Vec<u8>>,
     high: Option<Vec<u8>>,
 }
@@ -204,26 +206,124 @@ pub fn insert_with_finger(
     Ok((root, replaced))
 }
 
-/// The value of `key`, read from the finger's leaf when the finger holds the key under
-/// `root` (no descent), else by [`super::get`]. Values in overflow runs are not looked for
-/// through the finger.
-pub fn get_with_finger<'a>(
-    w: &'a WritePager,
+/// Sets `key` to what `change` makes of its stored value (`None`: absent; a `None` result
+/// removes the key), for ascending keys in a tree of small inline values, helped by `finger`:
+/// while the keys stay inside the finger's leaf, each costs one search there (two key
+/// comparisons when it lands just after the previous one) and an edit in place. A change
+/// the leaf cannot take (a split, a rebalance, another length) is a full insert or remove.
+pub fn modify_with_finger<F>(
+    w: &mut WritePager,
+    sh: &mut Sharing<'_>,
     root: Ptr,
     key: &[u8],
-    finger: &Option<Finger>,
-) -> Result<Option<&'a [u8]>> {
-    let Some(f) = finger.as_ref().filter(|f| f.holds(root, key)) else {
-        return super::get(w, root, key);
+    finger: &mut Option<Finger>,
+    change: F,
+) -> Result<Ptr>
+where
+    F: FnOnce(Option<&[u8]>) -> Result<Option<Vec<u8>>>,
+{
+    let Some(f) = finger.as_mut().filter(|f| f.holds(root, key)) else {
+        let new = change(super::get(w, root, key)?)?;
+        return modify_fully(w, sh, root, key, new, finger);
     };
-    let view = NodeView::new(w.dirty_page(f.leaf.page), f.leaf.page.0)?;
-    match view.search(key)? {
-        Err(_) => Ok(None),
+    let leaf = f.leaf;
+    let view = NodeView::new(w.dirty_page(leaf.page), leaf.page.0)?;
+    let found = view.search_near(key, f.slot)?;
+    let old = match found {
+        Err(_) => None,
         Ok(i) => match view.value(i)? {
-            LeafValue::Inline(value) => Ok(Some(value)),
-            LeafValue::Overflow { .. } => super::get(w, root, key),
+            LeafValue::Inline(value) => Some(value),
+            LeafValue::Overflow { .. } => {
+                return Err(Error::corrupted(
+                    leaf.page.0,
+                    "an overflow value in a system tree",
+                ))
+            }
         },
+    };
+    let (used, old_len) = (view.used_bytes(), old.map(<[u8]>::len));
+    let new = change(old)?;
+    let edit = LeafEdit {
+        leaf,
+        found,
+        used,
+        old_len,
+    };
+    match edit.apply(w, key, new.as_deref()) {
+        Some(slot) => {
+            f.slot = slot;
+            Ok(root)
+        }
+        None => modify_fully(w, sh, root, key, new, finger),
     }
+}
+
+/// A change to one key of a finger's leaf, as found there.
+struct LeafEdit {
+    leaf: Ptr,
+    /// Where the key is (`Ok`) or would go (`Err`).
+    found: std::result::Result<usize, usize>,
+    /// The leaf's used bytes.
+    used: usize,
+    /// The length of the stored (inline) value.
+    old_len: Option<usize>,
+}
+
+impl LeafEdit {
+    /// Makes the change in the leaf when it needs no split, rebalance or move; returns the
+    /// slot where the next ascending key would go, or `None` when the leaf cannot take it.
+    fn apply(&self, w: &mut WritePager, key: &[u8], new: Option<&[u8]>) -> Option<usize> {
+        let id = self.leaf.page.0;
+        match (self.found, new) {
+            (Ok(i), Some(value)) if self.old_len == Some(value.len()) => {
+                node::overwrite_inline_value(w.page_mut(self.leaf.page), i, value);
+                Some(i + 1)
+            }
+            (Ok(i), None) => {
+                let freed = node::leaf_inline_bytes(key.len(), self.old_len?);
+                let quarter = node::usable_bytes(w.page_size()) / 4;
+                (self.used - freed >= quarter).then(|| {
+                    node::remove(w.page_mut(self.leaf.page), id, i);
+                    i
+                })
+            }
+            (Err(i), Some(value)) if node::fits_inline(key.len(), value.len(), w.page_size()) => {
+                let stored = LeafValue::Inline(value);
+                let fits = node::insert(
+                    w.page_mut(self.leaf.page),
+                    id,
+                    i,
+                    entry_len(key, stored),
+                    |out| node::write_leaf_entry(out, key, stored),
+                );
+                fits.then_some(i + 1)
+            }
+            (Err(i), None) => Some(i),
+            _ => None,
+        }
+    }
+}
+
+/// The full insert or remove behind [`modify_with_finger`], which then takes the finger
+/// again (only on a leaf this transaction copied: a finger edits its leaf in place).
+fn modify_fully(
+    w: &mut WritePager,
+    sh: &mut Sharing<'_>,
+    root: Ptr,
+    key: &[u8],
+    new: Option<Vec<u8>>,
+    finger: &mut Option<Finger>,
+) -> Result<Ptr> {
+    let root = match new {
+        Some(value) => insert(w, sh, root, key, &value)?.0,
+        None => remove(w, sh, root, key)?.0,
+    };
+    *finger = if root.is_null() {
+        None
+    } else {
+        Some(finger_at(w, root, key)?).filter(|f| f.leaf.txn == w.txn())
+    };
+    Ok(root)
 }
 
 /// Descends the (dirty) path to `key` and records its leaf and bounds.
@@ -245,6 +345,7 @@ fn finger_at(w: &WritePager, root: Ptr, key: &[u8]) -> Result<Finger> {
     Ok(Finger {
         root,
         leaf: ptr,
+        slot: 0,
         low,
         high,
     })

@@ -229,6 +229,19 @@ impl<'a> NodeView<'a> {
         Ok((key, value))
     }
 
+    /// Whether some entry of this leaf is not plainly inline (an overflow value, or flags
+    /// that [`NodeView::value`] refuses): one flag byte per entry, so that a walk for
+    /// pointers skips the common leaf, which has none, without decoding its entries.
+    pub fn any_flagged(&self) -> Result<bool> {
+        assert!(self.is_leaf, "any_flagged() on a branch");
+        for i in 0..self.count {
+            if self.bytes(self.offset(i)?, LEAF_ENTRY_HEADER)?[2] != 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Value of leaf entry `i`.
     pub fn value(&self, i: usize) -> Result<LeafValue<'a>> {
         self.key_value(i).map(|(_, value)| value)
@@ -341,6 +354,26 @@ impl<'a> NodeView<'a> {
             }
         }
         Ok(Err(lo))
+    }
+
+    /// [`NodeView::search`] for a key expected at `hint` (the next of an ascending run):
+    /// two key comparisons when it is there, a full search when not.
+    pub fn search_near(
+        &self,
+        key: &[u8],
+        hint: usize,
+    ) -> Result<std::result::Result<usize, usize>> {
+        if hint <= self.count && (hint == 0 || self.key(hint - 1)? < key) {
+            if hint == self.count {
+                return Ok(Err(hint));
+            }
+            match self.key(hint)?.cmp(key) {
+                std::cmp::Ordering::Equal => return Ok(Ok(hint)),
+                std::cmp::Ordering::Greater => return Ok(Err(hint)),
+                std::cmp::Ordering::Less => {}
+            }
+        }
+        self.search(key)
     }
 
     /// Branch search: the index of the child whose range holds `key`.

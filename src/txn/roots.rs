@@ -14,7 +14,7 @@
 //!   `RootsEdit::release_step`, so no copy of the root is ever written back.
 
 use crate::btree::release::ReleaseQueue;
-use crate::btree::share::incref;
+use crate::btree::share::Refcounts;
 use crate::btree::{self, Bound, Cursor, Sharing, TreeKind};
 use crate::format::meta::Meta;
 use crate::format::records::{Released, RootKind, RootRecord};
@@ -128,9 +128,9 @@ pub struct RootsEdit {
     /// Its record (written back at seal when changed).
     pub record: RootRecord,
     roots: Ptr,
-    /// Root of the refcount tree: this edit is its one owner. Trees written in this
-    /// transaction change it through the [`Sharing`] that [`RootsEdit::sharing`] lends.
-    refs: Ptr,
+    /// The reference counts: this edit is their one owner. Trees written in this
+    /// transaction change them through the [`Sharing`] that [`RootsEdit::sharing`] lends.
+    refs: Refcounts,
     /// The release queue.
     pub release: ReleaseQueue,
     /// Whether any record changed.
@@ -147,7 +147,7 @@ impl RootsEdit {
             branch: branch.to_string(),
             record,
             roots: meta.roots,
-            refs: meta.refcounts,
+            refs: Refcounts::new(meta.refcounts),
             release: ReleaseQueue {
                 root: meta.release,
                 seq: meta.release_seq,
@@ -169,7 +169,7 @@ impl RootsEdit {
 
     /// Takes a refcount tree that a compaction rebuilt (the same counts, pages moved).
     pub fn replace_refs(&mut self, refs: Ptr) {
-        self.refs = refs;
+        self.refs.replace(refs);
         self.changed = true;
     }
 
@@ -224,7 +224,7 @@ impl RootsEdit {
     /// snapshot taken by a write transaction).
     pub fn add_root(&mut self, w: &mut WritePager, name: &str, record: RootRecord) -> Result<()> {
         if !record.catalog.is_null() {
-            incref(w, &mut self.refs, record.catalog.page.0)?;
+            self.refs.add(record.catalog.page.0);
         }
         self.put(w, name, record)
     }
@@ -264,7 +264,7 @@ impl RootsEdit {
         }
         let txn = w.txn().0;
         if !src.catalog.is_null() {
-            incref(w, &mut self.refs, src.catalog.page.0)?;
+            self.refs.add(src.catalog.page.0);
         }
         self.release
             .push(w, target.catalog, Released::CatalogNode)?;
@@ -383,7 +383,8 @@ impl RootsEdit {
             self.branch_dirty = false;
         }
         let roots = btree::seal(w, self.roots)?;
-        let refs = btree::seal(w, self.refs)?;
+        let refs = self.refs.flush(w)?;
+        let refs = btree::seal(w, refs)?;
         let release_root = btree::seal(w, self.release.root)?;
         Ok(SealedRoots {
             roots,
