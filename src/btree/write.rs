@@ -281,8 +281,7 @@ impl LeafEdit {
             }
             (Ok(i), None) => {
                 let freed = node::leaf_inline_bytes(key.len(), self.old_len?);
-                let quarter = node::usable_bytes(w.page_size()) / 4;
-                (self.used - freed >= quarter).then(|| {
+                keeps_a_quarter(w, self.used, freed).then(|| {
                     node::remove(w.page_mut(self.leaf.page), id, i);
                     i
                 })
@@ -318,12 +317,23 @@ fn modify_fully(
         Some(value) => insert(w, sh, root, key, &value)?.0,
         None => remove(w, sh, root, key)?.0,
     };
-    *finger = if root.is_null() {
-        None
-    } else {
-        Some(finger_at(w, root, key)?).filter(|f| f.leaf.txn == w.txn())
-    };
+    *finger = dirty_finger(w, root, key)?;
     Ok(root)
+}
+
+/// The finger at `key`'s leaf when this transaction copied that leaf (a finger edits its
+/// leaf in place; a rebalance may leave the key's place in a leaf nothing copied).
+fn dirty_finger(w: &WritePager, root: Ptr, key: &[u8]) -> Result<Option<Finger>> {
+    if root.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(finger_at(w, root, key)?).filter(|f| f.leaf.txn == w.txn()))
+}
+
+/// Whether a node using `used` bytes stays at least a quarter full without `freed` of them
+/// (the rule of [`is_underfull`]).
+fn keeps_a_quarter(w: &WritePager, used: usize, freed: usize) -> bool {
+    used - freed >= node::usable_bytes(w.page_size()) / 4
 }
 
 /// Descends the (dirty) path to `key` and records its leaf and bounds.
