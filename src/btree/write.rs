@@ -380,6 +380,11 @@ pub fn remove(
         release_overflow(w, sh, ptr, len)?;
     }
     node::remove(w.page_mut(leaf.page), leaf.page.0, slot);
+    if path.len() > 1 && !is_underfull(w, leaf) {
+        // Only the leaf changed, and it needs no rebalance: the branches above keep their
+        // entries and the root its shape.
+        return Ok((path[0].ptr, true));
+    }
     let root = fix_up(w, sh, &path, None, true)?;
     Ok((root, true))
 }
