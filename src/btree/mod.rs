@@ -37,6 +37,7 @@ use crate::{Error, Result};
 pub const MAX_DEPTH: usize = 32;
 
 /// Reads the node behind `ptr` and checks that it sits at `level` (when known).
+#[inline]
 pub fn node_at<S: PageSource + ?Sized>(
     src: &S,
     ptr: Ptr,
@@ -82,6 +83,7 @@ pub fn find_leaf<'s, S: PageSource + ?Sized>(
 /// The descent to the leaf whose range holds `key`, calling `taken` with each branch and the
 /// child index chosen there, root first; returns the leaf and its pointer. Bounded: `node_at`
 /// checks that each level is one below its parent.
+#[inline]
 fn descend<'s, S: PageSource + ?Sized>(
     src: &'s S,
     root: Ptr,

@@ -181,6 +181,7 @@ pub fn checksum(bytes: &[u8]) -> u32 {
 
 /// Checks a page read through a pointer: its checksum (when `verify`), its tag, its own id
 /// and its birth txn. Returns the header.
+#[inline]
 pub fn check_page(
     page: &[u8],
     ptr: Ptr,

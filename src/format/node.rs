@@ -98,6 +98,7 @@ pub struct NodeView<'a> {
 
 impl<'a> NodeView<'a> {
     /// Views `page` (page id `id`, for error reports). Checks the tag and the header bounds.
+    #[inline]
     pub fn new(page: &'a [u8], id: u64) -> Result<Self> {
         if page.len() < HEADER_BYTES {
             return Err(Error::corrupted(id, "page shorter than its header"));
@@ -248,6 +249,7 @@ impl<'a> NodeView<'a> {
     }
 
     /// Child pointer of branch entry `i`.
+    #[inline]
     pub fn child(&self, i: usize) -> Result<Ptr> {
         assert!(!self.is_leaf, "child() on a leaf");
         let off = self.offset(i)?;

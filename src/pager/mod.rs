@@ -69,6 +69,7 @@ impl ReadPages {
     }
 
     /// The whole page `id`, unchecked (a bounds error if it is past the end).
+    #[inline]
     pub fn raw_page(&self, id: u64) -> Result<&[u8]> {
         let start = page_start(id, self.limit, self.page_size)?;
         self.view
@@ -77,6 +78,7 @@ impl ReadPages {
     }
 
     /// A page of the given tags reached through `ptr`, checked.
+    #[inline]
     pub fn tagged(&self, ptr: Ptr, tags: &[u8], verify: bool) -> Result<&[u8]> {
         let page = self.raw_page(ptr.page.0)?;
         format::check_page(page, ptr, verify || self.verify, tags)?;
@@ -105,6 +107,7 @@ impl PageSource for ReadPages {
         self.page_size
     }
 
+    #[inline]
     fn node(&self, ptr: Ptr) -> Result<&[u8]> {
         self.tagged(ptr, &[format::tag::LEAF, format::tag::BRANCH], false)
     }
@@ -116,6 +119,7 @@ impl PageSource for ReadPages {
 
 /// Where page `id` starts among `limit` bytes, or `Corrupted` when it lies past the end or
 /// in the meta region.
+#[inline]
 fn page_start(id: u64, limit: u64, page_size: usize) -> Result<u64> {
     if id < format::first_data_page(page_size) {
         return Err(Error::corrupted(id, "pointer into the meta region"));

@@ -310,6 +310,7 @@ impl PageSource for WritePager {
         self.committed.page_size()
     }
 
+    #[inline]
     fn node(&self, ptr: Ptr) -> Result<&[u8]> {
         if ptr.txn == self.txn {
             return self
