@@ -149,8 +149,7 @@ pub struct Finger {
     leaf: Ptr,
     /// Where the next ascending key is expected in the leaf (a hint).
     slot: usize,
-    low: Option<Vec<u8>>,
-    high: Option<Vec<u8>>,
+    bounds: Bounds,
 }
 
 impl Finger {
@@ -158,8 +157,29 @@ impl Finger {
     /// the finger was taken, and the key lies within the leaf's bounds).
     fn holds(&self, root: Ptr, key: &[u8]) -> bool {
         self.root == root
-            && self.low.as_deref().is_none_or(|l| key >= l)
-            && self.high.as_deref().is_none_or(|h| key < h)
+            && self.bounds.low.as_deref().is_none_or(|l| key >= l)
+            && self.bounds.high.as_deref().is_none_or(|h| key < h)
+    }
+}
+
+/// The key range `[low, high)` of the node a descent reaches (`None`: unbounded), narrowed
+/// at each branch it passes.
+#[derive(Default)]
+struct Bounds {
+    low: Option<Vec<u8>>,
+    high: Option<Vec<u8>>,
+}
+
+impl Bounds {
+    /// Narrows to the range of child `i` of branch `view`.
+    fn narrow(&mut self, view: &NodeView<'_>, i: usize) -> Result<()> {
+        if i > 0 {
+            self.low = Some(view.key(i)?.to_vec());
+        }
+        if i + 1 < view.count() {
+            self.high = Some(view.key(i + 1)?.to_vec());
+        }
+        Ok(())
     }
 }
 
@@ -222,6 +242,14 @@ pub fn modify_with_finger<F>(
 where
     F: FnOnce(Option<&[u8]>) -> Result<Option<Vec<u8>>>,
 {
+    let root = if finger.as_ref().is_some_and(|f| f.holds(root, key)) || root.is_null() {
+        root
+    } else {
+        // Copying the path is due anyway: the finger then stands on the key's leaf.
+        let (path, held) = dirty_finger_path(w, sh, root, key)?;
+        *finger = Some(held);
+        path
+    };
     let Some(f) = finger.as_mut().filter(|f| f.holds(root, key)) else {
         let new = change(super::get(w, root, key)?)?;
         return modify_fully(w, sh, root, key, new, finger);
@@ -321,6 +349,34 @@ fn modify_fully(
     Ok(root)
 }
 
+/// Copies the path to `key` and returns the new root with a finger on the (now dirty) leaf,
+/// its bounds read on the way down.
+fn dirty_finger_path(
+    w: &mut WritePager,
+    sh: &mut Sharing<'_>,
+    root: Ptr,
+    key: &[u8],
+) -> Result<(Ptr, Finger)> {
+    let mut bounds = Bounds::default();
+    let path = dirty_path_by(w, sh, root, |view, _| {
+        let i = view.child_index(key)?;
+        bounds.narrow(view, i)?;
+        Ok(i)
+    })?;
+    let root = path[0].ptr;
+    let leaf = path.last().expect("path has a leaf").ptr;
+    let slot = 0;
+    Ok((
+        root,
+        Finger {
+            root,
+            leaf,
+            slot,
+            bounds,
+        },
+    ))
+}
+
 /// The finger at `key`'s leaf when this transaction copied that leaf (a finger edits its
 /// leaf in place; a rebalance may leave the key's place in a leaf nothing copied).
 fn dirty_finger(w: &WritePager, root: Ptr, key: &[u8]) -> Result<Option<Finger>> {
@@ -338,17 +394,12 @@ fn keeps_a_quarter(w: &WritePager, used: usize, freed: usize) -> bool {
 
 /// Descends the (dirty) path to `key` and records its leaf and bounds.
 fn finger_at(w: &WritePager, root: Ptr, key: &[u8]) -> Result<Finger> {
-    let (mut low, mut high): (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
+    let mut bounds = Bounds::default();
     let mut ptr = root;
     let mut view = node_at(w, ptr, None)?;
     while !view.is_leaf() {
         let i = view.child_index(key)?;
-        if i > 0 {
-            low = Some(view.key(i)?.to_vec());
-        }
-        if i + 1 < view.count() {
-            high = Some(view.key(i + 1)?.to_vec());
-        }
+        bounds.narrow(&view, i)?;
         ptr = view.child(i)?;
         view = node_at(w, ptr, Some(view.level() - 1))?;
     }
@@ -356,8 +407,7 @@ fn finger_at(w: &WritePager, root: Ptr, key: &[u8]) -> Result<Finger> {
         root,
         leaf: ptr,
         slot: 0,
-        low,
-        high,
+        bounds,
     })
 }
 
