@@ -209,19 +209,21 @@ impl<'a> NodeView<'a> {
     #[inline]
     pub fn key_value(&self, i: usize) -> Result<(&'a [u8], LeafValue<'a>)> {
         assert!(self.is_leaf, "key_value() on a branch");
-        let off = self.offset(i)?;
-        let head = self.bytes(off, LEAF_ENTRY_HEADER)?;
-        let klen = u16::from_le_bytes([head[0], head[1]]) as usize;
-        let flags = head[2];
-        let vlen = u32::from_le_bytes([head[3], head[4], head[5], head[6]]) as usize;
-        let key_at = off + LEAF_ENTRY_HEADER;
-        let key = self.bytes(key_at, klen)?;
-        let at = key_at + klen;
-        let value = if flags == 0 {
-            LeafValue::Inline(self.bytes(at, vlen)?)
+        // One bounds check per part, on the entry's tail of the page (a scan's step).
+        let entry = &self.page[self.offset(i)?..];
+        let past_end = || self.corrupt("entry runs past the page end");
+        let [k0, k1, flags, v0, v1, v2, v3, rest @ ..] = entry else {
+            return Err(past_end());
+        };
+        const _: () = assert!(LEAF_ENTRY_HEADER == 7);
+        let klen = u16::from_le_bytes([*k0, *k1]) as usize;
+        let vlen = u32::from_le_bytes([*v0, *v1, *v2, *v3]) as usize;
+        let (key, body) = rest.split_at_checked(klen).ok_or_else(past_end)?;
+        let value = if *flags == 0 {
+            LeafValue::Inline(body.get(..vlen).ok_or_else(past_end)?)
         } else if flags & OVERFLOW != 0 {
             LeafValue::Overflow {
-                ptr: Ptr::decode(self.bytes(at, PTR_BYTES)?),
+                ptr: Ptr::decode(body.get(..PTR_BYTES).ok_or_else(past_end)?),
                 len: vlen as u64,
             }
         } else {
