@@ -1,8 +1,13 @@
 //! Inserts, removes and sealing on a write transaction's pages.
 //!
-//! Invariants: see the module above. Every structural change goes through
-//! [`insert_or_split`] and [`rebalance`], which keep nodes within a page and at least a
-//! quarter full, and which never hold a page borrow across an allocation.
+//! Invariants: see the module above. Every structural change goes through [`spill`],
+//! [`insert_or_split`] and [`rebalance`], which keep nodes within a page and non-empty, and
+//! which never hold a page borrow across an allocation. A leaf overflow that is not an append
+//! spills into a sibling first (B*-tree style: two leaves cut evenly, or three about 2/3
+//! full); the sibling is made writable by [`cow`] under its dirty parent before anything is
+//! written, and every check that can refuse the spill (cuts, the parent's room for the new
+//! separator) comes first, so a refused spill changes nothing and the leaf splits in two.
+//! Append splits and branch splits are unchanged by spills.
 
 use super::share::{cow, release_overflow, Sharing};
 use super::{node_at, Step, MAX_DEPTH};
@@ -129,7 +134,7 @@ pub fn insert(
     };
     let mut entry = vec![0u8; entry_len(key, stored)];
     node::write_leaf_entry(&mut entry, key, stored);
-    let split = insert_or_split(w, leaf, idx, &entry)?;
+    let split = insert_leaf(w, sh, &path, idx, &entry)?;
     let root = fix_up(w, sh, &path, split, false)?;
     Ok((root, replaced))
 }
@@ -332,6 +337,176 @@ fn is_underfull(w: &WritePager, ptr: Ptr) -> bool {
     node::used_bytes(w.dirty_page(ptr.page)) < node::usable_bytes(w.page_size()) / 4
 }
 
+/// A separator and a new right node for a parent to take after a child's split.
+type Split = Option<(Vec<u8>, Ptr)>;
+
+/// Inserts raw entry `entry` at `idx` of the (dirty) leaf that ends `path`. When it does not
+/// fit and lands before the leaf's last entry, [`spill`] shares the leaf's entries with a
+/// sibling first; an append, a root leaf or a failed spill splits ([`insert_or_split`]).
+fn insert_leaf(
+    w: &mut WritePager,
+    sh: &mut Sharing,
+    path: &[Step],
+    idx: usize,
+    entry: &[u8],
+) -> Result<Split> {
+    let leaf = path.last().expect("path has a leaf").ptr;
+    let page = w.page_mut(leaf.page);
+    if node::insert(page, leaf.page.0, idx, entry.len(), |out| {
+        out.copy_from_slice(entry)
+    }) {
+        return Ok(None);
+    }
+    let count = NodeView::new(page, leaf.page.0)?.count();
+    if idx < count && path.len() >= 2 {
+        if let Some(split) = spill(w, sh, path[path.len() - 2], leaf, idx, entry)? {
+            return Ok(split);
+        }
+    }
+    insert_or_split(w, leaf, idx, entry)
+}
+
+/// The B*-tree answer to a leaf overflow: the entries of `leaf` (child `parent.idx` of the
+/// dirty branch `parent.ptr`) with `entry` at `idx`, and those of its sibling (the right one,
+/// else the left), are cut evenly into the two leaves when they fit, else into the two and a
+/// new leaf (each about 2/3 full). The sibling is made writable through [`cow`]. Returns the
+/// split for the parent (`Some(None)` when there is none), or None, changing nothing, when no
+/// even cut fits or the parent cannot take the longer separator: the caller then splits.
+fn spill(
+    w: &mut WritePager,
+    sh: &mut Sharing,
+    parent: Step,
+    leaf: Ptr,
+    idx: usize,
+    entry: &[u8],
+) -> Result<Option<Split>> {
+    let li = parent.idx;
+    let Some((si, sib, old_len, free)) = spill_sibling(w, parent.ptr, li)? else {
+        return Ok(None);
+    };
+    // Copies of the two pages (the entries are rewritten in place), not an allocation each.
+    let leaf_page = node_at(w, leaf, Some(0))?.page_bytes().to_vec();
+    let sib_page = node_at(w, sib, Some(0))?.page_bytes().to_vec();
+    let (leaf_view, sib_view) = (
+        NodeView::new(&leaf_page, leaf.page.0)?,
+        NodeView::new(&sib_page, sib.page.0)?,
+    );
+    let all = if si > li {
+        pair_entries(&leaf_view, &sib_view, idx, entry)?
+    } else {
+        pair_entries(&sib_view, &leaf_view, sib_view.count() + idx, entry)?
+    };
+    let sizes: Vec<usize> = all.iter().map(|e| e.len() + node::SLOT_BYTES).collect();
+    let usable = node::usable_bytes(w.page_size());
+    let Some(cuts) = even_cuts(&sizes, 2, usable).or_else(|| even_cuts(&sizes, 3, usable)) else {
+        return Ok(None);
+    };
+    let seps: Vec<Vec<u8>> = cuts[1..cuts.len() - 1]
+        .iter()
+        .map(|&c| shortest_separator(entry_key(all[c - 1], 0), entry_key(all[c], 0)))
+        .collect();
+    // The pair's right node keeps its parent entry, under the separator before its part.
+    let ri = li.max(si);
+    let (key_of_ri, new) = match (seps.len(), si > li) {
+        (1, _) => (&seps[0], None),
+        (_, true) => (&seps[1], Some(&seps[0])),
+        (_, false) => (&seps[0], Some(&seps[1])),
+    };
+    if free + old_len < node::branch_entry_bytes(key_of_ri.len()) - node::SLOT_BYTES {
+        return Ok(None);
+    }
+    let sib_dirty = cow(w, sh, sib)?;
+    node::set_child(w.page_mut(parent.ptr.page), si, sib_dirty);
+    let mut order = if si > li {
+        vec![leaf, sib_dirty]
+    } else {
+        vec![sib_dirty, leaf]
+    };
+    if new.is_some() {
+        // The new leaf goes right after `leaf`, where the parent takes the split.
+        order.insert(if si > li { 1 } else { 2 }, w.new_node(0)?);
+    }
+    for (part, ptr) in cuts.windows(2).zip(&order) {
+        fill(w, *ptr, 0, &all[part[0]..part[1]]);
+    }
+    set_key(w, parent.ptr, ri, key_of_ri)?;
+    Ok(Some(new.map(|sep| {
+        (sep.clone(), order[if si > li { 1 } else { 2 }])
+    })))
+}
+
+/// The sibling that the leaf at child `li` of dirty branch `parent` spills into (the right
+/// one, else the left): its index and pointer, the length of the parent entry of the pair's
+/// right node (whose key changes) and the parent's free bytes. None for an only child.
+fn spill_sibling(
+    w: &WritePager,
+    parent: Ptr,
+    li: usize,
+) -> Result<Option<(usize, Ptr, usize, usize)>> {
+    let view = node_at(w, parent, None)?;
+    let si = match li {
+        _ if li + 1 < view.count() => li + 1,
+        0 => return Ok(None),
+        _ => li - 1,
+    };
+    let old_len = view.entry(li.max(si))?.len();
+    let free = node::free_bytes(view.page_bytes());
+    Ok(Some((si, view.child(si)?, old_len, free)))
+}
+
+/// The raw entries of `left` then `right`, with `entry` at position `at` among them.
+fn pair_entries<'a>(
+    left: &NodeView<'a>,
+    right: &NodeView<'a>,
+    at: usize,
+    entry: &'a [u8],
+) -> Result<Vec<&'a [u8]>> {
+    let mut all = Vec::with_capacity(left.count() + right.count() + 1);
+    for view in [left, right] {
+        for i in 0..view.count() {
+            all.push(view.entry(i)?);
+        }
+    }
+    all.insert(at, entry);
+    Ok(all)
+}
+
+/// Cuts entries of `sizes` bytes into `parts` runs of about equal bytes (each cut at the
+/// entry boundary nearest its share); None unless every run is non-empty and fits `usable`.
+fn even_cuts(sizes: &[usize], parts: usize, usable: usize) -> Option<Vec<usize>> {
+    let total: usize = sizes.iter().sum();
+    let mut cuts = vec![0];
+    let (mut acc, mut i) = (0, 0);
+    for part in 1..parts {
+        let share = total * part / parts;
+        // Bounded: `i` only grows, up to the number of entries.
+        while i < sizes.len() && acc + sizes[i] / 2 <= share {
+            acc += sizes[i];
+            i += 1;
+        }
+        cuts.push(i);
+    }
+    cuts.push(sizes.len());
+    let fits = cuts
+        .windows(2)
+        .all(|c| c[0] < c[1] && sizes[c[0]..c[1]].iter().sum::<usize>() <= usable);
+    fits.then_some(cuts)
+}
+
+/// Gives entry `i` of dirty branch `parent` the key `key` (its child stays); the caller has
+/// checked that the page has room for the longer entry.
+fn set_key(w: &mut WritePager, parent: Ptr, i: usize, key: &[u8]) -> Result<()> {
+    let new = with_key(node_at(w, parent, None)?.entry(i)?, key);
+    let page = w.page_mut(parent.page);
+    node::remove(page, parent.page.0, i);
+    assert!(
+        node::insert(page, parent.page.0, i, new.len(), |out| out
+            .copy_from_slice(&new)),
+        "a separator replaced in a branch with room"
+    );
+    Ok(())
+}
+
 /// Inserts a raw entry at `idx` of dirty node `ptr`; when it does not fit, splits the node
 /// and returns the separator and the new right node for the parent.
 fn insert_or_split(
@@ -485,18 +660,8 @@ fn distribute(
 ) -> Result<(Vec<u8>, Option<Ptr>)> {
     let usable = node::usable_bytes(w.page_size());
     let total: usize = entries.iter().map(|e| e.len() + node::SLOT_BYTES).sum();
-    let fill = |w: &mut WritePager, ptr: Ptr, entries: &[Vec<u8>]| {
-        let page = w.page_mut(ptr.page);
-        node::init(page, level, ptr.page.0, ptr.txn.0);
-        for e in entries {
-            assert!(
-                node::push_raw(page, ptr.page.0, e),
-                "distributed entries fit"
-            );
-        }
-    };
     if total <= usable {
-        fill(w, left, &entries);
+        fill(w, left, level, &entries);
         return Ok((Vec::new(), None));
     }
     let mut acc = 0;
@@ -513,9 +678,21 @@ fn distribute(
         level,
     );
     let right = w.new_node(level)?;
-    fill(w, left, &entries);
-    fill(w, right, &right_entries);
+    fill(w, left, level, &entries);
+    fill(w, right, level, &right_entries);
     Ok((sep, Some(right)))
+}
+
+/// Rewrites dirty node `ptr` at `level` with `entries`, which fit in one page.
+fn fill<E: AsRef<[u8]>>(w: &mut WritePager, ptr: Ptr, level: u8, entries: &[E]) {
+    let page = w.page_mut(ptr.page);
+    node::init(page, level, ptr.page.0, ptr.txn.0);
+    for e in entries {
+        assert!(
+            node::push_raw(page, ptr.page.0, e.as_ref()),
+            "distributed entries fit"
+        );
+    }
 }
 
 /// The shortest key `s` with `left < s ≤ right` (prefix truncation of separators).
