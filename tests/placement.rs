@@ -88,13 +88,14 @@ fn single_commits_write_few_runs_and_the_file_stays_bounded() {
     }
     db.check().unwrap();
     // A commit touches about ten pages: the table's path, the catalog, the roots and the free
-    // map. Scattered, that would be about ten writes; in runs it is two or three, and four
-    // once the file keeps little slack (a 64th) and the commits take the gaps they leave.
+    // map, and when its leaf overflows the siblings it spills into. Scattered, that would be
+    // about ten writes; in runs it is two or three, and about five once the file keeps
+    // little slack (a 64th) and the commits take the gaps they leave.
     counts.sort_unstable();
     let median = counts[counts.len() / 2];
     let mean = counts.iter().sum::<usize>() as f64 / counts.len() as f64;
     assert!(
-        median <= 4 && mean < 5.0,
+        median <= 5 && mean < 5.5,
         "writes per commit: median {median}, mean {mean:.2}, max {}",
         counts.last().unwrap()
     );

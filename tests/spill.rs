@@ -144,6 +144,16 @@ fn the_last_leaf_spills_into_its_left_sibling() {
     inserts_add_no_page(&db, 301..336, &mut rng, &mut model);
 }
 
+/// An entry landing past the last entry of a leaf that has a right sibling is a random
+/// insert, not an append: the leaf spills instead of keeping 15/16 and starting a new leaf.
+#[test]
+fn a_last_entry_spills_when_a_right_sibling_follows() {
+    let (_dir, db, mut rng, mut model) = loaded(9, TWO_LEAVES);
+    // Keys after the first leaf's last loaded key (k000000290 at 10-byte keys, 15/16 of a
+    // page) and before the separator of the second leaf: they land last in the first leaf.
+    inserts_add_no_page(&db, 291..300, &mut rng, &mut model);
+}
+
 #[test]
 fn two_full_leaves_become_three() {
     let (_dir, db, mut rng, mut model) = loaded(3, TWO_LEAVES);
@@ -168,8 +178,9 @@ fn two_full_leaves_become_three() {
     assert_holds(&db, None, &model);
 }
 
-/// Random inserts into packed leaves: splits would leave them about half full; spills keep
-/// them at about two thirds at least.
+/// Random inserts into packed leaves: splits would leave them about half full (56% of the
+/// page bytes here hold entry bytes), spills into one sibling at about two thirds (73%), and
+/// spills over both siblings at about three quarters (77%).
 #[test]
 fn random_inserts_keep_leaves_two_thirds_full() {
     let (_dir, db, mut rng, mut model) = loaded(4, 20_000);
@@ -191,7 +202,7 @@ fn random_inserts_keep_leaves_two_thirds_full() {
     let data: usize = model.iter().map(|(k, v)| k.len() + v.len()).sum();
     let tree = report.tree_pages as usize * 4096;
     assert!(
-        data * 100 / tree >= 60,
+        data * 100 / tree >= 75,
         "{data} bytes of entries in {tree} bytes of pages"
     );
 }

@@ -3,10 +3,12 @@
 //! Invariants: see the module above. Every structural change goes through [`spill`],
 //! [`insert_or_split`] and [`rebalance`], which keep nodes within a page and non-empty, and
 //! which never hold a page borrow across an allocation. A leaf overflow that is not an append
-//! spills into a sibling first (B*-tree style: two leaves cut evenly, or three about 2/3
-//! full); the sibling is made writable by [`cow`] under its dirty parent before anything is
-//! written, and every check that can refuse the spill (cuts, the parent's room for the new
-//! separator) comes first, so a refused spill changes nothing and the leaf splits in two.
+//! (an entry landing past the last entry of a leaf with no right sibling) spills into its
+//! siblings first (B*-tree style, see [`plan_spill`]: two leaves cut evenly, three cut in
+//! three, or three into four about 3/4 full, or two into three about 2/3 full); the siblings
+//! written are made writable by [`cow`] under their dirty parent before anything is written,
+//! and every check that can refuse the spill (cuts, the parent's room for the new
+//! separators) comes first, so a refused spill changes nothing and the leaf splits in two.
 //! Append splits and branch splits are unchanged by spills.
 
 use super::share::{cow, release_overflow, Sharing};
@@ -341,8 +343,10 @@ fn is_underfull(w: &WritePager, ptr: Ptr) -> bool {
 type Split = Option<(Vec<u8>, Ptr)>;
 
 /// Inserts raw entry `entry` at `idx` of the (dirty) leaf that ends `path`. When it does not
-/// fit and lands before the leaf's last entry, [`spill`] shares the leaf's entries with a
-/// sibling first; an append, a root leaf or a failed spill splits ([`insert_or_split`]).
+/// fit, [`spill`] shares the leaf's entries with its siblings first, unless the entry lands
+/// past the last entry of a leaf with no right sibling (ascending inserts at the end of a
+/// tree or of a branch: the append split packs them); a root leaf or a refused spill splits
+/// ([`insert_or_split`]).
 fn insert_leaf(
     w: &mut WritePager,
     sh: &mut Sharing,
@@ -357,21 +361,24 @@ fn insert_leaf(
     }) {
         return Ok(None);
     }
-    let count = NodeView::new(page, leaf.page.0)?.count();
-    if idx < count && path.len() >= 2 {
-        if let Some(split) = spill(w, sh, path[path.len() - 2], leaf, idx, entry)? {
-            return Ok(split);
+    if let Some(&parent) = path.len().checked_sub(2).and_then(|i| path.get(i)) {
+        let count = NodeView::new(w.dirty_page(leaf.page), leaf.page.0)?.count();
+        let last_child = parent.idx + 1 == node_at(w, parent.ptr, None)?.count();
+        if idx < count || !last_child {
+            if let Some(split) = spill(w, sh, parent, leaf, idx, entry)? {
+                return Ok(split);
+            }
         }
     }
     insert_or_split(w, leaf, idx, entry)
 }
 
 /// The B*-tree answer to a leaf overflow: the entries of `leaf` (child `parent.idx` of the
-/// dirty branch `parent.ptr`) with `entry` at `idx`, and those of its sibling (the right one,
-/// else the left), are cut evenly into the two leaves when they fit, else into the two and a
-/// new leaf (each about 2/3 full). The sibling is made writable through [`cow`]. Returns the
-/// split for the parent (`Some(None)` when there is none), or None, changing nothing, when no
-/// even cut fits or the parent cannot take the longer separator: the caller then splits.
+/// dirty branch `parent.ptr`) with `entry` at `idx` are shared with its siblings (see
+/// [`plan_spill`]: into one sibling, else over both, else into one more leaf). The siblings
+/// written are made writable through [`cow`]. Returns the split for the parent (`Some(None)`
+/// when there is none), or None, changing nothing, when no cut fits or the parent cannot
+/// take the longer separators: the caller then splits.
 fn spill(
     w: &mut WritePager,
     sh: &mut Sharing,
@@ -381,94 +388,140 @@ fn spill(
     entry: &[u8],
 ) -> Result<Option<Split>> {
     let li = parent.idx;
-    let Some((si, sib, old_len, free)) = spill_sibling(w, parent.ptr, li)? else {
+    let SpillWindow {
+        lo,
+        children: window,
+        free,
+    } = spill_window(w, parent.ptr, li)?;
+    if window.len() < 2 {
         return Ok(None);
-    };
-    // Copies of the two pages (the entries are rewritten in place), not an allocation each.
-    let leaf_page = node_at(w, leaf, Some(0))?.page_bytes().to_vec();
-    let sib_page = node_at(w, sib, Some(0))?.page_bytes().to_vec();
-    let (leaf_view, sib_view) = (
-        NodeView::new(&leaf_page, leaf.page.0)?,
-        NodeView::new(&sib_page, sib.page.0)?,
-    );
-    let all = if si > li {
-        pair_entries(&leaf_view, &sib_view, idx, entry)?
-    } else {
-        pair_entries(&sib_view, &leaf_view, sib_view.count() + idx, entry)?
-    };
-    let sizes: Vec<usize> = all.iter().map(|e| e.len() + node::SLOT_BYTES).collect();
-    let usable = node::usable_bytes(w.page_size());
-    let Some(cuts) = even_cuts(&sizes, 2, usable).or_else(|| even_cuts(&sizes, 3, usable)) else {
-        return Ok(None);
-    };
-    let seps: Vec<Vec<u8>> = cuts[1..cuts.len() - 1]
+    }
+    // Copies of the pages (the entries are rewritten in place), not an allocation each.
+    let pages: Vec<Vec<u8>> = window
         .iter()
-        .map(|&c| shortest_separator(entry_key(all[c - 1], 0), entry_key(all[c], 0)))
-        .collect();
-    // The pair's right node keeps its parent entry, under the separator before its part.
-    let ri = li.max(si);
-    let (key_of_ri, new) = match (seps.len(), si > li) {
-        (1, _) => (&seps[0], None),
-        (_, true) => (&seps[1], Some(&seps[0])),
-        (_, false) => (&seps[0], Some(&seps[1])),
+        .map(|&(ptr, _)| Ok(node_at(w, ptr, Some(0))?.page_bytes().to_vec()))
+        .collect::<Result<_>>()?;
+    let views: Vec<NodeView> = pages
+        .iter()
+        .zip(&window)
+        .map(|(page, &(ptr, _))| NodeView::new(page, ptr.page.0))
+        .collect::<Result<_>>()?;
+    let usable = node::usable_bytes(w.page_size());
+    let Some(plan) = plan_spill(&views, li - lo, idx, entry, usable)? else {
+        return Ok(None);
     };
-    if free + old_len < node::branch_entry_bytes(key_of_ri.len()) - node::SLOT_BYTES {
+    let seps: Vec<Vec<u8>> = plan.cuts[1..plan.cuts.len() - 1]
+        .iter()
+        .map(|&c| shortest_separator(entry_key(plan.all[c - 1], 0), entry_key(plan.all[c], 0)))
+        .collect();
+    // Nodes in key order: the window's, with a new leaf right after `leaf` (where the parent
+    // takes the split) when there is one part more than nodes.
+    let nodes = plan.nodes.clone();
+    let new_at = (plan.cuts.len() - 1 > nodes.len()).then_some(li - lo - nodes.start + 1);
+    let keyed = |k: usize| new_at.map_or(k, |n| k + usize::from(k >= n));
+    let growth: usize = (nodes.start + 1..nodes.end)
+        .map(|k| node::branch_entry_bytes(seps[keyed(k - nodes.start) - 1].len()))
+        .zip(&window[nodes.start + 1..nodes.end])
+        .map(|(new, &(_, old))| (new - node::SLOT_BYTES).saturating_sub(old))
+        .sum();
+    if growth > free {
         return Ok(None);
     }
-    let sib_dirty = cow(w, sh, sib)?;
-    node::set_child(w.page_mut(parent.ptr.page), si, sib_dirty);
-    let mut order = if si > li {
-        vec![leaf, sib_dirty]
-    } else {
-        vec![sib_dirty, leaf]
-    };
-    if new.is_some() {
-        // The new leaf goes right after `leaf`, where the parent takes the split.
-        order.insert(if si > li { 1 } else { 2 }, w.new_node(0)?);
+    let mut order = Vec::with_capacity(nodes.len() + 1);
+    for k in nodes.clone() {
+        let dirty = if lo + k == li {
+            leaf
+        } else {
+            cow(w, sh, window[k].0)?
+        };
+        node::set_child(w.page_mut(parent.ptr.page), lo + k, dirty);
+        order.push(dirty);
     }
-    for (part, ptr) in cuts.windows(2).zip(&order) {
-        fill(w, *ptr, 0, &all[part[0]..part[1]]);
+    if let Some(n) = new_at {
+        order.insert(n, w.new_node(0)?);
     }
-    set_key(w, parent.ptr, ri, key_of_ri)?;
-    Ok(Some(new.map(|sep| {
-        (sep.clone(), order[if si > li { 1 } else { 2 }])
-    })))
+    for (part, ptr) in plan.cuts.windows(2).zip(&order) {
+        fill(w, *ptr, 0, &plan.all[part[0]..part[1]]);
+    }
+    for k in nodes.start + 1..nodes.end {
+        set_key(w, parent.ptr, lo + k, &seps[keyed(k - nodes.start) - 1])?;
+    }
+    Ok(Some(new_at.map(|n| (seps[n - 1].clone(), order[n]))))
 }
 
-/// The sibling that the leaf at child `li` of dirty branch `parent` spills into (the right
-/// one, else the left): its index and pointer, the length of the parent entry of the pair's
-/// right node (whose key changes) and the parent's free bytes. None for an only child.
-fn spill_sibling(
-    w: &WritePager,
-    parent: Ptr,
-    li: usize,
-) -> Result<Option<(usize, Ptr, usize, usize)>> {
+/// The leaves a spill may write: children `lo..lo + children.len()` of the parent, at most
+/// one each side of the overflowing leaf.
+struct SpillWindow {
+    lo: usize,
+    /// Each child with the length of its entry in the parent.
+    children: Vec<(Ptr, usize)>,
+    /// The parent's free bytes.
+    free: usize,
+}
+
+/// The [`SpillWindow`] around child `li` of dirty branch `parent`.
+fn spill_window(w: &WritePager, parent: Ptr, li: usize) -> Result<SpillWindow> {
     let view = node_at(w, parent, None)?;
-    let si = match li {
-        _ if li + 1 < view.count() => li + 1,
-        0 => return Ok(None),
-        _ => li - 1,
-    };
-    let old_len = view.entry(li.max(si))?.len();
+    let lo = li.saturating_sub(1);
+    let hi = (li + 1).min(view.count() - 1);
+    let children = (lo..=hi)
+        .map(|i| Ok((view.child(i)?, view.entry(i)?.len())))
+        .collect::<Result<_>>()?;
     let free = node::free_bytes(view.page_bytes());
-    Ok(Some((si, view.child(si)?, old_len, free)))
+    Ok(SpillWindow { lo, children, free })
 }
 
-/// The raw entries of `left` then `right`, with `entry` at position `at` among them.
-fn pair_entries<'a>(
-    left: &NodeView<'a>,
-    right: &NodeView<'a>,
+/// Where a spill puts the entries: the nodes of the window it rewrites, their raw entries in
+/// key order with the new one, and the cuts between the parts (one part more than nodes
+/// when a leaf is added).
+struct SpillPlan<'a> {
+    nodes: std::ops::Range<usize>,
+    all: Vec<&'a [u8]>,
+    cuts: Vec<usize>,
+}
+
+/// The cheapest spill that fits, tried in order: the leaf (window node `at`) and its right
+/// sibling cut evenly in two; with its left sibling; the three cut in three; the three cut
+/// in four (each about 3/4 full); with only one sibling, the two cut in three (each about
+/// 2/3 full). None when no cut fits (huge entries).
+fn plan_spill<'a>(
+    views: &[NodeView<'a>],
     at: usize,
+    idx: usize,
     entry: &'a [u8],
-) -> Result<Vec<&'a [u8]>> {
-    let mut all = Vec::with_capacity(left.count() + right.count() + 1);
-    for view in [left, right] {
-        for i in 0..view.count() {
-            all.push(view.entry(i)?);
+    usable: usize,
+) -> Result<Option<SpillPlan<'a>>> {
+    let n = views.len();
+    let mut tries: Vec<(std::ops::Range<usize>, usize)> = Vec::with_capacity(4);
+    if at + 1 < n {
+        tries.push((at..at + 2, 2));
+    }
+    if at > 0 {
+        tries.push((at - 1..at + 1, 2));
+    }
+    tries.extend([(0..n, n), (0..n, n + 1)]);
+    tries.dedup();
+    for (nodes, parts) in tries {
+        let mut all = Vec::new();
+        for (k, view) in views.iter().enumerate().take(nodes.end).skip(nodes.start) {
+            if k == at {
+                all.push(entry);
+            }
+            for i in 0..view.count() {
+                all.push(view.entry(i)?);
+            }
+            if k == at {
+                // The new entry goes at `idx` among the leaf's entries.
+                let first = all.len() - view.count() - 1;
+                all[first..first + idx + 1].rotate_left(1);
+            }
+        }
+        let sizes: Vec<usize> = all.iter().map(|e| e.len() + node::SLOT_BYTES).collect();
+        if let Some(cuts) = even_cuts(&sizes, parts, usable) {
+            return Ok(Some(SpillPlan { nodes, all, cuts }));
         }
     }
-    all.insert(at, entry);
-    Ok(all)
+    Ok(None)
 }
 
 /// Cuts entries of `sizes` bytes into `parts` runs of about equal bytes (each cut at the
