@@ -97,6 +97,33 @@ fn delete_after_check(db: &Database, name: &str, other: &Map, main: &Map) {
     assert_holds(db, None, main);
 }
 
+/// Commits `n` writes in one transaction, each from `next`: a key with a value to insert,
+/// or with None to remove it; the model follows.
+fn commit_writes(
+    db: &Database,
+    model: &mut Map,
+    n: usize,
+    mut next: impl FnMut() -> (Vec<u8>, Option<Vec<u8>>),
+) {
+    let tx = db.begin_write().unwrap();
+    {
+        let mut t = tx.open_table("t").unwrap();
+        for _ in 0..n {
+            match next() {
+                (k, Some(v)) => {
+                    t.insert(&k, &v).unwrap();
+                    model.insert(k, v);
+                }
+                (k, None) => {
+                    t.remove(&k).unwrap();
+                    model.remove(&k);
+                }
+            }
+        }
+    }
+    tx.commit().unwrap();
+}
+
 fn open(dir: &tempfile::TempDir) -> Database {
     Database::open(dir.path().join("spill.db")).unwrap()
 }
@@ -125,12 +152,17 @@ fn inserts_add_no_page(db: &Database, numbers: std::ops::Range<u64>, rng: &mut R
     assert_holds(db, None, m);
 }
 
+/// Inserts into the middle of the first leaf (keys 50..62), or past its last entry (keys
+/// 291..300: after its last loaded key, k000000290 at 10-byte keys and 15/16 of a page, and
+/// before the second leaf's separator): a split would add a leaf; the spill moves entries
+/// into the short right leaf instead, for as long as both fit in two pages. An entry landing
+/// last in a leaf that has a right sibling is a random insert, not an append.
 #[test]
 fn an_overflowing_leaf_spills_into_its_right_sibling() {
-    let (_dir, db, mut rng, mut model) = loaded(1, TWO_LEAVES);
-    // Inserts into the middle of the first leaf: a split would add a leaf; the spill moves
-    // entries into the short right leaf instead, for as long as both fit in two pages.
-    inserts_add_no_page(&db, 50..62, &mut rng, &mut model);
+    for (seed, keys) in [(1, 50..62), (9, 291..300)] {
+        let (_dir, db, mut rng, mut model) = loaded(seed, TWO_LEAVES);
+        inserts_add_no_page(&db, keys, &mut rng, &mut model);
+    }
 }
 
 #[test]
@@ -142,16 +174,6 @@ fn the_last_leaf_spills_into_its_left_sibling() {
     // The second leaf fills up from the middle (never an append) and overflows: it has no
     // right sibling, so it spills left.
     inserts_add_no_page(&db, 301..336, &mut rng, &mut model);
-}
-
-/// An entry landing past the last entry of a leaf that has a right sibling is a random
-/// insert, not an append: the leaf spills instead of keeping 15/16 and starting a new leaf.
-#[test]
-fn a_last_entry_spills_when_a_right_sibling_follows() {
-    let (_dir, db, mut rng, mut model) = loaded(9, TWO_LEAVES);
-    // Keys after the first leaf's last loaded key (k000000290 at 10-byte keys, 15/16 of a
-    // page) and before the separator of the second leaf: they land last in the first leaf.
-    inserts_add_no_page(&db, 291..300, &mut rng, &mut model);
 }
 
 #[test]
@@ -185,17 +207,10 @@ fn two_full_leaves_become_three() {
 fn random_inserts_keep_leaves_two_thirds_full() {
     let (_dir, db, mut rng, mut model) = loaded(4, 20_000);
     for _ in 0..10 {
-        let tx = db.begin_write().unwrap();
-        {
-            let mut t = tx.open_table("t").unwrap();
-            for _ in 0..1000 {
-                let k = format!("k{:09}", rng.below(200_000)).into_bytes();
-                let v = value(&mut rng);
-                t.insert(&k, &v).unwrap();
-                model.insert(k, v);
-            }
-        }
-        tx.commit().unwrap();
+        commit_writes(&db, &mut model, 1000, || {
+            let k = format!("k{:09}", rng.below(200_000)).into_bytes();
+            (k, Some(value(&mut rng)))
+        });
     }
     assert_holds(&db, None, &model);
     let report = db.check().unwrap();
@@ -269,23 +284,14 @@ fn spills_mixed_with_removes_and_reopens() {
         if round == 0 {
             load(&db, 3_000, &mut rng, &mut model);
         }
-        let tx = db.begin_write().unwrap();
-        {
-            let mut t = tx.open_table("t").unwrap();
-            for _ in 0..2_000 {
-                let k = format!("k{:09}", rng.below(30_000)).into_bytes();
-                if rng.chance(30) {
-                    t.remove(&k).unwrap();
-                    model.remove(&k);
-                } else {
-                    let len = 1 + rng.below(300) as usize;
-                    let v = rng.bytes(len);
-                    t.insert(&k, &v).unwrap();
-                    model.insert(k, v);
-                }
+        commit_writes(&db, &mut model, 2_000, || {
+            let k = format!("k{:09}", rng.below(30_000)).into_bytes();
+            if rng.chance(30) {
+                return (k, None);
             }
-        }
-        tx.commit().unwrap();
+            let len = 1 + rng.below(300) as usize;
+            (k, Some(rng.bytes(len)))
+        });
         db.check().unwrap();
         assert_holds(&db, None, &model);
     }
@@ -301,23 +307,16 @@ fn spills_under_branches_full_of_long_separators() {
     let (mut rng, mut model) = (Rng(10), Map::new());
     let prefix = vec![b'p'; 900];
     for _ in 0..20 {
-        let tx = db.begin_write().unwrap();
-        {
-            let mut t = tx.open_table("t").unwrap();
-            for _ in 0..100 {
-                // A short head, then (for half of the keys) the long pad: separators between
-                // heads are short, between keys of one head long.
-                let head = format!("{:03}", rng.below(300));
-                let pad = if rng.chance(50) { &prefix[..] } else { &[][..] };
-                let tail = format!("{:06}", rng.below(1_000_000));
-                let k = [head.as_bytes(), pad, tail.as_bytes()].concat();
-                let len = rng.below(200) as usize;
-                let v = rng.bytes(len);
-                t.insert(&k, &v).unwrap();
-                model.insert(k, v);
-            }
-        }
-        tx.commit().unwrap();
+        commit_writes(&db, &mut model, 100, || {
+            // A short head, then (for half of the keys) the long pad: separators between
+            // heads are short, between keys of one head long.
+            let head = format!("{:03}", rng.below(300));
+            let pad = if rng.chance(50) { &prefix[..] } else { &[][..] };
+            let tail = format!("{:06}", rng.below(1_000_000));
+            let len = rng.below(200) as usize;
+            let k = [head.as_bytes(), pad, tail.as_bytes()].concat();
+            (k, Some(rng.bytes(len)))
+        });
         db.check().unwrap();
     }
     assert_holds(&db, None, &model);
