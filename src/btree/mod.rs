@@ -7,7 +7,9 @@
 //! - All leaves are at level 0 and a child's level is its parent's minus one, so a descent
 //!   takes at most [`MAX_DEPTH`] steps even in a corrupted file.
 //! - A write copies the root-to-leaf path once per transaction (pages already dirty are
-//!   edited in place) and frees the copied pages.
+//!   edited in place) and frees the copied pages; a leaf spill also copies the sibling
+//!   leaves it writes to (at most one each side), through the same [`share::cow`], under
+//!   their dirty parent.
 //! - After a remove no non-root node is left under a quarter full unless its sibling could
 //!   not share entries with it.
 //! - Every walk that follows pointers below one path is a visitor over [`traverse`], which

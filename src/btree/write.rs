@@ -1,8 +1,15 @@
 //! Inserts, removes and sealing on a write transaction's pages.
 //!
-//! Invariants: see the module above. Every structural change goes through
-//! [`insert_or_split`] and [`rebalance`], which keep nodes within a page and at least a
-//! quarter full, and which never hold a page borrow across an allocation.
+//! Invariants: see the module above. Every structural change goes through [`spill`],
+//! [`insert_or_split`] and [`rebalance`], which keep nodes within a page and non-empty, and
+//! which never hold a page borrow across an allocation. A leaf overflow that is not an append
+//! (an entry landing past the last entry of a leaf with no right sibling) spills into its
+//! siblings first (B*-tree style, see [`plan_spill`]: two leaves cut evenly, three cut in
+//! three, or three into four about 3/4 full, or two into three about 2/3 full); the siblings
+//! written are made writable by [`cow`] under their dirty parent before anything is written,
+//! and every check that can refuse the spill (cuts, the parent's room for the new
+//! separators) comes first, so a refused spill changes nothing and the leaf splits in two.
+//! Append splits and branch splits are unchanged by spills.
 
 use super::share::{cow, release_overflow, Sharing};
 use super::{node_at, Step, MAX_DEPTH};
@@ -129,7 +136,7 @@ pub fn insert(
     };
     let mut entry = vec![0u8; entry_len(key, stored)];
     node::write_leaf_entry(&mut entry, key, stored);
-    let split = insert_or_split(w, leaf, idx, &entry)?;
+    let split = insert_leaf(w, sh, &path, idx, &entry)?;
     let root = fix_up(w, sh, &path, split, false)?;
     Ok((root, replaced))
 }
@@ -498,6 +505,227 @@ fn is_underfull(w: &WritePager, ptr: Ptr) -> bool {
     node::used_bytes(w.dirty_page(ptr.page)) < node::usable_bytes(w.page_size()) / 4
 }
 
+/// A separator and a new right node for a parent to take after a child's split.
+type Split = Option<(Vec<u8>, Ptr)>;
+
+/// Inserts raw entry `entry` at `idx` of the (dirty) leaf that ends `path`. When it does not
+/// fit, [`spill`] shares the leaf's entries with its siblings first, unless the entry lands
+/// past the last entry of a leaf with no right sibling (ascending inserts at the end of a
+/// tree or of a branch: the append split packs them); a root leaf or a refused spill splits
+/// ([`insert_or_split`]).
+fn insert_leaf(
+    w: &mut WritePager,
+    sh: &mut Sharing,
+    path: &[Step],
+    idx: usize,
+    entry: &[u8],
+) -> Result<Split> {
+    let leaf = path.last().expect("path has a leaf").ptr;
+    let page = w.page_mut(leaf.page);
+    if node::insert(page, leaf.page.0, idx, entry.len(), |out| {
+        out.copy_from_slice(entry)
+    }) {
+        return Ok(None);
+    }
+    if let Some(&parent) = path.len().checked_sub(2).and_then(|i| path.get(i)) {
+        let count = NodeView::new(w.dirty_page(leaf.page), leaf.page.0)?.count();
+        let last_child = parent.idx + 1 == node_at(w, parent.ptr, None)?.count();
+        if idx < count || !last_child {
+            if let Some(split) = spill(w, sh, parent, leaf, idx, entry)? {
+                return Ok(split);
+            }
+        }
+    }
+    insert_or_split(w, leaf, idx, entry)
+}
+
+/// The B*-tree answer to a leaf overflow: the entries of `leaf` (child `parent.idx` of the
+/// dirty branch `parent.ptr`) with `entry` at `idx` are shared with its siblings (see
+/// [`plan_spill`]: into one sibling, else over both, else into one more leaf). The siblings
+/// written are made writable through [`cow`]. Returns the split for the parent (`Some(None)`
+/// when there is none), or None, changing nothing, when no cut fits or the parent cannot
+/// take the longer separators: the caller then splits.
+fn spill(
+    w: &mut WritePager,
+    sh: &mut Sharing,
+    parent: Step,
+    leaf: Ptr,
+    idx: usize,
+    entry: &[u8],
+) -> Result<Option<Split>> {
+    let li = parent.idx;
+    let SpillWindow {
+        lo,
+        children: window,
+        free,
+    } = spill_window(w, parent.ptr, li)?;
+    if window.len() < 2 {
+        return Ok(None);
+    }
+    // Copies of the pages (the entries are rewritten in place), not an allocation each.
+    let pages: Vec<Vec<u8>> = window
+        .iter()
+        .map(|&(ptr, _)| Ok(node_at(w, ptr, Some(0))?.page_bytes().to_vec()))
+        .collect::<Result<_>>()?;
+    let views: Vec<NodeView> = pages
+        .iter()
+        .zip(&window)
+        .map(|(page, &(ptr, _))| NodeView::new(page, ptr.page.0))
+        .collect::<Result<_>>()?;
+    let usable = node::usable_bytes(w.page_size());
+    let Some(plan) = plan_spill(&views, li - lo, idx, entry, usable)? else {
+        return Ok(None);
+    };
+    let seps: Vec<Vec<u8>> = plan.cuts[1..plan.cuts.len() - 1]
+        .iter()
+        .map(|&c| shortest_separator(entry_key(plan.all[c - 1], 0), entry_key(plan.all[c], 0)))
+        .collect();
+    // Nodes in key order: the window's, with a new leaf right after `leaf` (where the parent
+    // takes the split) when there is one part more than nodes.
+    let nodes = plan.nodes.clone();
+    let new_at = (plan.cuts.len() - 1 > nodes.len()).then_some(li - lo - nodes.start + 1);
+    let keyed = |k: usize| new_at.map_or(k, |n| k + usize::from(k >= n));
+    let growth: usize = (nodes.start + 1..nodes.end)
+        .map(|k| node::branch_entry_bytes(seps[keyed(k - nodes.start) - 1].len()))
+        .zip(&window[nodes.start + 1..nodes.end])
+        .map(|(new, &(_, old))| (new - node::SLOT_BYTES).saturating_sub(old))
+        .sum();
+    if growth > free {
+        return Ok(None);
+    }
+    let mut order = Vec::with_capacity(nodes.len() + 1);
+    for k in nodes.clone() {
+        let dirty = if lo + k == li {
+            leaf
+        } else {
+            cow(w, sh, window[k].0)?
+        };
+        node::set_child(w.page_mut(parent.ptr.page), lo + k, dirty);
+        order.push(dirty);
+    }
+    if let Some(n) = new_at {
+        order.insert(n, w.new_node(0)?);
+    }
+    for (part, ptr) in plan.cuts.windows(2).zip(&order) {
+        fill(w, *ptr, 0, &plan.all[part[0]..part[1]]);
+    }
+    for k in nodes.start + 1..nodes.end {
+        set_key(w, parent.ptr, lo + k, &seps[keyed(k - nodes.start) - 1])?;
+    }
+    Ok(Some(new_at.map(|n| (seps[n - 1].clone(), order[n]))))
+}
+
+/// The leaves a spill may write: children `lo..lo + children.len()` of the parent, at most
+/// one each side of the overflowing leaf.
+struct SpillWindow {
+    lo: usize,
+    /// Each child with the length of its entry in the parent.
+    children: Vec<(Ptr, usize)>,
+    /// The parent's free bytes.
+    free: usize,
+}
+
+/// The [`SpillWindow`] around child `li` of dirty branch `parent`.
+fn spill_window(w: &WritePager, parent: Ptr, li: usize) -> Result<SpillWindow> {
+    let view = node_at(w, parent, None)?;
+    let lo = li.saturating_sub(1);
+    let hi = (li + 1).min(view.count() - 1);
+    let children = (lo..=hi)
+        .map(|i| Ok((view.child(i)?, view.entry(i)?.len())))
+        .collect::<Result<_>>()?;
+    let free = node::free_bytes(view.page_bytes());
+    Ok(SpillWindow { lo, children, free })
+}
+
+/// Where a spill puts the entries: the nodes of the window it rewrites, their raw entries in
+/// key order with the new one, and the cuts between the parts (one part more than nodes
+/// when a leaf is added).
+struct SpillPlan<'a> {
+    nodes: std::ops::Range<usize>,
+    all: Vec<&'a [u8]>,
+    cuts: Vec<usize>,
+}
+
+/// The cheapest spill that fits, tried in order: the leaf (window node `at`) and its right
+/// sibling cut evenly in two; with its left sibling; the three cut in three; the three cut
+/// in four (each about 3/4 full); with only one sibling, the two cut in three (each about
+/// 2/3 full). None when no cut fits (huge entries).
+fn plan_spill<'a>(
+    views: &[NodeView<'a>],
+    at: usize,
+    idx: usize,
+    entry: &'a [u8],
+    usable: usize,
+) -> Result<Option<SpillPlan<'a>>> {
+    let n = views.len();
+    let mut tries: Vec<(std::ops::Range<usize>, usize)> = Vec::with_capacity(4);
+    if at + 1 < n {
+        tries.push((at..at + 2, 2));
+    }
+    if at > 0 {
+        tries.push((at - 1..at + 1, 2));
+    }
+    tries.extend([(0..n, n), (0..n, n + 1)]);
+    tries.dedup();
+    for (nodes, parts) in tries {
+        let mut all = Vec::new();
+        for (k, view) in views.iter().enumerate().take(nodes.end).skip(nodes.start) {
+            if k == at {
+                all.push(entry);
+            }
+            for i in 0..view.count() {
+                all.push(view.entry(i)?);
+            }
+            if k == at {
+                // The new entry goes at `idx` among the leaf's entries.
+                let first = all.len() - view.count() - 1;
+                all[first..first + idx + 1].rotate_left(1);
+            }
+        }
+        let sizes: Vec<usize> = all.iter().map(|e| e.len() + node::SLOT_BYTES).collect();
+        if let Some(cuts) = even_cuts(&sizes, parts, usable) {
+            return Ok(Some(SpillPlan { nodes, all, cuts }));
+        }
+    }
+    Ok(None)
+}
+
+/// Cuts entries of `sizes` bytes into `parts` runs of about equal bytes (each cut at the
+/// entry boundary nearest its share); None unless every run is non-empty and fits `usable`.
+fn even_cuts(sizes: &[usize], parts: usize, usable: usize) -> Option<Vec<usize>> {
+    let total: usize = sizes.iter().sum();
+    let mut cuts = vec![0];
+    let (mut acc, mut i) = (0, 0);
+    for part in 1..parts {
+        let share = total * part / parts;
+        // Bounded: `i` only grows, up to the number of entries.
+        while i < sizes.len() && acc + sizes[i] / 2 <= share {
+            acc += sizes[i];
+            i += 1;
+        }
+        cuts.push(i);
+    }
+    cuts.push(sizes.len());
+    let fits = cuts
+        .windows(2)
+        .all(|c| c[0] < c[1] && sizes[c[0]..c[1]].iter().sum::<usize>() <= usable);
+    fits.then_some(cuts)
+}
+
+/// Gives entry `i` of dirty branch `parent` the key `key` (its child stays); the caller has
+/// checked that the page has room for the longer entry.
+fn set_key(w: &mut WritePager, parent: Ptr, i: usize, key: &[u8]) -> Result<()> {
+    let new = with_key(node_at(w, parent, None)?.entry(i)?, key);
+    let page = w.page_mut(parent.page);
+    node::remove(page, parent.page.0, i);
+    assert!(
+        node::insert(page, parent.page.0, i, new.len(), |out| out
+            .copy_from_slice(&new)),
+        "a separator replaced in a branch with room"
+    );
+    Ok(())
+}
+
 /// Inserts a raw entry at `idx` of dirty node `ptr`; when it does not fit, splits the node
 /// and returns the separator and the new right node for the parent.
 fn insert_or_split(
@@ -651,18 +879,8 @@ fn distribute(
 ) -> Result<(Vec<u8>, Option<Ptr>)> {
     let usable = node::usable_bytes(w.page_size());
     let total: usize = entries.iter().map(|e| e.len() + node::SLOT_BYTES).sum();
-    let fill = |w: &mut WritePager, ptr: Ptr, entries: &[Vec<u8>]| {
-        let page = w.page_mut(ptr.page);
-        node::init(page, level, ptr.page.0, ptr.txn.0);
-        for e in entries {
-            assert!(
-                node::push_raw(page, ptr.page.0, e),
-                "distributed entries fit"
-            );
-        }
-    };
     if total <= usable {
-        fill(w, left, &entries);
+        fill(w, left, level, &entries);
         return Ok((Vec::new(), None));
     }
     let mut acc = 0;
@@ -679,9 +897,21 @@ fn distribute(
         level,
     );
     let right = w.new_node(level)?;
-    fill(w, left, &entries);
-    fill(w, right, &right_entries);
+    fill(w, left, level, &entries);
+    fill(w, right, level, &right_entries);
     Ok((sep, Some(right)))
+}
+
+/// Rewrites dirty node `ptr` at `level` with `entries`, which fit in one page.
+fn fill<E: AsRef<[u8]>>(w: &mut WritePager, ptr: Ptr, level: u8, entries: &[E]) {
+    let page = w.page_mut(ptr.page);
+    node::init(page, level, ptr.page.0, ptr.txn.0);
+    for e in entries {
+        assert!(
+            node::push_raw(page, ptr.page.0, e.as_ref()),
+            "distributed entries fit"
+        );
+    }
 }
 
 /// The shortest key `s` with `left < s ≤ right` (prefix truncation of separators).
