@@ -233,7 +233,7 @@ fn a_big_commit_into_a_file_with_scattered_gaps_fills_them() {
     let tx = db.begin_write().unwrap();
     {
         let mut table = tx.open_table("t").unwrap();
-        for _ in 0..350 {
+        for _ in 0..300 {
             let k = &keys[(rng.next() % keys.len() as u64) as usize];
             table.insert(k, &[0xee; 100]).unwrap();
         }

@@ -132,6 +132,11 @@ impl<'a> Sharing<'a> {
         }
     }
 
+    /// The kind of tree being written.
+    pub fn kind(&self) -> TreeKind {
+        self.kind
+    }
+
     /// The counts when the page born at `ptr.txn` may be shared (else it is this tree's
     /// alone, and whatever copies or drops it owes no count).
     fn counts_for(&mut self, w: &WritePager, ptr: Ptr) -> Option<&mut Refcounts> {

@@ -12,7 +12,7 @@
 //! Append splits and branch splits are unchanged by spills.
 
 use super::share::{cow, release_overflow, Sharing};
-use super::{node_at, Step, MAX_DEPTH};
+use super::{node_at, Step, TreeKind, MAX_DEPTH};
 use crate::format::node::{self, LeafValue, NodeView};
 use crate::format::{Ptr, MAX_KEY_LEN, MAX_VALUE_LEN};
 use crate::pager::{PageSource, WritePager};
@@ -512,7 +512,9 @@ type Split = Option<(Vec<u8>, Ptr)>;
 /// fit, [`spill`] shares the leaf's entries with its siblings first, unless the entry lands
 /// past the last entry of a leaf with no right sibling (ascending inserts at the end of a
 /// tree or of a branch: the append split packs them); a root leaf or a refused spill splits
-/// ([`insert_or_split`]).
+/// ([`insert_or_split`]). Only tables spill: the system trees are written in ascending runs
+/// (the refcount flush goes in page order), which a spill would rewrite sibling after
+/// sibling and an append split packs.
 fn insert_leaf(
     w: &mut WritePager,
     sh: &mut Sharing,
@@ -527,7 +529,8 @@ fn insert_leaf(
     }) {
         return Ok(None);
     }
-    if let Some(&parent) = path.len().checked_sub(2).and_then(|i| path.get(i)) {
+    let parent = path.len().checked_sub(2).and_then(|i| path.get(i));
+    if let Some(&parent) = parent.filter(|_| sh.kind() == TreeKind::Table) {
         let count = NodeView::new(w.dirty_page(leaf.page), leaf.page.0)?.count();
         let last_child = parent.idx + 1 == node_at(w, parent.ptr, None)?.count();
         if idx < count || !last_child {
