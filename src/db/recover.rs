@@ -82,7 +82,8 @@ fn read_slots(storage: &dyn Storage, len_bytes: u64) -> Result<Vec<(u8, Meta)>> 
             Ok(meta)
                 if format::valid_page_size(meta.page_size as usize)
                     && meta.durable_txn <= meta.txn
-                    && meta.file_pages >= format::first_data_page(meta.page_size as usize) =>
+                    && meta.file_pages >= format::first_data_page(meta.page_size as usize)
+                    && meta.fits_its_file() =>
             {
                 magic_seen = true;
                 slots.push((slot, meta));

@@ -5,6 +5,8 @@
 //!   whose checksum holds (and whose commit verifies) is the database.
 //! - The checksum covers every byte before it; magic and version are checked first so that a
 //!   foreign file or a newer format gets its own error.
+//! - Every meta written fits its file ([`Meta::fits_its_file`], asserted by `encode`), and
+//!   recovery takes a slot whose meta does not for a damaged one: the pair of checks.
 
 use super::{Ptr, PtrDisk, U32Le, U64Le, FORMAT_VERSION};
 use bytemuck::{Pod, Zeroable};
@@ -94,21 +96,9 @@ impl Meta {
             "a meta's durable txn is not after it"
         );
         assert!(
-            self.free_count.saturating_add(self.pending_count) <= self.file_pages,
-            "free and pending pages fit in the file"
+            self.fits_its_file(),
+            "a meta's free and pending pages fit in its file and its pointers inside it"
         );
-        for ptr in [
-            self.roots,
-            self.refcounts,
-            self.release,
-            self.free_dir,
-            self.pending,
-        ] {
-            assert!(
-                ptr.is_null() || ptr.page.0 < self.file_pages,
-                "a meta points inside its file"
-            );
-        }
         let mut disk = MetaDisk {
             magic: MAGIC,
             version: U32Le::new(FORMAT_VERSION),
@@ -132,6 +122,21 @@ impl Meta {
         let mut out = [0u8; META_BYTES];
         out.copy_from_slice(bytemuck::bytes_of(&disk));
         out
+    }
+
+    /// Whether the free and pending pages fit in the file and every pointer lies inside it.
+    /// [`encode`](Self::encode) asserts it; recovery refuses a slot whose meta breaks it (a
+    /// damaged slot whose checksum holds), so a meta it chose can be written again.
+    pub fn fits_its_file(&self) -> bool {
+        let pointers = [
+            self.roots,
+            self.refcounts,
+            self.release,
+            self.free_dir,
+            self.pending,
+        ];
+        self.free_count.saturating_add(self.pending_count) <= self.file_pages
+            && (pointers.iter()).all(|ptr| ptr.is_null() || ptr.page.0 < self.file_pages)
     }
 
     /// Makes the checksum of the meta in the first [`META_BYTES`] of `bytes` hold again,
@@ -197,5 +202,22 @@ mod tests {
         bytes[0] ^= 1;
         assert_eq!(Meta::decode(&bytes), Err(MetaError::BadMagic));
         assert_eq!(Meta::decode(&[0u8; META_BYTES]), Err(MetaError::BadMagic));
+    }
+
+    #[test]
+    fn a_pointer_past_the_file_does_not_fit() {
+        let mut meta = Meta {
+            page_size: 4096,
+            txn: 7,
+            file_pages: 10,
+            ..Meta::default()
+        };
+        assert!(meta.fits_its_file());
+        meta.pending.page.0 = 10;
+        assert!(!meta.fits_its_file());
+        meta.pending = Ptr::default();
+        meta.free_count = 6;
+        meta.pending_count = 5;
+        assert!(!meta.fits_its_file());
     }
 }
