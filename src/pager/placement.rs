@@ -8,10 +8,10 @@
 //! Invariants:
 //! - A page handed out was free (checked bit by bit as an extent is consumed), and extents lie
 //!   inside the file.
-//! - The file grows only when every search stage finds nothing; when more than a 64th of the
-//!   file ([`SLACK`]) is free when a transaction begins, every heat's last stage takes any
-//!   free page, so that transaction grows the file only if none is left (issue 11: free
-//!   space below must hold a commit before the file grows for it).
+//! - The file grows only when every search stage finds nothing; when more than an eighth of
+//!   the file is free when a transaction begins, the last stage takes any free page, so that
+//!   transaction grows the file only if none is left, except for a big commit's cold pages
+//!   past the first 64 while at most a quarter is free.
 //! - A heat's first search starts at its search start (see `pager::search_starts`) and wraps around,
 //!   so a stale start costs placement, never growth.
 //! - While a ceiling is set, every page handed out lies below it and the file never grows:
@@ -53,22 +53,18 @@ const COLD_RUN: u64 = HINT_MIN[Heat::Cold as usize];
 const EXTENT_CAP: u64 = 64;
 
 /// A transaction that has taken this many cold pages is a big commit: the rest of its cold
-/// pages come from runs first, then from any gap (see `alloc_page`).
+/// pages come from runs, even when that grows a file with free gaps (see `alloc_page`).
 const BIG_TXN_COLD: u64 = 64;
-
-/// The file may grow for runs while at most `1/SLACK` of it is free: as much as one growth
-/// step ([`growth_step`]), so that small commits into a packed file still write runs at its
-/// end instead of scanning for scattered gaps, while a file under long write loads keeps
-/// under about 3% of itself free.
-const SLACK: u64 = 64;
 
 /// How much of the file was free when a transaction began.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Room {
-    /// At most `1/SLACK`: runs only, else the file grows.
+    /// At most an eighth.
     Tight,
-    /// More than `1/SLACK`: runs first, then any free page.
+    /// More than an eighth, at most a quarter.
     Loose,
+    /// More than a quarter.
+    Ample,
 }
 
 /// How soon a page is expected to be replaced, which decides the run it is allocated from.
@@ -143,10 +139,12 @@ impl Placement {
     /// Measures how much of the file is free now, which picks the search stages.
     pub fn measure_room(&mut self, map: &Bitmaps) {
         let free = map.free_count();
-        self.room = if free * SLACK <= map.file_pages {
+        self.room = if free * 8 <= map.file_pages {
             Room::Tight
-        } else {
+        } else if free * 4 <= map.file_pages {
             Room::Loose
+        } else {
+            Room::Ample
         };
     }
 
@@ -237,15 +235,13 @@ impl Placement {
     /// pages are written side by side, hot and cold pages from separate runs: hot pages die
     /// together at the next commit and free whole runs again.
     ///
-    /// Space: the file grows only while free pages add up to at most `1/SLACK` of it. Past
-    /// that, cold pages fill the gaps shorter than a hot run first (packing them), a big
-    /// commit's cold pages past the first [`BIG_TXN_COLD`] take runs of a hot run's length
-    /// first, and every heat's last stage takes any free page: scattered writes (a thousand
-    /// scattered pages cost three times what the same pages in twenty runs cost on the
-    /// benchmark disk, 31 ms against 9 ms per fdatasync), but a file that stays close to its
-    /// live pages. Growing for runs while up to an eighth (big commits: a quarter) of the
-    /// file was free left 89 MiB of a 364 MiB file free after 200 batches of 1,000 random
-    /// inserts at 1M entries (issue 11).
+    /// Space: the file grows only while free pages add up to at most an eighth of it. Past
+    /// that, cold pages fill the gaps shorter than a hot run first, and both heats then take
+    /// any free page (scattered writes, but no growth). A big commit is the exception: once
+    /// it has taken [`BIG_TXN_COLD`] cold pages, the rest come from runs of a hot run's length,
+    /// growing the file for them while at most a quarter of it is free. A thousand scattered
+    /// pages cost three times what the same pages in twenty runs cost on the benchmark disk
+    /// (31 ms against 9 ms per fdatasync), and the gaps stay for small commits to fill.
     fn alloc_page(&mut self, pages: &ReadPages, map: &mut Bitmaps, heat: Heat) -> Result<u64> {
         let h = heat as usize;
         let stages = self.stages(heat, self.cold_taken >= BIG_TXN_COLD);
@@ -319,10 +315,11 @@ impl Placement {
     fn stages(&self, heat: Heat, big: bool) -> &'static [(u64, u64)] {
         match (heat, self.room, big) {
             (Heat::Hot, Room::Tight, _) => &[(HOT_RUN, u64::MAX)],
-            (Heat::Hot, Room::Loose, _) => &[(HOT_RUN, u64::MAX), (1, u64::MAX)],
+            (Heat::Hot, _, _) => &[(HOT_RUN, u64::MAX), (1, u64::MAX)],
             (Heat::Cold, Room::Tight, _) => &[(COLD_RUN, u64::MAX)],
-            (Heat::Cold, Room::Loose, true) => &[(HOT_RUN, u64::MAX), (1, u64::MAX)],
-            (Heat::Cold, Room::Loose, false) => &[(1, HOT_RUN - 1), (1, u64::MAX)],
+            (Heat::Cold, Room::Loose, true) => &[(HOT_RUN, u64::MAX)],
+            (Heat::Cold, Room::Ample, true) => &[(HOT_RUN, u64::MAX), (1, u64::MAX)],
+            (Heat::Cold, _, false) => &[(1, HOT_RUN - 1), (1, u64::MAX)],
         }
     }
 
