@@ -47,11 +47,8 @@ impl Refcounts {
 
     /// The reference count of `page` (1 when neither stored nor changed).
     pub fn count(&self, w: &WritePager, page: u64) -> Result<u32> {
-        let stored = refcount(w, self.root, page)?;
         let change = self.pending.get(&page).copied().unwrap_or(0);
-        let count = i64::from(stored) + change;
-        assert!(count >= 1, "page {page}: reference count {count}");
-        Ok(u32::try_from(count).expect("a count fits its stored width"))
+        Ok(changed_count(page, refcount(w, self.root, page)?, change))
     }
 
     /// Adds one reference to `page`.
@@ -78,9 +75,8 @@ impl Refcounts {
             let root_id = self.root.page.0;
             let apply = |stored: Option<&[u8]>| -> Result<Option<Vec<u8>>> {
                 let stored = stored.map_or(Ok(1), |bytes| decode_count(bytes, root_id))?;
-                let count = i64::from(stored) + change;
-                assert!(count >= 1, "page {page}: reference count {count} at flush");
-                Ok((count > 1).then(|| encode_count(u32::try_from(count).expect("fits")).to_vec()))
+                let count = changed_count(page, stored, change);
+                Ok((count > 1).then(|| encode_count(count).to_vec()))
             };
             let key = count_key(page);
             self.root = modify_with_finger(w, &mut none, self.root, &key, &mut finger, apply)?;
@@ -96,6 +92,14 @@ impl Refcounts {
         );
         self.root = root;
     }
+}
+
+/// A stored count with a pending change applied: never below 1 (a page whose last reference
+/// goes is freed, its count never dropped).
+fn changed_count(page: u64, stored: u32, change: i64) -> u32 {
+    let count = i64::from(stored) + change;
+    assert!(count >= 1, "page {page}: reference count {count}");
+    u32::try_from(count).expect("a count fits its stored width")
 }
 
 /// The sharing context of a tree being written. It borrows the counts from their one owner

@@ -201,27 +201,11 @@ pub fn insert_with_finger(
 ) -> Result<(Ptr, bool)> {
     check_sizes(key, value.len())?;
     let inline = node::fits_inline(key.len(), value.len(), w.page_size());
-    if let Some(f) = finger.as_ref().filter(|f| inline && f.holds(root, key)) {
-        let leaf = f.leaf;
-        let page = w.page_mut(leaf.page);
-        let view = NodeView::new(page, leaf.page.0)?;
-        match view.search(key)? {
-            Ok(i) => {
-                if let LeafValue::Inline(old) = view.value(i)? {
-                    if old.len() == value.len() {
-                        node::overwrite_inline_value(page, i, value);
-                        return Ok((root, true));
-                    }
-                }
-            }
-            Err(i) => {
-                let stored = LeafValue::Inline(value);
-                if node::insert(page, leaf.page.0, i, entry_len(key, stored), |out| {
-                    node::write_leaf_entry(out, key, stored)
-                }) {
-                    return Ok((root, false));
-                }
-            }
+    if let Some(f) = finger.as_mut().filter(|f| inline && f.holds(root, key)) {
+        let (edit, _) = LeafEdit::find(w, f, key)?;
+        if let Some(slot) = edit.apply(w, key, Some(value)) {
+            f.slot = slot;
+            return Ok((root, edit.found.is_ok()));
         }
     }
     let (root, replaced) = insert(w, sh, root, key, value)?;
@@ -261,29 +245,18 @@ where
         let new = change(super::get(w, root, key)?)?;
         return modify_fully(w, sh, root, key, new, finger);
     };
-    let leaf = f.leaf;
-    let view = NodeView::new(w.dirty_page(leaf.page), leaf.page.0)?;
-    let found = view.search_near(key, f.slot)?;
-    let old = match found {
-        Err(_) => None,
-        Ok(i) => match view.value(i)? {
-            LeafValue::Inline(value) => Some(value),
-            LeafValue::Overflow { .. } => {
-                return Err(Error::corrupted(
-                    leaf.page.0,
-                    "an overflow value in a system tree",
-                ))
-            }
-        },
+    let (edit, old) = LeafEdit::find(w, f, key)?;
+    let old = match old {
+        None => None,
+        Some(LeafValue::Inline(value)) => Some(value),
+        Some(LeafValue::Overflow { .. }) => {
+            return Err(Error::corrupted(
+                edit.leaf.page.0,
+                "an overflow value in a system tree",
+            ))
+        }
     };
-    let (used, old_len) = (view.used_bytes(), old.map(<[u8]>::len));
     let new = change(old)?;
-    let edit = LeafEdit {
-        leaf,
-        found,
-        used,
-        old_len,
-    };
     match edit.apply(w, key, new.as_deref()) {
         Some(slot) => {
             f.slot = slot;
@@ -298,13 +271,37 @@ struct LeafEdit {
     leaf: Ptr,
     /// Where the key is (`Ok`) or would go (`Err`).
     found: std::result::Result<usize, usize>,
-    /// The leaf's used bytes.
-    used: usize,
-    /// The length of the stored (inline) value.
+    /// The length of the stored value when it is inline (an overflow value is changed only
+    /// by a full insert or remove, which releases its run).
     old_len: Option<usize>,
 }
 
 impl LeafEdit {
+    /// Finds `key` in the leaf of finger `f` (starting at its slot hint); also returns the
+    /// value stored there.
+    fn find<'a>(
+        w: &'a WritePager,
+        f: &Finger,
+        key: &[u8],
+    ) -> Result<(LeafEdit, Option<LeafValue<'a>>)> {
+        let view = NodeView::new(w.dirty_page(f.leaf.page), f.leaf.page.0)?;
+        let found = view.search_near(key, f.slot)?;
+        let old = match found {
+            Ok(i) => Some(view.value(i)?),
+            Err(_) => None,
+        };
+        let old_len = match old {
+            Some(LeafValue::Inline(value)) => Some(value.len()),
+            _ => None,
+        };
+        let edit = LeafEdit {
+            leaf: f.leaf,
+            found,
+            old_len,
+        };
+        Ok((edit, old))
+    }
+
     /// Makes the change in the leaf when it needs no split, rebalance or move; returns the
     /// slot where the next ascending key would go, or `None` when the leaf cannot take it.
     fn apply(&self, w: &mut WritePager, key: &[u8], new: Option<&[u8]>) -> Option<usize> {
@@ -316,7 +313,8 @@ impl LeafEdit {
             }
             (Ok(i), None) => {
                 let freed = node::leaf_inline_bytes(key.len(), self.old_len?);
-                keeps_a_quarter(w, self.used, freed).then(|| {
+                let used = node::used_bytes(w.dirty_page(self.leaf.page));
+                keeps_a_quarter(w, used, freed).then(|| {
                     node::remove(w.page_mut(self.leaf.page), id, i);
                     i
                 })

@@ -341,17 +341,23 @@ impl<'a> NodeView<'a> {
         Ok(Some(changed))
     }
 
+    /// How entry `i`'s key orders against `key` (whose head is `head`): by the heads in the
+    /// slots, and by the keys only when the heads are equal.
+    #[inline]
+    fn order_at(&self, i: usize, key: &[u8], head: u32) -> Result<std::cmp::Ordering> {
+        match self.head(i).cmp(&head) {
+            std::cmp::Ordering::Equal => Ok(self.key(i)?.cmp(key)),
+            unequal => Ok(unequal),
+        }
+    }
+
     /// Leaf search: `Ok(i)` when entry i has `key`, else `Err(i)`, the insertion point.
     pub fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
         let head = key_head(key);
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let order = match self.head(mid).cmp(&head) {
-                std::cmp::Ordering::Equal => self.key(mid)?.cmp(key),
-                unequal => unequal,
-            };
-            match order {
+            match self.order_at(mid, key, head)? {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(Ok(mid)),
@@ -367,11 +373,12 @@ impl<'a> NodeView<'a> {
         key: &[u8],
         hint: usize,
     ) -> Result<std::result::Result<usize, usize>> {
-        if hint <= self.count && (hint == 0 || self.key(hint - 1)? < key) {
+        let head = key_head(key);
+        if hint <= self.count && (hint == 0 || self.order_at(hint - 1, key, head)?.is_lt()) {
             if hint == self.count {
                 return Ok(Err(hint));
             }
-            match self.key(hint)?.cmp(key) {
+            match self.order_at(hint, key, head)? {
                 std::cmp::Ordering::Equal => return Ok(Ok(hint)),
                 std::cmp::Ordering::Greater => return Ok(Err(hint)),
                 std::cmp::Ordering::Less => {}
@@ -387,12 +394,7 @@ impl<'a> NodeView<'a> {
         let (mut lo, mut hi) = (1usize, self.count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let at_most = match self.head(mid).cmp(&head) {
-                std::cmp::Ordering::Less => true,
-                std::cmp::Ordering::Greater => false,
-                std::cmp::Ordering::Equal => self.key(mid)? <= key,
-            };
-            if at_most {
+            if self.order_at(mid, key, head)?.is_le() {
                 lo = mid + 1;
             } else {
                 hi = mid;
