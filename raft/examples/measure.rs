@@ -178,7 +178,9 @@ async fn main() -> Result<(), BoxError> {
     follower.install_snapshot(&s1.meta, Box::new(full)).await?;
     let full_install = start.elapsed();
 
-    load(&mut leader, &mut next, (0..n).step_by(100), "changed").await?;
+    // The changed keys get new values of the same length, as an update of a record would.
+    let changed = format!("changed{}", "c".repeat(value.len() - 7));
+    load(&mut leader, &mut next, (0..n).step_by(100), &changed).await?;
     let s2 = leader.get_snapshot_builder().await.build_snapshot().await?;
     let SnapshotData::Local { name: name2, .. } = &*s2.snapshot else {
         unreachable!()
@@ -194,7 +196,10 @@ async fn main() -> Result<(), BoxError> {
     let start = Instant::now();
     follower.install_snapshot(&s2.meta, Box::new(inc)).await?;
     let inc_install = start.elapsed();
-    assert_eq!(follower.get("key000000000")?.as_deref(), Some("changed"));
+    assert_eq!(
+        follower.get("key000000000")?.as_deref(),
+        Some(changed.as_str())
+    );
     println!(
         "shipping at {n} keys: whole {full_len} bytes (send {:.1} ms, receive+restore {:.1} ms); \
          after 1% changed, incremental {inc_len} bytes (send {:.1} ms, receive+restore {:.1} ms): {:.2}% of whole",

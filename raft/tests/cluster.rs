@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use shadowkv::Database;
 use shadowkv_raft::cluster::{test_config, BoxError, Client, Cluster};
 use shadowkv_raft::NodeId;
 
@@ -170,6 +171,41 @@ async fn join_by_snapshot_then_incremental_and_restart_all() -> Result<(), BoxEr
     assert_eq!(want.len() as u64, n + 1);
     for id in 2..=4 {
         assert!(contents(&cluster, id) == want, "node {id} differs");
+    }
+    same_by_diff(&cluster, &[1, 2, 3, 4], dir.path())
+}
+
+/// Every node's whole state database (its tables, the applied log id and the membership
+/// too), taken as a snapshot and sent into one audit database, where shadowkv's `diff`
+/// between node `ids[0]`'s copy and each other's must be empty: `diff` compares two views of
+/// one database, so the replicas meet there.
+fn same_by_diff(cluster: &Cluster, ids: &[NodeId], dir: &std::path::Path) -> Result<(), BoxError> {
+    let audit = Database::open(dir.join("audit.db"))?;
+    for &id in ids {
+        let db = cluster.node(id).unwrap().sm.database();
+        let name = format!("audit-{id}");
+        db.create_snapshot(&name)?;
+        let mut stream = Vec::new();
+        db.send(&name, None, &mut stream)?;
+        assert_eq!(audit.receive(&stream[..])?, name);
+    }
+    let first = audit.begin_read_at(&format!("audit-{}", ids[0]))?;
+    let entries = first.open_table("kv")?.len()?;
+    assert!(entries > 0, "the audit copy holds the map");
+    for &id in &ids[1..] {
+        let other = audit.begin_read_at(&format!("audit-{id}"))?;
+        let mut diff = other.diff(&first)?;
+        if let Some(change) = diff.next() {
+            let c = change?;
+            panic!(
+                "node {id} differs from node {} in table {} at key {:?}: {:?} -> {:?}",
+                ids[0],
+                c.table,
+                String::from_utf8_lossy(c.key),
+                c.old.map(String::from_utf8_lossy),
+                c.new.map(String::from_utf8_lossy)
+            );
+        }
     }
     Ok(())
 }
