@@ -16,7 +16,8 @@
 //! At the end: `check()` passes on the database and the replica; every snapshot the replica
 //! received has the checksum the source recorded, and the replica's diff between each two
 //! received snapshots equals the source's; after a final `compact()` the file is at most
-//! `2 × live_bytes + 1 MiB`.
+//! `1.3 × live_bytes + 1 MiB`: the space issue's bound after a compaction, with a mebibyte
+//! for what a small file holds besides its trees (metas, the free map).
 
 mod common;
 
@@ -326,7 +327,7 @@ fn finish(db: &Database, replica: &Database, w_sent: &[(String, u64)]) -> u64 {
     db.compact().unwrap();
     db.check().unwrap();
     let stats = db.stats().unwrap();
-    let bound = 2 * stats.live_bytes + (1 << 20);
+    let bound = stats.live_bytes * 13 / 10 + (1 << 20);
     println!(
         "soak: after compact(): file {} bytes, live {} bytes (bound {bound})",
         stats.file_bytes, stats.live_bytes
