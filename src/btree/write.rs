@@ -104,6 +104,22 @@ pub fn insert(
     key: &[u8],
     value: &[u8],
 ) -> Result<(Ptr, bool)> {
+    insert_landed(w, sh, root, key, value).map(|(root, replaced, _)| (root, replaced))
+}
+
+/// Where a full insert or remove left its key: the dirty path (root first) to the leaf that
+/// holds it, or would, and the slot after it, when nothing above the leaf changed (no split,
+/// spill or rebalance), so that a finger can be taken from the path without a descent.
+type Landed = Option<(Vec<Step>, usize)>;
+
+/// [`insert`], also telling where the key landed.
+fn insert_landed(
+    w: &mut WritePager,
+    sh: &mut Sharing<'_>,
+    root: Ptr,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(Ptr, bool, Landed)> {
     check_sizes(key, value.len())?;
     let inline = node::fits_inline(key.len(), value.len(), w.page_size());
     let stored = if inline {
@@ -124,7 +140,7 @@ pub fn insert(
             match (old, stored) {
                 (LeafValue::Inline(o), LeafValue::Inline(n)) if o.len() == n.len() => {
                     node::overwrite_inline_value(w.page_mut(leaf.page), i, n);
-                    return Ok((path[0].ptr, true));
+                    return Ok((path[0].ptr, true, Some((path, i + 1))));
                 }
                 (LeafValue::Overflow { ptr, len }, _) => release_overflow(w, sh, ptr, len)?,
                 _ => {}
@@ -134,11 +150,18 @@ pub fn insert(
         }
         Err(i) => (i, false),
     };
-    let mut entry = vec![0u8; entry_len(key, stored)];
+    let len = entry_len(key, stored);
+    // Most inserts fit their leaf: the entry is written in place, with no copy of it.
+    if node::insert(w.page_mut(leaf.page), leaf.page.0, idx, len, |out| {
+        node::write_leaf_entry(out, key, stored)
+    }) {
+        return Ok((path[0].ptr, replaced, Some((path, idx + 1))));
+    }
+    let mut entry = vec![0u8; len];
     node::write_leaf_entry(&mut entry, key, stored);
     let split = insert_leaf(w, sh, &path, idx, &entry)?;
     let root = fix_up(w, sh, &path, split, false)?;
-    Ok((root, replaced))
+    Ok((root, replaced, None))
 }
 
 fn entry_len(key: &[u8], value: LeafValue<'_>) -> usize {
@@ -208,11 +231,11 @@ pub fn insert_with_finger(
             return Ok((root, edit.found.is_ok()));
         }
     }
-    let (root, replaced) = insert(w, sh, root, key, value)?;
-    *finger = if root.is_null() {
-        None
-    } else {
-        Some(finger_at(w, root, key)?)
+    let (root, replaced, landed) = insert_landed(w, sh, root, key, value)?;
+    *finger = match landed {
+        Some((path, slot)) => Some(finger_on(w, &path, slot, finger.take())?),
+        None if root.is_null() => None,
+        None => Some(finger_at(w, root, key)?),
     };
     Ok((root, replaced))
 }
@@ -346,11 +369,20 @@ fn modify_fully(
     new: Option<Vec<u8>>,
     finger: &mut Option<Finger>,
 ) -> Result<Ptr> {
-    let root = match new {
-        Some(value) => insert(w, sh, root, key, &value)?.0,
-        None => remove(w, sh, root, key)?.0,
+    let (root, landed) = match new {
+        Some(value) => {
+            let (root, _, landed) = insert_landed(w, sh, root, key, &value)?;
+            (root, landed)
+        }
+        None => {
+            let (root, _, landed) = remove_landed(w, sh, root, key)?;
+            (root, landed)
+        }
     };
-    *finger = dirty_finger(w, root, key)?;
+    *finger = match landed {
+        Some((path, slot)) => Some(finger_on(w, &path, slot, finger.take())?),
+        None => dirty_finger(w, root, key)?,
+    };
     Ok(root)
 }
 
@@ -416,6 +448,47 @@ fn finger_at(w: &WritePager, root: Ptr, key: &[u8]) -> Result<Finger> {
     })
 }
 
+/// The finger on the dirty leaf that ends `path` (reached from its root, nothing above the
+/// leaf changed since), with slot hint `slot`; its bounds come from the branches of the path,
+/// the deepest first, so mostly from the leaf's parent alone. The buffers of `old` are
+/// reused.
+fn finger_on(w: &WritePager, path: &[Step], slot: usize, old: Option<Finger>) -> Result<Finger> {
+    let mut bounds = old.map(|f| f.bounds).unwrap_or_default();
+    let (mut low, mut high) = (None, None);
+    // Bounded: one round per branch of the path.
+    for step in path[..path.len() - 1].iter().rev() {
+        let view = node_at(w, step.ptr, None)?;
+        if low.is_none() && step.idx > 0 {
+            low = Some(view.key(step.idx)?);
+        }
+        if high.is_none() && step.idx + 1 < view.count() {
+            high = Some(view.key(step.idx + 1)?);
+        }
+        if low.is_some() && high.is_some() {
+            break;
+        }
+    }
+    set_bound(&mut bounds.low, low);
+    set_bound(&mut bounds.high, high);
+    Ok(Finger {
+        root: path[0].ptr,
+        leaf: path.last().expect("path has a leaf").ptr,
+        slot,
+        bounds,
+    })
+}
+
+/// Sets a bound to `key`, reusing its buffer.
+fn set_bound(bound: &mut Option<Vec<u8>>, key: Option<&[u8]>) {
+    match (bound.as_mut(), key) {
+        (Some(buf), Some(key)) => {
+            buf.clear();
+            buf.extend_from_slice(key);
+        }
+        (_, key) => *bound = key.map(<[u8]>::to_vec),
+    }
+}
+
 /// Removes `key`. Returns the new root and whether the key was there.
 pub fn remove(
     w: &mut WritePager,
@@ -423,8 +496,18 @@ pub fn remove(
     root: Ptr,
     key: &[u8],
 ) -> Result<(Ptr, bool)> {
+    remove_landed(w, sh, root, key).map(|(root, found, _)| (root, found))
+}
+
+/// [`remove`], also telling where the key was.
+fn remove_landed(
+    w: &mut WritePager,
+    sh: &mut Sharing<'_>,
+    root: Ptr,
+    key: &[u8],
+) -> Result<(Ptr, bool, Landed)> {
     let Some(located) = super::locate(w, root, key)? else {
-        return Ok((root, false));
+        return Ok((root, false, None));
     };
     let slot = located.slot;
     let path = dirty_path_along(w, sh, located.steps)?;
@@ -438,10 +521,10 @@ pub fn remove(
     if path.len() > 1 && !is_underfull(w, leaf) {
         // Only the leaf changed, and it needs no rebalance: the branches above keep their
         // entries and the root its shape.
-        return Ok((path[0].ptr, true));
+        return Ok((path[0].ptr, true, Some((path, slot))));
     }
     let root = fix_up(w, sh, &path, None, true)?;
-    Ok((root, true))
+    Ok((root, true, None))
 }
 
 /// Walks the path bottom-up: inserts split halves into parents, rebalances underfull
@@ -506,13 +589,13 @@ fn is_underfull(w: &WritePager, ptr: Ptr) -> bool {
 /// A separator and a new right node for a parent to take after a child's split.
 type Split = Option<(Vec<u8>, Ptr)>;
 
-/// Inserts raw entry `entry` at `idx` of the (dirty) leaf that ends `path`. When it does not
-/// fit, [`spill`] shares the leaf's entries with its siblings first, unless the entry lands
-/// past the last entry of a leaf with no right sibling (ascending inserts at the end of a
-/// tree or of a branch: the append split packs them); a root leaf or a refused spill splits
-/// ([`insert_or_split`]). Only tables spill: the system trees are written in ascending runs
-/// (the refcount flush goes in page order), which a spill would rewrite sibling after
-/// sibling and an append split packs.
+/// Inserts raw entry `entry` at `idx` of the (dirty) leaf that ends `path`, which does not
+/// have room for it: [`spill`] shares the leaf's entries with its siblings first, unless the
+/// entry lands past the last entry of a leaf with no right sibling (ascending inserts at the
+/// end of a tree or of a branch: the append split packs them); a root leaf or a refused
+/// spill splits ([`insert_or_split`]). Only tables spill: the system trees are written in
+/// ascending runs (the refcount flush goes in page order), which a spill would rewrite
+/// sibling after sibling and an append split packs.
 fn insert_leaf(
     w: &mut WritePager,
     sh: &mut Sharing,
@@ -521,12 +604,6 @@ fn insert_leaf(
     entry: &[u8],
 ) -> Result<Split> {
     let leaf = path.last().expect("path has a leaf").ptr;
-    let page = w.page_mut(leaf.page);
-    if node::insert(page, leaf.page.0, idx, entry.len(), |out| {
-        out.copy_from_slice(entry)
-    }) {
-        return Ok(None);
-    }
     let parent = path.len().checked_sub(2).and_then(|i| path.get(i));
     if let Some(&parent) = parent.filter(|_| sh.kind() == TreeKind::Table) {
         let count = NodeView::new(w.dirty_page(leaf.page), leaf.page.0)?.count();
@@ -638,9 +715,10 @@ fn spill_window(w: &WritePager, parent: Ptr, li: usize) -> Result<SpillWindow> {
     Ok(SpillWindow { lo, children, free })
 }
 
-/// Where a spill puts the entries: the nodes of the window it rewrites, their raw entries in
-/// key order with the new one, and the cuts between the parts (one part more than nodes
-/// when a leaf is added).
+/// Where a spill puts the entries: the nodes of the window it rewrites, the raw entries of
+/// the whole window in key order with the new one, and the cuts between the parts (indices
+/// into `all`, from the first entry of `nodes` to its last; one part more than nodes when a
+/// leaf is added).
 struct SpillPlan<'a> {
     nodes: std::ops::Range<usize>,
     all: Vec<&'a [u8]>,
@@ -650,7 +728,8 @@ struct SpillPlan<'a> {
 /// The cheapest spill that fits, tried in order: the leaf (window node `at`) and its right
 /// sibling cut evenly in two; with its left sibling; the three cut in three; the three cut
 /// in four (each about 3/4 full); with only one sibling, the two cut in three (each about
-/// 2/3 full). None when no cut fits (huge entries).
+/// 2/3 full). None when no cut fits (huge entries). The window's entries are listed once;
+/// each try cuts a slice of them.
 fn plan_spill<'a>(
     views: &[NodeView<'a>],
     at: usize,
@@ -668,23 +747,28 @@ fn plan_spill<'a>(
     }
     tries.extend([(0..n, n), (0..n, n + 1)]);
     tries.dedup();
-    for (nodes, parts) in tries {
-        let mut all = Vec::new();
-        for (k, view) in views.iter().enumerate().take(nodes.end).skip(nodes.start) {
-            if k == at {
+    let total = views.iter().map(NodeView::count).sum::<usize>() + 1;
+    let mut all = Vec::with_capacity(total);
+    // `starts[k]`: where node k's entries begin in `all` (the leaf's include the new one).
+    let mut starts = Vec::with_capacity(n + 1);
+    for (k, view) in views.iter().enumerate() {
+        starts.push(all.len());
+        for i in 0..view.count() {
+            if k == at && i == idx {
                 all.push(entry);
             }
-            for i in 0..view.count() {
-                all.push(view.entry(i)?);
-            }
-            if k == at {
-                // The new entry goes at `idx` among the leaf's entries.
-                let first = all.len() - view.count() - 1;
-                all[first..first + idx + 1].rotate_left(1);
-            }
+            all.push(view.entry(i)?);
         }
-        let sizes: Vec<usize> = all.iter().map(|e| e.len() + node::SLOT_BYTES).collect();
-        if let Some(cuts) = even_cuts(&sizes, parts, usable) {
+        if k == at && idx == view.count() {
+            all.push(entry);
+        }
+    }
+    starts.push(all.len());
+    let sizes: Vec<usize> = all.iter().map(|e| e.len() + node::SLOT_BYTES).collect();
+    for (nodes, parts) in tries {
+        let (first, end) = (starts[nodes.start], starts[nodes.end]);
+        if let Some(mut cuts) = even_cuts(&sizes[first..end], parts, usable) {
+            cuts.iter_mut().for_each(|c| *c += first);
             return Ok(Some(SpillPlan { nodes, all, cuts }));
         }
     }
