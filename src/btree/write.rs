@@ -55,6 +55,10 @@ fn dirty_path_along(
 ) -> Result<Vec<Step>> {
     for level in 0..path.len() {
         let ptr = path[level].ptr;
+        if ptr.txn == w.txn() {
+            // Already copied (and read on the way down): `cow` would return it as it is.
+            continue;
+        }
         let dirty = cow(w, sh, ptr)?;
         if dirty != ptr {
             if let Some(parent) = level.checked_sub(1).map(|l| path[l]) {
@@ -87,9 +91,14 @@ fn dirty_path_by(
         let idx = choose(&view, path.len())?;
         let child = view.child(idx)?;
         level = Some(view.level() - 1);
-        let dirty = cow(w, sh, child)?;
-        if dirty != child {
-            node::set_child(w.page_mut(cur.page), idx, dirty);
+        // A child already copied is returned as it is by `cow`: skip the call (the next
+        // round reads it, which checks that it is dirty).
+        let mut dirty = child;
+        if child.txn != w.txn() {
+            dirty = cow(w, sh, child)?;
+            if dirty != child {
+                node::set_child(w.page_mut(cur.page), idx, dirty);
+            }
         }
         path.push(Step { ptr: cur, idx });
         cur = dirty;
@@ -830,11 +839,12 @@ fn insert_or_split(
     if idx == view.count() {
         return append_split(w, ptr, level, entry).map(Some);
     }
-    let mut entries: Vec<Vec<u8>> = (0..view.count())
-        .map(|i| view.entry(i).map(<[u8]>::to_vec))
-        .collect::<Result<_>>()?;
-    entries.insert(idx, entry.to_vec());
-    let (sep, right) = distribute(w, ptr, level, entries)?;
+    // One copy of the page to read the entries from while the node is rewritten.
+    let copy = view.page_bytes().to_vec();
+    let view = NodeView::new(&copy, ptr.page.0)?;
+    let mut entries = entries_of(&view)?;
+    entries.insert(idx, entry);
+    let (sep, right) = distribute(w, ptr, level, &entries)?;
     Ok(Some((
         sep,
         right.expect("an overflowing node splits in two"),
@@ -900,16 +910,20 @@ fn rebalance(
     // Both become writable first: a shared sibling's children gain the merged node as parent.
     let left = cow(w, sh, left)?;
     let right = cow(w, sh, right)?;
-    let mut entries = raw_entries(w, left, child_level)?;
-    let right_entries = raw_entries(w, right, child_level)?;
+    // Copies of the two pages to read the entries from while they are rewritten.
+    let left_copy = node_at(w, left, Some(child_level))?.page_bytes().to_vec();
+    let right_copy = node_at(w, right, Some(child_level))?.page_bytes().to_vec();
+    let mut entries = entries_of(&NodeView::new(&left_copy, left.page.0)?)?;
     let first_right = entries.len();
-    entries.extend(right_entries);
+    entries.extend(entries_of(&NodeView::new(&right_copy, right.page.0)?)?);
+    let keyed;
     if child_level > 0 {
         // The right node's first entry has an empty key: it takes the parent's separator.
-        entries[first_right] = with_key(&entries[first_right], &sep);
+        keyed = with_key(entries[first_right], &sep);
+        entries[first_right] = &keyed;
     }
     w.free_node(right)?;
-    let (new_sep, new_right) = distribute(w, left, child_level, entries)?;
+    let (new_sep, new_right) = distribute(w, left, child_level, &entries)?;
     let page = w.page_mut(parent.page);
     node::remove(page, parent.page.0, ri);
     node::set_child(page, li, left);
@@ -923,11 +937,9 @@ fn rebalance(
     }
 }
 
-fn raw_entries(w: &WritePager, ptr: Ptr, level: u8) -> Result<Vec<Vec<u8>>> {
-    let view = node_at(w, ptr, Some(level))?;
-    (0..view.count())
-        .map(|i| view.entry(i).map(<[u8]>::to_vec))
-        .collect()
+/// The raw entries of a node, in order.
+fn entries_of<'a>(view: &NodeView<'a>) -> Result<Vec<&'a [u8]>> {
+    (0..view.count()).map(|i| view.entry(i)).collect()
 }
 
 /// A branch entry with its key replaced.
@@ -956,16 +968,17 @@ fn entry_key(entry: &[u8], level: u8) -> &[u8] {
 
 /// Rewrites node `left` with `entries`, spilling about half of their bytes into a new right
 /// node when they do not fit in one page. Returns the separator and the right node, if any.
+/// The entries are read from elsewhere than the node (a copy of its page).
 fn distribute(
     w: &mut WritePager,
     left: Ptr,
     level: u8,
-    mut entries: Vec<Vec<u8>>,
+    entries: &[&[u8]],
 ) -> Result<(Vec<u8>, Option<Ptr>)> {
     let usable = node::usable_bytes(w.page_size());
     let total: usize = entries.iter().map(|e| e.len() + node::SLOT_BYTES).sum();
     if total <= usable {
-        fill(w, left, level, &entries);
+        fill(w, left, level, entries);
         return Ok((Vec::new(), None));
     }
     let mut acc = 0;
@@ -975,22 +988,32 @@ fn distribute(
         cut += 1;
     }
     let cut = cut.clamp(1, entries.len() - 1);
-    let mut right_entries = entries.split_off(cut);
-    let sep = split_key(
-        entries.last().expect("cut ≥ 1"),
-        &mut right_entries[0],
-        level,
-    );
+    let (left_entries, right_entries) = entries.split_at(cut);
+    let (last_left, first_right) = (left_entries[cut - 1], right_entries[0]);
+    // A branch's first entry has an empty key: the right half's first key moves up.
+    let (sep, first) = if level == 0 {
+        let sep = shortest_separator(entry_key(last_left, 0), entry_key(first_right, 0));
+        (sep, first_right.to_vec())
+    } else {
+        let sep = entry_key(first_right, level).to_vec();
+        (sep, with_key(first_right, &[]))
+    };
     let right = w.new_node(level)?;
-    fill(w, left, level, &entries);
-    fill(w, right, level, &right_entries);
+    fill(w, left, level, left_entries);
+    fill(w, right, level, &[&first[..]]);
+    push_all(w, right, &right_entries[1..]);
     Ok((sep, Some(right)))
 }
 
 /// Rewrites dirty node `ptr` at `level` with `entries`, which fit in one page.
 fn fill<E: AsRef<[u8]>>(w: &mut WritePager, ptr: Ptr, level: u8, entries: &[E]) {
+    node::init(w.page_mut(ptr.page), level, ptr.page.0, ptr.txn.0);
+    push_all(w, ptr, entries);
+}
+
+/// Appends `entries` to dirty node `ptr`, which has room for them.
+fn push_all<E: AsRef<[u8]>>(w: &mut WritePager, ptr: Ptr, entries: &[E]) {
     let page = w.page_mut(ptr.page);
-    node::init(page, level, ptr.page.0, ptr.txn.0);
     for e in entries {
         assert!(
             node::push_raw(page, ptr.page.0, e.as_ref()),
