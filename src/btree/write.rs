@@ -863,14 +863,15 @@ fn append_split(w: &mut WritePager, ptr: Ptr, level: u8, entry: &[u8]) -> Result
     let target = usable - usable / 16;
     let view = NodeView::new(w.dirty_page(ptr.page), ptr.page.0)?;
     let count = view.count();
-    let (mut acc, mut cut) = (0, 0);
+    // The cut is the number of leading entries (with slots) that fit in `target`, found
+    // from the end: the bytes of the first `cut` are the node's used bytes (from its
+    // header, which a dirty node keeps true) less those of the rest, and the rest is short.
+    let used = view.used_bytes();
+    let (mut cut, mut rest) = (count, 0);
     // Bounded: at most `count` entries.
-    while cut < count {
-        acc += view.entry(cut)?.len() + node::SLOT_BYTES;
-        if acc > target {
-            break;
-        }
-        cut += 1;
+    while cut > 0 && used - rest > target {
+        cut -= 1;
+        rest += view.entry(cut)?.len() + node::SLOT_BYTES;
     }
     let cut = cut.max(1);
     let mut right_entries: Vec<Vec<u8>> = (cut..count)
