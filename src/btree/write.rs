@@ -724,10 +724,9 @@ fn spill_window(w: &WritePager, parent: Ptr, li: usize) -> Result<SpillWindow> {
     Ok(SpillWindow { lo, children, free })
 }
 
-/// Where a spill puts the entries: the nodes of the window it rewrites, the raw entries of
-/// the whole window in key order with the new one, and the cuts between the parts (indices
-/// into `all`, from the first entry of `nodes` to its last; one part more than nodes when a
-/// leaf is added).
+/// Where a spill puts the entries: the nodes of the window it rewrites, their raw entries in
+/// key order with the new one, and the cuts between the parts (one part more than nodes
+/// when a leaf is added).
 struct SpillPlan<'a> {
     nodes: std::ops::Range<usize>,
     all: Vec<&'a [u8]>,
@@ -737,8 +736,8 @@ struct SpillPlan<'a> {
 /// The cheapest spill that fits, tried in order: the leaf (window node `at`) and its right
 /// sibling cut evenly in two; with its left sibling; the three cut in three; the three cut
 /// in four (each about 3/4 full); with only one sibling, the two cut in three (each about
-/// 2/3 full). None when no cut fits (huge entries). The window's entries are listed once;
-/// each try cuts a slice of them.
+/// 2/3 full). None when no cut fits (huge entries). A node's entries are listed once, when
+/// a try first needs them.
 fn plan_spill<'a>(
     views: &[NodeView<'a>],
     at: usize,
@@ -756,28 +755,26 @@ fn plan_spill<'a>(
     }
     tries.extend([(0..n, n), (0..n, n + 1)]);
     tries.dedup();
-    let total = views.iter().map(NodeView::count).sum::<usize>() + 1;
-    let mut all = Vec::with_capacity(total);
-    // `starts[k]`: where node k's entries begin in `all` (the leaf's include the new one).
-    let mut starts = Vec::with_capacity(n + 1);
-    for (k, view) in views.iter().enumerate() {
-        starts.push(all.len());
-        for i in 0..view.count() {
-            if k == at && i == idx {
-                all.push(entry);
-            }
-            all.push(view.entry(i)?);
-        }
-        if k == at && idx == view.count() {
-            all.push(entry);
-        }
-    }
-    starts.push(all.len());
-    let sizes: Vec<usize> = all.iter().map(|e| e.len() + node::SLOT_BYTES).collect();
+    let mut lists: Vec<Option<Vec<&[u8]>>> = vec![None; n];
     for (nodes, parts) in tries {
-        let (first, end) = (starts[nodes.start], starts[nodes.end]);
-        if let Some(mut cuts) = even_cuts(&sizes[first..end], parts, usable) {
-            cuts.iter_mut().for_each(|c| *c += first);
+        let listed = views[nodes.clone()]
+            .iter()
+            .map(NodeView::count)
+            .sum::<usize>();
+        let mut all = Vec::with_capacity(listed + 1);
+        for k in nodes.clone() {
+            if lists[k].is_none() {
+                let mut list = views[k].entries()?;
+                if k == at {
+                    // The new entry goes at `idx` among the leaf's entries.
+                    list.insert(idx, entry);
+                }
+                lists[k] = Some(list);
+            }
+            all.extend_from_slice(lists[k].as_deref().expect("listed above"));
+        }
+        let sizes: Vec<usize> = all.iter().map(|e| e.len() + node::SLOT_BYTES).collect();
+        if let Some(cuts) = even_cuts(&sizes, parts, usable) {
             return Ok(Some(SpillPlan { nodes, all, cuts }));
         }
     }
@@ -842,7 +839,7 @@ fn insert_or_split(
     // One copy of the page to read the entries from while the node is rewritten.
     let copy = view.page_bytes().to_vec();
     let view = NodeView::new(&copy, ptr.page.0)?;
-    let mut entries = entries_of(&view)?;
+    let mut entries = view.entries()?;
     entries.insert(idx, entry);
     let (sep, right) = distribute(w, ptr, level, &entries)?;
     Ok(Some((
@@ -914,9 +911,9 @@ fn rebalance(
     // Copies of the two pages to read the entries from while they are rewritten.
     let left_copy = node_at(w, left, Some(child_level))?.page_bytes().to_vec();
     let right_copy = node_at(w, right, Some(child_level))?.page_bytes().to_vec();
-    let mut entries = entries_of(&NodeView::new(&left_copy, left.page.0)?)?;
+    let mut entries = NodeView::new(&left_copy, left.page.0)?.entries()?;
     let first_right = entries.len();
-    entries.extend(entries_of(&NodeView::new(&right_copy, right.page.0)?)?);
+    entries.extend(NodeView::new(&right_copy, right.page.0)?.entries()?);
     let keyed;
     if child_level > 0 {
         // The right node's first entry has an empty key: it takes the parent's separator.
@@ -936,11 +933,6 @@ fn rebalance(
             insert_or_split(w, parent, ri, &entry)
         }
     }
-}
-
-/// The raw entries of a node, in order.
-fn entries_of<'a>(view: &NodeView<'a>) -> Result<Vec<&'a [u8]>> {
-    (0..view.count()).map(|i| view.entry(i)).collect()
 }
 
 /// A branch entry with its key replaced.
@@ -999,28 +991,21 @@ fn distribute(
         let sep = entry_key(first_right, level).to_vec();
         (sep, with_key(first_right, &[]))
     };
+    let mut right_entries = right_entries.to_vec();
+    right_entries[0] = &first;
     let right = w.new_node(level)?;
     fill(w, left, level, left_entries);
-    fill(w, right, level, &[&first[..]]);
-    push_all(w, right, &right_entries[1..]);
+    fill(w, right, level, &right_entries);
     Ok((sep, Some(right)))
 }
 
 /// Rewrites dirty node `ptr` at `level` with `entries`, which fit in one page.
 fn fill<E: AsRef<[u8]>>(w: &mut WritePager, ptr: Ptr, level: u8, entries: &[E]) {
-    node::init(w.page_mut(ptr.page), level, ptr.page.0, ptr.txn.0);
-    push_all(w, ptr, entries);
-}
-
-/// Appends `entries` to dirty node `ptr`, which has room for them.
-fn push_all<E: AsRef<[u8]>>(w: &mut WritePager, ptr: Ptr, entries: &[E]) {
     let page = w.page_mut(ptr.page);
-    for e in entries {
-        assert!(
-            node::push_raw(page, ptr.page.0, e.as_ref()),
-            "distributed entries fit"
-        );
-    }
+    assert!(
+        node::fill_raw(page, level, ptr.page.0, ptr.txn.0, entries),
+        "distributed entries fit"
+    );
 }
 
 /// The shortest key `s` with `left < s ≤ right` (prefix truncation of separators).

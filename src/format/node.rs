@@ -195,14 +195,17 @@ impl<'a> NodeView<'a> {
     /// Key of entry `i`.
     #[inline]
     pub fn key(&self, i: usize) -> Result<&'a [u8]> {
-        let off = self.offset(i)?;
-        let klen = self.u16_at(off)?;
-        let head = if self.is_leaf {
+        let rest = &self.page[self.offset(i)?..];
+        let [k0, k1, ..] = *rest else {
+            return Err(self.corrupt("entry runs past the page end"));
+        };
+        let at = if self.is_leaf {
             LEAF_ENTRY_HEADER
         } else {
             BRANCH_ENTRY_HEADER
         };
-        self.bytes(off + head, klen)
+        rest.get(at..at + u16::from_le_bytes([k0, k1]) as usize)
+            .ok_or_else(|| self.corrupt("entry runs past the page end"))
     }
 
     /// Key and value of leaf entry `i`, decoded together (the cursor's step).
@@ -254,11 +257,15 @@ impl<'a> NodeView<'a> {
     #[inline]
     pub fn child(&self, i: usize) -> Result<Ptr> {
         assert!(!self.is_leaf, "child() on a leaf");
-        let off = self.offset(i)?;
-        let klen = self.u16_at(off)?;
-        Ok(Ptr::decode(
-            self.bytes(off + BRANCH_ENTRY_HEADER + klen, PTR_BYTES)?,
-        ))
+        let rest = &self.page[self.offset(i)?..];
+        let [k0, k1, ..] = *rest else {
+            return Err(self.corrupt("entry runs past the page end"));
+        };
+        let at = BRANCH_ENTRY_HEADER + u16::from_le_bytes([k0, k1]) as usize;
+        let ptr = rest.get(at..at + PTR_BYTES);
+        Ok(Ptr::decode(ptr.ok_or_else(|| {
+            self.corrupt("entry runs past the page end")
+        })?))
     }
 
     /// The children born in `txn` (in a write transaction: the dirty ones), with their
@@ -280,22 +287,39 @@ impl<'a> NodeView<'a> {
     }
 
     /// The whole encoded entry `i` (without its slot).
+    #[inline]
     pub fn entry(&self, i: usize) -> Result<&'a [u8]> {
-        let off = self.offset(i)?;
+        // One bounds check for the entry's header and one for the whole entry, on the page's
+        // tail from the entry on.
+        let rest = &self.page[self.offset(i)?..];
         let len = if self.is_leaf {
-            let head = self.bytes(off, LEAF_ENTRY_HEADER)?;
-            let klen = u16::from_le_bytes([head[0], head[1]]) as usize;
-            let vlen = u32::from_le_bytes([head[3], head[4], head[5], head[6]]) as usize;
-            let body = if head[2] & OVERFLOW != 0 {
+            let [k0, k1, flags, v0, v1, v2, v3, ..] = *rest else {
+                return Err(self.corrupt("entry runs past the page end"));
+            };
+            let body = if flags & OVERFLOW != 0 {
                 PTR_BYTES
             } else {
-                vlen
+                u32::from_le_bytes([v0, v1, v2, v3]) as usize
             };
-            LEAF_ENTRY_HEADER + klen + body
+            LEAF_ENTRY_HEADER + u16::from_le_bytes([k0, k1]) as usize + body
         } else {
-            BRANCH_ENTRY_HEADER + self.u16_at(off)? + PTR_BYTES
+            let [k0, k1, ..] = *rest else {
+                return Err(self.corrupt("entry runs past the page end"));
+            };
+            BRANCH_ENTRY_HEADER + u16::from_le_bytes([k0, k1]) as usize + PTR_BYTES
         };
-        self.bytes(off, len)
+        rest.get(..len)
+            .ok_or_else(|| self.corrupt("entry runs past the page end"))
+    }
+
+    /// Every encoded entry, in order (for a node read whole: one loop, each entry checked as
+    /// by [`NodeView::entry`]).
+    pub fn entries(&self) -> Result<Vec<&'a [u8]>> {
+        let mut entries = Vec::with_capacity(self.count + 1);
+        for i in 0..self.count {
+            entries.push(self.entry(i)?);
+        }
+        Ok(entries)
     }
 
     /// When `other` has this node's layout (the same kind, count, slots, `free_end` and
@@ -720,6 +744,35 @@ pub fn write_branch_entry(out: &mut [u8], key: &[u8], ptr: Ptr) {
     let k = BRANCH_ENTRY_HEADER;
     out[k..k + key.len()].copy_from_slice(key);
     ptr.encode(&mut out[k + key.len()..k + key.len() + PTR_BYTES]);
+}
+
+/// Starts node `page` afresh (as [`init`]) and writes `entries`, raw (as returned by
+/// [`NodeView::entry`]), in order: the bytes that [`push_raw`] of each in turn would leave,
+/// with one header write. Returns false, changing nothing, when they do not fit.
+pub fn fill_raw<E: AsRef<[u8]>>(
+    page: &mut [u8],
+    level: u8,
+    id: u64,
+    txn: u64,
+    entries: &[E],
+) -> bool {
+    let total: usize = entries.iter().map(|e| e.as_ref().len() + SLOT_BYTES).sum();
+    if HEADER_BYTES + total > page.len() {
+        return false;
+    }
+    init(page, level, id, txn);
+    let mut end = page.len();
+    for (i, entry) in entries.iter().enumerate() {
+        let entry = entry.as_ref();
+        end -= entry.len();
+        page[end..end + entry.len()].copy_from_slice(entry);
+        set_slot(page, i, end, key_head(entry_key(entry, level == 0)));
+    }
+    let mut header = PageHeader::read(page);
+    header.count = U16Le::new(entries.len() as u16);
+    header.free_end = U32Le::new(end as u32);
+    header.write(page);
+    true
 }
 
 /// Appends a raw entry (as returned by [`NodeView::entry`]) at the end of a node being built.
