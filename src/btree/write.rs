@@ -254,7 +254,7 @@ pub fn insert_with_finger(
 /// while the keys stay inside the finger's leaf, each costs one search there (two key
 /// comparisons when it lands just after the previous one) and an edit in place. A change
 /// the leaf cannot take (a split, a rebalance, another length) is a full insert or remove.
-pub fn modify_with_finger<F>(
+pub fn modify_with_finger<F, V>(
     w: &mut WritePager,
     sh: &mut Sharing<'_>,
     root: Ptr,
@@ -263,7 +263,8 @@ pub fn modify_with_finger<F>(
     change: F,
 ) -> Result<Ptr>
 where
-    F: FnOnce(Option<&[u8]>) -> Result<Option<Vec<u8>>>,
+    F: FnOnce(Option<&[u8]>) -> Result<Option<V>>,
+    V: AsRef<[u8]>,
 {
     let root = if finger.as_ref().is_some_and(|f| f.holds(root, key)) || root.is_null() {
         root
@@ -289,7 +290,7 @@ where
         }
     };
     let new = change(old)?;
-    match edit.apply(w, key, new.as_deref()) {
+    match edit.apply(w, key, new.as_ref().map(AsRef::as_ref)) {
         Some(slot) => {
             f.slot = slot;
             Ok(root)
@@ -370,17 +371,17 @@ impl LeafEdit {
 
 /// The full insert or remove behind [`modify_with_finger`], which then takes the finger
 /// again (only on a leaf this transaction copied: a finger edits its leaf in place).
-fn modify_fully(
+fn modify_fully<V: AsRef<[u8]>>(
     w: &mut WritePager,
     sh: &mut Sharing<'_>,
     root: Ptr,
     key: &[u8],
-    new: Option<Vec<u8>>,
+    new: Option<V>,
     finger: &mut Option<Finger>,
 ) -> Result<Ptr> {
     let (root, landed) = match new {
         Some(value) => {
-            let (root, _, landed) = insert_landed(w, sh, root, key, &value)?;
+            let (root, _, landed) = insert_landed(w, sh, root, key, value.as_ref())?;
             (root, landed)
         }
         None => {
