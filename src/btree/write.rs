@@ -12,7 +12,7 @@
 //! Append splits and branch splits are unchanged by spills.
 
 use super::share::{cow, release_overflow, Sharing};
-use super::{node_at, Step, TreeKind, MAX_DEPTH};
+use super::{node_at, Path, Step, TreeKind, MAX_DEPTH};
 use crate::format::node::{self, LeafValue, NodeView};
 use crate::format::{Ptr, MAX_KEY_LEN, MAX_VALUE_LEN};
 use crate::pager::{PageSource, WritePager};
@@ -41,18 +41,15 @@ fn dirty_path(
     sh: &mut Sharing<'_>,
     root: Ptr,
     key: &[u8],
-) -> Result<Vec<Step>> {
-    dirty_path_by(w, sh, root, |view, _| view.child_index(key))
+    path: &mut Path,
+) -> Result<()> {
+    dirty_path_by(w, sh, root, |view, _| view.child_index(key), path)
 }
 
 /// [`dirty_path`] along a path already found (see [`super::locate`]), rewritten in place. A
 /// copied node keeps its child pointers, so the pointers read on the way down still hold: no
 /// node is read or searched again.
-fn dirty_path_along(
-    w: &mut WritePager,
-    sh: &mut Sharing<'_>,
-    mut path: Vec<Step>,
-) -> Result<Vec<Step>> {
+fn dirty_path_along(w: &mut WritePager, sh: &mut Sharing<'_>, path: &mut Path) -> Result<()> {
     for level in 0..path.len() {
         let ptr = path[level].ptr;
         if ptr.txn == w.txn() {
@@ -67,7 +64,7 @@ fn dirty_path_along(
             path[level].ptr = dirty;
         }
     }
-    Ok(path)
+    Ok(())
 }
 
 fn dirty_path_by(
@@ -75,8 +72,9 @@ fn dirty_path_by(
     sh: &mut Sharing<'_>,
     root: Ptr,
     mut choose: impl FnMut(&NodeView, usize) -> Result<usize>,
-) -> Result<Vec<Step>> {
-    let mut path: Vec<Step> = Vec::with_capacity(8);
+    path: &mut Path,
+) -> Result<()> {
+    path.clear();
     let mut cur = cow(w, sh, root)?;
     let mut level: Option<u8> = None;
     loop {
@@ -86,7 +84,7 @@ fn dirty_path_by(
         let view = node_at(w, cur, level)?;
         if view.is_leaf() {
             path.push(Step { ptr: cur, idx: 0 });
-            return Ok(path);
+            return Ok(());
         }
         let idx = choose(&view, path.len())?;
         let child = view.child(idx)?;
@@ -113,21 +111,23 @@ pub fn insert(
     key: &[u8],
     value: &[u8],
 ) -> Result<(Ptr, bool)> {
-    insert_landed(w, sh, root, key, value).map(|(root, replaced, _)| (root, replaced))
+    let mut path = Path::default();
+    insert_landed(w, sh, root, key, value, &mut path).map(|(root, replaced, _)| (root, replaced))
 }
 
-/// Where a full insert or remove left its key: the dirty path (root first) to the leaf that
-/// holds it, or would, and the slot after it, when nothing above the leaf changed (no split,
-/// spill or rebalance), so that a finger can be taken from the path without a descent.
-type Landed = Option<(Vec<Step>, usize)>;
+/// Where a full insert or remove left its key, when nothing above the leaf changed (no
+/// split, spill or rebalance): the slot after it in the leaf that ends the dirty path the
+/// caller passed, so that a finger can be taken from the path without a descent.
+type Landed = Option<usize>;
 
-/// [`insert`], also telling where the key landed.
+/// [`insert`], also telling where the key landed; `path` is left holding the dirty path.
 fn insert_landed(
     w: &mut WritePager,
     sh: &mut Sharing<'_>,
     root: Ptr,
     key: &[u8],
     value: &[u8],
+    path: &mut Path,
 ) -> Result<(Ptr, bool, Landed)> {
     check_sizes(key, value.len())?;
     let inline = node::fits_inline(key.len(), value.len(), w.page_size());
@@ -140,7 +140,7 @@ fn insert_landed(
         }
     };
     let root = if root.is_null() { w.new_node(0)? } else { root };
-    let path = dirty_path(w, sh, root, key)?;
+    dirty_path(w, sh, root, key, path)?;
     let leaf = path.last().expect("path has a leaf").ptr;
     let view = NodeView::new(w.page_mut(leaf.page), leaf.page.0)?;
     let (idx, replaced) = match view.search(key)? {
@@ -149,7 +149,7 @@ fn insert_landed(
             match (old, stored) {
                 (LeafValue::Inline(o), LeafValue::Inline(n)) if o.len() == n.len() => {
                     node::overwrite_inline_value(w.page_mut(leaf.page), i, n);
-                    return Ok((path[0].ptr, true, Some((path, i + 1))));
+                    return Ok((path[0].ptr, true, Some(i + 1)));
                 }
                 (LeafValue::Overflow { ptr, len }, _) => release_overflow(w, sh, ptr, len)?,
                 _ => {}
@@ -164,12 +164,12 @@ fn insert_landed(
     if node::insert(w.page_mut(leaf.page), leaf.page.0, idx, len, |out| {
         node::write_leaf_entry(out, key, stored)
     }) {
-        return Ok((path[0].ptr, replaced, Some((path, idx + 1))));
+        return Ok((path[0].ptr, replaced, Some(idx + 1)));
     }
     let mut entry = vec![0u8; len];
     node::write_leaf_entry(&mut entry, key, stored);
-    let split = insert_leaf(w, sh, &path, idx, &entry)?;
-    let root = fix_up(w, sh, &path, split, false)?;
+    let split = insert_leaf(w, sh, path, idx, &entry)?;
+    let root = fix_up(w, sh, path, split, false)?;
     Ok((root, replaced, None))
 }
 
@@ -240,9 +240,10 @@ pub fn insert_with_finger(
             return Ok((root, edit.found.is_ok()));
         }
     }
-    let (root, replaced, landed) = insert_landed(w, sh, root, key, value)?;
+    let mut path = Path::default();
+    let (root, replaced, landed) = insert_landed(w, sh, root, key, value, &mut path)?;
     *finger = match landed {
-        Some((path, slot)) => Some(finger_on(w, &path, slot, finger.take())?),
+        Some(slot) => Some(finger_on(w, &path, slot, finger.take())?),
         None if root.is_null() => None,
         None => Some(finger_at(w, root, key)?),
     };
@@ -379,18 +380,13 @@ fn modify_fully<V: AsRef<[u8]>>(
     new: Option<V>,
     finger: &mut Option<Finger>,
 ) -> Result<Ptr> {
-    let (root, landed) = match new {
-        Some(value) => {
-            let (root, _, landed) = insert_landed(w, sh, root, key, value.as_ref())?;
-            (root, landed)
-        }
-        None => {
-            let (root, _, landed) = remove_landed(w, sh, root, key)?;
-            (root, landed)
-        }
+    let mut path = Path::default();
+    let (root, _, landed) = match new {
+        Some(value) => insert_landed(w, sh, root, key, value.as_ref(), &mut path)?,
+        None => remove_landed(w, sh, root, key, &mut path)?,
     };
     *finger = match landed {
-        Some((path, slot)) => Some(finger_on(w, &path, slot, finger.take())?),
+        Some(slot) => Some(finger_on(w, &path, slot, finger.take())?),
         None => dirty_finger(w, root, key)?,
     };
     Ok(root)
@@ -405,11 +401,13 @@ fn dirty_finger_path(
     key: &[u8],
 ) -> Result<(Ptr, Finger)> {
     let mut bounds = Bounds::default();
-    let path = dirty_path_by(w, sh, root, |view, _| {
+    let mut path = Path::default();
+    let choose = |view: &NodeView, _| {
         let i = view.child_index(key)?;
         bounds.narrow(view, i)?;
         Ok(i)
-    })?;
+    };
+    dirty_path_by(w, sh, root, choose, &mut path)?;
     let root = path[0].ptr;
     let leaf = path.last().expect("path has a leaf").ptr;
     let slot = 0;
@@ -506,21 +504,22 @@ pub fn remove(
     root: Ptr,
     key: &[u8],
 ) -> Result<(Ptr, bool)> {
-    remove_landed(w, sh, root, key).map(|(root, found, _)| (root, found))
+    let mut path = Path::default();
+    remove_landed(w, sh, root, key, &mut path).map(|(root, found, _)| (root, found))
 }
 
-/// [`remove`], also telling where the key was.
+/// [`remove`], also telling where the key was; `path` is left holding the dirty path.
 fn remove_landed(
     w: &mut WritePager,
     sh: &mut Sharing<'_>,
     root: Ptr,
     key: &[u8],
+    path: &mut Path,
 ) -> Result<(Ptr, bool, Landed)> {
-    let Some(located) = super::locate(w, root, key)? else {
+    let Some(slot) = super::locate(w, root, key, path)? else {
         return Ok((root, false, None));
     };
-    let slot = located.slot;
-    let path = dirty_path_along(w, sh, located.steps)?;
+    dirty_path_along(w, sh, path)?;
     let leaf = path.last().expect("path has a leaf").ptr;
     let view = NodeView::new(w.page_mut(leaf.page), leaf.page.0)?;
     assert!(view.key(slot)? == key, "the located slot holds another key");
@@ -531,9 +530,9 @@ fn remove_landed(
     if path.len() > 1 && !is_underfull(w, leaf) {
         // Only the leaf changed, and it needs no rebalance: the branches above keep their
         // entries and the root its shape.
-        return Ok((path[0].ptr, true, Some((path, slot))));
+        return Ok((path[0].ptr, true, Some(slot)));
     }
-    let root = fix_up(w, sh, &path, None, true)?;
+    let root = fix_up(w, sh, path, None, true)?;
     Ok((root, true, None))
 }
 
