@@ -367,7 +367,7 @@ impl<'a> NodeView<'a> {
     #[inline]
     fn order_at(&self, i: usize, key: &[u8], head: u32) -> Result<std::cmp::Ordering> {
         match self.head(i).cmp(&head) {
-            std::cmp::Ordering::Equal => Ok(self.key(i)?.cmp(key)),
+            std::cmp::Ordering::Equal => Ok(compare_keys(self.key(i)?, key)),
             unequal => Ok(unequal),
         }
     }
@@ -427,6 +427,16 @@ impl<'a> NodeView<'a> {
     /// Bytes of slots and live entries.
     pub fn used_bytes(&self) -> usize {
         used_bytes(self.page)
+    }
+}
+
+/// Bytewise key order, with 8-byte keys compared as big-endian integers: the refcount tree's
+/// keys (page ids) all share a zero head, so its searches compare whole keys at every step.
+#[inline]
+fn compare_keys(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    match (<[u8; 8]>::try_from(a), <[u8; 8]>::try_from(b)) {
+        (Ok(a), Ok(b)) => u64::from_be_bytes(a).cmp(&u64::from_be_bytes(b)),
+        _ => a.cmp(b),
     }
 }
 
@@ -946,6 +956,26 @@ mod tests {
             for i in 0..view.count() {
                 let _ = view.key(i);
                 let _ = view.value(i);
+            }
+        }
+    }
+
+    #[test]
+    fn compare_keys_is_bytewise_order() {
+        let keys: [&[u8]; 9] = [
+            b"",
+            b"\0",
+            &[0, 0, 0, 0, 0, 0, 0, 1],
+            &[0, 0, 0, 0, 0, 0, 1, 0],
+            &[0, 0, 0, 0, 0, 0, 0, 1, 0],
+            &[1, 0, 0, 0, 0, 0, 0, 0],
+            &[0xff; 8],
+            b"abcdefgh",
+            b"abcdefg",
+        ];
+        for a in keys {
+            for b in keys {
+                assert_eq!(super::compare_keys(a, b), a.cmp(b), "{a:?} {b:?}");
             }
         }
     }
