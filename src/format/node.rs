@@ -183,12 +183,6 @@ impl<'a> NodeView<'a> {
             .ok_or_else(|| self.corrupt("entry runs past the page end"))
     }
 
-    #[inline]
-    fn u16_at(&self, at: usize) -> Result<usize> {
-        let b = self.bytes(at, 2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]) as usize)
-    }
-
     /// Key of entry `i`.
     #[inline]
     pub fn key(&self, i: usize) -> Result<&'a [u8]> {
@@ -273,10 +267,17 @@ impl<'a> NodeView<'a> {
         const TXN_AT: usize = std::mem::offset_of!(super::PtrDisk, txn);
         let mut born = Vec::new();
         for i in 0..self.count {
-            let off = self.offset(i)?;
-            let at = off + BRANCH_ENTRY_HEADER + self.u16_at(off)? + TXN_AT;
-            let txn_bytes: [u8; 8] = self.bytes(at, 8)?.try_into().expect("8 bytes");
-            if u64::from_le_bytes(txn_bytes) == txn {
+            // One bounds check for the key length and one for the birth, on the page's tail
+            // from the entry on.
+            let rest = &self.page[self.offset(i)?..];
+            let [k0, k1, ..] = *rest else {
+                return Err(self.corrupt("entry runs past the page end"));
+            };
+            let at = BRANCH_ENTRY_HEADER + u16::from_le_bytes([k0, k1]) as usize + TXN_AT;
+            let Some(&[t0, t1, t2, t3, t4, t5, t6, t7]) = rest.get(at..at + 8) else {
+                return Err(self.corrupt("entry runs past the page end"));
+            };
+            if u64::from_le_bytes([t0, t1, t2, t3, t4, t5, t6, t7]) == txn {
                 born.push((i, self.child(i)?));
             }
         }
