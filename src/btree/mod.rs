@@ -104,7 +104,7 @@ fn descend<'s, S: PageSource + ?Sized>(
 }
 
 /// One step of a root-to-leaf path: a node and the index of the child followed (0 at a leaf).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Step {
     /// The node.
     pub ptr: Ptr,
@@ -112,25 +112,79 @@ pub struct Step {
     pub idx: usize,
 }
 
-/// Where a key sits: the node and the child index taken at each branch, root first, then the
-/// leaf (with index 0), and the key's slot in that leaf.
-pub struct Located {
-    /// One step per level, root first; the last is the leaf.
-    pub steps: Vec<Step>,
-    /// The key's slot in the leaf.
-    pub slot: usize,
+/// Steps a [`Path`] keeps inline: a tree of a million entries is four levels deep.
+const INLINE_STEPS: usize = 8;
+
+/// A root-to-leaf path, root first. Its steps are kept inline (no allocation per descent)
+/// until a path deeper than [`INLINE_STEPS`], which moves them to the heap.
+#[derive(Clone, Default)]
+pub struct Path {
+    inline: [Step; INLINE_STEPS],
+    len: usize,
+    /// Every step, once the path is deeper than the inline steps.
+    deep: Vec<Step>,
 }
 
-/// The path to `key`, when `key` is in the tree: a writer then copies exactly that path
-/// without reading or searching it again.
-pub fn locate<S: PageSource + ?Sized>(src: &S, root: Ptr, key: &[u8]) -> Result<Option<Located>> {
+impl Path {
+    /// Empties the path (for a new descent).
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.deep.clear();
+    }
+
+    /// Appends a step (one level down).
+    pub fn push(&mut self, step: Step) {
+        if self.len < INLINE_STEPS {
+            self.inline[self.len] = step;
+        } else {
+            if self.deep.is_empty() {
+                self.deep.extend_from_slice(&self.inline);
+            }
+            self.deep.push(step);
+        }
+        self.len += 1;
+    }
+}
+
+impl std::ops::Deref for Path {
+    type Target = [Step];
+
+    fn deref(&self) -> &[Step] {
+        if self.len <= INLINE_STEPS {
+            &self.inline[..self.len]
+        } else {
+            &self.deep
+        }
+    }
+}
+
+impl std::ops::DerefMut for Path {
+    fn deref_mut(&mut self) -> &mut [Step] {
+        if self.len <= INLINE_STEPS {
+            &mut self.inline[..self.len]
+        } else {
+            &mut self.deep
+        }
+    }
+}
+
+/// The path to `key`, when `key` is in the tree: fills `steps` (cleared first) with the node
+/// and the child index taken at each branch, root first, then the leaf (with index 0), and
+/// returns the key's slot in the leaf. A writer then copies exactly that path without
+/// reading or searching it again.
+pub fn locate<S: PageSource + ?Sized>(
+    src: &S,
+    root: Ptr,
+    key: &[u8],
+    steps: &mut Path,
+) -> Result<Option<usize>> {
+    steps.clear();
     if root.is_null() {
         return Ok(None);
     }
-    let mut steps = Vec::with_capacity(8);
     let (leaf, view) = descend(src, root, key, |step| steps.push(step))?;
     steps.push(Step { ptr: leaf, idx: 0 });
-    Ok(view.search(key)?.ok().map(|slot| Located { steps, slot }))
+    Ok(view.search(key)?.ok())
 }
 
 /// Looks `key` up; the value as stored.
@@ -169,5 +223,40 @@ pub fn get<'s, S: PageSource + ?Sized>(
     match get_raw(src, root, key)? {
         Some(value) => Ok(Some(value_bytes(src, value)?)),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Path, Step, INLINE_STEPS};
+    use crate::format::{PageId, Ptr};
+
+    #[test]
+    fn a_path_keeps_its_steps_past_the_inline_ones() {
+        let step = |i: usize| Step {
+            ptr: Ptr {
+                page: PageId(i as u64),
+                ..Ptr::default()
+            },
+            idx: i,
+        };
+        let mut path = Path::default();
+        for round in 0..2 {
+            for i in 0..3 * INLINE_STEPS {
+                path.push(step(i));
+                assert_eq!(path.len(), i + 1, "round {round}");
+            }
+            path[1].idx = 99;
+            let idx: Vec<usize> = path.iter().map(|s| s.idx).collect();
+            let mut want: Vec<usize> = (0..3 * INLINE_STEPS).collect();
+            want[1] = 99;
+            assert_eq!(idx, want);
+            assert_eq!(
+                path.last().map(|s| s.ptr.page.0),
+                Some(3 * INLINE_STEPS as u64 - 1)
+            );
+            path.clear();
+            assert!(path.is_empty());
+        }
     }
 }

@@ -73,10 +73,11 @@ impl Refcounts {
         // Bounded: one step per pending change.
         for (page, change) in changes {
             let root_id = self.root.page.0;
-            let apply = |stored: Option<&[u8]>| -> Result<Option<Vec<u8>>> {
+            // The new count's bytes are returned by value: no allocation per change.
+            let apply = |stored: Option<&[u8]>| -> Result<Option<_>> {
                 let stored = stored.map_or(Ok(1), |bytes| decode_count(bytes, root_id))?;
                 let count = changed_count(page, stored, change);
-                Ok((count > 1).then(|| encode_count(count).to_vec()))
+                Ok((count > 1).then(|| encode_count(count)))
             };
             let key = count_key(page);
             self.root = modify_with_finger(w, &mut none, self.root, &key, &mut finger, apply)?;

@@ -12,7 +12,7 @@
 //! Append splits and branch splits are unchanged by spills.
 
 use super::share::{cow, release_overflow, Sharing};
-use super::{node_at, Step, TreeKind, MAX_DEPTH};
+use super::{node_at, Path, Step, TreeKind, MAX_DEPTH};
 use crate::format::node::{self, LeafValue, NodeView};
 use crate::format::{Ptr, MAX_KEY_LEN, MAX_VALUE_LEN};
 use crate::pager::{PageSource, WritePager};
@@ -41,20 +41,21 @@ fn dirty_path(
     sh: &mut Sharing<'_>,
     root: Ptr,
     key: &[u8],
-) -> Result<Vec<Step>> {
-    dirty_path_by(w, sh, root, |view, _| view.child_index(key))
+    path: &mut Path,
+) -> Result<()> {
+    dirty_path_by(w, sh, root, |view, _| view.child_index(key), path)
 }
 
 /// [`dirty_path`] along a path already found (see [`super::locate`]), rewritten in place. A
 /// copied node keeps its child pointers, so the pointers read on the way down still hold: no
 /// node is read or searched again.
-fn dirty_path_along(
-    w: &mut WritePager,
-    sh: &mut Sharing<'_>,
-    mut path: Vec<Step>,
-) -> Result<Vec<Step>> {
+fn dirty_path_along(w: &mut WritePager, sh: &mut Sharing<'_>, path: &mut Path) -> Result<()> {
     for level in 0..path.len() {
         let ptr = path[level].ptr;
+        if ptr.txn == w.txn() {
+            // Already copied (and read on the way down): `cow` would return it as it is.
+            continue;
+        }
         let dirty = cow(w, sh, ptr)?;
         if dirty != ptr {
             if let Some(parent) = level.checked_sub(1).map(|l| path[l]) {
@@ -63,7 +64,7 @@ fn dirty_path_along(
             path[level].ptr = dirty;
         }
     }
-    Ok(path)
+    Ok(())
 }
 
 fn dirty_path_by(
@@ -71,8 +72,9 @@ fn dirty_path_by(
     sh: &mut Sharing<'_>,
     root: Ptr,
     mut choose: impl FnMut(&NodeView, usize) -> Result<usize>,
-) -> Result<Vec<Step>> {
-    let mut path: Vec<Step> = Vec::with_capacity(8);
+    path: &mut Path,
+) -> Result<()> {
+    path.clear();
     let mut cur = cow(w, sh, root)?;
     let mut level: Option<u8> = None;
     loop {
@@ -82,14 +84,19 @@ fn dirty_path_by(
         let view = node_at(w, cur, level)?;
         if view.is_leaf() {
             path.push(Step { ptr: cur, idx: 0 });
-            return Ok(path);
+            return Ok(());
         }
         let idx = choose(&view, path.len())?;
         let child = view.child(idx)?;
         level = Some(view.level() - 1);
-        let dirty = cow(w, sh, child)?;
-        if dirty != child {
-            node::set_child(w.page_mut(cur.page), idx, dirty);
+        // A child already copied is returned as it is by `cow`: skip the call (the next
+        // round reads it, which checks that it is dirty).
+        let mut dirty = child;
+        if child.txn != w.txn() {
+            dirty = cow(w, sh, child)?;
+            if dirty != child {
+                node::set_child(w.page_mut(cur.page), idx, dirty);
+            }
         }
         path.push(Step { ptr: cur, idx });
         cur = dirty;
@@ -104,6 +111,24 @@ pub fn insert(
     key: &[u8],
     value: &[u8],
 ) -> Result<(Ptr, bool)> {
+    let mut path = Path::default();
+    insert_landed(w, sh, root, key, value, &mut path).map(|(root, replaced, _)| (root, replaced))
+}
+
+/// Where a full insert or remove left its key, when nothing above the leaf changed (no
+/// split, spill or rebalance): the slot after it in the leaf that ends the dirty path the
+/// caller passed, so that a finger can be taken from the path without a descent.
+type Landed = Option<usize>;
+
+/// [`insert`], also telling where the key landed; `path` is left holding the dirty path.
+fn insert_landed(
+    w: &mut WritePager,
+    sh: &mut Sharing<'_>,
+    root: Ptr,
+    key: &[u8],
+    value: &[u8],
+    path: &mut Path,
+) -> Result<(Ptr, bool, Landed)> {
     check_sizes(key, value.len())?;
     let inline = node::fits_inline(key.len(), value.len(), w.page_size());
     let stored = if inline {
@@ -115,7 +140,7 @@ pub fn insert(
         }
     };
     let root = if root.is_null() { w.new_node(0)? } else { root };
-    let path = dirty_path(w, sh, root, key)?;
+    dirty_path(w, sh, root, key, path)?;
     let leaf = path.last().expect("path has a leaf").ptr;
     let view = NodeView::new(w.page_mut(leaf.page), leaf.page.0)?;
     let (idx, replaced) = match view.search(key)? {
@@ -124,7 +149,7 @@ pub fn insert(
             match (old, stored) {
                 (LeafValue::Inline(o), LeafValue::Inline(n)) if o.len() == n.len() => {
                     node::overwrite_inline_value(w.page_mut(leaf.page), i, n);
-                    return Ok((path[0].ptr, true));
+                    return Ok((path[0].ptr, true, Some(i + 1)));
                 }
                 (LeafValue::Overflow { ptr, len }, _) => release_overflow(w, sh, ptr, len)?,
                 _ => {}
@@ -134,11 +159,18 @@ pub fn insert(
         }
         Err(i) => (i, false),
     };
-    let mut entry = vec![0u8; entry_len(key, stored)];
+    let len = entry_len(key, stored);
+    // Most inserts fit their leaf: the entry is written in place, with no copy of it.
+    if node::insert(w.page_mut(leaf.page), leaf.page.0, idx, len, |out| {
+        node::write_leaf_entry(out, key, stored)
+    }) {
+        return Ok((path[0].ptr, replaced, Some(idx + 1)));
+    }
+    let mut entry = vec![0u8; len];
     node::write_leaf_entry(&mut entry, key, stored);
-    let split = insert_leaf(w, sh, &path, idx, &entry)?;
-    let root = fix_up(w, sh, &path, split, false)?;
-    Ok((root, replaced))
+    let split = insert_leaf(w, sh, path, idx, &entry)?;
+    let root = fix_up(w, sh, path, split, false)?;
+    Ok((root, replaced, None))
 }
 
 fn entry_len(key: &[u8], value: LeafValue<'_>) -> usize {
@@ -208,11 +240,12 @@ pub fn insert_with_finger(
             return Ok((root, edit.found.is_ok()));
         }
     }
-    let (root, replaced) = insert(w, sh, root, key, value)?;
-    *finger = if root.is_null() {
-        None
-    } else {
-        Some(finger_at(w, root, key)?)
+    let mut path = Path::default();
+    let (root, replaced, landed) = insert_landed(w, sh, root, key, value, &mut path)?;
+    *finger = match landed {
+        Some(slot) => Some(finger_on(w, &path, slot, finger.take())?),
+        None if root.is_null() => None,
+        None => Some(finger_at(w, root, key)?),
     };
     Ok((root, replaced))
 }
@@ -222,7 +255,7 @@ pub fn insert_with_finger(
 /// while the keys stay inside the finger's leaf, each costs one search there (two key
 /// comparisons when it lands just after the previous one) and an edit in place. A change
 /// the leaf cannot take (a split, a rebalance, another length) is a full insert or remove.
-pub fn modify_with_finger<F>(
+pub fn modify_with_finger<F, V>(
     w: &mut WritePager,
     sh: &mut Sharing<'_>,
     root: Ptr,
@@ -231,7 +264,8 @@ pub fn modify_with_finger<F>(
     change: F,
 ) -> Result<Ptr>
 where
-    F: FnOnce(Option<&[u8]>) -> Result<Option<Vec<u8>>>,
+    F: FnOnce(Option<&[u8]>) -> Result<Option<V>>,
+    V: AsRef<[u8]>,
 {
     let root = if finger.as_ref().is_some_and(|f| f.holds(root, key)) || root.is_null() {
         root
@@ -257,7 +291,7 @@ where
         }
     };
     let new = change(old)?;
-    match edit.apply(w, key, new.as_deref()) {
+    match edit.apply(w, key, new.as_ref().map(AsRef::as_ref)) {
         Some(slot) => {
             f.slot = slot;
             Ok(root)
@@ -338,19 +372,23 @@ impl LeafEdit {
 
 /// The full insert or remove behind [`modify_with_finger`], which then takes the finger
 /// again (only on a leaf this transaction copied: a finger edits its leaf in place).
-fn modify_fully(
+fn modify_fully<V: AsRef<[u8]>>(
     w: &mut WritePager,
     sh: &mut Sharing<'_>,
     root: Ptr,
     key: &[u8],
-    new: Option<Vec<u8>>,
+    new: Option<V>,
     finger: &mut Option<Finger>,
 ) -> Result<Ptr> {
-    let root = match new {
-        Some(value) => insert(w, sh, root, key, &value)?.0,
-        None => remove(w, sh, root, key)?.0,
+    let mut path = Path::default();
+    let (root, _, landed) = match new {
+        Some(value) => insert_landed(w, sh, root, key, value.as_ref(), &mut path)?,
+        None => remove_landed(w, sh, root, key, &mut path)?,
     };
-    *finger = dirty_finger(w, root, key)?;
+    *finger = match landed {
+        Some(slot) => Some(finger_on(w, &path, slot, finger.take())?),
+        None => dirty_finger(w, root, key)?,
+    };
     Ok(root)
 }
 
@@ -363,11 +401,13 @@ fn dirty_finger_path(
     key: &[u8],
 ) -> Result<(Ptr, Finger)> {
     let mut bounds = Bounds::default();
-    let path = dirty_path_by(w, sh, root, |view, _| {
+    let mut path = Path::default();
+    let choose = |view: &NodeView, _| {
         let i = view.child_index(key)?;
         bounds.narrow(view, i)?;
         Ok(i)
-    })?;
+    };
+    dirty_path_by(w, sh, root, choose, &mut path)?;
     let root = path[0].ptr;
     let leaf = path.last().expect("path has a leaf").ptr;
     let slot = 0;
@@ -416,6 +456,47 @@ fn finger_at(w: &WritePager, root: Ptr, key: &[u8]) -> Result<Finger> {
     })
 }
 
+/// The finger on the dirty leaf that ends `path` (reached from its root, nothing above the
+/// leaf changed since), with slot hint `slot`; its bounds come from the branches of the path,
+/// the deepest first, so mostly from the leaf's parent alone. The buffers of `old` are
+/// reused.
+fn finger_on(w: &WritePager, path: &[Step], slot: usize, old: Option<Finger>) -> Result<Finger> {
+    let mut bounds = old.map(|f| f.bounds).unwrap_or_default();
+    let (mut low, mut high) = (None, None);
+    // Bounded: one round per branch of the path.
+    for step in path[..path.len() - 1].iter().rev() {
+        let view = node_at(w, step.ptr, None)?;
+        if low.is_none() && step.idx > 0 {
+            low = Some(view.key(step.idx)?);
+        }
+        if high.is_none() && step.idx + 1 < view.count() {
+            high = Some(view.key(step.idx + 1)?);
+        }
+        if low.is_some() && high.is_some() {
+            break;
+        }
+    }
+    set_bound(&mut bounds.low, low);
+    set_bound(&mut bounds.high, high);
+    Ok(Finger {
+        root: path[0].ptr,
+        leaf: path.last().expect("path has a leaf").ptr,
+        slot,
+        bounds,
+    })
+}
+
+/// Sets a bound to `key`, reusing its buffer.
+fn set_bound(bound: &mut Option<Vec<u8>>, key: Option<&[u8]>) {
+    match (bound.as_mut(), key) {
+        (Some(buf), Some(key)) => {
+            buf.clear();
+            buf.extend_from_slice(key);
+        }
+        (_, key) => *bound = key.map(<[u8]>::to_vec),
+    }
+}
+
 /// Removes `key`. Returns the new root and whether the key was there.
 pub fn remove(
     w: &mut WritePager,
@@ -423,11 +504,22 @@ pub fn remove(
     root: Ptr,
     key: &[u8],
 ) -> Result<(Ptr, bool)> {
-    let Some(located) = super::locate(w, root, key)? else {
-        return Ok((root, false));
+    let mut path = Path::default();
+    remove_landed(w, sh, root, key, &mut path).map(|(root, found, _)| (root, found))
+}
+
+/// [`remove`], also telling where the key was; `path` is left holding the dirty path.
+fn remove_landed(
+    w: &mut WritePager,
+    sh: &mut Sharing<'_>,
+    root: Ptr,
+    key: &[u8],
+    path: &mut Path,
+) -> Result<(Ptr, bool, Landed)> {
+    let Some(slot) = super::locate(w, root, key, path)? else {
+        return Ok((root, false, None));
     };
-    let slot = located.slot;
-    let path = dirty_path_along(w, sh, located.steps)?;
+    dirty_path_along(w, sh, path)?;
     let leaf = path.last().expect("path has a leaf").ptr;
     let view = NodeView::new(w.page_mut(leaf.page), leaf.page.0)?;
     assert!(view.key(slot)? == key, "the located slot holds another key");
@@ -438,10 +530,10 @@ pub fn remove(
     if path.len() > 1 && !is_underfull(w, leaf) {
         // Only the leaf changed, and it needs no rebalance: the branches above keep their
         // entries and the root its shape.
-        return Ok((path[0].ptr, true));
+        return Ok((path[0].ptr, true, Some(slot)));
     }
-    let root = fix_up(w, sh, &path, None, true)?;
-    Ok((root, true))
+    let root = fix_up(w, sh, path, None, true)?;
+    Ok((root, true, None))
 }
 
 /// Walks the path bottom-up: inserts split halves into parents, rebalances underfull
@@ -506,13 +598,13 @@ fn is_underfull(w: &WritePager, ptr: Ptr) -> bool {
 /// A separator and a new right node for a parent to take after a child's split.
 type Split = Option<(Vec<u8>, Ptr)>;
 
-/// Inserts raw entry `entry` at `idx` of the (dirty) leaf that ends `path`. When it does not
-/// fit, [`spill`] shares the leaf's entries with its siblings first, unless the entry lands
-/// past the last entry of a leaf with no right sibling (ascending inserts at the end of a
-/// tree or of a branch: the append split packs them); a root leaf or a refused spill splits
-/// ([`insert_or_split`]). Only tables spill: the system trees are written in ascending runs
-/// (the refcount flush goes in page order), which a spill would rewrite sibling after
-/// sibling and an append split packs.
+/// Inserts raw entry `entry` at `idx` of the (dirty) leaf that ends `path`, which does not
+/// have room for it: [`spill`] shares the leaf's entries with its siblings first, unless the
+/// entry lands past the last entry of a leaf with no right sibling (ascending inserts at the
+/// end of a tree or of a branch: the append split packs them); a root leaf or a refused
+/// spill splits ([`insert_or_split`]). Only tables spill: the system trees are written in
+/// ascending runs (the refcount flush goes in page order), which a spill would rewrite
+/// sibling after sibling and an append split packs.
 fn insert_leaf(
     w: &mut WritePager,
     sh: &mut Sharing,
@@ -521,12 +613,6 @@ fn insert_leaf(
     entry: &[u8],
 ) -> Result<Split> {
     let leaf = path.last().expect("path has a leaf").ptr;
-    let page = w.page_mut(leaf.page);
-    if node::insert(page, leaf.page.0, idx, entry.len(), |out| {
-        out.copy_from_slice(entry)
-    }) {
-        return Ok(None);
-    }
     let parent = path.len().checked_sub(2).and_then(|i| path.get(i));
     if let Some(&parent) = parent.filter(|_| sh.kind() == TreeKind::Table) {
         let count = NodeView::new(w.dirty_page(leaf.page), leaf.page.0)?.count();
@@ -650,7 +736,8 @@ struct SpillPlan<'a> {
 /// The cheapest spill that fits, tried in order: the leaf (window node `at`) and its right
 /// sibling cut evenly in two; with its left sibling; the three cut in three; the three cut
 /// in four (each about 3/4 full); with only one sibling, the two cut in three (each about
-/// 2/3 full). None when no cut fits (huge entries).
+/// 2/3 full). None when no cut fits (huge entries). A node's entries are listed once, when
+/// a try first needs them.
 fn plan_spill<'a>(
     views: &[NodeView<'a>],
     at: usize,
@@ -668,20 +755,23 @@ fn plan_spill<'a>(
     }
     tries.extend([(0..n, n), (0..n, n + 1)]);
     tries.dedup();
+    let mut lists: Vec<Option<Vec<&[u8]>>> = vec![None; n];
     for (nodes, parts) in tries {
-        let mut all = Vec::new();
-        for (k, view) in views.iter().enumerate().take(nodes.end).skip(nodes.start) {
-            if k == at {
-                all.push(entry);
+        let listed = views[nodes.clone()]
+            .iter()
+            .map(NodeView::count)
+            .sum::<usize>();
+        let mut all = Vec::with_capacity(listed + 1);
+        for k in nodes.clone() {
+            if lists[k].is_none() {
+                let mut list = views[k].entries()?;
+                if k == at {
+                    // The new entry goes at `idx` among the leaf's entries.
+                    list.insert(idx, entry);
+                }
+                lists[k] = Some(list);
             }
-            for i in 0..view.count() {
-                all.push(view.entry(i)?);
-            }
-            if k == at {
-                // The new entry goes at `idx` among the leaf's entries.
-                let first = all.len() - view.count() - 1;
-                all[first..first + idx + 1].rotate_left(1);
-            }
+            all.extend_from_slice(lists[k].as_deref().expect("listed above"));
         }
         let sizes: Vec<usize> = all.iter().map(|e| e.len() + node::SLOT_BYTES).collect();
         if let Some(cuts) = even_cuts(&sizes, parts, usable) {
@@ -746,11 +836,12 @@ fn insert_or_split(
     if idx == view.count() {
         return append_split(w, ptr, level, entry).map(Some);
     }
-    let mut entries: Vec<Vec<u8>> = (0..view.count())
-        .map(|i| view.entry(i).map(<[u8]>::to_vec))
-        .collect::<Result<_>>()?;
-    entries.insert(idx, entry.to_vec());
-    let (sep, right) = distribute(w, ptr, level, entries)?;
+    // One copy of the page to read the entries from while the node is rewritten.
+    let copy = view.page_bytes().to_vec();
+    let view = NodeView::new(&copy, ptr.page.0)?;
+    let mut entries = view.entries()?;
+    entries.insert(idx, entry);
+    let (sep, right) = distribute(w, ptr, level, &entries)?;
     Ok(Some((
         sep,
         right.expect("an overflowing node splits in two"),
@@ -769,14 +860,15 @@ fn append_split(w: &mut WritePager, ptr: Ptr, level: u8, entry: &[u8]) -> Result
     let target = usable - usable / 16;
     let view = NodeView::new(w.dirty_page(ptr.page), ptr.page.0)?;
     let count = view.count();
-    let (mut acc, mut cut) = (0, 0);
+    // The cut is the number of leading entries (with slots) that fit in `target`, found
+    // from the end: the bytes of the first `cut` are the node's used bytes (from its
+    // header, which a dirty node keeps true) less those of the rest, and the rest is short.
+    let used = view.used_bytes();
+    let (mut cut, mut rest) = (count, 0);
     // Bounded: at most `count` entries.
-    while cut < count {
-        acc += view.entry(cut)?.len() + node::SLOT_BYTES;
-        if acc > target {
-            break;
-        }
-        cut += 1;
+    while cut > 0 && used - rest > target {
+        cut -= 1;
+        rest += view.entry(cut)?.len() + node::SLOT_BYTES;
     }
     let cut = cut.max(1);
     let mut right_entries: Vec<Vec<u8>> = (cut..count)
@@ -816,16 +908,20 @@ fn rebalance(
     // Both become writable first: a shared sibling's children gain the merged node as parent.
     let left = cow(w, sh, left)?;
     let right = cow(w, sh, right)?;
-    let mut entries = raw_entries(w, left, child_level)?;
-    let right_entries = raw_entries(w, right, child_level)?;
+    // Copies of the two pages to read the entries from while they are rewritten.
+    let left_copy = node_at(w, left, Some(child_level))?.page_bytes().to_vec();
+    let right_copy = node_at(w, right, Some(child_level))?.page_bytes().to_vec();
+    let mut entries = NodeView::new(&left_copy, left.page.0)?.entries()?;
     let first_right = entries.len();
-    entries.extend(right_entries);
+    entries.extend(NodeView::new(&right_copy, right.page.0)?.entries()?);
+    let keyed;
     if child_level > 0 {
         // The right node's first entry has an empty key: it takes the parent's separator.
-        entries[first_right] = with_key(&entries[first_right], &sep);
+        keyed = with_key(entries[first_right], &sep);
+        entries[first_right] = &keyed;
     }
     w.free_node(right)?;
-    let (new_sep, new_right) = distribute(w, left, child_level, entries)?;
+    let (new_sep, new_right) = distribute(w, left, child_level, &entries)?;
     let page = w.page_mut(parent.page);
     node::remove(page, parent.page.0, ri);
     node::set_child(page, li, left);
@@ -837,13 +933,6 @@ fn rebalance(
             insert_or_split(w, parent, ri, &entry)
         }
     }
-}
-
-fn raw_entries(w: &WritePager, ptr: Ptr, level: u8) -> Result<Vec<Vec<u8>>> {
-    let view = node_at(w, ptr, Some(level))?;
-    (0..view.count())
-        .map(|i| view.entry(i).map(<[u8]>::to_vec))
-        .collect()
 }
 
 /// A branch entry with its key replaced.
@@ -872,16 +961,17 @@ fn entry_key(entry: &[u8], level: u8) -> &[u8] {
 
 /// Rewrites node `left` with `entries`, spilling about half of their bytes into a new right
 /// node when they do not fit in one page. Returns the separator and the right node, if any.
+/// The entries are read from elsewhere than the node (a copy of its page).
 fn distribute(
     w: &mut WritePager,
     left: Ptr,
     level: u8,
-    mut entries: Vec<Vec<u8>>,
+    entries: &[&[u8]],
 ) -> Result<(Vec<u8>, Option<Ptr>)> {
     let usable = node::usable_bytes(w.page_size());
     let total: usize = entries.iter().map(|e| e.len() + node::SLOT_BYTES).sum();
     if total <= usable {
-        fill(w, left, level, &entries);
+        fill(w, left, level, entries);
         return Ok((Vec::new(), None));
     }
     let mut acc = 0;
@@ -891,14 +981,20 @@ fn distribute(
         cut += 1;
     }
     let cut = cut.clamp(1, entries.len() - 1);
-    let mut right_entries = entries.split_off(cut);
-    let sep = split_key(
-        entries.last().expect("cut ≥ 1"),
-        &mut right_entries[0],
-        level,
-    );
+    let (left_entries, right_entries) = entries.split_at(cut);
+    let (last_left, first_right) = (left_entries[cut - 1], right_entries[0]);
+    // A branch's first entry has an empty key: the right half's first key moves up.
+    let (sep, first) = if level == 0 {
+        let sep = shortest_separator(entry_key(last_left, 0), entry_key(first_right, 0));
+        (sep, first_right.to_vec())
+    } else {
+        let sep = entry_key(first_right, level).to_vec();
+        (sep, with_key(first_right, &[]))
+    };
+    let mut right_entries = right_entries.to_vec();
+    right_entries[0] = &first;
     let right = w.new_node(level)?;
-    fill(w, left, level, &entries);
+    fill(w, left, level, left_entries);
     fill(w, right, level, &right_entries);
     Ok((sep, Some(right)))
 }
@@ -906,13 +1002,10 @@ fn distribute(
 /// Rewrites dirty node `ptr` at `level` with `entries`, which fit in one page.
 fn fill<E: AsRef<[u8]>>(w: &mut WritePager, ptr: Ptr, level: u8, entries: &[E]) {
     let page = w.page_mut(ptr.page);
-    node::init(page, level, ptr.page.0, ptr.txn.0);
-    for e in entries {
-        assert!(
-            node::push_raw(page, ptr.page.0, e.as_ref()),
-            "distributed entries fit"
-        );
-    }
+    assert!(
+        node::fill_raw(page, level, ptr.page.0, ptr.txn.0, entries),
+        "distributed entries fit"
+    );
 }
 
 /// The shortest key `s` with `left < s ≤ right` (prefix truncation of separators).

@@ -59,28 +59,71 @@ impl InsertBuffer {
             .enumerate()
             .map(|(i, item)| (prefix(self.key(*item)), i as u32))
             .collect();
-        order.sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| {
-                    self.key(self.items[a.1 as usize])
-                        .cmp(self.key(self.items[b.1 as usize]))
-                })
-                .then(a.1.cmp(&b.1))
-        });
+        let key_of = |at: &(u64, u32)| self.key(self.items[at.1 as usize]);
+        if order.len() < RADIX_FROM {
+            order.sort_unstable_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then_with(|| key_of(a).cmp(key_of(b)))
+                    .then(a.1.cmp(&b.1))
+            });
+        } else {
+            // The same order: a stable radix sort by prefix keeps the insertion order among
+            // equal prefixes, and a stable sort by key of each run of one prefix keeps it
+            // among equal keys.
+            radix_sort(&mut order);
+            for run in order.chunk_by_mut(|a, b| a.0 == b.0) {
+                if run.len() > 1 {
+                    run.sort_by(|a, b| key_of(a).cmp(key_of(b)));
+                }
+            }
+        }
         let mut out: Vec<(&[u8], &[u8])> = Vec::with_capacity(order.len());
-        for (i, (_, at)) in order.iter().enumerate() {
+        for (i, (prefix, at)) in order.iter().enumerate() {
             let item = self.items[*at as usize];
             let key = self.key(item);
-            if order
-                .get(i + 1)
-                .is_some_and(|(_, next)| self.key(self.items[*next as usize]) == key)
-            {
+            // Equal keys have equal prefixes: the keys are compared only then.
+            if order.get(i + 1).is_some_and(|(next_prefix, next)| {
+                next_prefix == prefix && self.key(self.items[*next as usize]) == key
+            }) {
                 continue;
             }
             let k = item.0 + item.1 as usize;
             out.push((key, &self.arena[k..k + item.2 as usize]));
         }
         out
+    }
+}
+
+/// From this many buffered inserts on, [`InsertBuffer::sorted`] sorts the prefixes with
+/// [`radix_sort`] (a few passes over the items instead of about log2(n) comparisons each).
+const RADIX_FROM: usize = 1024;
+
+/// Sorts `items` by their `u64` stably: a least-significant-digit radix sort, one byte a
+/// pass, which skips a byte that every item has alike.
+fn radix_sort(items: &mut Vec<(u64, u32)>) {
+    let mut counts = [[0usize; 256]; 8];
+    for &(prefix, _) in items.iter() {
+        for (byte, count) in counts.iter_mut().enumerate() {
+            count[(prefix >> (8 * byte)) as usize & 0xff] += 1;
+        }
+    }
+    let mut spare = vec![(0u64, 0u32); items.len()];
+    for (byte, count) in counts.iter().enumerate() {
+        if count.contains(&items.len()) {
+            continue;
+        }
+        let mut at = [0usize; 256];
+        let mut sum = 0;
+        for (slot, n) in at.iter_mut().zip(count) {
+            *slot = sum;
+            sum += n;
+        }
+        for &item in items.iter() {
+            let digit = (item.0 >> (8 * byte)) as usize & 0xff;
+            spare[at[digit]] = item;
+            at[digit] += 1;
+        }
+        std::mem::swap(items, &mut spare);
     }
 }
 
@@ -105,5 +148,35 @@ mod tests {
                 (&b"c"[..], &b""[..])
             ]
         );
+    }
+
+    #[test]
+    fn sorted_matches_a_map_past_the_radix_threshold() {
+        // Keys with long shared prefixes, short keys, keys that are prefixes of others, and
+        // repeated keys: the last insert of each key wins, in key order.
+        let mut b = InsertBuffer::default();
+        let mut model = std::collections::BTreeMap::new();
+        let mut z = 7u64;
+        for i in 0..3 * super::RADIX_FROM as u64 {
+            z = z
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let key = match i % 4 {
+                0 => (z >> 40).to_be_bytes().to_vec(),
+                1 => format!("user:{:06}", z % 2000).into_bytes(),
+                2 => vec![b'k'; (z % 12) as usize],
+                _ => z.to_le_bytes()[..(z % 9) as usize].to_vec(),
+            };
+            let value = i.to_le_bytes();
+            b.push(&key, &value);
+            model.insert(key, value.to_vec());
+        }
+        let got: Vec<(Vec<u8>, Vec<u8>)> = b
+            .sorted()
+            .into_iter()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        let want: Vec<(Vec<u8>, Vec<u8>)> = model.into_iter().collect();
+        assert_eq!(got, want);
     }
 }
