@@ -261,6 +261,22 @@ impl<'a> NodeView<'a> {
         ))
     }
 
+    /// The encoded child pointer of branch entry `i` (the bytes [`NodeView::child`] decodes),
+    /// so that two pointers are compared without decoding either.
+    #[inline(always)]
+    pub fn child_bytes(&self, i: usize) -> Result<&'a [u8; PTR_BYTES]> {
+        assert!(!self.is_leaf, "child_bytes() on a leaf");
+        let entry = &self.page[self.offset(i)?..];
+        let past_end = || self.corrupt("entry runs past the page end");
+        let [k0, k1, rest @ ..] = entry else {
+            return Err(past_end());
+        };
+        const _: () = assert!(BRANCH_ENTRY_HEADER == 2);
+        let klen = u16::from_le_bytes([*k0, *k1]) as usize;
+        let ptr = rest.get(klen..klen + PTR_BYTES).ok_or_else(past_end)?;
+        Ok(ptr.try_into().expect("PTR_BYTES bytes"))
+    }
+
     /// The children born in `txn` (in a write transaction: the dirty ones), with their
     /// indices. Reads only each child's birth txn, since a branch has about a hundred children
     /// and a small commit changes one of them.
@@ -299,10 +315,12 @@ impl<'a> NodeView<'a> {
     }
 
     /// When `other` has this node's layout (the same kind, count, slots, `free_end` and
-    /// garbage, as after values were overwritten in place), the indices (ascending) of the
-    /// entries that may overlap a byte of the entry area where the two differ: every other
-    /// entry is equal byte for byte. `None` when the layouts differ.
-    pub fn changed_in_place(&self, other: &NodeView<'_>) -> Result<Option<Vec<usize>>> {
+    /// garbage, as after values were overwritten in place), fills `changed` with the indices
+    /// (ascending) of the entries that may overlap a byte of the entry area where the two
+    /// differ, and returns true: every other entry is equal byte for byte. Returns false
+    /// (and leaves `changed` empty) when the layouts differ.
+    pub fn changed_in_place(&self, other: &NodeView<'_>, changed: &mut Vec<usize>) -> Result<bool> {
+        changed.clear();
         let (a, b) = (self.page, other.page);
         let (header_a, header_b) = (PageHeader::read(a), PageHeader::read(b));
         let slots_end = HEADER_BYTES + self.count * SLOT_BYTES;
@@ -313,32 +331,38 @@ impl<'a> NodeView<'a> {
             && header_a.garbage == header_b.garbage
             && a[HEADER_BYTES..slots_end] == b[HEADER_BYTES..slots_end];
         if !same_layout {
-            return Ok(None);
+            return Ok(false);
         }
         let free_end = header_a.free_end.get() as usize;
         let (area_a, area_b) = (&a[free_end..], &b[free_end..]);
         let Some((first, last)) = differing_span(area_a, area_b) else {
-            return Ok(Some(Vec::new()));
+            return Ok(true);
         };
         let (low, high) = (free_end + first, free_end + last);
         // Entries never overlap, so the entry over byte `low` is the one that starts last
         // before it; every other entry over a differing byte starts within [low, high].
-        let mut changed = Vec::new();
-        let mut before: Option<(usize, usize)> = None;
+        // (offset, index) of the last to start before `low`; offsets lie past the slots.
+        let mut before = (0, usize::MAX);
+        let slots = a[HEADER_BYTES..slots_end].chunks_exact(SLOT_BYTES);
         // Bounded: one round per slot.
-        for i in 0..self.count {
-            let off = self.offset(i)?;
-            if (low..=high).contains(&off) {
-                changed.push(i);
-            } else if off < low && before.is_none_or(|(at, _)| off > at) {
-                before = Some((off, i));
+        for (i, slot) in slots.enumerate() {
+            let off = u16::from_le_bytes([slot[0], slot[1]]) as usize;
+            if off < slots_end || off >= a.len() {
+                return Err(self.corrupt("slot offset out of range"));
+            }
+            if off >= low {
+                if off <= high {
+                    changed.push(i);
+                }
+            } else if off > before.0 {
+                before = (off, i);
             }
         }
-        if let Some((_, i)) = before {
-            let at = changed.partition_point(|&c| c < i);
-            changed.insert(at, i);
+        if before.1 != usize::MAX {
+            let at = changed.partition_point(|&c| c < before.1);
+            changed.insert(at, before.1);
         }
-        Ok(Some(changed))
+        Ok(true)
     }
 
     /// How entry `i`'s key orders against `key` (whose head is `head`): by the heads in the
@@ -410,37 +434,108 @@ impl<'a> NodeView<'a> {
 }
 
 /// The first and last index at which `a` and `b` (of one length) differ, `None` when equal.
-/// Found by halving with `memcmp` (vectorized), which costs a fraction of a byte loop over a
-/// 4 KiB page.
+/// One pass at most: forward to the first difference, backward to the last, so the bytes
+/// between the two are never read (the caller compares the entries over them anyway).
 fn differing_span(a: &[u8], b: &[u8]) -> Option<(usize, usize)> {
     assert_eq!(a.len(), b.len());
-    if a == b {
-        return None;
-    }
-    Some((difference_at(a, b, false), difference_at(a, b, true)))
+    let first = first_difference(a, b)?;
+    let last = last_difference(&a[first..], &b[first..]).map_or(first, |l| first + l);
+    Some((first, last))
 }
 
-/// Where `a` and `b` first differ (`from_end`: last differ); they must differ.
-fn difference_at(a: &[u8], b: &[u8], from_end: bool) -> usize {
-    let (mut lo, mut hi) = (0, a.len());
+/// Bytes compared with one `memcmp` (vectorized) while looking for a difference: long enough
+/// that the call's cost is small against the bytes. A chunk found to differ is halved (one
+/// `memcmp` per halving) down to [`SPAN_WORDS`] bytes, then searched a word at a time.
+const SPAN_CHUNK: usize = 1024;
+/// Below this many bytes a differing range is searched a word at a time.
+const SPAN_WORDS: usize = 64;
+
+/// Where `a` and `b` (of one length) first differ.
+fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    // Bounded: moves a chunk forward each round.
+    while at < a.len() {
+        let end = (at + SPAN_CHUNK).min(a.len());
+        if a[at..end] != b[at..end] {
+            return Some(at + first_in(&a[at..end], &b[at..end]));
+        }
+        at = end;
+    }
+    None
+}
+
+/// Where `a` and `b` (of one length, known to differ) first differ.
+fn first_in(mut a: &[u8], mut b: &[u8]) -> usize {
+    let mut at = 0;
     // Bounded: halves the range each round.
-    while hi - lo > 64 {
-        let mid = lo + (hi - lo) / 2;
-        // Look in the half nearer the end sought; the other half when it is equal there.
-        let near = if from_end { mid..hi } else { lo..mid };
-        if (a[near.clone()] != b[near]) == from_end {
-            lo = mid;
+    while a.len() > SPAN_WORDS {
+        let mid = a.len() / 2;
+        if a[..mid] == b[..mid] {
+            (a, b, at) = (&a[mid..], &b[mid..], at + mid);
         } else {
-            hi = mid;
+            (a, b) = (&a[..mid], &b[..mid]);
         }
     }
-    let differs = |i: &usize| a[*i] != b[*i];
-    let found = if from_end {
-        (lo..hi).rev().find(differs)
-    } else {
-        (lo..hi).find(differs)
-    };
-    found.expect("the slices differ")
+    let words = a.chunks_exact(8).zip(b.chunks_exact(8));
+    for (w, (p, q)) in words.enumerate() {
+        let diff = word(p) ^ word(q);
+        if diff != 0 {
+            // Little-endian: the lowest differing byte holds the lowest set bit.
+            return at + 8 * w + (diff.trailing_zeros() / 8) as usize;
+        }
+    }
+    let tail = a.len() / 8 * 8;
+    at + (tail..a.len())
+        .find(|&i| a[i] != b[i])
+        .expect("the ranges differ")
+}
+
+/// Where `a` and `b` (of one length) last differ.
+fn last_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    let mut end = a.len();
+    // Bounded: moves a chunk backward each round.
+    while end > 0 {
+        let at = end.saturating_sub(SPAN_CHUNK);
+        if a[at..end] != b[at..end] {
+            return Some(at + last_in(&a[at..end], &b[at..end]));
+        }
+        end = at;
+    }
+    None
+}
+
+/// Where `a` and `b` (of one length, known to differ) last differ.
+fn last_in(mut a: &[u8], mut b: &[u8]) -> usize {
+    let mut at = 0;
+    // Bounded: halves the range each round.
+    while a.len() > SPAN_WORDS {
+        let mid = a.len() / 2;
+        if a[mid..] == b[mid..] {
+            (a, b) = (&a[..mid], &b[..mid]);
+        } else {
+            (a, b, at) = (&a[mid..], &b[mid..], at + mid);
+        }
+    }
+    let words = a.rchunks_exact(8).zip(b.rchunks_exact(8));
+    for (w, (p, q)) in words.enumerate() {
+        let diff = word(p) ^ word(q);
+        if diff != 0 {
+            // Little-endian: the highest differing byte holds the highest set bit.
+            let byte = 7 - (diff.leading_zeros() / 8) as usize;
+            return at + a.len() - 8 * (w + 1) + byte;
+        }
+    }
+    let head = a.len() % 8;
+    at + (0..head)
+        .rev()
+        .find(|&i| a[i] != b[i])
+        .expect("the ranges differ")
+}
+
+/// Eight bytes as a little-endian word.
+#[inline]
+fn word(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes.try_into().expect("8 bytes"))
 }
 
 /// Proves that every slot and entry of a node page lies in bounds and that the free-space
@@ -791,7 +886,8 @@ mod tests {
                 NodeView::new(&old, 5).unwrap(),
                 NodeView::new(&new, 9).unwrap(),
             );
-            let found = a.changed_in_place(&b).unwrap().unwrap();
+            let mut found = Vec::new();
+            assert!(a.changed_in_place(&b, &mut found).unwrap());
             // Every overwritten entry is named; any other one named is equal on both sides.
             assert!(
                 changed.iter().all(|i| found.contains(i)),
@@ -810,10 +906,11 @@ mod tests {
         }
         // Another layout (one entry fewer) is not compared in place.
         let (a, b) = (NodeView::new(&old, 5).unwrap(), leaf(39));
-        assert!(a
-            .changed_in_place(&NodeView::new(&b, 5).unwrap())
-            .unwrap()
-            .is_none());
+        let mut found = vec![1];
+        assert!(!a
+            .changed_in_place(&NodeView::new(&b, 5).unwrap(), &mut found)
+            .unwrap());
+        assert!(found.is_empty());
     }
 
     #[test]
@@ -861,6 +958,26 @@ mod tests {
             b[x] = 1;
             b[y] = 1;
             assert_eq!(differing_span(&a, &b), Some((x, y)));
+        }
+        // Lengths that are not a multiple of a word or of a chunk, against a byte loop: the
+        // ends of the words and chunks are where an off-by-one would hide.
+        for len in [1, 5, 8, 13, 255, 256, 263, 515, 3891] {
+            let a: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let step = if len < 300 { 1 } else { 7 };
+            for x in (0..len).step_by(step) {
+                for y in (x..len).step_by(step).chain([len - 1]) {
+                    let mut b = a.clone();
+                    b[x] ^= 0x80;
+                    b[y] ^= 0x01;
+                    let first = (0..len).find(|&i| a[i] != b[i]);
+                    let last = (0..len).rev().find(|&i| a[i] != b[i]);
+                    assert_eq!(
+                        differing_span(&a, &b),
+                        first.zip(last),
+                        "len {len}, {x}, {y}"
+                    );
+                }
+            }
         }
     }
 
