@@ -158,6 +158,17 @@ fn streams(db: &Database, n: u64, dir: &std::path::Path) {
     db.send("one-percent", Some("full"), std::io::sink())
         .unwrap();
     rate("incremental send of 1% to io::sink", n / 100, start);
+    let (old, new) = (
+        db.begin_read_at("full").unwrap(),
+        db.begin_read_at("one-percent").unwrap(),
+    );
+    let mut diff = new.diff(&old).unwrap();
+    let changes = diff.by_ref().count();
+    println!(
+        "diff of 1%: {changes} changes, {} pages read",
+        diff.pages_read()
+    );
+    drop((old, new));
     let start = Instant::now();
     replica.receive(&incremental[..]).unwrap();
     rate("incremental receive of 1%", n / 100, start);

@@ -19,10 +19,11 @@
 //! - This is the only rule that skips. A birth at or before the older root's txn is not used:
 //!   after a `restore` a branch may hold old pages of another lineage, which the base never
 //!   had, so a birth says nothing about the base unless one root descends from the other.
-//! - Two leaves that end on the same key are merged at once. When they share a layout (the
-//!   same slots, as after values were overwritten in place), only the entries over the byte
-//!   span where the pages differ are decoded (`NodeView::changed_in_place`); every other
-//!   entry is equal byte for byte, and a key that moved is left to the full merge.
+//! - Two leaves that share a layout (the same slots, as after values were overwritten in
+//!   place) are merged at once: only the entries over bytes where the pages differ are
+//!   decoded (`NodeView::changed_in_place`), every other entry being equal byte for byte; a
+//!   key that differs there is left to the full merge. Two leaves of other layouts that end
+//!   on the same key are merged at once entry by entry.
 //! - Bounded: an expansion replaces a node by its entries or its children one level down
 //!   (`node_at` checks the level), so no path is longer than `MAX_DEPTH`, and every round
 //!   consumes an entry, consumes a pair of equal subtrees, or expands a node.
@@ -305,9 +306,10 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
         }))
     }
 
-    /// Takes the two next items, both leaves. Two leaves that end on the same key hold,
-    /// between them, every key up to that one that either side has left (everything after
-    /// them on both sides is greater), so they are merged here at once: an entry equal byte
+    /// Takes the two next items, both leaves. Two leaves of one layout whose entries differ
+    /// only in values hold the same keys; two leaves that end on the same key hold, between
+    /// them, every key up to that one that either side has left (everything after them on
+    /// both sides is greater). Either way they are merged here at once: an entry equal byte
     /// for byte on both sides (same key, same stored value) costs one comparison, and only
     /// the differences are kept. Otherwise their entries go on the stacks.
     fn leaves(&mut self, a: Ptr, b: Ptr) -> Result<()> {
@@ -316,11 +318,6 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
         self.pages_read += 2;
         self.old.stack.pop();
         self.new.stack.pop();
-        let last = |v: &NodeView<'s>| v.count().checked_sub(1).map(|i| v.key(i)).transpose();
-        if old.count() == 0 || last(&old)? != last(&new)? {
-            self.old.push_items(&old)?;
-            return self.new.push_items(&new);
-        }
         debug_assert!(self.pending.is_empty());
         let mut changed = std::mem::take(&mut self.changed);
         let in_place = old.changed_in_place(&new, &mut changed)?;
@@ -331,6 +328,11 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
         };
         self.changed = changed;
         if !merged? {
+            let last = |v: &NodeView<'s>| v.count().checked_sub(1).map(|i| v.key(i)).transpose();
+            if old.count() == 0 || last(&old)? != last(&new)? {
+                self.old.push_items(&old)?;
+                return self.new.push_items(&new);
+            }
             self.merge(&old, &new)?;
         }
         // Next last.

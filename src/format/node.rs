@@ -316,9 +316,9 @@ impl<'a> NodeView<'a> {
 
     /// When `other` has this node's layout (the same kind, count, slots, `free_end` and
     /// garbage, as after values were overwritten in place), fills `changed` with the indices
-    /// (ascending) of the entries that may overlap a byte of the entry area where the two
-    /// differ, and returns true: every other entry is equal byte for byte. Returns false
-    /// (and leaves `changed` empty) when the layouts differ.
+    /// (ascending) of the entries over a byte of the entry area where the two differ, and
+    /// returns true: every other entry is equal byte for byte. Returns false (and leaves
+    /// `changed` empty) when the layouts differ.
     pub fn changed_in_place(&self, other: &NodeView<'_>, changed: &mut Vec<usize>) -> Result<bool> {
         changed.clear();
         let (a, b) = (self.page, other.page);
@@ -333,36 +333,49 @@ impl<'a> NodeView<'a> {
         if !same_layout {
             return Ok(false);
         }
-        let free_end = header_a.free_end.get() as usize;
-        let (area_a, area_b) = (&a[free_end..], &b[free_end..]);
-        let Some((first, last)) = differing_span(area_a, area_b) else {
-            return Ok(true);
-        };
-        let (low, high) = (free_end + first, free_end + last);
-        // Entries never overlap, so the entry over byte `low` is the one that starts last
-        // before it; every other entry over a differing byte starts within [low, high].
-        // (offset, index) of the last to start before `low`; offsets lie past the slots.
-        let mut before = (0, usize::MAX);
-        let slots = a[HEADER_BYTES..slots_end].chunks_exact(SLOT_BYTES);
+        let mut from = header_a.free_end.get() as usize;
+        // Bounded: every round moves `from` past a differing byte.
+        while let Some(at) = first_difference(&a[from..], &b[from..]) {
+            let (entry, next) = self.entry_over(from + at)?;
+            changed.extend(entry);
+            from = next;
+        }
+        // Entries lie in any order in the area; the caller wants key order.
+        changed.sort_unstable();
+        changed.dedup();
+        Ok(true)
+    }
+
+    /// The entry whose bytes hold byte `at` of the page, if any (`at` may lie in the dead
+    /// bytes between entries), and where a search for the next difference goes on: past that
+    /// entry, or at the next entry's start. Either is past `at`.
+    fn entry_over(&self, at: usize) -> Result<(Option<usize>, usize)> {
+        let slots_end = HEADER_BYTES + self.count * SLOT_BYTES;
+        // (offset, index) of the entry that starts last at or before `at`, and the first
+        // offset past `at`.
+        let (mut over, mut next) = ((0, usize::MAX), self.page.len());
+        let slots = self.page[HEADER_BYTES..slots_end].chunks_exact(SLOT_BYTES);
         // Bounded: one round per slot.
         for (i, slot) in slots.enumerate() {
             let off = u16::from_le_bytes([slot[0], slot[1]]) as usize;
-            if off < slots_end || off >= a.len() {
+            if off < slots_end || off >= self.page.len() {
                 return Err(self.corrupt("slot offset out of range"));
             }
-            if off >= low {
-                if off <= high {
-                    changed.push(i);
+            if off <= at {
+                if off >= over.0 {
+                    over = (off, i);
                 }
-            } else if off > before.0 {
-                before = (off, i);
+            } else if off < next {
+                next = off;
             }
         }
-        if before.1 != usize::MAX {
-            let at = changed.partition_point(|&c| c < before.1);
-            changed.insert(at, before.1);
+        if over.1 != usize::MAX {
+            let end = over.0 + self.entry(over.1)?.len();
+            if end > at {
+                return Ok((Some(over.1), end));
+            }
         }
-        Ok(true)
+        Ok((None, next))
     }
 
     /// How entry `i`'s key orders against `key` (whose head is `head`): by the heads in the
@@ -433,16 +446,6 @@ impl<'a> NodeView<'a> {
     }
 }
 
-/// The first and last index at which `a` and `b` (of one length) differ, `None` when equal.
-/// One pass at most: forward to the first difference, backward to the last, so the bytes
-/// between the two are never read (the caller compares the entries over them anyway).
-fn differing_span(a: &[u8], b: &[u8]) -> Option<(usize, usize)> {
-    assert_eq!(a.len(), b.len());
-    let first = first_difference(a, b)?;
-    let last = last_difference(&a[first..], &b[first..]).map_or(first, |l| first + l);
-    Some((first, last))
-}
-
 /// Bytes compared with one `memcmp` (vectorized) while looking for a difference: long enough
 /// that the call's cost is small against the bytes. A chunk found to differ is halved (one
 /// `memcmp` per halving) down to [`SPAN_WORDS`] bytes, then searched a word at a time.
@@ -486,48 +489,6 @@ fn first_in(mut a: &[u8], mut b: &[u8]) -> usize {
     }
     let tail = a.len() / 8 * 8;
     at + (tail..a.len())
-        .find(|&i| a[i] != b[i])
-        .expect("the ranges differ")
-}
-
-/// Where `a` and `b` (of one length) last differ.
-fn last_difference(a: &[u8], b: &[u8]) -> Option<usize> {
-    let mut end = a.len();
-    // Bounded: moves a chunk backward each round.
-    while end > 0 {
-        let at = end.saturating_sub(SPAN_CHUNK);
-        if a[at..end] != b[at..end] {
-            return Some(at + last_in(&a[at..end], &b[at..end]));
-        }
-        end = at;
-    }
-    None
-}
-
-/// Where `a` and `b` (of one length, known to differ) last differ.
-fn last_in(mut a: &[u8], mut b: &[u8]) -> usize {
-    let mut at = 0;
-    // Bounded: halves the range each round.
-    while a.len() > SPAN_WORDS {
-        let mid = a.len() / 2;
-        if a[mid..] == b[mid..] {
-            (a, b) = (&a[..mid], &b[..mid]);
-        } else {
-            (a, b, at) = (&a[mid..], &b[mid..], at + mid);
-        }
-    }
-    let words = a.rchunks_exact(8).zip(b.rchunks_exact(8));
-    for (w, (p, q)) in words.enumerate() {
-        let diff = word(p) ^ word(q);
-        if diff != 0 {
-            // Little-endian: the highest differing byte holds the highest set bit.
-            let byte = 7 - (diff.leading_zeros() / 8) as usize;
-            return at + a.len() - 8 * (w + 1) + byte;
-        }
-    }
-    let head = a.len() % 8;
-    at + (0..head)
-        .rev()
         .find(|&i| a[i] != b[i])
         .expect("the ranges differ")
 }
@@ -859,6 +820,23 @@ mod tests {
         assert_eq!(view.search(b"c").unwrap(), Ok(1));
     }
 
+    /// A leaf of keys 0, 1 and 2 (40-byte values) over the garbage of key 3: inserted out of
+    /// order (3 first, at the page's end), then cut to three entries.
+    fn leaf_with_garbage() -> Vec<u8> {
+        let mut page = vec![0u8; 4096];
+        init(&mut page, 0, 5, 1);
+        for k in [3u8, 0, 1, 2] {
+            let view = NodeView::new(&page, 5).unwrap();
+            let at = view.search(&[k]).unwrap().unwrap_err();
+            let len = leaf_inline_bytes(1, 40) - SLOT_BYTES;
+            assert!(insert(&mut page, 5, at, len, |out| {
+                write_leaf_entry(out, &[k], LeafValue::Inline(&[k; 40]))
+            }));
+        }
+        truncate(&mut page, 5, 3);
+        page
+    }
+
     /// A leaf of `n` entries with 1-byte keys 0..n and 40-byte values, filled in key order.
     fn leaf(n: u8) -> Vec<u8> {
         let mut page = vec![0u8; 4096];
@@ -888,22 +866,42 @@ mod tests {
             );
             let mut found = Vec::new();
             assert!(a.changed_in_place(&b, &mut found).unwrap());
-            // Every overwritten entry is named; any other one named is equal on both sides.
-            assert!(
-                changed.iter().all(|i| found.contains(i)),
-                "{changed:?}: {found:?}"
-            );
-            for i in found.iter().filter(|i| !changed.contains(i)) {
-                assert_eq!(a.entry(*i).unwrap(), b.entry(*i).unwrap());
-            }
-            assert!(
-                found.windows(2).all(|w| w[0] < w[1]),
-                "ascending: {found:?}"
-            );
-            if changed.len() == 1 {
-                assert!(found.len() <= 2, "{found:?}");
-            }
+            // Exactly the overwritten entries, ascending, however far apart.
+            assert_eq!(found, changed);
         }
+        // Two bytes side by side: the last of entry 21 (the value's last byte) and the first
+        // of entry 20 (entries fill the page from its end, so 21 lies just before 20); and a
+        // byte of entry 5's key.
+        let mut new = old.clone();
+        let off = slot(&new, 20);
+        assert_eq!(slot(&new, 21) + leaf_inline_bytes(1, 40) - SLOT_BYTES, off);
+        new[off - 1] ^= 1;
+        new[off] ^= 1;
+        let key_5 = slot(&new, 5) + LEAF_ENTRY_HEADER;
+        new[key_5] ^= 1;
+        let (a, b) = (
+            NodeView::new(&old, 5).unwrap(),
+            NodeView::new(&new, 5).unwrap(),
+        );
+        let mut found = Vec::new();
+        assert!(a.changed_in_place(&b, &mut found).unwrap());
+        assert_eq!(found, vec![5, 20, 21]);
+        // Dead bytes (garbage left by a cut entry) that differ belong to no entry.
+        let page = leaf_with_garbage();
+        // Key 3's bytes, at the page's end, are the garbage.
+        let mut new = page.clone();
+        new[4095] ^= 1;
+        new[4000] ^= 1;
+        let (a, b) = (
+            NodeView::new(&page, 5).unwrap(),
+            NodeView::new(&new, 5).unwrap(),
+        );
+        let over_4000 = (0..3).find(|&i| {
+            let off = slot(&page, i);
+            (off..off + leaf_inline_bytes(1, 40) - SLOT_BYTES).contains(&4000)
+        });
+        assert!(a.changed_in_place(&b, &mut found).unwrap());
+        assert_eq!(found, Vec::from_iter(over_4000));
         // Another layout (one entry fewer) is not compared in place.
         let (a, b) = (NodeView::new(&old, 5).unwrap(), leaf(39));
         let mut found = vec![1];
@@ -925,17 +923,7 @@ mod tests {
         let entry = leaf_inline_bytes(1, 40);
         assert_eq!(used_bytes(&page), before - 3 * entry);
         // Entries inserted out of order: the cut ones are not the lowest, so they are garbage.
-        let mut page = vec![0u8; 4096];
-        init(&mut page, 0, 5, 1);
-        for k in [3u8, 0, 1, 2] {
-            let view = NodeView::new(&page, 5).unwrap();
-            let at = view.search(&[k]).unwrap().unwrap_err();
-            let len = leaf_inline_bytes(1, 40) - SLOT_BYTES;
-            assert!(insert(&mut page, 5, at, len, |out| {
-                write_leaf_entry(out, &[k], LeafValue::Inline(&[k; 40]))
-            }));
-        }
-        truncate(&mut page, 5, 3);
+        let page = leaf_with_garbage();
         validate(&page, 5).unwrap();
         let header = PageHeader::read(&page);
         assert_eq!(header.count.get(), 3);
@@ -943,39 +931,22 @@ mod tests {
     }
 
     #[test]
-    fn differing_span_finds_both_ends() {
+    fn first_difference_finds_the_first_differing_byte() {
         let a = vec![7u8; 4096];
-        assert_eq!(differing_span(&a, &a), None);
-        for (x, y) in [
-            (0, 0),
-            (0, 4095),
-            (100, 100),
-            (63, 64),
-            (2047, 2049),
-            (4095, 4095),
-        ] {
-            let mut b = a.clone();
-            b[x] = 1;
-            b[y] = 1;
-            assert_eq!(differing_span(&a, &b), Some((x, y)));
-        }
+        assert_eq!(first_difference(&a, &a), None);
         // Lengths that are not a multiple of a word or of a chunk, against a byte loop: the
-        // ends of the words and chunks are where an off-by-one would hide.
-        for len in [1, 5, 8, 13, 255, 256, 263, 515, 3891] {
+        // ends of the words, the halvings and the chunks are where an off-by-one would hide.
+        for len in [1, 5, 8, 13, 64, 65, 255, 1023, 1024, 1025, 2100, 3891, 4096] {
             let a: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            assert_eq!(first_difference(&a, &a), None);
             let step = if len < 300 { 1 } else { 7 };
-            for x in (0..len).step_by(step) {
-                for y in (x..len).step_by(step).chain([len - 1]) {
+            for x in (0..len).step_by(step).chain([len - 1]) {
+                for y in [x, x + 1, x + 9, len - 1] {
                     let mut b = a.clone();
                     b[x] ^= 0x80;
-                    b[y] ^= 0x01;
-                    let first = (0..len).find(|&i| a[i] != b[i]);
-                    let last = (0..len).rev().find(|&i| a[i] != b[i]);
-                    assert_eq!(
-                        differing_span(&a, &b),
-                        first.zip(last),
-                        "len {len}, {x}, {y}"
-                    );
+                    b[y.min(len - 1).max(x)] ^= 0x01;
+                    let want = (0..len).find(|&i| a[i] != b[i]);
+                    assert_eq!(first_difference(&a, &b), want, "len {len}, {x}, {y}");
                 }
             }
         }
