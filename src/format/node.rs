@@ -350,6 +350,34 @@ impl<'a> NodeView<'a> {
     /// bytes between entries), and where a search for the next difference goes on: past that
     /// entry, or at the next entry's start. Either is past `at`.
     fn entry_over(&self, at: usize) -> Result<(Option<usize>, usize)> {
+        // A leaf filled in key order lays its entries out from the page's end in index
+        // order, so a binary search by offset finds the entry; it is proven by holding `at`
+        // (entries never overlap), and any other layout takes the scan.
+        let raw_offset = |i: usize| {
+            let slot = HEADER_BYTES + i * SLOT_BYTES;
+            u16::from_le_bytes([self.page[slot], self.page[slot + 1]]) as usize
+        };
+        let (mut lo, mut hi) = (0, self.count);
+        // Bounded: halves [lo, hi) each round.
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if raw_offset(mid) > at {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo < self.count && raw_offset(lo) <= at {
+            let end = raw_offset(lo) + self.entry(lo)?.len();
+            if at < end {
+                return Ok((Some(lo), end));
+            }
+        }
+        self.entry_over_by_scan(at)
+    }
+
+    /// [`NodeView::entry_over`] for any layout: one look at every slot.
+    fn entry_over_by_scan(&self, at: usize) -> Result<(Option<usize>, usize)> {
         let slots_end = HEADER_BYTES + self.count * SLOT_BYTES;
         // (offset, index) of the entry that starts last at or before `at`, and the first
         // offset past `at`.
@@ -820,6 +848,18 @@ mod tests {
         assert_eq!(view.search(b"c").unwrap(), Ok(1));
     }
 
+    /// The entries `changed_in_place` names between two pages of one layout (`new` as page
+    /// `id`).
+    fn changed_between(old: &[u8], new: &[u8], id: u64) -> Vec<usize> {
+        let (a, b) = (
+            NodeView::new(old, 5).unwrap(),
+            NodeView::new(new, id).unwrap(),
+        );
+        let mut found = Vec::new();
+        assert!(a.changed_in_place(&b, &mut found).unwrap());
+        found
+    }
+
     /// A leaf of keys 0, 1 and 2 (40-byte values) over the garbage of key 3: inserted out of
     /// order (3 first, at the page's end), then cut to three entries.
     fn leaf_with_garbage() -> Vec<u8> {
@@ -860,12 +900,7 @@ mod tests {
             for &i in &changed {
                 overwrite_inline_value(&mut new, i, &[0xEE; 40]);
             }
-            let (a, b) = (
-                NodeView::new(&old, 5).unwrap(),
-                NodeView::new(&new, 9).unwrap(),
-            );
-            let mut found = Vec::new();
-            assert!(a.changed_in_place(&b, &mut found).unwrap());
+            let found = changed_between(&old, &new, 9);
             // Exactly the overwritten entries, ascending, however far apart.
             assert_eq!(found, changed);
         }
@@ -879,12 +914,7 @@ mod tests {
         new[off] ^= 1;
         let key_5 = slot(&new, 5) + LEAF_ENTRY_HEADER;
         new[key_5] ^= 1;
-        let (a, b) = (
-            NodeView::new(&old, 5).unwrap(),
-            NodeView::new(&new, 5).unwrap(),
-        );
-        let mut found = Vec::new();
-        assert!(a.changed_in_place(&b, &mut found).unwrap());
+        let found = changed_between(&old, &new, 5);
         assert_eq!(found, vec![5, 20, 21]);
         // Dead bytes (garbage left by a cut entry) that differ belong to no entry.
         let page = leaf_with_garbage();
@@ -892,15 +922,11 @@ mod tests {
         let mut new = page.clone();
         new[4095] ^= 1;
         new[4000] ^= 1;
-        let (a, b) = (
-            NodeView::new(&page, 5).unwrap(),
-            NodeView::new(&new, 5).unwrap(),
-        );
         let over_4000 = (0..3).find(|&i| {
             let off = slot(&page, i);
             (off..off + leaf_inline_bytes(1, 40) - SLOT_BYTES).contains(&4000)
         });
-        assert!(a.changed_in_place(&b, &mut found).unwrap());
+        let found = changed_between(&page, &new, 5);
         assert_eq!(found, Vec::from_iter(over_4000));
         // Another layout (one entry fewer) is not compared in place.
         let (a, b) = (NodeView::new(&old, 5).unwrap(), leaf(39));
@@ -909,6 +935,38 @@ mod tests {
             .changed_in_place(&NodeView::new(&b, 5).unwrap(), &mut found)
             .unwrap());
         assert!(found.is_empty());
+    }
+
+    #[test]
+    fn changed_in_place_finds_entries_in_any_layout() {
+        // Entries laid out in index order from the end (found by a binary search), in the
+        // reverse order, and shuffled (found by the scan of every slot).
+        let orders: [Vec<u8>; 3] = [
+            (0..12).collect(),
+            (0..12).rev().collect(),
+            vec![5, 0, 11, 3, 8, 1, 10, 2, 7, 4, 9, 6],
+        ];
+        for order in orders {
+            let mut old = vec![0u8; 4096];
+            init(&mut old, 0, 5, 1);
+            for &k in &order {
+                let at = NodeView::new(&old, 5).unwrap().search(&[k]).unwrap();
+                let len = leaf_inline_bytes(1, 40) - SLOT_BYTES;
+                assert!(insert(&mut old, 5, at.unwrap_err(), len, |out| {
+                    write_leaf_entry(out, &[k], LeafValue::Inline(&[k; 40]))
+                }));
+            }
+            for changed in [vec![0], vec![11], vec![4], vec![0, 11], vec![2, 3, 9]] {
+                let mut new = old.clone();
+                for &i in &changed {
+                    // One byte inside the value, off its first and last bytes.
+                    let at = slot(&new, i) + LEAF_ENTRY_HEADER + 1 + 17;
+                    new[at] ^= 0x40;
+                }
+                let found = changed_between(&old, &new, 5);
+                assert_eq!(found, changed, "laid out in the order {order:?}");
+            }
+        }
     }
 
     #[test]
