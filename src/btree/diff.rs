@@ -4,26 +4,33 @@
 //! Invariants:
 //! - Each side is a frontier: the unread subtrees and the entries not yet compared, in key
 //!   order, next first. Everything already consumed on either side lies before everything
-//!   left on both, so the output is in key order.
+//!   left on both, except subtrees dropped from both sides at once for being equal (below),
+//!   which yield no difference; so the output is in key order.
 //! - A subtree whose pointer is equal on both sides (same page id, birth and checksum) is
 //!   skipped without being read: a page is never changed while a committed state reaches it,
-//!   so equal pointers mean equal contents. Copy-on-write keeps every untouched sibling's
-//!   pointer, so only the changed paths (and their immediate neighbours when splits or
-//!   merges shifted them) are read.
+//!   so equal pointers mean equal contents. It is skipped when it is the next item of both
+//!   sides, and when two branches of one level are expanded together, a child equal at the
+//!   same index of both is dropped from both frontiers: one subtree holds the same keys with
+//!   the same values on both sides, and no other item of either side holds any of its keys,
+//!   so removing it from both leaves the differences as they were. Copy-on-write keeps every
+//!   untouched sibling's pointer, so only the changed paths (and their immediate neighbours
+//!   when splits or merges shifted them) are read, and a changed branch costs a comparison
+//!   of its pointers' bytes, not a decode of each.
 //! - This is the only rule that skips. A birth at or before the older root's txn is not used:
 //!   after a `restore` a branch may hold old pages of another lineage, which the base never
 //!   had, so a birth says nothing about the base unless one root descends from the other.
-//! - Two leaves that end on the same key are merged at once. When they share a layout (the
-//!   same slots, as after values were overwritten in place), only the entries over the byte
-//!   span where the pages differ are decoded (`NodeView::changed_in_place`); every other
-//!   entry is equal byte for byte, and a key that moved is left to the full merge.
+//! - Two leaves that share a layout (the same slots, as after values were overwritten in
+//!   place) are merged at once: only the entries over bytes where the pages differ are
+//!   decoded (`NodeView::changed_in_place`), every other entry being equal byte for byte; a
+//!   key that differs there is left to the full merge. Two leaves of other layouts that end
+//!   on the same key are merged at once entry by entry.
 //! - Bounded: an expansion replaces a node by its entries or its children one level down
 //!   (`node_at` checks the level), so no path is longer than `MAX_DEPTH`, and every round
 //!   consumes an entry, consumes a pair of equal subtrees, or expands a node.
 
 use super::{node_at, value_bytes};
 use crate::format::node::{LeafValue, NodeView};
-use crate::format::Ptr;
+use crate::format::{Ptr, PTR_BYTES};
 use crate::pager::PageSource;
 use crate::Result;
 use std::cmp::Ordering;
@@ -140,6 +147,8 @@ pub struct TreeDiff<'s, S: PageSource + ?Sized> {
     failed: bool,
     /// Differences found by merging two leaves at once, next last.
     pending: Vec<EntryDiff<'s>>,
+    /// The entries a leaf comparison found over differing bytes (kept for its allocation).
+    changed: Vec<usize>,
 }
 
 impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
@@ -152,6 +161,7 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
             pages_read: 0,
             failed: false,
             pending: Vec::new(),
+            changed: Vec::new(),
         }
     }
 
@@ -161,6 +171,9 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
     }
 
     fn expand(&mut self, which: Expand) -> Result<()> {
+        if which == Expand::Both {
+            return self.branches();
+        }
         if which != Expand::New {
             self.old.expand()?;
             self.pages_read += 1;
@@ -168,6 +181,39 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
         if which != Expand::Old {
             self.new.expand()?;
             self.pages_read += 1;
+        }
+        Ok(())
+    }
+
+    /// Expands the two next items, branches of one level, together. A child whose pointer is
+    /// the same at the same index on both sides is one subtree on both: it is dropped from
+    /// both frontiers unread (see the module invariants), so that the pairs left to compare
+    /// are only the children that differ.
+    fn branches(&mut self) -> Result<()> {
+        let (Some(Item::Node { ptr: a, level }), Some(Item::Node { ptr: b, .. })) =
+            (self.old.stack.pop(), self.new.stack.pop())
+        else {
+            unreachable!("only two nodes are expanded together");
+        };
+        let old = node_at(self.old.src, a, level)?;
+        let new = node_at(self.new.src, b, level)?;
+        self.pages_read += 2;
+        assert!(!old.is_leaf(), "two leaves are merged, not expanded");
+        let below = Some(old.level() - 1);
+        let (m, n) = (old.count(), new.count());
+        // Bounded: a branch holds `count` children; pushed last first.
+        for i in (0..m.max(n)).rev() {
+            let a = (i < m).then(|| old.child_bytes(i)).transpose()?;
+            let b = (i < n).then(|| new.child_bytes(i)).transpose()?;
+            if a.is_some() && a == b {
+                continue;
+            }
+            let node = |bytes: &[u8; PTR_BYTES]| Item::Node {
+                ptr: Ptr::decode(bytes),
+                level: below,
+            };
+            self.old.stack.extend(a.map(node));
+            self.new.stack.extend(b.map(node));
         }
         Ok(())
     }
@@ -260,9 +306,10 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
         }))
     }
 
-    /// Takes the two next items, both leaves. Two leaves that end on the same key hold,
-    /// between them, every key up to that one that either side has left (everything after
-    /// them on both sides is greater), so they are merged here at once: an entry equal byte
+    /// Takes the two next items, both leaves. Two leaves of one layout whose entries differ
+    /// only in values hold the same keys; two leaves that end on the same key hold, between
+    /// them, every key up to that one that either side has left (everything after them on
+    /// both sides is greater). Either way they are merged here at once: an entry equal byte
     /// for byte on both sides (same key, same stored value) costs one comparison, and only
     /// the differences are kept. Otherwise their entries go on the stacks.
     fn leaves(&mut self, a: Ptr, b: Ptr) -> Result<()> {
@@ -271,29 +318,53 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
         self.pages_read += 2;
         self.old.stack.pop();
         self.new.stack.pop();
-        let last = |v: &NodeView<'s>| v.count().checked_sub(1).map(|i| v.key(i)).transpose();
-        if old.count() == 0 || last(&old)? != last(&new)? {
-            self.old.push_items(&old)?;
-            return self.new.push_items(&new);
-        }
-        let mut found = Vec::new();
-        if let Some(changed) = old.changed_in_place(&new)? {
-            // Same layout: only the entries over differing bytes can differ, and each sits at
-            // the same index on both sides (a key that differs there is a change of layout the
-            // merge below handles).
-            let mut keys_match = true;
-            for &i in &changed {
-                let (a, b) = (old.key_value(i)?, new.key_value(i)?);
-                keys_match &= a.0 == b.0;
-                found.extend(self.difference(Some(a), Some(b))?);
+        debug_assert!(self.pending.is_empty());
+        let mut changed = std::mem::take(&mut self.changed);
+        let in_place = old.changed_in_place(&new, &mut changed)?;
+        let merged = if in_place {
+            self.in_place(&old, &new, &changed)
+        } else {
+            Ok(false)
+        };
+        self.changed = changed;
+        if !merged? {
+            let last = |v: &NodeView<'s>| v.count().checked_sub(1).map(|i| v.key(i)).transpose();
+            if old.count() == 0 || last(&old)? != last(&new)? {
+                self.old.push_items(&old)?;
+                return self.new.push_items(&new);
             }
-            if keys_match {
-                found.reverse();
-                self.pending = found;
-                return Ok(());
-            }
-            found.clear();
+            self.merge(&old, &new)?;
         }
+        // Next last.
+        self.pending.reverse();
+        Ok(())
+    }
+
+    /// Two leaves of one layout: only the entries at `changed` can differ, and each sits at
+    /// the same index on both sides. Their differences go to `pending`; false (and nothing
+    /// kept) when a key differs there, a change of layout that [`TreeDiff::merge`] handles.
+    fn in_place(
+        &mut self,
+        old: &NodeView<'s>,
+        new: &NodeView<'s>,
+        changed: &[usize],
+    ) -> Result<bool> {
+        for &i in changed {
+            let (a, b) = (old.key_value(i)?, new.key_value(i)?);
+            if a.0 != b.0 {
+                self.pending.clear();
+                return Ok(false);
+            }
+            if let Some(diff) = self.difference(Some(a), Some(b))? {
+                self.pending.push(diff);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Two leaves that end on the same key, merged entry by entry; their differences go to
+    /// `pending`, in key order.
+    fn merge(&mut self, old: &NodeView<'s>, new: &NodeView<'s>) -> Result<()> {
         let (mut i, mut j) = (0, 0);
         // Bounded: every round moves past an entry of one leaf or of both.
         while i < old.count() || j < new.count() {
@@ -306,10 +377,10 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
             let (a, b) = first_of(a, b);
             i += usize::from(a.is_some());
             j += usize::from(b.is_some());
-            found.extend(self.difference(a, b)?);
+            if let Some(diff) = self.difference(a, b)? {
+                self.pending.push(diff);
+            }
         }
-        found.reverse();
-        self.pending = found;
         Ok(())
     }
 

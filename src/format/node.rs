@@ -259,6 +259,22 @@ impl<'a> NodeView<'a> {
         })?))
     }
 
+    /// The encoded child pointer of branch entry `i` (the bytes [`NodeView::child`] decodes),
+    /// so that two pointers are compared without decoding either.
+    #[inline(always)]
+    pub fn child_bytes(&self, i: usize) -> Result<&'a [u8; PTR_BYTES]> {
+        assert!(!self.is_leaf, "child_bytes() on a leaf");
+        let entry = &self.page[self.offset(i)?..];
+        let past_end = || self.corrupt("entry runs past the page end");
+        let [k0, k1, rest @ ..] = entry else {
+            return Err(past_end());
+        };
+        const _: () = assert!(BRANCH_ENTRY_HEADER == 2);
+        let klen = u16::from_le_bytes([*k0, *k1]) as usize;
+        let ptr = rest.get(klen..klen + PTR_BYTES).ok_or_else(past_end)?;
+        Ok(ptr.try_into().expect("PTR_BYTES bytes"))
+    }
+
     /// The children born in `txn` (in a write transaction: the dirty ones), with their
     /// indices. Reads only each child's birth txn, since a branch has about a hundred children
     /// and a small commit changes one of them.
@@ -321,10 +337,12 @@ impl<'a> NodeView<'a> {
     }
 
     /// When `other` has this node's layout (the same kind, count, slots, `free_end` and
-    /// garbage, as after values were overwritten in place), the indices (ascending) of the
-    /// entries that may overlap a byte of the entry area where the two differ: every other
-    /// entry is equal byte for byte. `None` when the layouts differ.
-    pub fn changed_in_place(&self, other: &NodeView<'_>) -> Result<Option<Vec<usize>>> {
+    /// garbage, as after values were overwritten in place), fills `changed` with the indices
+    /// (ascending) of the entries over a byte of the entry area where the two differ, and
+    /// returns true: every other entry is equal byte for byte. Returns false (and leaves
+    /// `changed` empty) when the layouts differ.
+    pub fn changed_in_place(&self, other: &NodeView<'_>, changed: &mut Vec<usize>) -> Result<bool> {
+        changed.clear();
         let (a, b) = (self.page, other.page);
         let (header_a, header_b) = (PageHeader::read(a), PageHeader::read(b));
         let slots_end = HEADER_BYTES + self.count * SLOT_BYTES;
@@ -335,32 +353,79 @@ impl<'a> NodeView<'a> {
             && header_a.garbage == header_b.garbage
             && a[HEADER_BYTES..slots_end] == b[HEADER_BYTES..slots_end];
         if !same_layout {
-            return Ok(None);
+            return Ok(false);
         }
-        let free_end = header_a.free_end.get() as usize;
-        let (area_a, area_b) = (&a[free_end..], &b[free_end..]);
-        let Some((first, last)) = differing_span(area_a, area_b) else {
-            return Ok(Some(Vec::new()));
+        let mut from = header_a.free_end.get() as usize;
+        // Bounded: every round moves `from` past a differing byte.
+        while let Some(at) = first_difference(&a[from..], &b[from..]) {
+            let (entry, next) = self.entry_over(from + at)?;
+            changed.extend(entry);
+            from = next;
+        }
+        // Entries lie in any order in the area; the caller wants key order.
+        changed.sort_unstable();
+        changed.dedup();
+        Ok(true)
+    }
+
+    /// The entry whose bytes hold byte `at` of the page, if any (`at` may lie in the dead
+    /// bytes between entries), and where a search for the next difference goes on: past that
+    /// entry, or at the next entry's start. Either is past `at`.
+    fn entry_over(&self, at: usize) -> Result<(Option<usize>, usize)> {
+        // A leaf filled in key order lays its entries out from the page's end in index
+        // order, so a binary search by offset finds the entry; it is proven by holding `at`
+        // (entries never overlap), and any other layout takes the scan.
+        let raw_offset = |i: usize| {
+            let slot = HEADER_BYTES + i * SLOT_BYTES;
+            u16::from_le_bytes([self.page[slot], self.page[slot + 1]]) as usize
         };
-        let (low, high) = (free_end + first, free_end + last);
-        // Entries never overlap, so the entry over byte `low` is the one that starts last
-        // before it; every other entry over a differing byte starts within [low, high].
-        let mut changed = Vec::new();
-        let mut before: Option<(usize, usize)> = None;
-        // Bounded: one round per slot.
-        for i in 0..self.count {
-            let off = self.offset(i)?;
-            if (low..=high).contains(&off) {
-                changed.push(i);
-            } else if off < low && before.is_none_or(|(at, _)| off > at) {
-                before = Some((off, i));
+        let (mut lo, mut hi) = (0, self.count);
+        // Bounded: halves [lo, hi) each round.
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if raw_offset(mid) > at {
+                lo = mid + 1;
+            } else {
+                hi = mid;
             }
         }
-        if let Some((_, i)) = before {
-            let at = changed.partition_point(|&c| c < i);
-            changed.insert(at, i);
+        if lo < self.count && raw_offset(lo) <= at {
+            let end = raw_offset(lo) + self.entry(lo)?.len();
+            if at < end {
+                return Ok((Some(lo), end));
+            }
         }
-        Ok(Some(changed))
+        self.entry_over_by_scan(at)
+    }
+
+    /// [`NodeView::entry_over`] for any layout: one look at every slot.
+    fn entry_over_by_scan(&self, at: usize) -> Result<(Option<usize>, usize)> {
+        let slots_end = HEADER_BYTES + self.count * SLOT_BYTES;
+        // (offset, index) of the entry that starts last at or before `at`, and the first
+        // offset past `at`.
+        let (mut over, mut next) = ((0, usize::MAX), self.page.len());
+        let slots = self.page[HEADER_BYTES..slots_end].chunks_exact(SLOT_BYTES);
+        // Bounded: one round per slot.
+        for (i, slot) in slots.enumerate() {
+            let off = u16::from_le_bytes([slot[0], slot[1]]) as usize;
+            if off < slots_end || off >= self.page.len() {
+                return Err(self.corrupt("slot offset out of range"));
+            }
+            if off <= at {
+                if off >= over.0 {
+                    over = (off, i);
+                }
+            } else if off < next {
+                next = off;
+            }
+        }
+        if over.1 != usize::MAX {
+            let end = over.0 + self.entry(over.1)?.len();
+            if end > at {
+                return Ok((Some(over.1), end));
+            }
+        }
+        Ok((None, next))
     }
 
     /// How entry `i`'s key orders against `key` (whose head is `head`): by the heads in the
@@ -441,38 +506,57 @@ fn compare_keys(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
     }
 }
 
-/// The first and last index at which `a` and `b` (of one length) differ, `None` when equal.
-/// Found by halving with `memcmp` (vectorized), which costs a fraction of a byte loop over a
-/// 4 KiB page.
-fn differing_span(a: &[u8], b: &[u8]) -> Option<(usize, usize)> {
-    assert_eq!(a.len(), b.len());
-    if a == b {
-        return None;
+/// Bytes compared with one `memcmp` (vectorized) while looking for a difference: long enough
+/// that the call's cost is small against the bytes. A chunk found to differ is halved (one
+/// `memcmp` per halving) down to [`SPAN_WORDS`] bytes, then searched a word at a time.
+const SPAN_CHUNK: usize = 1024;
+/// Below this many bytes a differing range is searched a word at a time.
+const SPAN_WORDS: usize = 64;
+
+/// Where `a` and `b` (of one length) first differ.
+fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    // Bounded: moves a chunk forward each round.
+    while at < a.len() {
+        let end = (at + SPAN_CHUNK).min(a.len());
+        if a[at..end] != b[at..end] {
+            return Some(at + first_in(&a[at..end], &b[at..end]));
+        }
+        at = end;
     }
-    Some((difference_at(a, b, false), difference_at(a, b, true)))
+    None
 }
 
-/// Where `a` and `b` first differ (`from_end`: last differ); they must differ.
-fn difference_at(a: &[u8], b: &[u8], from_end: bool) -> usize {
-    let (mut lo, mut hi) = (0, a.len());
+/// Where `a` and `b` (of one length, known to differ) first differ.
+fn first_in(mut a: &[u8], mut b: &[u8]) -> usize {
+    let mut at = 0;
     // Bounded: halves the range each round.
-    while hi - lo > 64 {
-        let mid = lo + (hi - lo) / 2;
-        // Look in the half nearer the end sought; the other half when it is equal there.
-        let near = if from_end { mid..hi } else { lo..mid };
-        if (a[near.clone()] != b[near]) == from_end {
-            lo = mid;
+    while a.len() > SPAN_WORDS {
+        let mid = a.len() / 2;
+        if a[..mid] == b[..mid] {
+            (a, b, at) = (&a[mid..], &b[mid..], at + mid);
         } else {
-            hi = mid;
+            (a, b) = (&a[..mid], &b[..mid]);
         }
     }
-    let differs = |i: &usize| a[*i] != b[*i];
-    let found = if from_end {
-        (lo..hi).rev().find(differs)
-    } else {
-        (lo..hi).find(differs)
-    };
-    found.expect("the slices differ")
+    let words = a.chunks_exact(8).zip(b.chunks_exact(8));
+    for (w, (p, q)) in words.enumerate() {
+        let diff = word(p) ^ word(q);
+        if diff != 0 {
+            // Little-endian: the lowest differing byte holds the lowest set bit.
+            return at + 8 * w + (diff.trailing_zeros() / 8) as usize;
+        }
+    }
+    let tail = a.len() / 8 * 8;
+    at + (tail..a.len())
+        .find(|&i| a[i] != b[i])
+        .expect("the ranges differ")
+}
+
+/// Eight bytes as a little-endian word.
+#[inline]
+fn word(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes.try_into().expect("8 bytes"))
 }
 
 /// Proves that every slot and entry of a node page lies in bounds and that the free-space
@@ -848,6 +932,35 @@ mod tests {
         assert_eq!(view.search(b"c").unwrap(), Ok(1));
     }
 
+    /// The entries `changed_in_place` names between two pages of one layout (`new` as page
+    /// `id`).
+    fn changed_between(old: &[u8], new: &[u8], id: u64) -> Vec<usize> {
+        let (a, b) = (
+            NodeView::new(old, 5).unwrap(),
+            NodeView::new(new, id).unwrap(),
+        );
+        let mut found = Vec::new();
+        assert!(a.changed_in_place(&b, &mut found).unwrap());
+        found
+    }
+
+    /// A leaf of keys 0, 1 and 2 (40-byte values) over the garbage of key 3: inserted out of
+    /// order (3 first, at the page's end), then cut to three entries.
+    fn leaf_with_garbage() -> Vec<u8> {
+        let mut page = vec![0u8; 4096];
+        init(&mut page, 0, 5, 1);
+        for k in [3u8, 0, 1, 2] {
+            let view = NodeView::new(&page, 5).unwrap();
+            let at = view.search(&[k]).unwrap().unwrap_err();
+            let len = leaf_inline_bytes(1, 40) - SLOT_BYTES;
+            assert!(insert(&mut page, 5, at, len, |out| {
+                write_leaf_entry(out, &[k], LeafValue::Inline(&[k; 40]))
+            }));
+        }
+        truncate(&mut page, 5, 3);
+        page
+    }
+
     /// A leaf of `n` entries with 1-byte keys 0..n and 40-byte values, filled in key order.
     fn leaf(n: u8) -> Vec<u8> {
         let mut page = vec![0u8; 4096];
@@ -871,33 +984,73 @@ mod tests {
             for &i in &changed {
                 overwrite_inline_value(&mut new, i, &[0xEE; 40]);
             }
-            let (a, b) = (
-                NodeView::new(&old, 5).unwrap(),
-                NodeView::new(&new, 9).unwrap(),
-            );
-            let found = a.changed_in_place(&b).unwrap().unwrap();
-            // Every overwritten entry is named; any other one named is equal on both sides.
-            assert!(
-                changed.iter().all(|i| found.contains(i)),
-                "{changed:?}: {found:?}"
-            );
-            for i in found.iter().filter(|i| !changed.contains(i)) {
-                assert_eq!(a.entry(*i).unwrap(), b.entry(*i).unwrap());
-            }
-            assert!(
-                found.windows(2).all(|w| w[0] < w[1]),
-                "ascending: {found:?}"
-            );
-            if changed.len() == 1 {
-                assert!(found.len() <= 2, "{found:?}");
-            }
+            let found = changed_between(&old, &new, 9);
+            // Exactly the overwritten entries, ascending, however far apart.
+            assert_eq!(found, changed);
         }
+        // Two bytes side by side: the last of entry 21 (the value's last byte) and the first
+        // of entry 20 (entries fill the page from its end, so 21 lies just before 20); and a
+        // byte of entry 5's key.
+        let mut new = old.clone();
+        let off = slot(&new, 20);
+        assert_eq!(slot(&new, 21) + leaf_inline_bytes(1, 40) - SLOT_BYTES, off);
+        new[off - 1] ^= 1;
+        new[off] ^= 1;
+        let key_5 = slot(&new, 5) + LEAF_ENTRY_HEADER;
+        new[key_5] ^= 1;
+        let found = changed_between(&old, &new, 5);
+        assert_eq!(found, vec![5, 20, 21]);
+        // Dead bytes (garbage left by a cut entry) that differ belong to no entry.
+        let page = leaf_with_garbage();
+        // Key 3's bytes, at the page's end, are the garbage.
+        let mut new = page.clone();
+        new[4095] ^= 1;
+        new[4000] ^= 1;
+        let over_4000 = (0..3).find(|&i| {
+            let off = slot(&page, i);
+            (off..off + leaf_inline_bytes(1, 40) - SLOT_BYTES).contains(&4000)
+        });
+        let found = changed_between(&page, &new, 5);
+        assert_eq!(found, Vec::from_iter(over_4000));
         // Another layout (one entry fewer) is not compared in place.
         let (a, b) = (NodeView::new(&old, 5).unwrap(), leaf(39));
-        assert!(a
-            .changed_in_place(&NodeView::new(&b, 5).unwrap())
-            .unwrap()
-            .is_none());
+        let mut found = vec![1];
+        assert!(!a
+            .changed_in_place(&NodeView::new(&b, 5).unwrap(), &mut found)
+            .unwrap());
+        assert!(found.is_empty());
+    }
+
+    #[test]
+    fn changed_in_place_finds_entries_in_any_layout() {
+        // Entries laid out in index order from the end (found by a binary search), in the
+        // reverse order, and shuffled (found by the scan of every slot).
+        let orders: [Vec<u8>; 3] = [
+            (0..12).collect(),
+            (0..12).rev().collect(),
+            vec![5, 0, 11, 3, 8, 1, 10, 2, 7, 4, 9, 6],
+        ];
+        for order in orders {
+            let mut old = vec![0u8; 4096];
+            init(&mut old, 0, 5, 1);
+            for &k in &order {
+                let at = NodeView::new(&old, 5).unwrap().search(&[k]).unwrap();
+                let len = leaf_inline_bytes(1, 40) - SLOT_BYTES;
+                assert!(insert(&mut old, 5, at.unwrap_err(), len, |out| {
+                    write_leaf_entry(out, &[k], LeafValue::Inline(&[k; 40]))
+                }));
+            }
+            for changed in [vec![0], vec![11], vec![4], vec![0, 11], vec![2, 3, 9]] {
+                let mut new = old.clone();
+                for &i in &changed {
+                    // One byte inside the value, off its first and last bytes.
+                    let at = slot(&new, i) + LEAF_ENTRY_HEADER + 1 + 17;
+                    new[at] ^= 0x40;
+                }
+                let found = changed_between(&old, &new, 5);
+                assert_eq!(found, changed, "laid out in the order {order:?}");
+            }
+        }
     }
 
     #[test]
@@ -912,17 +1065,7 @@ mod tests {
         let entry = leaf_inline_bytes(1, 40);
         assert_eq!(used_bytes(&page), before - 3 * entry);
         // Entries inserted out of order: the cut ones are not the lowest, so they are garbage.
-        let mut page = vec![0u8; 4096];
-        init(&mut page, 0, 5, 1);
-        for k in [3u8, 0, 1, 2] {
-            let view = NodeView::new(&page, 5).unwrap();
-            let at = view.search(&[k]).unwrap().unwrap_err();
-            let len = leaf_inline_bytes(1, 40) - SLOT_BYTES;
-            assert!(insert(&mut page, 5, at, len, |out| {
-                write_leaf_entry(out, &[k], LeafValue::Inline(&[k; 40]))
-            }));
-        }
-        truncate(&mut page, 5, 3);
+        let page = leaf_with_garbage();
         validate(&page, 5).unwrap();
         let header = PageHeader::read(&page);
         assert_eq!(header.count.get(), 3);
@@ -930,21 +1073,24 @@ mod tests {
     }
 
     #[test]
-    fn differing_span_finds_both_ends() {
+    fn first_difference_finds_the_first_differing_byte() {
         let a = vec![7u8; 4096];
-        assert_eq!(differing_span(&a, &a), None);
-        for (x, y) in [
-            (0, 0),
-            (0, 4095),
-            (100, 100),
-            (63, 64),
-            (2047, 2049),
-            (4095, 4095),
-        ] {
-            let mut b = a.clone();
-            b[x] = 1;
-            b[y] = 1;
-            assert_eq!(differing_span(&a, &b), Some((x, y)));
+        assert_eq!(first_difference(&a, &a), None);
+        // Lengths that are not a multiple of a word or of a chunk, against a byte loop: the
+        // ends of the words, the halvings and the chunks are where an off-by-one would hide.
+        for len in [1, 5, 8, 13, 64, 65, 255, 1023, 1024, 1025, 2100, 3891, 4096] {
+            let a: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            assert_eq!(first_difference(&a, &a), None);
+            let step = if len < 300 { 1 } else { 7 };
+            for x in (0..len).step_by(step).chain([len - 1]) {
+                for y in [x, x + 1, x + 9, len - 1] {
+                    let mut b = a.clone();
+                    b[x] ^= 0x80;
+                    b[y.min(len - 1).max(x)] ^= 0x01;
+                    let want = (0..len).find(|&i| a[i] != b[i]);
+                    assert_eq!(first_difference(&a, &b), want, "len {len}, {x}, {y}");
+                }
+            }
         }
     }
 
