@@ -232,6 +232,26 @@ fn compare_tables_with(
     label: &str,
     thorough: bool,
 ) -> Result<(), String> {
+    let mut walked = Vec::new();
+    compare_tables_in(rx, tables, label, (!thorough).then_some(&mut walked))
+}
+
+/// The trees one whole comparison has walked: each one's `Table::tree_identity` (the
+/// readers stay alive until the comparison ends, so an address is never reused) and the
+/// model table it matched.
+type Walked<'m> = Vec<((usize, crate::format::Ptr, u64), &'m TableModel)>;
+
+/// [`compare_tables_with`]: thorough without `walked`; with it, one forward walk per table
+/// and none of a tree already walked against an equal model table in the same comparison
+/// (a snapshot shares its tables with its branch until either changes, and main is read by
+/// name and by `begin_read`): the walk would read the same entries from the same pages.
+/// Every table's name, length and emptiness are still compared.
+fn compare_tables_in<'m>(
+    rx: &ReadTxn<'_>,
+    tables: &'m Tables,
+    label: &str,
+    mut walked: Option<&mut Walked<'m>>,
+) -> Result<(), String> {
     let names = rx.table_names().map_err(err(label))?;
     let want: Vec<&String> = tables.keys().collect();
     if names.iter().collect::<Vec<_>>() != want {
@@ -244,23 +264,45 @@ fn compare_tables_with(
         if len != entries.len() as u64 || t.is_empty().map_err(err(&label))? != entries.is_empty() {
             return Err(format!("{label}: len {len}, model has {}", entries.len()));
         }
-        let all: Vec<(&Vec<u8>, &Vec<u8>)> = entries.iter().collect();
-        walk_range(t.iter().map_err(err(&label))?, &all, 0).map_err(err(&label))?;
-        if !thorough {
+        let Some(walked) = walked.as_deref_mut() else {
+            compare_entries(&t, entries, true).map_err(err(&label))?;
             continue;
+        };
+        let identity = t.tree_identity();
+        let seen = |(id, m): &(_, &TableModel)| {
+            *id == identity && (std::ptr::eq(*m, entries) || *m == entries)
+        };
+        if !walked.iter().any(seen) {
+            compare_entries(&t, entries, false).map_err(err(&label))?;
+            walked.push((identity, entries));
         }
-        walk_range(t.iter().map_err(err(&label))?, &all, 0xFF).map_err(err(&label))?;
-        for (k, v) in entries {
-            match t.get(k) {
-                Ok(Some(got)) if got == v.as_slice() => {}
-                other => {
-                    return Err(format!(
-                        "{label}: get({}) gave {:?}, model has {}",
-                        show(k),
-                        other.map(|o| o.map(show)),
-                        show(v)
-                    ))
-                }
+    }
+    Ok(())
+}
+
+/// One table's entries against its model: a forward walk, and if `thorough` a walk from the
+/// back and a `get` of every key.
+fn compare_entries(
+    t: &crate::Table<'_>,
+    entries: &TableModel,
+    thorough: bool,
+) -> Result<(), String> {
+    let all: Vec<(&Vec<u8>, &Vec<u8>)> = entries.iter().collect();
+    walk_range(t.iter().map_err(|e| e.to_string())?, &all, 0)?;
+    if !thorough {
+        return Ok(());
+    }
+    walk_range(t.iter().map_err(|e| e.to_string())?, &all, 0xFF)?;
+    for (k, v) in entries {
+        match t.get(k) {
+            Ok(Some(got)) if got == v.as_slice() => {}
+            other => {
+                return Err(format!(
+                    "get({}) gave {:?}, model has {}",
+                    show(k),
+                    other.map(|o| o.map(show)),
+                    show(v)
+                ))
             }
         }
     }
@@ -300,12 +342,19 @@ fn compare_with(db: &Database, model: &Model, thorough: bool) -> Result<(), Stri
             ));
         }
     }
+    // Every reader stays open until the end, for `Walked`.
+    let mut readers = Vec::new();
     for (name, root) in &model.roots {
         let rx = db.begin_read_at(name).map_err(err(name))?;
-        compare_tables_with(&rx, &root.tables, name, thorough)?;
+        readers.push((name.as_str(), rx, &root.tables));
     }
     let rx = db.begin_read().map_err(err("begin_read()"))?;
-    compare_tables_with(&rx, model.main(), "begin_read()", thorough)
+    readers.push(("begin_read()", rx, model.main()));
+    let mut walked = Vec::new();
+    for (label, rx, tables) in &readers {
+        compare_tables_in(rx, tables, label, (!thorough).then_some(&mut walked))?;
+    }
+    Ok(())
 }
 
 struct Runner {
@@ -328,7 +377,7 @@ fn open(config: &Config, storage: &Arc<MemStorage>) -> Result<Database, String> 
 
 impl Runner {
     fn new(config: Config) -> Result<Runner, String> {
-        let storage = Arc::new(MemStorage::new());
+        let storage = Arc::new(MemStorage::with_chunk_size(config.page_size));
         let db = open(&config, &storage)?;
         Ok(Runner {
             config,
