@@ -758,7 +758,7 @@ fn txn_op(
 /// An operation on one open table that may change it, against its model.
 fn table_op(table: &mut TableMut<'_>, m: &mut TableModel, op: &TxnOp) -> Result<(), String> {
     match op {
-        TxnOp::Insert(_, k, v) => insert(table, m, &k.bytes(), &v.bytes()),
+        TxnOp::Insert(_, k, v) => insert(table, m, k.bytes(), v.bytes()),
         TxnOp::InsertMany(_, start, count, v) => insert_many(table, m, *start, *count, *v),
         TxnOp::Remove(_, k) => {
             let key = k.bytes();
@@ -830,20 +830,22 @@ fn insert_many(
     };
     for i in 0..n {
         let key = start.plain_offset(i).bytes();
-        insert(table, m, &key, &v.with_fill_offset(i).bytes())?;
+        insert(table, m, key, v.with_fill_offset(i).bytes())?;
     }
     Ok(())
 }
 
+/// Inserts into the table and, when the engine is expected to take it, into the model,
+/// which keeps the bytes (no copy).
 fn insert(
     table: &mut TableMut<'_>,
     m: &mut TableModel,
-    key: &[u8],
-    value: &[u8],
+    key: Vec<u8>,
+    value: Vec<u8>,
 ) -> Result<(), String> {
-    let want = check_key(key);
-    if outcome("insert", table.insert(key, value), want)?.is_some() {
-        m.insert(key.to_vec(), value.to_vec());
+    let want = check_key(&key);
+    if outcome("insert", table.insert(&key, &value), want)?.is_some() {
+        m.insert(key, value);
     }
     Ok(())
 }
