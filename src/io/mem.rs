@@ -15,10 +15,11 @@
 //!   size given to [`MemStorage::with_chunk_size`] should be a multiple of the page size for
 //!   the same reason (the runner gives the page size: a commit then copies only the pages it
 //!   writes, not 64 KiB around each). A read that does straddle (an overflow run) is served
-//!   from a joined copy of the chunks it spans, made once per view and kept in a cache
-//!   shared with the storage: the next view reuses it for as long as those chunks are the
-//!   same `Arc`s (a commit touches few). A longer read starting in the same chunk is served
-//!   from a copy of the whole view, made once per view.
+//!   from a joined copy of the chunks it spans (at most [`JOIN_BYTES`] of them), made once
+//!   per view and kept in a cache shared with the storage: the next view reuses it for as
+//!   long as those chunks are the same `Arc`s (a commit touches few). A longer read, or a
+//!   longer one starting in the same chunk, is served from a copy of the whole view, made
+//!   once per view.
 //! - [`MemStorage::fork`] is a copy that shares the chunks: the two never see each other's
 //!   later writes.
 
@@ -34,6 +35,11 @@ pub const CHUNK: usize = 1 << 16;
 const _: () = assert!(CHUNK.is_multiple_of(crate::format::MAX_PAGE_SIZE));
 
 type Chunk = Arc<Vec<u8>>;
+
+/// The longest join of chunks for one read (a 70 KB overflow value fits, whatever the chunk
+/// size): a longer read is served from one copy of the whole view, so that reads of many
+/// long runs (a damaged file's) copy the file once per view rather than once a run.
+const JOIN_BYTES: usize = 2 * CHUNK;
 
 /// The one chunk of zeros of the default size that every growth appends: growth then costs
 /// no copy, and a write of zeros into it (the engine zero-fills the pages a commit grows the
@@ -245,12 +251,14 @@ impl View for MemView {
         if first == last {
             return Some(&self.chunks[first][start..start + len]);
         }
-        let run = self.runs[first].get_or_init(|| {
-            self.made.lock().push(first);
-            self.joins.join(first, &self.chunks[first..=last])
-        });
-        if let Some(piece) = run.get(start..start + len) {
-            return Some(piece);
+        if (last - first + 1) * self.size <= JOIN_BYTES {
+            let run = self.runs[first].get_or_init(|| {
+                self.made.lock().push(first);
+                self.joins.join(first, &self.chunks[first..=last])
+            });
+            if let Some(piece) = run.get(start..start + len) {
+                return Some(piece);
+            }
         }
         let joined = self.joined.get_or_init(|| {
             let mut whole = Chunks::new(self.size);

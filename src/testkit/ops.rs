@@ -67,6 +67,20 @@ impl Key {
         }
     }
 
+    /// The plain key whose bytes these are (`k000`..`k239`), if any.
+    pub fn plain_of(bytes: &[u8]) -> Option<Key> {
+        let [b'k', digits @ ..] = bytes else {
+            return None;
+        };
+        let [a, b, c] = <[u8; 3]>::try_from(digits)
+            .ok()?
+            .map(|d| d.wrapping_sub(b'0'));
+        let n = [a, b, c]
+            .iter()
+            .try_fold(0u32, |n, &d| (d < 10).then(|| n * 10 + u32::from(d)))?;
+        (n < u32::from(PLAIN_KEYS)).then_some(Key(n as u8))
+    }
+
     /// The `i`-th plain key after this one (wrapping within `k000`..`k239`).
     pub fn plain_offset(self, i: usize) -> Key {
         Key(((self.0 as usize + i) % PLAIN_KEYS as usize) as u8)
@@ -410,4 +424,20 @@ fn other_op(u: &mut arbitrary::Unstructured<'_>) -> arbitrary::Result<Op> {
             crash: u.arbitrary()?,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_of_inverts_the_plain_keys_alone() {
+        for n in 0..=255u8 {
+            let want = (n < PLAIN_KEYS).then_some(Key(n));
+            assert_eq!(Key::plain_of(&Key(n).bytes()), want, "key {n}");
+        }
+        for bytes in [&b"k24"[..], b"k240", b"k9:9", b"j001", b"k0010"] {
+            assert_eq!(Key::plain_of(bytes), None, "{bytes:?}");
+        }
+    }
 }
