@@ -1,44 +1,52 @@
 //! An in-memory [`Storage`] for tests and for building crash images.
 //!
 //! Invariants:
-//! - The bytes live in fixed-size chunks of [`CHUNK`] bytes, each behind its own `Arc`;
-//!   there are exactly `ceil(len / CHUNK)` of them, and every byte at or past `len` is zero
-//!   (so growing only appends zero chunks, and a shrink zeroes the cut tail).
+//! - The bytes live in fixed-size chunks (of [`CHUNK`] bytes, or the size given to
+//!   [`MemStorage::with_chunk_size`]), each behind its own `Arc`; there are exactly
+//!   `ceil(len / size)` of them, and every byte at or past `len` is zero (so growing only
+//!   appends zero chunks, and a shrink zeroes the cut tail).
 //! - A view holds its own list of the chunk `Arc`s as they were when it was taken. A write
 //!   clones only the chunks it touches that a view (or a fork) still shares
 //!   (`Arc::make_mut`), so a view never changes, and taking one costs one `Arc` per chunk
 //!   rather than a copy of the bytes (a commit takes one; the old whole-vector copy-on-write
 //!   copied the whole file at every commit).
 //! - [`CHUNK`] is a multiple of every page size (`format::MAX_PAGE_SIZE` divides it), so a
-//!   page never straddles two chunks and reads of pages borrow straight from one. A run that
-//!   does straddle (an overflow value) is served from a joined copy of the [`RUN`] chunks it
-//!   starts in, made once per view and kept in a cache shared with the storage: the next
-//!   view reuses it for as long as those chunks are the same `Arc`s (a commit touches few).
-//!   A longer run is served from a copy of the whole view, made once per view.
+//!   page never straddles two chunks and reads of pages borrow straight from one; a chunk
+//!   size given to [`MemStorage::with_chunk_size`] should be a multiple of the page size for
+//!   the same reason (the runner gives the page size: a commit then copies only the pages it
+//!   writes, not 64 KiB around each). A read that does straddle (an overflow run) is served
+//!   from a joined copy of the chunks it spans (at most [`JOIN_BYTES`] of them), made once
+//!   per view and kept in a cache shared with the storage: the next view reuses it for as
+//!   long as those chunks are the same `Arc`s (a commit touches few). A longer read, or a
+//!   longer one starting in the same chunk, is served from a copy of the whole view, made
+//!   once per view.
 //! - [`MemStorage::fork`] is a copy that shares the chunks: the two never see each other's
 //!   later writes.
 
 use super::{past_end, rebind_in, Storage, View};
 use parking_lot::Mutex;
 use std::io;
+use std::ops::Range;
 use std::sync::{Arc, LazyLock, OnceLock};
 
 /// Bytes per chunk: 64 KiB, the largest page size, so every page lies within one chunk.
 pub const CHUNK: usize = 1 << 16;
 
-/// Chunks joined for a read that straddles chunks: two hold any run up to a chunk long.
-const RUN: usize = 2;
-
 const _: () = assert!(CHUNK.is_multiple_of(crate::format::MAX_PAGE_SIZE));
 
 type Chunk = Arc<Vec<u8>>;
 
-/// The one chunk of zeros that every growth appends: growth then costs no copy, and a write
-/// of zeros into it (the engine zero-fills the pages a commit grows the file by) is skipped.
+/// The longest join of chunks for one read (a 70 KB overflow value fits, whatever the chunk
+/// size): a longer read is served from one copy of the whole view, so that reads of many
+/// long runs (a damaged file's) copy the file once per view rather than once a run.
+const JOIN_BYTES: usize = 2 * CHUNK;
+
+/// The one chunk of zeros of the default size that every growth appends: growth then costs
+/// no copy, and a write of zeros into it (the engine zero-fills the pages a commit grows the
+/// file by) is skipped. A storage with another chunk size has its own.
 static ZERO_CHUNK: LazyLock<Chunk> = LazyLock::new(|| Arc::new(vec![0u8; CHUNK]));
 
 /// Storage held in memory, in shared chunks.
-#[derive(Default)]
 pub struct MemStorage {
     state: Mutex<Chunks>,
     joins: Arc<JoinCache>,
@@ -66,7 +74,7 @@ impl JoinCache {
                 return joined.clone();
             }
         }
-        let mut joined = Vec::with_capacity(chunks.len() * CHUNK);
+        let mut joined = Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
         for chunk in chunks {
             joined.extend_from_slice(chunk);
         }
@@ -77,22 +85,39 @@ impl JoinCache {
 }
 
 /// The chunks and the length; see the module's invariants.
-#[derive(Default, Clone)]
+#[derive(Clone)]
 struct Chunks {
     chunks: Vec<Chunk>,
     len: u64,
-}
-
-fn chunks_for(len: u64) -> usize {
-    (len as usize).div_ceil(CHUNK)
+    /// Bytes per chunk.
+    size: usize,
+    /// A chunk of `size` zeros, shared by every chunk that growth appended.
+    zero: Chunk,
 }
 
 impl Chunks {
+    fn new(size: usize) -> Chunks {
+        let zero = match size {
+            CHUNK => ZERO_CHUNK.clone(),
+            _ => Arc::new(vec![0u8; size]),
+        };
+        Chunks {
+            chunks: Vec::new(),
+            len: 0,
+            size,
+            zero,
+        }
+    }
+
+    fn count_for(&self, len: u64) -> usize {
+        (len as usize).div_ceil(self.size)
+    }
+
     /// Grows or shrinks to `len`, keeping the bytes past `len` zero.
     fn resize(&mut self, len: u64) {
         if len < self.len {
-            let cut = len as usize % CHUNK;
-            self.chunks.truncate(chunks_for(len));
+            let cut = len as usize % self.size;
+            self.chunks.truncate(self.count_for(len));
             if cut != 0 {
                 // The cut chunk keeps stale bytes past the new end: zero them, so a later
                 // growth reads zeros there as a file would.
@@ -100,19 +125,19 @@ impl Chunks {
                 Arc::make_mut(last)[cut..].fill(0);
             }
         } else {
-            self.chunks.resize(chunks_for(len), ZERO_CHUNK.clone());
+            self.chunks.resize(self.count_for(len), self.zero.clone());
         }
         self.len = len;
     }
 
     /// Calls `f(chunk, range in the chunk, range in the caller's buffer)` for every piece of
     /// the `len` bytes at `offset` (which the caller has checked lie inside).
-    fn pieces(offset: u64, len: usize, mut f: impl FnMut(usize, std::ops::Range<usize>, usize)) {
+    fn pieces(size: usize, at: u64, len: usize, mut f: impl FnMut(usize, Range<usize>, usize)) {
         let mut done = 0;
         while done < len {
-            let at = offset as usize + done;
-            let (index, start) = (at / CHUNK, at % CHUNK);
-            let n = (CHUNK - start).min(len - done);
+            let at = at as usize + done;
+            let (index, start) = (at / size, at % size);
+            let n = (size - start).min(len - done);
             f(index, start..start + n, done);
             done += n;
         }
@@ -128,26 +153,39 @@ impl Chunks {
     }
 }
 
+impl Default for MemStorage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl MemStorage {
-    /// Empty storage.
+    /// Empty storage, in chunks of [`CHUNK`] bytes.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_chunk_size(CHUNK)
+    }
+
+    /// Empty storage in chunks of `size` bytes (a power of two, at least 512): the page size
+    /// makes a commit copy only the pages it writes (see the module's invariants).
+    pub fn with_chunk_size(size: usize) -> Self {
+        assert!(size.is_power_of_two() && size >= 512, "chunk size {size}");
+        MemStorage {
+            state: Mutex::new(Chunks::new(size)),
+            joins: Arc::default(),
+        }
     }
 
     /// Storage that starts with these bytes (a crash image, a corrupted copy).
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
-        let chunks = bytes
-            .chunks(CHUNK)
+        let mut state = Chunks::new(CHUNK);
+        state.chunks = (bytes.chunks(CHUNK))
             .map(|piece| {
                 let mut chunk = piece.to_vec();
                 chunk.resize(CHUNK, 0);
                 Arc::new(chunk)
             })
             .collect();
-        let state = Chunks {
-            chunks,
-            len: bytes.len() as u64,
-        };
+        state.len = bytes.len() as u64;
         MemStorage {
             state: Mutex::new(state),
             joins: Arc::default(),
@@ -184,8 +222,10 @@ impl MemStorage {
 struct MemView {
     chunks: Vec<Chunk>,
     len: u64,
-    /// `runs[i]`: chunks `i` to `i + RUN - 1` in one piece, taken from `joins` on the first
-    /// read that starts in chunk `i` and straddles its end (an overflow value).
+    /// Bytes per chunk.
+    size: usize,
+    /// `runs[i]`: the chunks from `i` that the first read starting in chunk `i` and
+    /// straddling its end (an overflow run) spans, in one piece, taken from `joins`.
     runs: Vec<OnceLock<Arc<Vec<u8>>>>,
     joins: Arc<JoinCache>,
     /// The indexes of the runs made so far, so that [`View::rebind`] looks only at those.
@@ -206,24 +246,24 @@ impl View for MemView {
         if len == 0 {
             return Some(&[]);
         }
-        let (first, last) = (offset as usize / CHUNK, (end as usize - 1) / CHUNK);
-        let start = offset as usize % CHUNK;
+        let (first, last) = (offset as usize / self.size, (end as usize - 1) / self.size);
+        let start = offset as usize % self.size;
         if first == last {
             return Some(&self.chunks[first][start..start + len]);
         }
-        if last < first + RUN {
+        if (last - first + 1) * self.size <= JOIN_BYTES {
             let run = self.runs[first].get_or_init(|| {
                 self.made.lock().push(first);
-                let end = (first + RUN).min(self.chunks.len());
-                self.joins.join(first, &self.chunks[first..end])
+                self.joins.join(first, &self.chunks[first..=last])
             });
-            return Some(&run[start..start + len]);
+            if let Some(piece) = run.get(start..start + len) {
+                return Some(piece);
+            }
         }
         let joined = self.joined.get_or_init(|| {
-            let whole = Chunks {
-                chunks: self.chunks.clone(),
-                len: self.len,
-            };
+            let mut whole = Chunks::new(self.size);
+            whole.chunks = self.chunks.clone();
+            whole.len = self.len;
             whole.to_bytes()
         });
         Some(&joined[offset as usize..end as usize])
@@ -260,7 +300,7 @@ impl Storage for MemStorage {
         if !matches!(end, Some(end) if end <= state.len) {
             return Err(past_end(offset, buf.len(), state.len));
         }
-        Chunks::pieces(offset, buf.len(), |index, range, done| {
+        Chunks::pieces(state.size, offset, buf.len(), |index, range, done| {
             buf[done..done + range.len()].copy_from_slice(&state.chunks[index][range]);
         });
         Ok(())
@@ -274,10 +314,12 @@ impl Storage for MemStorage {
         if state.len < end {
             state.resize(end);
         }
-        let chunks = &mut state.chunks;
-        Chunks::pieces(offset, data.len(), |index, range, done| {
+        let Chunks {
+            chunks, size, zero, ..
+        } = &mut *state;
+        Chunks::pieces(*size, offset, data.len(), |index, range, done| {
             let piece = &data[done..done + range.len()];
-            if Arc::ptr_eq(&chunks[index], &ZERO_CHUNK) && piece == &ZERO_CHUNK[..piece.len()] {
+            if Arc::ptr_eq(&chunks[index], zero) && piece == &zero[..piece.len()] {
                 return; // Zeros over zeros: the shared chunk already says it.
             }
             // Copies the chunk only when a view or a fork still shares it.
@@ -304,10 +346,11 @@ impl Storage for MemStorage {
         if len > state.len {
             return Err(past_end(0, len as usize, state.len));
         }
-        let count = chunks_for(len);
+        let count = state.count_for(len);
         Ok(Arc::new(MemView {
             chunks: state.chunks[..count].to_vec(),
             len,
+            size: state.size,
             runs: (0..count).map(|_| OnceLock::new()).collect(),
             made: Mutex::new(Vec::new()),
             joins: self.joins.clone(),
@@ -337,6 +380,28 @@ mod tests {
         assert_eq!(v.rebind(&[2, 3]), None);
         assert!(!s.same_bytes(&fork));
         assert_eq!(fork.to_bytes()[CHUNK - 1..], [2, 3, 4]);
+    }
+
+    #[test]
+    fn small_chunks_join_reads_over_many_and_copy_only_what_is_written() {
+        let s = MemStorage::with_chunk_size(512);
+        let bytes: Vec<u8> = (0..2000u32).map(|i| (i % 251) as u8).collect();
+        s.write_at(100, &bytes).unwrap();
+        let v = s.view(2100).unwrap();
+        s.write_at(600, &[0xAA; 10]).unwrap();
+        // The first straddling read from chunk 0 joins chunks 0 and 1; a longer one from
+        // the same chunk is served from the whole view.
+        assert_eq!(v.slice(100, 500), Some(&bytes[..500]));
+        assert_eq!(v.slice(100, 2000), Some(&bytes[..]));
+        let joined = v.slice(1000, 100).unwrap();
+        assert_eq!(v.rebind(joined), Some(&bytes[900..1000]));
+        let now = s.view(2100).unwrap();
+        assert_eq!(now.slice(600, 10), Some(&[0xAA; 10][..]));
+        assert_eq!(now.slice(500, 100), Some(&bytes[400..500]));
+        let fork = s.fork();
+        s.write_at(2000, &[1]).unwrap();
+        assert!(!s.same_bytes(&fork));
+        assert_eq!(fork.to_bytes()[610..2100], bytes[510..]);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! - The directory covers `file_pages` exactly: `dir.len() == file_pages.div_ceil(bits)`.
 
 use super::ReadPages;
-use crate::format::freemap::{bitmap_body, bitmap_body_mut, bits_per_bitmap};
+use crate::format::freemap::{bitmap_body, bitmap_body_mut, bitmap_words, bits_per_bitmap};
 use crate::format::{tag, Ptr};
 use crate::{Error, Result};
 
@@ -67,9 +67,13 @@ impl Bitmap {
         true
     }
 
-    /// How many pages it marks free.
+    /// How many pages it marks free. Counted a word at a time: the fuzz targets count every
+    /// bitmap they load (`Bitmaps::get`), and a count per byte, with coverage counters in
+    /// the loop and no `popcnt`, was a twentieth of the `ops` target's instructions.
     pub fn free_bits(&self) -> u64 {
-        self.body().iter().map(|b| u64::from(b.count_ones())).sum()
+        (bitmap_words(self.body()).iter())
+            .map(|w| u64::from(w.get().count_ones()))
+            .sum()
     }
 
     /// The bits, for scans.

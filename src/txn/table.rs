@@ -31,6 +31,16 @@ impl<'t> Table<'t> {
         Table { pages, record }
     }
 
+    /// What the entries this handle reads depend on: the pages it reads through (by address)
+    /// and the table's root and length. For the testkit's whole comparisons, which walk a
+    /// tree shared by several roots once: two handles alive at the same time with equal
+    /// identities read the same entries.
+    #[cfg(feature = "testkit")]
+    pub(crate) fn tree_identity(&self) -> (usize, Ptr, u64) {
+        let pages = std::ptr::from_ref(self.pages) as usize;
+        (pages, self.record.root, self.record.len)
+    }
+
     /// The value of `key`, borrowed from the map; `None` when it is absent.
     pub fn get(&self, key: &[u8]) -> Result<Option<&'t [u8]>> {
         btree::get(self.pages, self.record.root, key)

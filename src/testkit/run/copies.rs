@@ -65,7 +65,7 @@ impl Runner {
         if self.replica.is_none() {
             let db = Database::options()
                 .page_size(self.config.page_size)
-                .open_storage(Arc::new(MemStorage::new()))
+                .open_storage(Arc::new(MemStorage::with_chunk_size(self.config.page_size)))
                 .map_err(err("open the replica"))?;
             self.replica = Some((db, Model::new()));
         }
@@ -89,7 +89,7 @@ impl Runner {
     }
 
     pub(super) fn backup(&self) -> Result<(), String> {
-        let storage = Arc::new(MemStorage::new());
+        let storage = Arc::new(MemStorage::with_chunk_size(self.config.page_size));
         self.db()
             .backup_to_storage(storage.as_ref())
             .map_err(err("backup_to"))?;
