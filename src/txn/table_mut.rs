@@ -14,7 +14,7 @@
 //!   before the commit), and bytes on pages this transaction wrote are copied.
 //! - A table has at most one open `TableMut` at a time in a transaction (`TableState::open`).
 
-use super::buffer::{InsertBuffer, FLUSH_BYTES};
+use super::buffer::{InsertBuffer, FLUSH_BYTES, PREFETCH_AHEAD};
 use super::names::{TableRecord, TypeNames};
 use super::table::to_tree_bound;
 use super::write::Core;
@@ -235,7 +235,14 @@ pub(crate) fn flush_table(core: &mut Core, index: usize) -> Result<()> {
     let mut result = Ok(());
     let mut finger = None;
     let mut sh = core.edit.sharing(TreeKind::Table);
-    for (key, value) in buffer.sorted() {
+    let sorted = buffer.sorted();
+    for (i, &(key, value)) in sorted.iter().enumerate() {
+        // The buffer's entries lie in insertion order: in key order each is a cache miss,
+        // which the tree insert would otherwise wait for.
+        if let Some(&(k, v)) = sorted.get(i + PREFETCH_AHEAD) {
+            crate::io::prefetch(k);
+            crate::io::prefetch(v);
+        }
         match btree::insert_with_finger(&mut core.pager, &mut sh, root, key, value, &mut finger) {
             Ok((new_root, replaced)) => {
                 root = new_root;
