@@ -16,6 +16,9 @@ use crate::{Error, Result};
 /// A copied page whose old version was born within this many txns counts as hot.
 const HOT_WITHIN_TXNS: u64 = 4;
 
+/// The most bytes of a run of contiguous pages that `write_out` gathers for one write.
+const WRITE_CHUNK_BYTES: usize = 1 << 20;
+
 /// Pages of one write transaction.
 pub struct WritePager {
     committed: ReadPages,
@@ -251,9 +254,12 @@ impl WritePager {
                 .take_while(|(w, id)| w.0 == *id && w.1.len() <= page_size)
                 .count()
                 * page_size;
-            buf.reserve(run_bytes.max(page_size));
+            buf.reserve(run_bytes.clamp(page_size, WRITE_CHUNK_BYTES));
             let mut next = start;
-            while i < writes.len() && writes[i].0 == next {
+            // A long run goes out a chunk at a time from one reused buffer: the device sees
+            // the same contiguous range, and a bulk load does not copy its whole size into
+            // fresh memory first (a page fault for every page of it).
+            while i < writes.len() && writes[i].0 == next && buf.len() < WRITE_CHUNK_BYTES {
                 let bytes = writes[i].1;
                 assert!(writes[i].0 < file_pages, "writing past the file");
                 buf.extend_from_slice(bytes);
