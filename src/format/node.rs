@@ -135,6 +135,12 @@ impl<'a> NodeView<'a> {
     pub fn count(&self) -> usize {
         self.count
     }
+
+    /// The slot array's bytes (in bounds: checked by [`NodeView::new`]).
+    #[inline]
+    pub fn slot_bytes(&self) -> &'a [u8] {
+        &self.page[HEADER_BYTES..HEADER_BYTES + self.count * SLOT_BYTES]
+    }
     /// Whether this is a leaf.
     pub fn is_leaf(&self) -> bool {
         self.is_leaf
