@@ -21,7 +21,7 @@ use super::write::{modify_with_finger, Finger};
 use crate::format::records::{count_key, decode_count, decode_count_key, encode_count};
 use crate::format::Ptr;
 use crate::pager::{IdMap, PageSource, WritePager};
-use crate::Result;
+use crate::{Error, Result};
 
 /// The reference counts as one write transaction sees them: the refcount tree plus the
 /// changes not yet applied to it. A change waits in memory until [`Refcounts::flush`], so
@@ -48,7 +48,12 @@ impl Refcounts {
     /// The reference count of `page` (1 when neither stored nor changed).
     pub fn count(&self, w: &WritePager, page: u64) -> Result<u32> {
         let change = self.pending.get(&page).copied().unwrap_or(0);
-        Ok(changed_count(page, refcount(w, self.root, page)?, change))
+        changed_count(
+            self.root.page.0,
+            page,
+            refcount(w, self.root, page)?,
+            change,
+        )
     }
 
     /// Adds one reference to `page`.
@@ -76,7 +81,7 @@ impl Refcounts {
             // The new count's bytes are returned by value: no allocation per change.
             let apply = |stored: Option<&[u8]>| -> Result<Option<_>> {
                 let stored = stored.map_or(Ok(1), |bytes| decode_count(bytes, root_id))?;
-                let count = changed_count(page, stored, change);
+                let count = changed_count(root_id, page, stored, change)?;
                 Ok((count > 1).then(|| encode_count(count)))
             };
             let key = count_key(page);
@@ -95,12 +100,22 @@ impl Refcounts {
     }
 }
 
-/// A stored count with a pending change applied: never below 1 (a page whose last reference
-/// goes is freed, its count never dropped).
-fn changed_count(page: u64, stored: u32, change: i64) -> u32 {
+/// A stored count with a pending change applied. In a sound file it never falls below 1 (a
+/// page whose last reference goes is freed, its count never dropped) nor past the stored
+/// width; a damaged refcount tree (`tree`) can break either, which is corruption, not a bug.
+fn changed_count(tree: u64, page: u64, stored: u32, change: i64) -> Result<u32> {
     let count = i64::from(stored) + change;
-    assert!(count >= 1, "page {page}: reference count {count}");
-    u32::try_from(count).expect("a count fits its stored width")
+    u32::try_from(count)
+        .ok()
+        .filter(|&c| c >= 1)
+        .ok_or_else(|| {
+            Error::corrupted(
+                tree,
+                format!(
+                    "page {page}: stored reference count {stored} changed by {change} is {count}"
+                ),
+            )
+        })
 }
 
 /// The sharing context of a tree being written. It borrows the counts from their one owner
