@@ -119,7 +119,7 @@ pub struct Step {
 const INLINE_STEPS: usize = 8;
 
 /// A root-to-leaf path, root first. Its steps are kept inline (no allocation per descent)
-/// until a path deeper than [`INLINE_STEPS`], which moves them to the heap.
+/// until a path deeper than `INLINE_STEPS`, which moves them to the heap.
 #[derive(Clone, Default)]
 pub struct Path {
     inline: [Step; INLINE_STEPS],
