@@ -242,11 +242,7 @@ pub fn insert_with_finger(
     }
     let mut path = Path::default();
     let (root, replaced, landed) = insert_landed(w, sh, root, key, value, &mut path)?;
-    *finger = match landed {
-        Some(slot) => Some(finger_on(w, &path, slot, finger.take())?),
-        None if root.is_null() => None,
-        None => Some(finger_at(w, root, key)?),
-    };
+    *finger = finger_after(w, root, key, &path, landed, finger.take())?;
     Ok((root, replaced))
 }
 
@@ -385,11 +381,24 @@ fn modify_fully<V: AsRef<[u8]>>(
         Some(value) => insert_landed(w, sh, root, key, value.as_ref(), &mut path)?,
         None => remove_landed(w, sh, root, key, &mut path)?,
     };
-    *finger = match landed {
-        Some(slot) => Some(finger_on(w, &path, slot, finger.take())?),
-        None => dirty_finger(w, root, key)?,
-    };
+    *finger = finger_after(w, root, key, &path, landed, finger.take())?;
     Ok(root)
+}
+
+/// The finger after an edit of `key` through `path`: on the slot the edit landed in, else
+/// (the edit split, spilled or rebalanced) found afresh.
+fn finger_after(
+    w: &WritePager,
+    root: Ptr,
+    key: &[u8],
+    path: &Path,
+    landed: Option<usize>,
+    old: Option<Finger>,
+) -> Result<Option<Finger>> {
+    match landed {
+        Some(slot) => Ok(Some(finger_on(w, path, slot, old)?)),
+        None => dirty_finger(w, root, key),
+    }
 }
 
 /// Copies the path to `key` and returns the new root with a finger on the (now dirty) leaf,
@@ -434,7 +443,13 @@ fn dirty_finger(w: &WritePager, root: Ptr, key: &[u8]) -> Result<Option<Finger>>
 /// Whether a node using `used` bytes stays at least a quarter full without `freed` of them
 /// (the rule of [`is_underfull`]).
 fn keeps_a_quarter(w: &WritePager, used: usize, freed: usize) -> bool {
-    used - freed >= node::usable_bytes(w.page_size()) / 4
+    !under_a_quarter(w, used - freed)
+}
+
+/// Whether a node with `used` bytes of entries holds less than a quarter of a page: the
+/// one threshold below which a node is merged or rebalanced with a sibling.
+fn under_a_quarter(w: &WritePager, used: usize) -> bool {
+    used < node::usable_bytes(w.page_size()) / 4
 }
 
 /// Descends the (dirty) path to `key` and records its leaf and bounds.
@@ -592,7 +607,7 @@ fn fix_up(
 /// Whether the dirty node `ptr` is under a quarter full (from its header: a dirty page was
 /// validated when it was copied and edits keep it valid).
 fn is_underfull(w: &WritePager, ptr: Ptr) -> bool {
-    node::used_bytes(w.dirty_page(ptr.page)) < node::usable_bytes(w.page_size()) / 4
+    under_a_quarter(w, node::used_bytes(w.dirty_page(ptr.page)))
 }
 
 /// A separator and a new right node for a parent to take after a child's split.
@@ -983,14 +998,8 @@ fn distribute(
     let cut = cut.clamp(1, entries.len() - 1);
     let (left_entries, right_entries) = entries.split_at(cut);
     let (last_left, first_right) = (left_entries[cut - 1], right_entries[0]);
-    // A branch's first entry has an empty key: the right half's first key moves up.
-    let (sep, first) = if level == 0 {
-        let sep = shortest_separator(entry_key(last_left, 0), entry_key(first_right, 0));
-        (sep, first_right.to_vec())
-    } else {
-        let sep = entry_key(first_right, level).to_vec();
-        (sep, with_key(first_right, &[]))
-    };
+    let mut first = first_right.to_vec();
+    let sep = split_key(last_left, &mut first, level);
     let mut right_entries = right_entries.to_vec();
     right_entries[0] = &first;
     let right = w.new_node(level)?;

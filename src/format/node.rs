@@ -253,16 +253,7 @@ impl<'a> NodeView<'a> {
     /// Child pointer of branch entry `i`.
     #[inline]
     pub fn child(&self, i: usize) -> Result<Ptr> {
-        assert!(!self.is_leaf, "child() on a leaf");
-        let rest = &self.page[self.offset(i)?..];
-        let [k0, k1, ..] = *rest else {
-            return Err(self.corrupt("entry runs past the page end"));
-        };
-        let at = BRANCH_ENTRY_HEADER + u16::from_le_bytes([k0, k1]) as usize;
-        let ptr = rest.get(at..at + PTR_BYTES);
-        Ok(Ptr::decode(ptr.ok_or_else(|| {
-            self.corrupt("entry runs past the page end")
-        })?))
+        Ok(Ptr::decode(self.child_bytes(i)?))
     }
 
     /// The encoded child pointer of branch entry `i` (the bytes [`NodeView::child`] decodes),
@@ -290,7 +281,7 @@ impl<'a> NodeView<'a> {
         let mut born = Vec::new();
         for i in 0..self.count {
             // One bounds check for the key length and one for the birth, on the page's tail
-            // from the entry on.
+            // from the entry on; the pointer is decoded only for a child born in `txn`.
             let rest = &self.page[self.offset(i)?..];
             let [k0, k1, ..] = *rest else {
                 return Err(self.corrupt("entry runs past the page end"));
@@ -351,13 +342,12 @@ impl<'a> NodeView<'a> {
         changed.clear();
         let (a, b) = (self.page, other.page);
         let (header_a, header_b) = (PageHeader::read(a), PageHeader::read(b));
-        let slots_end = HEADER_BYTES + self.count * SLOT_BYTES;
         let same_layout = self.count == other.count
             && self.is_leaf == other.is_leaf
             && a.len() == b.len()
             && header_a.free_end == header_b.free_end
             && header_a.garbage == header_b.garbage
-            && a[HEADER_BYTES..slots_end] == b[HEADER_BYTES..slots_end];
+            && self.slot_bytes() == other.slot_bytes();
         if !same_layout {
             return Ok(false);
         }
@@ -381,10 +371,7 @@ impl<'a> NodeView<'a> {
         // A leaf filled in key order lays its entries out from the page's end in index
         // order, so a binary search by offset finds the entry; it is proven by holding `at`
         // (entries never overlap), and any other layout takes the scan.
-        let raw_offset = |i: usize| {
-            let slot = HEADER_BYTES + i * SLOT_BYTES;
-            u16::from_le_bytes([self.page[slot], self.page[slot + 1]]) as usize
-        };
+        let raw_offset = |i: usize| slot(self.page, i);
         let (mut lo, mut hi) = (0, self.count);
         // Bounded: halves [lo, hi) each round.
         while lo < hi {

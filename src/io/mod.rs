@@ -53,8 +53,8 @@ pub(crate) fn rebind_in<'a>(bytes: &'a [u8], slice: &[u8]) -> Option<&'a [u8]> {
     bytes.get(start..start.checked_add(slice.len())?)
 }
 
-/// Asks the CPU to bring the cache lines of `items` in ahead of a read: a hint, which changes
-/// no value and never fails. A loop whose next items lie at random addresses (the sorted
+/// Asks the CPU to bring the first cache lines of `items` (up to [`PREFETCH_MAX_LINES`]) in
+/// ahead of a read: a hint, which changes no value and never fails. A loop whose next items lie at random addresses (the sorted
 /// flush of the insert buffer) issues it a few items ahead, so that their cache misses
 /// overlap the work on the current item instead of following it.
 #[inline]
@@ -65,7 +65,9 @@ pub(crate) fn prefetch<T>(items: &[T]) {
         const LINE: usize = 64;
         let start = items.as_ptr().cast::<u8>();
         let first = start.wrapping_sub(start as usize % LINE);
-        let lines = (start as usize % LINE + std::mem::size_of_val(items)).div_ceil(LINE);
+        let lines = (start as usize % LINE + std::mem::size_of_val(items))
+            .div_ceil(LINE)
+            .min(PREFETCH_MAX_LINES);
         for k in 0..lines {
             // SAFETY: `_mm_prefetch` needs SSE, which every x86_64 CPU has. It is a hint: it
             // reads nothing the program can observe and does not fault even on an unmapped
@@ -76,6 +78,10 @@ pub(crate) fn prefetch<T>(items: &[T]) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = items;
 }
+
+/// The most cache lines one [`prefetch`] asks for: a kilobyte covers a key and value held
+/// inline and a node's slot array, while a long value would only push useful lines out.
+pub(crate) const PREFETCH_MAX_LINES: usize = 16;
 
 /// Where the database's bytes live: a file, memory, or a test double wrapping either.
 pub trait Storage: Send + Sync + 'static {

@@ -248,13 +248,15 @@ impl WritePager {
         while i < writes.len() {
             let start = writes[i].0;
             buf.clear();
-            let run_bytes: usize = writes[i..]
+            // Counted up to one chunk: a long run is counted again for each of its chunks.
+            let chunk_bytes: usize = writes[i..]
                 .iter()
                 .zip(start..)
+                .take(WRITE_CHUNK_BYTES / page_size)
                 .take_while(|(w, id)| w.0 == *id && w.1.len() <= page_size)
                 .count()
                 * page_size;
-            buf.reserve(run_bytes.clamp(page_size, WRITE_CHUNK_BYTES));
+            buf.reserve(chunk_bytes.max(page_size));
             let mut next = start;
             // A long run goes out a chunk at a time from one reused buffer: the device sees
             // the same contiguous range, and a bulk load does not copy its whole size into

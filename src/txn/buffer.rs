@@ -81,7 +81,7 @@ impl InsertBuffer {
         for (i, (prefix, at)) in order.iter().enumerate() {
             // The items lie in insertion order: start loading one a few places ahead.
             if let Some((_, ahead)) = order.get(i + PREFETCH_AHEAD) {
-                crate::io::prefetch(&self.items[*ahead as usize..][..1]);
+                crate::io::prefetch(std::slice::from_ref(&self.items[*ahead as usize]));
             }
             let item = self.items[*at as usize];
             let key = self.key(item);
