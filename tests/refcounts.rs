@@ -116,3 +116,36 @@ fn counts_stay_exact_across_snapshots_branches_and_removals() {
     assert_eq!(contents(&db, Some("b")), branch);
     assert_eq!(contents(&db, None), main);
 }
+
+/// Snapshots of a large tree, each followed by a few writes spread over it: every branch is
+/// copied while most leaves stay shared, so one commit adds a count for nearly every leaf.
+/// The first such commit builds the refcount tree from nothing, the second merges its counts
+/// with the stored ones (leaves then shared three ways), and deleting the snapshots drops
+/// them again; `check()` recounts every parent after each step.
+#[test]
+fn many_counts_at_once_build_and_merge_the_refcount_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("r.db")).unwrap();
+    let mut main = Model::new();
+    let all: Vec<u64> = (0..60_000).collect();
+    write(&db, &mut main, "main", &all, 1, false);
+    let mut snapshots = Vec::new();
+    for (round, name) in ["s1", "s2", "s3"].into_iter().enumerate() {
+        db.create_snapshot(name).unwrap();
+        snapshots.push((name, main.clone()));
+        let spread: Vec<u64> = (round as u64..60_000).step_by(1_201).collect();
+        write(&db, &mut main, "main", &spread, 2 + round as u8, false);
+        for (name, model) in &snapshots {
+            assert_eq!(&contents(&db, Some(name)), model, "snapshot {name}");
+        }
+        assert_eq!(contents(&db, None), main);
+    }
+    for (name, _) in &snapshots[..2] {
+        db.delete_snapshot(name).unwrap();
+        db.check().unwrap();
+    }
+    let (name, model) = &snapshots[2];
+    assert_eq!(&contents(&db, Some(name)), model);
+    write(&db, &mut main, "main", &all[..5_000], 9, true);
+    assert_eq!(contents(&db, None), main);
+}

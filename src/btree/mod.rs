@@ -15,6 +15,7 @@
 //! - Every walk that follows pointers below one path is a visitor over [`traverse`], which
 //!   holds the bounds of such walks; [`traverse::targets`] alone says what a node points at.
 
+pub mod build;
 mod check;
 mod cursor;
 pub mod diff;

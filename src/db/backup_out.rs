@@ -9,14 +9,13 @@
 //!   changed afterwards.
 //! - The free map has no bitmap page (every directory entry is null with count 0) and there
 //!   is no pending page: the file holds no free page.
-//! - A tree is built by [`TreeBuilder`] from its entries in key order, holding one open node
-//!   per level: memory grows with the height, never with the entries. Every node of it is
-//!   greedily full, except the last of each level.
+//! - A tree is built by `btree::build::TreeBuilder` from its entries in key order, each node
+//!   appended as it fills ([`NodeSink`]).
 //! - At most [`CHUNKS`] chunks exist at once, so memory stays bounded whatever the file size.
 //! - Nothing is complete until [`write_file`] has written the meta after every page and
 //!   synced; a failure of either thread stops both and is returned.
 
-use crate::btree::MAX_DEPTH;
+use crate::btree::build::NodeSink;
 use crate::format::copy::{dir_page, NodeFill};
 use crate::format::freemap::{bits_per_bitmap, dir_entries_per_page, DirEntry};
 use crate::format::meta::{Meta, META_BYTES};
@@ -202,25 +201,12 @@ impl PageOut {
         if entries.is_empty() {
             return Ok(Ptr::default());
         }
-        let mut tree = TreeBuilder::new(self.page_size, txn);
+        let mut tree = crate::btree::build::TreeBuilder::new(self.page_size, txn);
         // Bounded: one step per entry.
         for (key, value) in entries {
             tree.push(self, key, LeafValue::Inline(value))?;
         }
         tree.finish(self)
-    }
-
-    /// Appends a finished node, born in `txn`, and returns its pointer.
-    fn push_fill(&mut self, fill: NodeFill, txn: u64) -> Result<Ptr> {
-        let (id, crc) = self.push_page(|page, id| {
-            page.copy_from_slice(&fill.finish(id));
-            Ok(())
-        })?;
-        Ok(Ptr {
-            page: PageId(id),
-            txn: TxnId(txn),
-            crc,
-        })
     }
 
     /// Appends the free map of a file with no free page: directory pages, born in `txn`,
@@ -267,124 +253,17 @@ impl PageOut {
     }
 }
 
-/// A tree built bottom-up from entries pushed in strictly increasing key order: each level
-/// keeps one open node, and a node that is full is appended and becomes an entry of the level
-/// above (its first key, its pointer). Every node is born in one txn.
-pub(crate) struct TreeBuilder {
-    page_size: usize,
-    txn: u64,
-    /// The open node of each level, leaves first.
-    levels: Vec<Open>,
-}
-
-/// The open node of one level.
-struct Open {
-    fill: NodeFill,
-    /// The least key under it: what the level above files it under.
-    first: Vec<u8>,
-    /// Whether a node of this level was appended already (then this one is not the root).
-    closed_any: bool,
-}
-
-impl TreeBuilder {
-    /// An empty tree whose nodes will be born in `txn`.
-    pub(crate) fn new(page_size: usize, txn: u64) -> TreeBuilder {
-        TreeBuilder {
-            page_size,
-            txn,
-            levels: vec![Open {
-                fill: NodeFill::new(page_size, 0, txn),
-                first: Vec::new(),
-                closed_any: false,
-            }],
-        }
-    }
-
-    /// Appends one leaf entry; its key must be above every key pushed before.
-    pub(crate) fn push(
-        &mut self,
-        out: &mut PageOut,
-        key: &[u8],
-        value: LeafValue<'_>,
-    ) -> Result<()> {
-        if !self.levels[0].fill.push_leaf_entry(key, value) {
-            let (first, ptr) = self.close(out, 0)?;
-            self.add_child(out, 1, first, ptr)?;
-            if !self.levels[0].fill.push_leaf_entry(key, value) {
-                return Err(Error::corrupted(
-                    0,
-                    "a leaf entry larger than a node allows",
-                ));
-            }
-        }
-        if self.levels[0].fill.count() == 1 {
-            self.levels[0].first = key.to_vec();
-        }
-        Ok(())
-    }
-
-    /// Appends the open node of level `h` and opens an empty one there; returns the closed
-    /// node's least key and pointer.
-    fn close(&mut self, out: &mut PageOut, h: usize) -> Result<(Vec<u8>, Ptr)> {
-        let open = &mut self.levels[h];
-        let empty = NodeFill::new(self.page_size, h as u8, self.txn);
-        let fill = std::mem::replace(&mut open.fill, empty);
-        open.closed_any = true;
-        let first = std::mem::take(&mut open.first);
-        Ok((first, out.push_fill(fill, self.txn)?))
-    }
-
-    /// Files `child`, whose least key is `key`, in the open node of level `h` (opening the
-    /// level if it is new), closing that node into the level above when it is full.
-    fn add_child(&mut self, out: &mut PageOut, h: usize, key: Vec<u8>, child: Ptr) -> Result<()> {
-        if h == self.levels.len() {
-            if h >= MAX_DEPTH {
-                return Err(Error::corrupted(child.page.0, "tree deeper than the limit"));
-            }
-            self.levels.push(Open {
-                fill: NodeFill::new(self.page_size, h as u8, self.txn),
-                first: Vec::new(),
-                closed_any: false,
-            });
-        }
-        // A node's first entry has the empty key (−∞); its least key moves up instead.
-        let entry_key: &[u8] = if self.levels[h].fill.count() == 0 {
-            &[]
-        } else {
-            &key
-        };
-        if !self.levels[h].fill.push_branch(entry_key, child) {
-            let (first, ptr) = self.close(out, h)?;
-            // Bounded: one level up per call, and the levels stop at MAX_DEPTH (above).
-            self.add_child(out, h + 1, first, ptr)?;
-            if !self.levels[h].fill.push_branch(&[], child) {
-                return Err(Error::corrupted(
-                    child.page.0,
-                    "a branch entry larger than a node allows",
-                ));
-            }
-        }
-        if self.levels[h].fill.count() == 1 {
-            self.levels[h].first = key;
-        }
-        Ok(())
-    }
-
-    /// Appends every open node, lowest level first, and returns the root: the open node of
-    /// the top level, which no other node of its level precedes. With no entry pushed, the
-    /// root is one empty leaf.
-    pub(crate) fn finish(mut self, out: &mut PageOut) -> Result<Ptr> {
-        let mut h = 0;
-        // Bounded: one step per level, and the levels stop at MAX_DEPTH (`add_child`).
-        loop {
-            if h + 1 == self.levels.len() && !self.levels[h].closed_any {
-                let top = self.levels.pop().map(|open| open.fill);
-                let top = top.unwrap_or_else(|| NodeFill::new(self.page_size, 0, self.txn));
-                return out.push_fill(top, self.txn);
-            }
-            let (first, ptr) = self.close(out, h)?;
-            self.add_child(out, h + 1, first, ptr)?;
-            h += 1;
-        }
+/// Each finished node is appended, its checksum taken then.
+impl NodeSink for PageOut {
+    fn put_node(&mut self, fill: NodeFill, txn: u64) -> Result<Ptr> {
+        let (id, crc) = self.push_page(|page, id| {
+            page.copy_from_slice(&fill.finish(id));
+            Ok(())
+        })?;
+        Ok(Ptr {
+            page: PageId(id),
+            txn: TxnId(txn),
+            crc,
+        })
     }
 }

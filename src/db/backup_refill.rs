@@ -15,7 +15,7 @@
 //!   every page a backup copies; memory holds one open node per level, never the entries.
 
 use super::backup::Copier;
-use super::backup_out::TreeBuilder;
+use crate::btree::build::TreeBuilder;
 use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Visitor};
 use crate::format::node::{LeafValue, NodeView};
 use crate::format::Ptr;

@@ -24,12 +24,10 @@
 
 use super::pages::PageWalk;
 use crate::btree::node_at;
-use crate::btree::share::stored_count_map;
+use crate::btree::share::{build_refcount_tree, stored_count_map};
 use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Visitor};
-use crate::btree::{self, Sharing};
 use crate::format::copy::move_node;
 use crate::format::node::NodeView;
-use crate::format::records::{count_key, encode_count};
 use crate::format::{checksum, PageId, Ptr};
 use crate::pager::freemap::is_ceiling_reached;
 use crate::pager::{overflow_pages, IdMap, PageSource, ReadPages, WritePager};
@@ -406,18 +404,7 @@ fn rebuild_refs(
     for &ptr in &old_pages {
         core.pager.free_node(ptr)?;
     }
-    let mut root = Ptr::default();
-    let sharing = &mut Sharing::system(TreeKind::Refs);
-    for (id, n) in counts {
-        root = btree::insert(
-            &mut core.pager,
-            sharing,
-            root,
-            &count_key(id),
-            &encode_count(n),
-        )?
-        .0;
-    }
+    let root = build_refcount_tree(&mut core.pager, &counts)?;
     core.edit.replace_refs(root);
     Ok(old_pages.len() as u64)
 }

@@ -9,7 +9,8 @@
 
 use super::freemap::{FreeMap, Heat, Persisted};
 use super::{overflow_pages, IdMap, PageSource, ReadPages};
-use crate::format::{self, node, tag, PageId, Ptr, TxnId};
+use crate::format::copy::NodeFill;
+use crate::format::{self, node, tag, PageHeader, PageId, Ptr, TxnId};
 use crate::io::Storage;
 use crate::{Error, Result};
 
@@ -71,6 +72,24 @@ impl WritePager {
         let id = self.free.alloc(&self.committed, 1, Heat::Cold)?;
         let mut page = vec![0u8; self.committed.page_size()].into_boxed_slice();
         node::init(&mut page, level, id, self.txn.0);
+        self.dirty.insert(id, page);
+        Ok(self.ptr_to(id))
+    }
+
+    /// A new page holding the node `fill` built, born in this txn (a tree built bottom-up).
+    pub fn new_filled(&mut self, fill: NodeFill) -> Result<Ptr> {
+        let id = self.free.alloc(&self.committed, 1, Heat::Cold)?;
+        let page = fill.finish(id).into_boxed_slice();
+        assert_eq!(
+            page.len(),
+            self.committed.page_size(),
+            "a node of another page size"
+        );
+        assert_eq!(
+            PageHeader::read(&page).txn.get(),
+            self.txn.0,
+            "a filled node born in another txn"
+        );
         self.dirty.insert(id, page);
         Ok(self.ptr_to(id))
     }
