@@ -883,6 +883,41 @@ pub fn fill_raw<E: AsRef<[u8]>>(
     true
 }
 
+/// Appends an entry of `entry_len` bytes (without slot) whose key head is `head`, written by
+/// `fill`, after the first `count` entries of a node being built, whose entries start at
+/// `free_end`. The header is neither read nor written (the builder keeps both figures and
+/// writes them once, [`set_built_counts`]). Returns the new free end, or None, changing
+/// nothing, when the entry does not fit.
+pub fn append_built(
+    page: &mut [u8],
+    count: usize,
+    free_end: usize,
+    entry_len: usize,
+    head: u32,
+    fill: impl FnOnce(&mut [u8]),
+) -> Option<usize> {
+    let slots_end = HEADER_BYTES + (count + 1) * SLOT_BYTES;
+    let off = free_end
+        .checked_sub(entry_len)
+        .filter(|&off| off >= slots_end)?;
+    fill(&mut page[off..off + entry_len]);
+    set_slot(page, count, off, head);
+    Some(off)
+}
+
+/// Writes the entry count and free end of a node built by [`append_built`] into its header.
+pub fn set_built_counts(page: &mut [u8], count: usize, free_end: usize) {
+    let mut header = PageHeader::read(page);
+    assert_eq!(header.garbage.get(), 0, "a built node has no garbage");
+    assert!(
+        HEADER_BYTES + count * SLOT_BYTES <= free_end && free_end <= page.len(),
+        "built counts out of bounds"
+    );
+    header.count = U16Le::new(count as u16);
+    header.free_end = U32Le::new(free_end as u32);
+    header.write(page);
+}
+
 /// Appends a raw entry (as returned by [`NodeView::entry`]) at the end of a node being built.
 pub fn push_raw(page: &mut [u8], id: u64, entry: &[u8]) -> bool {
     let count = PageHeader::read(page).count.get() as usize;
