@@ -110,8 +110,7 @@ impl ReleaseQueue {
             self.root =
                 super::remove(w, &mut Sharing::system(TreeKind::Release), self.root, &key)?.0;
             // `push` releases pages born in this txn at once: every queued page is committed.
-            if refs.count(w, ptr.page.0)? > 1 {
-                refs.drop_one(ptr.page.0);
+            if refs.drop_if_shared(w, ptr.page.0)? {
                 continue;
             }
             self.free_now(w, ptr, what)?;

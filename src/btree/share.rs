@@ -48,7 +48,7 @@ impl Refcounts {
     }
 
     /// The reference count of `page` (1 when neither stored nor changed).
-    pub fn count(&self, w: &WritePager, page: u64) -> Result<u32> {
+    fn count(&self, w: &WritePager, page: u64) -> Result<u32> {
         let change = self.pending.get(&page).copied().unwrap_or(0);
         changed_count(
             self.root.page.0,
@@ -63,10 +63,15 @@ impl Refcounts {
         *self.pending.entry(page).or_insert(0) += 1;
     }
 
-    /// Drops one of the references to `page`, which has more than one (the caller looked:
-    /// a page's last reference frees it instead).
-    pub fn drop_one(&mut self, page: u64) {
+    /// Drops one reference to `page` when another parent still holds one, and says so. Its
+    /// last reference is never dropped (no count falls below 1): then nothing changes, and
+    /// the caller frees the page or takes it over.
+    pub fn drop_if_shared(&mut self, w: &WritePager, page: u64) -> Result<bool> {
+        if self.count(w, page)? <= 1 {
+            return Ok(false);
+        }
         *self.pending.entry(page).or_insert(0) -= 1;
+        Ok(true)
     }
 
     /// The root of a tree that holds every count, pending ones applied. Few changes against a
@@ -315,14 +320,13 @@ pub fn cow(w: &mut WritePager, sh: &mut Sharing<'_>, ptr: Ptr) -> Result<Ptr> {
     let Some(refs) = sh.counts_for(w, ptr) else {
         return w.make_dirty(ptr);
     };
-    if refs.count(w, ptr.page.0)? <= 1 {
+    if !refs.drop_if_shared(w, ptr.page.0)? {
         return w.make_dirty(ptr);
     }
     let copy = w.copy_node(ptr)?;
     for child in targets(&node_at(w, copy, None)?, kind)? {
         refs.add(child.ptr.page.0);
     }
-    refs.drop_one(ptr.page.0);
     Ok(copy)
 }
 
@@ -336,8 +340,7 @@ pub fn release_overflow(
     let Some(refs) = sh.counts_for(w, ptr) else {
         return w.free_overflow(ptr, len);
     };
-    if refs.count(w, ptr.page.0)? > 1 {
-        refs.drop_one(ptr.page.0);
+    if refs.drop_if_shared(w, ptr.page.0)? {
         return Ok(());
     }
     w.free_overflow(ptr, len)
