@@ -273,7 +273,15 @@ where
     let mut kids = Vec::with_capacity(children.len());
     // Bounded: at most `count` children, each one level lower or in a lower kind of tree,
     // and the depth is checked above.
-    for child in children {
+    for (k, &child) in children.iter().enumerate() {
+        // The next sibling's first lines load while this child's subtree is walked: a walk
+        // over many leaves (a backup, a check) otherwise waits on each one in turn.
+        if let Some(next) = children
+            .get(k + 1)
+            .filter(|c| matches!(c.target, Target::Node(_)))
+        {
+            src.prefetch_node(next.ptr);
+        }
         let next = child_edge(edge, &view, child, V::KEY_BOUNDS)?;
         let out = visit(src, &next, visitor)?;
         kids.push((child, out));

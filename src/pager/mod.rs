@@ -35,6 +35,9 @@ pub trait PageSource {
     fn node(&self, ptr: Ptr) -> Result<&[u8]>;
     /// The bytes of an overflow value of `len` bytes starting at `ptr.page`.
     fn overflow(&self, ptr: Ptr, len: u64) -> Result<&[u8]>;
+    /// Asks for the first lines of the node behind `ptr` to be loaded ahead of its read (a
+    /// hint: nothing is checked, and a bad pointer is ignored).
+    fn prefetch_node(&self, _ptr: Ptr) {}
 }
 
 /// Committed pages as seen through a view.
@@ -114,6 +117,12 @@ impl PageSource for ReadPages {
 
     fn overflow(&self, ptr: Ptr, len: u64) -> Result<&[u8]> {
         self.overflow_checked(ptr, len, false)
+    }
+
+    fn prefetch_node(&self, ptr: Ptr) {
+        if let Ok(page) = self.raw_page(ptr.page.0) {
+            crate::io::prefetch(page);
+        }
     }
 }
 
