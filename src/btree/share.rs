@@ -14,6 +14,9 @@
 //! - Copying a shared node adds one reference to each of its children and drops one from the
 //!   original; copying an unshared node frees the original (its children change parent but
 //!   not count).
+//! - A flush edits the refcount tree change by change, or rebuilds it whole from its stored
+//!   counts merged with the changes (many changes against a small tree); both leave the same
+//!   counts, and a rebuild frees every page of the old tree.
 
 use super::build::TreeBuilder;
 use super::node_at;
@@ -149,16 +152,19 @@ fn small_tree(w: &WritePager, root: Ptr, limit: usize) -> Result<Option<Vec<Ptr>
         limit,
         counts: 0,
         pages: Vec::new(),
+        seen: IdMap::default(),
     };
     traverse(w, root, TreeKind::Refs, &mut walk)?;
     Ok((walk.counts <= limit).then_some(walk.pages))
 }
 
-/// [`small_tree`]'s visitor: the pages and the number of counts, until the limit.
+/// [`small_tree`]'s visitor: the pages and the number of counts, until the limit. A page
+/// reached twice (a damaged tree) is corruption: the rebuild would free it twice.
 struct SizeWalk {
     limit: usize,
     counts: usize,
     pages: Vec<Ptr>,
+    seen: IdMap<()>,
 }
 
 impl<'s> Visitor<'s, WritePager> for SizeWalk {
@@ -167,6 +173,12 @@ impl<'s> Visitor<'s, WritePager> for SizeWalk {
     fn enter(&mut self, edge: &Edge<'s>) -> Result<Enter<()>> {
         if edge.ptr.is_null() || self.counts > self.limit {
             return Ok(Enter::Skip(()));
+        }
+        if self.seen.insert(edge.ptr.page.0, ()).is_some() {
+            return Err(Error::corrupted(
+                edge.ptr.page.0,
+                "refcount tree page reached twice",
+            ));
         }
         Ok(Enter::Descend)
     }
@@ -213,12 +225,16 @@ pub fn build_refcount_tree(w: &mut WritePager, counts: &[(u64, u32)]) -> Result<
 }
 
 /// The `stored` counts (of the tree at page `tree`) with `changes` applied, both sorted by
-/// page: the counts of 2 or more, in page order.
+/// page: the counts of 2 or more, in page order. Stored pages out of order (a damaged tree)
+/// are corruption: a tree built from them would be out of order too.
 fn merged_counts(
     tree: u64,
     stored: Vec<(u64, u32)>,
     changes: &[(u64, i64)],
 ) -> Result<Vec<(u64, u32)>> {
+    if stored.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
+        return Err(Error::corrupted(tree, "refcount keys out of order"));
+    }
     let mut out = Vec::with_capacity(stored.len() + changes.len());
     let mut stored = stored.into_iter().peekable();
     // Bounded: one round per change, each taking the stored counts below its page.
@@ -366,8 +382,10 @@ mod tests {
     }
 
     #[test]
-    fn merging_a_count_below_one_is_corruption() {
+    fn merging_a_count_below_one_or_stored_counts_out_of_order_is_corruption() {
         assert!(merged_counts(100, vec![(4, 2)], &[(4, -2)]).is_err());
         assert!(merged_counts(100, Vec::new(), &[(4, -1)]).is_err());
+        assert!(merged_counts(100, vec![(5, 2), (4, 2)], &[(9, 1)]).is_err());
+        assert!(merged_counts(100, vec![(5, 2), (5, 3)], &[(9, 1)]).is_err());
     }
 }
