@@ -9,6 +9,8 @@ use std::ops::Bound;
 
 use arbitrary::Arbitrary;
 
+use super::model::ModelKey;
+
 /// Names of snapshots and branches: `main`, `r1`, `r2`, `r3`; 254 is a 256-byte name and
 /// 255 the empty name (both invalid).
 #[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +168,11 @@ impl BoundSpec {
             BoundSpec::Included(k) => Bound::Included(k.bytes()),
             BoundSpec::Excluded(k) => Bound::Excluded(k.bytes()),
         }
+    }
+
+    /// As a bound over the model's keys.
+    pub fn to_model_bound(self) -> Bound<ModelKey> {
+        self.to_bound().map(ModelKey::from)
     }
 }
 

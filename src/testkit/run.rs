@@ -7,7 +7,7 @@
 //! reopen and crash and at the end.
 
 use super::model::{
-    check_key, check_name, range_of, ErrKind, Expect, Kind, Model, TableModel, Tables,
+    check_key, check_name, range_of, ErrKind, Expect, Kind, Model, ModelKey, TableModel, Tables,
 };
 use super::ops::{End, Key, Name, Op, RangeSpec, ReadOp, TableName, TxnOp, Value, PLAIN_KEYS};
 use crate::io::MemStorage;
@@ -210,7 +210,7 @@ fn check_range<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     table: &TableModel,
     spec: &RangeSpec,
 ) -> Result<(), String> {
-    let (lo, hi) = (spec.lo.to_bound(), spec.hi.to_bound());
+    let (lo, hi) = (spec.lo.to_model_bound(), spec.hi.to_model_bound());
     walk_range(range, &range_of(table, &lo, &hi), spec.pattern)
         .map_err(|e| format!("range {:?}..{:?}: {e}", spec.lo, spec.hi))
 }
@@ -287,7 +287,7 @@ fn compare_entries(
     entries: &TableModel,
     thorough: bool,
 ) -> Result<(), String> {
-    let all: Vec<(&Vec<u8>, &Vec<u8>)> = entries.iter().collect();
+    let all: Vec<(&ModelKey, &Vec<u8>)> = entries.iter().collect();
     walk_range(t.iter().map_err(|e| e.to_string())?, &all, 0)?;
     if !thorough {
         return Ok(());
@@ -761,7 +761,7 @@ fn table_op(table: &mut TableMut<'_>, m: &mut TableModel, op: &TxnOp) -> Result<
         TxnOp::Insert(_, k, v) => insert(table, m, k.bytes(), v.bytes()),
         TxnOp::InsertMany(_, start, count, v) => insert_many(table, m, *start, *count, *v),
         TxnOp::Remove(_, k) => {
-            let key = k.bytes();
+            let key = ModelKey::from(k.bytes());
             outcome("remove", table.remove(&key), Ok(m.remove(&key).is_some())).map(drop)
         }
         TxnOp::RemoveMany(_, start, count) => remove_many(table, m, *start, *count),
@@ -774,7 +774,7 @@ fn table_op(table: &mut TableMut<'_>, m: &mut TableModel, op: &TxnOp) -> Result<
 fn table_read(table: &mut TableMut<'_>, m: &TableModel, op: &TxnOp) -> Result<(), String> {
     match op {
         TxnOp::Get(_, k) => {
-            let key = k.bytes();
+            let key = ModelKey::from(k.bytes());
             let want = m.get(&key).cloned();
             outcome("get", table_get(table, &key), Ok(want)).map(drop)
         }
@@ -830,7 +830,7 @@ fn insert_many(
     for i in 0..n {
         let (key, value) = (start.plain_offset(i).bytes(), v.with_fill_offset(i).bytes());
         outcome("insert", table.insert(&key, &value), Ok(()))?;
-        batch.push((key, value));
+        batch.push((ModelKey::from(key), value));
     }
     if batch.len() < 8 {
         m.extend(batch);
@@ -851,7 +851,7 @@ fn remove_many(
     let n = count as usize;
     if n < 8 {
         for i in 0..n {
-            let key = start.plain_offset(i).bytes();
+            let key = ModelKey::from(start.plain_offset(i).bytes());
             outcome("remove", table.remove(&key), Ok(m.remove(&key).is_some()))?;
         }
         return Ok(());
@@ -887,7 +887,7 @@ fn insert(
 ) -> Result<(), String> {
     let want = check_key(&key);
     if outcome("insert", table.insert(&key, &value), want)?.is_some() {
-        m.insert(key, value);
+        m.insert(key.into(), value);
     }
     Ok(())
 }
@@ -909,7 +909,7 @@ fn read_op(rx: &ReadTxn<'_>, tables: &Tables, op: &ReadOp) -> Result<(), String>
             let Some((table, m)) = table(*t)? else {
                 return Ok(());
             };
-            let key = k.bytes();
+            let key = ModelKey::from(k.bytes());
             let got = table.get(&key).map(|v| v.map(<[u8]>::to_vec));
             outcome("get", got, Ok(m.get(&key).cloned())).map(drop)
         }
@@ -934,13 +934,13 @@ fn read_op(rx: &ReadTxn<'_>, tables: &Tables, op: &ReadOp) -> Result<(), String>
             let Some((table, m)) = table(*t)? else {
                 return Ok(());
             };
-            let key = k.bytes();
+            let key = ModelKey::from(k.bytes());
             outcome(
                 "contains_key",
                 table.contains_key(&key),
                 Ok(m.contains_key(&key)),
             )?;
-            let pair = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+            let pair = |(k, v): (&ModelKey, &Vec<u8>)| (k.to_vec(), v.clone());
             let owned = |e: crate::Result<Option<(&[u8], &[u8])>>| {
                 e.map(|e| e.map(|(k, v)| (k.to_vec(), v.to_vec())))
             };
