@@ -464,3 +464,34 @@ pub fn range_of<'m>(
         .range::<ModelKey, _>((lo.as_ref(), hi.as_ref()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_keys_order_as_their_bytes() {
+        let mut keys: Vec<Vec<u8>> = (0..=255u8)
+            .map(|n| crate::testkit::ops::Key(n).bytes())
+            .collect();
+        let edges: [&[u8]; 9] = [
+            b"",
+            b"\0",
+            b"k",
+            b"k\0",
+            &[0; 8],
+            &[0; 9],
+            b"abcdefgh",
+            b"abcdefgha",
+            b"abcdefgg\xff",
+        ];
+        keys.extend(edges.iter().map(|k| k.to_vec()));
+        for a in &keys {
+            for b in &keys {
+                let (ma, mb) = (ModelKey::from(a.clone()), ModelKey::from(b.clone()));
+                assert_eq!(ma.cmp(&mb), a.cmp(b), "{a:?} against {b:?}");
+                assert_eq!(ma == mb, a == b);
+            }
+        }
+    }
+}
