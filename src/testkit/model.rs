@@ -15,54 +15,71 @@ use std::ops::{Bound, Deref};
 pub type TableModel = BTreeMap<ModelKey, Vec<u8>>;
 
 /// A key of the model: its bytes, in the order of bytes, but compared by their first eight
-/// bytes as one integer before any byte compare. The order of `Vec<u8>` calls `memcmp`, and
-/// under libFuzzer every `memcmp` that differs goes through its hook (the model's searches,
-/// merges and sorts were a tenth of the instrumented `ops` target); the fuzzer's keys differ
-/// within their first eight bytes, so their compares end at the integer.
+/// bytes as one integer before any byte compare, and held inline when they are no more than
+/// eight. The order of `Vec<u8>` calls `memcmp`, and under libFuzzer every `memcmp` that
+/// differs goes through its hook (the model's searches, merges and sorts were a tenth of the
+/// instrumented `ops` target); the fuzzer's keys differ within their first eight bytes, so
+/// their compares end at the integer, and its plain keys (four bytes) allocate nothing when
+/// made, copied with their table or dropped.
 ///
-/// Invariants: `head` is the first eight bytes big-endian, padded with zeros; the order is
-/// exactly that of the bytes (a key that is a prefix of another has a head no greater, and
-/// equal heads fall back to the bytes), so `Borrow<[u8]>` is sound.
+/// Invariants: `head` is the first eight bytes, padded with zeros; `long` holds all the bytes
+/// of a key longer than eight and nothing otherwise, so equal fields mean equal bytes; the
+/// order is exactly that of the bytes (a key that is a prefix of another has a head no
+/// greater, and equal heads fall back to the bytes), so `Borrow<[u8]>` is sound.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct ModelKey {
-    head: u64,
-    bytes: Vec<u8>,
+    head: [u8; 8],
+    len: usize,
+    long: Vec<u8>,
 }
 
 impl ModelKey {
     /// The key's bytes.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        if self.len <= 8 {
+            &self.head[..self.len]
+        } else {
+            &self.long
+        }
     }
 
     /// The key's bytes, owned.
     pub fn into_bytes(self) -> Vec<u8> {
-        self.bytes
+        if self.len <= 8 {
+            self.head[..self.len].to_vec()
+        } else {
+            self.long
+        }
+    }
+
+    fn head_of(bytes: &[u8]) -> [u8; 8] {
+        let mut head = [0u8; 8];
+        let n = bytes.len().min(8);
+        head[..n].copy_from_slice(&bytes[..n]);
+        head
     }
 }
 
 impl From<Vec<u8>> for ModelKey {
     fn from(bytes: Vec<u8>) -> Self {
-        let mut head = [0u8; 8];
-        let n = bytes.len().min(8);
-        head[..n].copy_from_slice(&bytes[..n]);
-        ModelKey {
-            head: u64::from_be_bytes(head),
-            bytes,
-        }
+        let (head, len) = (Self::head_of(&bytes), bytes.len());
+        let long = if len <= 8 { Vec::new() } else { bytes };
+        ModelKey { head, len, long }
     }
 }
 
 impl From<&[u8]> for ModelKey {
     fn from(bytes: &[u8]) -> Self {
-        bytes.to_vec().into()
+        let (head, len) = (Self::head_of(bytes), bytes.len());
+        let long = if len <= 8 { Vec::new() } else { bytes.to_vec() };
+        ModelKey { head, len, long }
     }
 }
 
 impl Ord for ModelKey {
     fn cmp(&self, other: &Self) -> Ordering {
-        match self.head.cmp(&other.head) {
-            Ordering::Equal => self.bytes.cmp(&other.bytes),
+        match u64::from_be_bytes(self.head).cmp(&u64::from_be_bytes(other.head)) {
+            Ordering::Equal => self.bytes().cmp(other.bytes()),
             unequal => unequal,
         }
     }
@@ -77,25 +94,25 @@ impl PartialOrd for ModelKey {
 impl Deref for ModelKey {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.bytes
+        self.bytes()
     }
 }
 
 impl AsRef<[u8]> for ModelKey {
     fn as_ref(&self) -> &[u8] {
-        &self.bytes
+        self.bytes()
     }
 }
 
 impl Borrow<[u8]> for ModelKey {
     fn borrow(&self) -> &[u8] {
-        &self.bytes
+        self.bytes()
     }
 }
 
 impl std::fmt::Debug for ModelKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.bytes.fmt(f)
+        self.bytes().fmt(f)
     }
 }
 /// The tables of one root, by name.

@@ -32,7 +32,7 @@ pub(super) fn more_op(
 ) -> Result<(), String> {
     match op {
         MoreOp::ContainsKey(k) => {
-            let key = ModelKey::from(k.bytes());
+            let key = k.model_key();
             outcome(
                 "contains_key",
                 table.contains_key(&key),
@@ -53,7 +53,7 @@ pub(super) fn more_op(
             outcome("pop", got, Ok(want)).map(drop)
         }
         MoreOp::Replace(k, v) => {
-            let (key, value) = (ModelKey::from(k.bytes()), v.bytes());
+            let (key, value) = (k.model_key(), v.bytes());
             let want = check_key(&key).map(|()| m.get(&key).cloned());
             if outcome("replace", table.replace(&key, &value), want)?.is_some() {
                 m.insert(key, value);
