@@ -35,6 +35,7 @@ use shadowkv::internals::format::node::NodeView;
 use shadowkv::internals::format::{first_data_page, HEADER_BYTES, META_SLOT_BYTES};
 use shadowkv::internals::io::{MemStorage, Storage};
 use shadowkv::internals::pager::{freemap, ReadPages};
+use shadowkv::testkit::model::ModelKey;
 use shadowkv::testkit::{show, Kind, Model, TableModel, Tables};
 use shadowkv::{Database, Durability, Error, WriteTxn};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -184,7 +185,7 @@ fn put(tx: &mut WriteTxn<'_>, tables: &mut Tables, table: &str, key: &[u8], valu
     tables
         .entry(table.to_string())
         .or_default()
-        .insert(key.to_vec(), value.to_vec());
+        .insert(key.into(), value.to_vec());
 }
 
 fn del(tx: &mut WriteTxn<'_>, tables: &mut Tables, table: &str, key: &[u8]) {
@@ -646,7 +647,7 @@ fn read_tables(
                 .push(format!("{label}: len {n}, want {}", model.len())),
             Err(e) => v.error(&label, e),
         }
-        let want: Vec<(&Vec<u8>, &Vec<u8>)> = model.iter().collect();
+        let want: Vec<(&ModelKey, &Vec<u8>)> = model.iter().collect();
         match t.iter() {
             Ok(it) => compare_iter(it, want.iter().copied(), &label, "forward", v),
             Err(e) => v.error(&label, e),
@@ -679,14 +680,14 @@ fn get_some(
 
 fn compare_iter<'a, 'b>(
     it: impl Iterator<Item = shadowkv::Result<(&'a [u8], &'a [u8])>>,
-    mut want: impl Iterator<Item = (&'b Vec<u8>, &'b Vec<u8>)>,
+    mut want: impl Iterator<Item = (&'b ModelKey, &'b Vec<u8>)>,
     label: &str,
     dir: &str,
     v: &mut Verdict,
 ) {
     for item in it {
         match (item, want.next()) {
-            (Ok((k, val)), Some((wk, wv))) if k == wk.as_slice() && val == wv.as_slice() => {}
+            (Ok((k, val)), Some((wk, wv))) if k == wk.bytes() && val == wv.as_slice() => {}
             (Ok((k, val)), w) => {
                 v.wrong.push(format!(
                     "{label} {dir}: got {} = {}, want {:?}",

@@ -210,7 +210,7 @@ fn compare_reports_a_wrong_model() {
     tables
         .entry("t1".into())
         .or_default()
-        .insert(b"k".to_vec(), b"v".to_vec());
+        .insert(b"k".to_vec().into(), b"v".to_vec());
     model.commit("main", tables, &[]);
     model.create_snapshot("s").unwrap();
     compare(&db, &model).unwrap();
@@ -222,7 +222,7 @@ fn compare_reports_a_wrong_model() {
         .tables
         .get_mut("t1")
         .unwrap()
-        .insert(b"k".to_vec(), b"w".to_vec());
+        .insert(b"k".to_vec().into(), b"w".to_vec());
     assert!(compare(&db, &wrong).is_err());
     let mut wrong = model.clone();
     wrong

@@ -421,10 +421,19 @@ impl<'a> NodeView<'a> {
         Ok((None, next))
     }
 
+    /// How entry `i`'s key orders against entry `j`'s, by their heads first (as a search
+    /// does): for a page that passed [`validate`], whose heads agree with their keys.
+    pub fn order_between(&self, i: usize, j: usize) -> Result<std::cmp::Ordering> {
+        match self.head(i).cmp(&self.head(j)) {
+            std::cmp::Ordering::Equal => Ok(compare_keys(self.key(i)?, self.key(j)?)),
+            unequal => Ok(unequal),
+        }
+    }
+
     /// How entry `i`'s key orders against `key` (whose head is `head`): by the heads in the
     /// slots, and by the keys only when the heads are equal.
     #[inline]
-    fn order_at(&self, i: usize, key: &[u8], head: u32) -> Result<std::cmp::Ordering> {
+    pub fn order_at(&self, i: usize, key: &[u8], head: u32) -> Result<std::cmp::Ordering> {
         match self.head(i).cmp(&head) {
             std::cmp::Ordering::Equal => Ok(compare_keys(self.key(i)?, key)),
             unequal => Ok(unequal),

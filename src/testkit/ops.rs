@@ -9,6 +9,8 @@ use std::ops::Bound;
 
 use arbitrary::Arbitrary;
 
+use super::model::ModelKey;
+
 /// Names of snapshots and branches: `main`, `r1`, `r2`, `r3`; 254 is a 256-byte name and
 /// 255 the empty name (both invalid).
 #[derive(Arbitrary, Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +56,7 @@ impl Key {
     pub fn bytes(self) -> Vec<u8> {
         let n = self.0;
         match n {
-            0..=239 => vec![b'k', b'0' + n / 100, b'0' + n / 10 % 10, b'0' + n % 10],
+            0..=239 => self.plain_bytes().to_vec(),
             240..=247 => {
                 let mut k = format!("k{:03}~", (n - 240) * 29).into_bytes();
                 k.resize(300 + (n as usize - 240) * 100, b'~');
@@ -65,6 +67,21 @@ impl Key {
             250 => vec![b'm'; crate::format::MAX_KEY_LEN + 1],
             _ => vec![0xFF; n as usize - 250],
         }
+    }
+
+    /// The key as the model holds it (a plain key without allocating).
+    pub fn model_key(self) -> ModelKey {
+        let n = self.0;
+        match n {
+            0..=239 => ModelKey::from(&self.plain_bytes()[..]),
+            _ => ModelKey::from(self.bytes()),
+        }
+    }
+
+    /// The bytes of plain key `k000`..`k239` (this one's number, for one below 240).
+    fn plain_bytes(self) -> [u8; 4] {
+        let n = self.0;
+        [b'k', b'0' + n / 100, b'0' + n / 10 % 10, b'0' + n % 10]
     }
 
     /// The plain key whose bytes these are (`k000`..`k239`), if any.
@@ -166,6 +183,11 @@ impl BoundSpec {
             BoundSpec::Included(k) => Bound::Included(k.bytes()),
             BoundSpec::Excluded(k) => Bound::Excluded(k.bytes()),
         }
+    }
+
+    /// As a bound over the model's keys.
+    pub fn to_model_bound(self) -> Bound<ModelKey> {
+        self.to_bound().map(ModelKey::from)
     }
 }
 
@@ -435,6 +457,7 @@ mod tests {
         for n in 0..=255u8 {
             let want = (n < PLAIN_KEYS).then_some(Key(n));
             assert_eq!(Key::plain_of(&Key(n).bytes()), want, "key {n}");
+            assert_eq!(Key(n).model_key().bytes(), Key(n).bytes(), "key {n}");
         }
         for bytes in [&b"k24"[..], b"k240", b"k9:9", b"j001", b"k0010"] {
             assert_eq!(Key::plain_of(bytes), None, "{bytes:?}");

@@ -7,7 +7,7 @@
 //! reopen and crash and at the end.
 
 use super::model::{
-    check_key, check_name, range_of, ErrKind, Expect, Kind, Model, TableModel, Tables,
+    check_key, check_name, range_of, ErrKind, Expect, Kind, Model, ModelKey, TableModel, Tables,
 };
 use super::ops::{End, Key, Name, Op, RangeSpec, ReadOp, TableName, TxnOp, Value, PLAIN_KEYS};
 use crate::io::MemStorage;
@@ -210,7 +210,7 @@ fn check_range<K: AsRef<[u8]>, V: AsRef<[u8]>>(
     table: &TableModel,
     spec: &RangeSpec,
 ) -> Result<(), String> {
-    let (lo, hi) = (spec.lo.to_bound(), spec.hi.to_bound());
+    let (lo, hi) = (spec.lo.to_model_bound(), spec.hi.to_model_bound());
     walk_range(range, &range_of(table, &lo, &hi), spec.pattern)
         .map_err(|e| format!("range {:?}..{:?}: {e}", spec.lo, spec.hi))
 }
@@ -287,7 +287,7 @@ fn compare_entries(
     entries: &TableModel,
     thorough: bool,
 ) -> Result<(), String> {
-    let all: Vec<(&Vec<u8>, &Vec<u8>)> = entries.iter().collect();
+    let all: Vec<(&ModelKey, &Vec<u8>)> = entries.iter().collect();
     walk_range(t.iter().map_err(|e| e.to_string())?, &all, 0)?;
     if !thorough {
         return Ok(());
@@ -758,10 +758,10 @@ fn txn_op(
 /// An operation on one open table that may change it, against its model.
 fn table_op(table: &mut TableMut<'_>, m: &mut TableModel, op: &TxnOp) -> Result<(), String> {
     match op {
-        TxnOp::Insert(_, k, v) => insert(table, m, k.bytes(), v.bytes()),
+        TxnOp::Insert(_, k, v) => insert(table, m, k.model_key(), v.bytes()),
         TxnOp::InsertMany(_, start, count, v) => insert_many(table, m, *start, *count, *v),
         TxnOp::Remove(_, k) => {
-            let key = k.bytes();
+            let key = k.model_key();
             outcome("remove", table.remove(&key), Ok(m.remove(&key).is_some())).map(drop)
         }
         TxnOp::RemoveMany(_, start, count) => remove_many(table, m, *start, *count),
@@ -774,7 +774,7 @@ fn table_op(table: &mut TableMut<'_>, m: &mut TableModel, op: &TxnOp) -> Result<
 fn table_read(table: &mut TableMut<'_>, m: &TableModel, op: &TxnOp) -> Result<(), String> {
     match op {
         TxnOp::Get(_, k) => {
-            let key = k.bytes();
+            let key = k.model_key();
             let want = m.get(&key).cloned();
             outcome("get", table_get(table, &key), Ok(want)).map(drop)
         }
@@ -828,7 +828,10 @@ fn insert_many(
     // instrumented target's time went to those compares, through libFuzzer's memcmp hook).
     let mut batch = Vec::with_capacity(n);
     for i in 0..n {
-        let (key, value) = (start.plain_offset(i).bytes(), v.with_fill_offset(i).bytes());
+        let (key, value) = (
+            start.plain_offset(i).model_key(),
+            v.with_fill_offset(i).bytes(),
+        );
         outcome("insert", table.insert(&key, &value), Ok(()))?;
         batch.push((key, value));
     }
@@ -851,7 +854,7 @@ fn remove_many(
     let n = count as usize;
     if n < 8 {
         for i in 0..n {
-            let key = start.plain_offset(i).bytes();
+            let key = start.plain_offset(i).model_key();
             outcome("remove", table.remove(&key), Ok(m.remove(&key).is_some()))?;
         }
         return Ok(());
@@ -872,7 +875,7 @@ fn remove_many(
     for i in 0..n {
         let key = start.plain_offset(i);
         let want = i < plain && held[key.0 as usize];
-        outcome("remove", table.remove(&key.bytes()), Ok(want))?;
+        outcome("remove", table.remove(&key.model_key()), Ok(want))?;
     }
     Ok(())
 }
@@ -882,7 +885,7 @@ fn remove_many(
 fn insert(
     table: &mut TableMut<'_>,
     m: &mut TableModel,
-    key: Vec<u8>,
+    key: ModelKey,
     value: Vec<u8>,
 ) -> Result<(), String> {
     let want = check_key(&key);
@@ -909,7 +912,7 @@ fn read_op(rx: &ReadTxn<'_>, tables: &Tables, op: &ReadOp) -> Result<(), String>
             let Some((table, m)) = table(*t)? else {
                 return Ok(());
             };
-            let key = k.bytes();
+            let key = k.model_key();
             let got = table.get(&key).map(|v| v.map(<[u8]>::to_vec));
             outcome("get", got, Ok(m.get(&key).cloned())).map(drop)
         }
@@ -934,13 +937,13 @@ fn read_op(rx: &ReadTxn<'_>, tables: &Tables, op: &ReadOp) -> Result<(), String>
             let Some((table, m)) = table(*t)? else {
                 return Ok(());
             };
-            let key = k.bytes();
+            let key = k.model_key();
             outcome(
                 "contains_key",
                 table.contains_key(&key),
                 Ok(m.contains_key(&key)),
             )?;
-            let pair = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
+            let pair = |(k, v): (&ModelKey, &Vec<u8>)| (k.to_vec(), v.clone());
             let owned = |e: crate::Result<Option<(&[u8], &[u8])>>| {
                 e.map(|e| e.map(|(k, v)| (k.to_vec(), v.to_vec())))
             };

@@ -5,7 +5,7 @@
 //! refused call (a key over the limit) leaves both sides as they were.
 
 use super::{bound_ref, outcome};
-use crate::testkit::model::{check_key, TableModel};
+use crate::testkit::model::{check_key, range_of, ModelKey, TableModel};
 use crate::testkit::ops::MoreOp;
 use crate::txn::CowEntry;
 use crate::TableMut;
@@ -13,11 +13,11 @@ use crate::TableMut;
 type Entry = (Vec<u8>, Vec<u8>);
 
 fn first(m: &TableModel) -> Option<Entry> {
-    m.iter().next().map(|(k, v)| (k.clone(), v.clone()))
+    m.iter().next().map(|(k, v)| (k.to_vec(), v.clone()))
 }
 
 fn last(m: &TableModel) -> Option<Entry> {
-    m.iter().next_back().map(|(k, v)| (k.clone(), v.clone()))
+    m.iter().next_back().map(|(k, v)| (k.to_vec(), v.clone()))
 }
 
 fn owned(entry: crate::Result<Option<CowEntry<'_>>>) -> crate::Result<Option<Entry>> {
@@ -32,7 +32,7 @@ pub(super) fn more_op(
 ) -> Result<(), String> {
     match op {
         MoreOp::ContainsKey(k) => {
-            let key = k.bytes();
+            let key = k.model_key();
             outcome(
                 "contains_key",
                 table.contains_key(&key),
@@ -46,16 +46,14 @@ pub(super) fn more_op(
         }
         MoreOp::Pop(back) => {
             let (got, want) = match back {
-                false => (table.pop_first(), first(m)),
-                true => (table.pop_last(), last(m)),
+                false => (table.pop_first(), m.pop_first()),
+                true => (table.pop_last(), m.pop_last()),
             };
-            if let Some((key, _)) = &want {
-                m.remove(key);
-            }
+            let want = want.map(|(k, v)| (k.into_bytes(), v));
             outcome("pop", got, Ok(want)).map(drop)
         }
         MoreOp::Replace(k, v) => {
-            let (key, value) = (k.bytes(), v.bytes());
+            let (key, value) = (k.model_key(), v.bytes());
             let want = check_key(&key).map(|()| m.get(&key).cloned());
             if outcome("replace", table.replace(&key, &value), want)?.is_some() {
                 m.insert(key, value);
@@ -63,11 +61,14 @@ pub(super) fn more_op(
             Ok(())
         }
         MoreOp::RemoveRange(spec) => {
-            let (lo, hi) = (spec.lo.to_bound(), spec.hi.to_bound());
-            let doomed = crate::testkit::model::range_of(m, &lo, &hi);
-            for (key, _) in &doomed {
+            let (lo, hi) = (spec.lo.to_model_bound(), spec.hi.to_model_bound());
+            let doomed: Vec<ModelKey> = (range_of(m, &lo, &hi).into_iter())
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in &doomed {
                 m.remove(key);
             }
+            let (lo, hi) = (spec.lo.to_bound(), spec.hi.to_bound());
             let got = table.remove_range((bound_ref(&lo), bound_ref(&hi)));
             outcome("remove_range", got, Ok(doomed.len() as u64)).map(drop)
         }
@@ -85,7 +86,7 @@ fn retain(
     let doomed = |key: &[u8]| key.last().is_some_and(|b| b % modulus == 0);
     let taken: Vec<Entry> = (m.iter())
         .filter(|(k, _)| doomed(k))
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| (k.to_vec(), v.clone()))
         .collect();
     m.retain(|k, _| !doomed(k));
     if extract {
