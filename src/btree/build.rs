@@ -17,19 +17,15 @@ use crate::pager::WritePager;
 use crate::{Error, Result};
 
 /// Where a builder's finished nodes go: a page id is chosen, the node written, its pointer
-/// returned.
+/// returned (born where the node says, [`NodeFill::birth`]).
 pub trait NodeSink {
-    /// Places the finished node `fill`, born in `txn`, on a page of its own.
-    fn put_node(&mut self, fill: NodeFill, txn: u64) -> Result<Ptr>;
+    /// Places the finished node `fill` on a page of its own.
+    fn put_node(&mut self, fill: NodeFill) -> Result<Ptr>;
 }
 
+/// `new_filled` asserts that the node is born in the write txn.
 impl NodeSink for WritePager {
-    fn put_node(&mut self, fill: NodeFill, txn: u64) -> Result<Ptr> {
-        assert_eq!(
-            txn,
-            self.txn().0,
-            "a node built in a write txn is born in it"
-        );
+    fn put_node(&mut self, fill: NodeFill) -> Result<Ptr> {
         self.new_filled(fill)
     }
 }
@@ -98,7 +94,7 @@ impl TreeBuilder {
         let fill = std::mem::replace(&mut open.fill, empty);
         open.closed_any = true;
         let first = std::mem::take(&mut open.first);
-        Ok((first, out.put_node(fill, self.txn)?))
+        Ok((first, out.put_node(fill)?))
     }
 
     /// Files `child`, whose least key is `key`, in the open node of level `h` (opening the
@@ -153,7 +149,7 @@ impl TreeBuilder {
             if h + 1 == self.levels.len() && !self.levels[h].closed_any {
                 let top = self.levels.pop().map(|open| open.fill);
                 let top = top.unwrap_or_else(|| NodeFill::new(self.page_size, 0, self.txn));
-                return out.put_node(top, self.txn);
+                return out.put_node(top);
             }
             let (first, ptr) = self.close(out, h)?;
             self.add_child(out, h + 1, first, ptr)?;

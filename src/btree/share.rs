@@ -88,8 +88,8 @@ impl Refcounts {
         changes.sort_unstable_by_key(|c| c.0);
         if changes.len() >= REBUILD_MIN_CHANGES {
             let limit = changes.len() * REBUILD_MAX_STORED_PER_CHANGE;
-            if let Some(old) = small_tree(w, self.root, limit)? {
-                self.root = rebuild(w, self.root, &old, &changes)?;
+            if let Some(old) = read_tree(w, self.root, limit)? {
+                self.root = rebuild(w, self.root, old, &changes)?;
                 return Ok(self.root);
             }
         }
@@ -144,34 +144,43 @@ const REBUILD_MIN_CHANGES: usize = 256;
 /// change (a finger insert costs about ten packed appends, callgrind).
 const REBUILD_MAX_STORED_PER_CHANGE: usize = 4;
 
-/// The node pages of the refcount tree at `root` (null: none) when it holds at most `limit`
-/// counts, else None. The walk stops reading once the limit is passed, so a large tree costs
-/// about `limit` counts' worth of pages, not its size.
-fn small_tree(w: &WritePager, root: Ptr, limit: usize) -> Result<Option<Vec<Ptr>>> {
-    let mut walk = SizeWalk {
-        limit,
-        counts: 0,
-        pages: Vec::new(),
-        seen: IdMap::default(),
-    };
-    traverse(w, root, TreeKind::Refs, &mut walk)?;
-    Ok((walk.counts <= limit).then_some(walk.pages))
+/// The refcount tree at `root` (null: none) read whole: its node pages and its counts.
+struct ReadTree {
+    pages: Vec<Ptr>,
+    counts: Vec<(u64, u32)>,
 }
 
-/// [`small_tree`]'s visitor: the pages and the number of counts, until the limit. A page
-/// reached twice (a damaged tree) is corruption: the rebuild would free it twice.
-struct SizeWalk {
+/// The refcount tree at `root` when it holds at most `limit` counts, else None. The walk
+/// stops reading once the limit is passed, so a large tree costs about `limit` counts' worth
+/// of pages, not its size.
+fn read_tree<S: PageSource + ?Sized>(src: &S, root: Ptr, limit: usize) -> Result<Option<ReadTree>> {
+    let mut walk = CountWalk {
+        tree: root.page.0,
+        limit,
+        read: ReadTree {
+            pages: Vec::new(),
+            counts: Vec::new(),
+        },
+        seen: IdMap::default(),
+    };
+    traverse(src, root, TreeKind::Refs, &mut walk)?;
+    Ok((walk.read.counts.len() <= limit).then_some(walk.read))
+}
+
+/// [`read_tree`]'s visitor: the pages and the counts in page order, until the limit. A page
+/// reached twice (a damaged tree) is corruption: a rebuild would free it twice.
+struct CountWalk {
+    tree: u64,
     limit: usize,
-    counts: usize,
-    pages: Vec<Ptr>,
+    read: ReadTree,
     seen: IdMap<()>,
 }
 
-impl<'s> Visitor<'s, WritePager> for SizeWalk {
+impl<'s, S: PageSource + ?Sized + 's> Visitor<'s, S> for CountWalk {
     type Out = ();
 
     fn enter(&mut self, edge: &Edge<'s>) -> Result<Enter<()>> {
-        if edge.ptr.is_null() || self.counts > self.limit {
+        if edge.ptr.is_null() || self.read.counts.len() > self.limit {
             return Ok(Enter::Skip(()));
         }
         if self.seen.insert(edge.ptr.page.0, ()).is_some() {
@@ -191,19 +200,33 @@ impl<'s> Visitor<'s, WritePager> for SizeWalk {
     }
 
     fn leave(&mut self, edge: &Edge<'s>, view: &NodeView<'s>, _: Vec<(Child, ())>) -> Result<()> {
-        if view.is_leaf() {
-            self.counts += view.count();
+        self.read.pages.push(edge.ptr);
+        if !view.is_leaf() {
+            return Ok(());
         }
-        self.pages.push(edge.ptr);
+        // Bounded: one step per entry of the leaf.
+        for i in 0..view.count() {
+            let (key, value) = view.key_value(i)?;
+            let LeafValue::Inline(value) = value else {
+                return Err(Error::corrupted(
+                    self.tree,
+                    "overflow value in the refcount tree",
+                ));
+            };
+            self.read.counts.push((
+                decode_count_key(key, self.tree)?,
+                decode_count(value, self.tree)?,
+            ));
+        }
         Ok(())
     }
 }
 
-/// A new refcount tree holding the counts of the tree at `root` (whose node pages are `old`)
-/// with `changes` (sorted by page) applied, built bottom-up; the old pages are freed.
-fn rebuild(w: &mut WritePager, root: Ptr, old: &[Ptr], changes: &[(u64, i64)]) -> Result<Ptr> {
-    let counts = merged_counts(root.page.0, stored_counts(w, root)?, changes)?;
-    for &ptr in old {
+/// A new refcount tree holding the counts of `old` (the tree at `root`) with `changes`
+/// (sorted by page) applied, built bottom-up; the old pages are freed.
+fn rebuild(w: &mut WritePager, root: Ptr, old: ReadTree, changes: &[(u64, i64)]) -> Result<Ptr> {
+    let counts = merged_counts(root.page.0, old.counts, changes)?;
+    for &ptr in &old.pages {
         w.free_node(ptr)?;
     }
     build_refcount_tree(w, &counts)
@@ -317,16 +340,8 @@ pub fn stored_count_map<S: PageSource + ?Sized>(src: &S, refs: Ptr) -> Result<Id
 
 /// Every stored reference count (each 2 or more), by page id in order.
 pub fn stored_counts<S: PageSource + ?Sized>(src: &S, refs: Ptr) -> Result<Vec<(u64, u32)>> {
-    let mut out = Vec::new();
-    // Bounded: one step per entry of the refcount tree, which the cursor walks once.
-    for item in super::Cursor::new(src, refs, super::Bound::Unbounded, super::Bound::Unbounded) {
-        let (key, value) = item?;
-        out.push((
-            decode_count_key(key, refs.page.0)?,
-            decode_count(value, refs.page.0)?,
-        ));
-    }
-    Ok(out)
+    let read = read_tree(src, refs, usize::MAX)?;
+    Ok(read.map(|read| read.counts).unwrap_or_default())
 }
 
 /// Makes the node behind `ptr` writable for a tree in context `sh`: in place when dirty, a

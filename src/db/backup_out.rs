@@ -255,7 +255,8 @@ impl PageOut {
 
 /// Each finished node is appended, its checksum taken then.
 impl NodeSink for PageOut {
-    fn put_node(&mut self, fill: NodeFill, txn: u64) -> Result<Ptr> {
+    fn put_node(&mut self, fill: NodeFill) -> Result<Ptr> {
+        let txn = fill.birth();
         let (id, crc) = self.push_page(|page, id| {
             page.copy_from_slice(&fill.finish(id));
             Ok(())

@@ -183,10 +183,15 @@ impl NodeFill {
         }
     }
 
+    /// The txn the node is born in (given to [`NodeFill::new`]).
+    pub fn birth(&self) -> u64 {
+        PageHeader::read(&self.page).txn.get()
+    }
+
     /// The finished page, as page `id`.
     pub fn finish(mut self, id: u64) -> Vec<u8> {
         node::set_built_counts(&mut self.page, self.count, self.free_end);
-        let birth = PageHeader::read(&self.page).txn.get();
+        let birth = self.birth();
         node::rebirth(&mut self.page, id, birth);
         self.page
     }

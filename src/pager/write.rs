@@ -69,11 +69,7 @@ impl WritePager {
 
     /// A new empty node page at `level`.
     pub fn new_node(&mut self, level: u8) -> Result<Ptr> {
-        let id = self.free.alloc(&self.committed, 1, Heat::Cold)?;
-        let mut page = vec![0u8; self.committed.page_size()].into_boxed_slice();
-        node::init(&mut page, level, id, self.txn.0);
-        self.dirty.insert(id, page);
-        Ok(self.ptr_to(id))
+        self.new_filled(NodeFill::new(self.committed.page_size(), level, self.txn.0))
     }
 
     /// A new page holding the node `fill` built, born in this txn (a tree built bottom-up).
