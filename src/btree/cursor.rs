@@ -145,20 +145,37 @@ impl<'s, S: PageSource + ?Sized> Cursor<'s, S> {
         }
     }
 
-    fn in_high(&self, key: &[u8]) -> bool {
-        match &self.high {
-            Bound::Included(k) => key <= k.as_slice(),
-            Bound::Excluded(k) => key < k.as_slice(),
-            Bound::Unbounded => true,
+    /// The front's next entry when it is the common case: in the current leaf, inline, within
+    /// the bounds. None sends the step to [`Cursor::next_front`], which decides every case
+    /// (and reports a damaged entry); this only saves a scan's step the general path's work.
+    #[inline(always)]
+    fn next_in_leaf(&mut self) -> Option<(&'s [u8], &'s [u8])> {
+        let end = self.front.as_mut()?;
+        let leaf = end.leaf.as_ref()?;
+        if end.idx >= leaf.count() {
+            return None;
         }
+        let (key, value) = leaf.inline_entry(end.idx)?;
+        if !below_high(&self.high, key) || self.last_back.is_some_and(|b| key >= b) {
+            return None;
+        }
+        end.idx += 1;
+        self.last_front = Some(key);
+        Some((key, value))
     }
 
-    fn in_low(&self, key: &[u8]) -> bool {
-        match &self.low {
-            Bound::Included(k) => key >= k.as_slice(),
-            Bound::Excluded(k) => key > k.as_slice(),
-            Bound::Unbounded => true,
+    /// [`Cursor::next_in_leaf`] for the back end.
+    #[inline(always)]
+    fn next_back_in_leaf(&mut self) -> Option<(&'s [u8], &'s [u8])> {
+        let end = self.back.as_mut()?;
+        let idx = end.idx.checked_sub(1)?;
+        let (key, value) = end.leaf.as_ref()?.inline_entry(idx)?;
+        if !above_low(&self.low, key) || self.last_front.is_some_and(|f| key <= f) {
+            return None;
         }
+        end.idx = idx;
+        self.last_back = Some(key);
+        Some((key, value))
     }
 
     fn next_front(&mut self) -> Result<Option<(&'s [u8], &'s [u8])>> {
@@ -173,7 +190,7 @@ impl<'s, S: PageSource + ?Sized> Cursor<'s, S> {
             let idx = end.idx;
             if idx < leaf.count() {
                 let (key, value) = leaf.key_value(idx)?;
-                if !self.in_high(key) || self.last_back.is_some_and(|b| key >= b) {
+                if !below_high(&self.high, key) || self.last_back.is_some_and(|b| key >= b) {
                     return Ok(None);
                 }
                 let value = value_bytes(self.src, value)?;
@@ -200,7 +217,7 @@ impl<'s, S: PageSource + ?Sized> Cursor<'s, S> {
             let idx = end.idx;
             if idx > 0 {
                 let (key, value) = leaf.key_value(idx - 1)?;
-                if !self.in_low(key) || self.last_front.is_some_and(|f| key <= f) {
+                if !above_low(&self.low, key) || self.last_front.is_some_and(|f| key <= f) {
                     return Ok(None);
                 }
                 let value = value_bytes(self.src, value)?;
@@ -233,12 +250,36 @@ impl<'s, S: PageSource + ?Sized> Cursor<'s, S> {
     }
 }
 
+/// Whether `key` lies within the high bound.
+#[inline(always)]
+fn below_high(high: &Bound, key: &[u8]) -> bool {
+    match high {
+        Bound::Included(k) => key <= k.as_slice(),
+        Bound::Excluded(k) => key < k.as_slice(),
+        Bound::Unbounded => true,
+    }
+}
+
+/// Whether `key` lies within the low bound.
+#[inline(always)]
+fn above_low(low: &Bound, key: &[u8]) -> bool {
+    match low {
+        Bound::Included(k) => key >= k.as_slice(),
+        Bound::Excluded(k) => key > k.as_slice(),
+        Bound::Unbounded => true,
+    }
+}
+
 impl<'s, S: PageSource + ?Sized> Iterator for Cursor<'s, S> {
     type Item = Result<(&'s [u8], &'s [u8])>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
+        }
+        if let Some(item) = self.next_in_leaf() {
+            return Some(Ok(item));
         }
         let r = self.next_front();
         self.finish(r)
@@ -249,6 +290,9 @@ impl<'s, S: PageSource + ?Sized> DoubleEndedIterator for Cursor<'s, S> {
     fn next_back(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
+        }
+        if let Some(item) = self.next_back_in_leaf() {
+            return Some(Ok(item));
         }
         let r = Cursor::next_back(self);
         self.finish(r)

@@ -40,7 +40,7 @@ use crate::{Error, Result};
 pub const MAX_DEPTH: usize = 32;
 
 /// Reads the node behind `ptr` and checks that it sits at `level` (when known).
-#[inline]
+#[inline(always)]
 pub fn node_at<S: PageSource + ?Sized>(
     src: &S,
     ptr: Ptr,

@@ -166,13 +166,17 @@ impl<'a> NodeView<'a> {
     /// Offset of entry `i`, checked to lie past the slot array.
     #[inline]
     fn offset(&self, i: usize) -> Result<usize> {
+        self.checked_offset(i)
+            .ok_or_else(|| self.corrupt("slot offset out of range"))
+    }
+
+    /// [`NodeView::offset`] without the error: None when it lies out of range.
+    #[inline(always)]
+    fn checked_offset(&self, i: usize) -> Option<usize> {
         debug_assert!(i < self.count);
         let at = HEADER_BYTES + i * SLOT_BYTES;
-        let off = u16::from_le_bytes([self.page[at], self.page[at + 1]]) as usize;
-        if off < HEADER_BYTES + self.count * SLOT_BYTES || off >= self.page.len() {
-            return Err(self.corrupt("slot offset out of range"));
-        }
-        Ok(off)
+        let off = u16::from_le_bytes(self.page[at..at + 2].try_into().expect("2 bytes")) as usize;
+        (off >= HEADER_BYTES + self.count * SLOT_BYTES && off < self.page.len()).then_some(off)
     }
 
     /// The key head stored in slot `i`.
@@ -230,6 +234,23 @@ impl<'a> NodeView<'a> {
             return Err(self.corrupt("unknown leaf entry flags"));
         };
         Ok((key, value))
+    }
+
+    /// Key and value of leaf entry `i` when its value is stored inline and the entry passes
+    /// [`NodeView::key_value`]'s checks; None otherwise, and `key_value` then says which.
+    /// A scan's step: no error is built and nothing is returned through memory.
+    #[inline(always)]
+    pub fn inline_entry(&self, i: usize) -> Option<(&'a [u8], &'a [u8])> {
+        assert!(self.is_leaf, "inline_entry() on a branch");
+        let entry = &self.page[self.checked_offset(i)?..];
+        let [k0, k1, 0, v0, v1, v2, v3, rest @ ..] = entry else {
+            return None;
+        };
+        const _: () = assert!(LEAF_ENTRY_HEADER == 7);
+        let klen = u16::from_le_bytes([*k0, *k1]) as usize;
+        let vlen = u32::from_le_bytes([*v0, *v1, *v2, *v3]) as usize;
+        let (key, body) = rest.split_at_checked(klen)?;
+        Some((key, body.get(..vlen)?))
     }
 
     /// Whether some entry of this leaf is not plainly inline (an overflow value, or flags

@@ -143,12 +143,14 @@ impl<'t> Range<'t> {
 
 impl<'t> Iterator for Range<'t> {
     type Item = Result<(&'t [u8], &'t [u8])>;
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         self.cursor.next()
     }
 }
 
 impl DoubleEndedIterator for Range<'_> {
+    #[inline]
     fn next_back(&mut self) -> Option<Self::Item> {
         self.cursor.next_back()
     }
