@@ -238,9 +238,9 @@ impl<'r> StreamReader<'r> {
         self.bytes(value_len, true)?;
         let mut crc = [0u8; CRC_BYTES];
         self.exact(&mut crc)?;
-        let mut want = crc32c::crc32c(&head);
-        want = crc32c::crc32c_append(want, &self.key);
-        want = crc32c::crc32c_append(want, &self.value);
+        let mut want = crate::io::crc32c(&head);
+        want = crate::io::crc32c_append(want, &self.key);
+        want = crate::io::crc32c_append(want, &self.value);
         if want != crc_from_bytes(crc) {
             return Err(bad(format!("damaged {kind:?} record (checksum mismatch)")));
         }

@@ -154,12 +154,12 @@ impl<'w> StreamWriter<'w> {
         self.buf.extend_from_slice(key);
         let crc = if value.len() <= SMALL_VALUE {
             self.buf.extend_from_slice(value);
-            crc32c::crc32c(&self.buf[start..])
+            crate::io::crc32c(&self.buf[start..])
         } else {
-            let crc = crc32c::crc32c(&self.buf[start..]);
+            let crc = crate::io::crc32c(&self.buf[start..]);
             self.drain()?;
             self.out.write_all(value)?;
-            crc32c::crc32c_append(crc, value)
+            crate::io::crc32c_append(crc, value)
         };
         let crc = crc_bytes(crc);
         self.buf.extend_from_slice(&crc);

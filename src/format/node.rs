@@ -445,10 +445,7 @@ impl<'a> NodeView<'a> {
     /// How entry `i`'s key orders against entry `j`'s, by their heads first (as a search
     /// does): for a page that passed [`validate`], whose heads agree with their keys.
     pub fn order_between(&self, i: usize, j: usize) -> Result<std::cmp::Ordering> {
-        match self.head(i).cmp(&self.head(j)) {
-            std::cmp::Ordering::Equal => Ok(compare_keys(self.key(i)?, self.key(j)?)),
-            unequal => Ok(unequal),
-        }
+        self.order_at(i, self.key(j)?, self.head(j))
     }
 
     /// How entry `i`'s key orders against `key` (whose head is `head`): by the heads in the

@@ -79,7 +79,7 @@ impl StreamHeader {
         };
         let mut out = bytemuck::bytes_of(&disk).to_vec();
         out.extend_from_slice(self.name.as_bytes());
-        out.extend_from_slice(&crc_bytes(crc32c::crc32c(&out)));
+        out.extend_from_slice(&crc_bytes(crate::io::crc32c(&out)));
         out
     }
 
@@ -108,8 +108,8 @@ impl StreamHeader {
 
     /// The header from its checked fixed part, its name and the CRC-32C read after them.
     pub fn decode_rest(disk: &HeaderDisk, name: &[u8], crc: u32) -> Result<StreamHeader> {
-        let mut crc_now = crc32c::crc32c(bytemuck::bytes_of(disk));
-        crc_now = crc32c::crc32c_append(crc_now, name);
+        let mut crc_now = crate::io::crc32c(bytemuck::bytes_of(disk));
+        crc_now = crate::io::crc32c_append(crc_now, name);
         if crc_now != crc {
             return Err(bad("damaged header (checksum mismatch)"));
         }
@@ -300,7 +300,7 @@ pub fn crc_from_bytes(bytes: [u8; CRC_BYTES]) -> u32 {
 /// its own bytes, so the chain catches a record dropped, repeated or moved without reading
 /// any byte twice.
 pub fn chain_crc(chain: u32, crc_le: &[u8]) -> u32 {
-    crc32c::crc32c_append(chain, crc_le)
+    crate::io::crc32c_append(chain, crc_le)
 }
 
 /// A stream error.

@@ -12,11 +12,13 @@
 //!   view or `None` past its end, and [`View::rebind`] compares addresses only, so a storage
 //!   may keep its bytes in pieces (`MemStorage` does) and reads stay bounds-checked.
 
+mod crc;
 mod file;
 #[cfg(any(test, feature = "testkit"))]
 mod mem;
 mod newfile;
 
+pub(crate) use crc::{crc32c, crc32c_append};
 pub use file::{FileStorage, OpenFileError};
 #[cfg(any(test, feature = "testkit"))]
 pub use mem::MemStorage;
