@@ -113,6 +113,13 @@ fn main() {
     if on("remove") {
         remove_half_then_snapshot(&db, n);
     }
+    if on("thinbackup") {
+        // Half the keys removed, scattered: the backup refills half-empty leaves.
+        if !on("remove") {
+            remove_half_then_snapshot(&db, n);
+        }
+        backup(&db, dir.path());
+    }
 }
 
 /// `durable_batches` over existing keys, right after a snapshot (a separate function for
