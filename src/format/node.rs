@@ -461,16 +461,36 @@ impl<'a> NodeView<'a> {
     /// Leaf search: `Ok(i)` when entry i has `key`, else `Err(i)`, the insertion point.
     pub fn search(&self, key: &[u8]) -> Result<std::result::Result<usize, usize>> {
         let head = key_head(key);
-        let (mut lo, mut hi) = (0usize, self.count);
+        let first = self.first_slot_where(0, |h| h >= head);
+        if first == self.count || self.head(first) != head {
+            return Ok(Err(first));
+        }
+        // The entries of the key's own head, ordered by their keys: most often one, the key.
+        match compare_keys(self.key(first)?, key) {
+            std::cmp::Ordering::Less => {}
+            std::cmp::Ordering::Equal => return Ok(Ok(first)),
+            std::cmp::Ordering::Greater => return Ok(Err(first)),
+        }
+        let (mut lo, mut hi) = (first + 1, self.first_slot_where(first + 1, |h| h > head));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match self.order_at(mid, key, head)? {
+            match compare_keys(self.key(mid)?, key) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(Ok(mid)),
             }
         }
         Ok(Err(lo))
+    }
+
+    /// The first slot at or after `from` whose key head satisfies `past`, which must hold of
+    /// a suffix of the slots (heads are in key order): a search by heads alone, which reads
+    /// no entry.
+    #[inline]
+    fn first_slot_where(&self, from: usize, past: impl Fn(u32) -> bool) -> usize {
+        let slots = &self.slot_bytes()[from * SLOT_BYTES..];
+        let slots: &[[u8; SLOT_BYTES]] = bytemuck::cast_slice(slots);
+        from + slots.partition_point(|s| !past(u32::from_le_bytes([s[2], s[3], s[4], s[5]])))
     }
 
     /// [`NodeView::search`] for a key expected at `hint` (the next of an ascending run):
@@ -496,12 +516,17 @@ impl<'a> NodeView<'a> {
 
     /// Branch search: the index of the child whose range holds `key`.
     pub fn child_index(&self, key: &[u8]) -> Result<usize> {
-        // Entry 0 means −∞: find the last entry in 1.. whose key is ≤ `key`.
+        // Entry 0 means −∞: find the last entry in 1.. whose key is ≤ `key`. Heads order like
+        // keys, so they alone place `key` except among the entries of its own head.
         let head = key_head(key);
-        let (mut lo, mut hi) = (1usize, self.count);
+        let past = self.first_slot_where(1, |h| h > head);
+        if past == 1 || self.head(past - 1) != head {
+            return Ok(past - 1);
+        }
+        let (mut lo, mut hi) = (self.first_slot_where(1, |h| h >= head), past);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.order_at(mid, key, head)?.is_le() {
+            if compare_keys(self.key(mid)?, key).is_le() {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -985,6 +1010,71 @@ mod tests {
         let view = NodeView::new(&page, 5).unwrap();
         assert_eq!(view.search(b"b").unwrap(), Err(1));
         assert_eq!(view.search(b"c").unwrap(), Ok(1));
+    }
+
+    /// Keys that share heads in runs (a 4-byte prefix with suffixes, the 8-byte keys of the
+    /// refcount tree, keys shorter than a head): every search agrees with a scan of the keys.
+    #[test]
+    fn searches_by_heads_agree_with_a_scan() {
+        let mut keys: Vec<Vec<u8>> = vec![vec![], vec![0], vec![0, 0], vec![7], vec![7, 1]];
+        keys.extend((0..12u8).map(|i| [b"abcd".as_slice(), &[i; 3]].concat()));
+        keys.extend((0..12u64).map(|i| (i * 977).to_be_bytes().to_vec()));
+        keys.extend((0..6u8).map(|i| vec![b'q', i, 9, 9]));
+        keys.sort();
+        keys.dedup();
+        let (mut leaf, mut branch) = (vec![0u8; 4096], vec![0u8; 4096]);
+        init(&mut leaf, 0, 5, 1);
+        init(&mut branch, 1, 6, 1);
+        for (i, k) in keys.iter().enumerate() {
+            let len = leaf_inline_bytes(k.len(), 1) - SLOT_BYTES;
+            assert!(insert(&mut leaf, 5, i, len, |out| {
+                write_leaf_entry(out, k, LeafValue::Inline(&[1]))
+            }));
+            // A branch's first key is empty (−∞); the others are the keys themselves.
+            let sep = if i == 0 { &[][..] } else { &k[..] };
+            let mut entry = vec![0u8; branch_entry_bytes(sep.len()) - SLOT_BYTES];
+            write_branch_entry(&mut entry, sep, Ptr::default());
+            assert!(push_raw(&mut branch, 6, &entry));
+        }
+        validate(&leaf, 5).unwrap();
+        validate(&branch, 6).unwrap();
+        let (leaf, branch) = (
+            NodeView::new(&leaf, 5).unwrap(),
+            NodeView::new(&branch, 6).unwrap(),
+        );
+        let mut probes = keys.clone();
+        probes.extend(keys.iter().map(|k| [k.as_slice(), &[0]].concat()));
+        probes.extend([
+            vec![0xFF; 9],
+            b"abcc".to_vec(),
+            b"abcd".to_vec(),
+            vec![0, 0, 0, 1],
+        ]);
+        for probe in &probes {
+            let below = keys
+                .iter()
+                .filter(|k| k.as_slice() < probe.as_slice())
+                .count();
+            let want = if keys.contains(probe) {
+                Ok(below)
+            } else {
+                Err(below)
+            };
+            assert_eq!(
+                leaf.search(probe).unwrap(),
+                want,
+                "leaf search of {probe:?}"
+            );
+            let child = keys[1..]
+                .iter()
+                .filter(|k| k.as_slice() <= probe.as_slice())
+                .count();
+            assert_eq!(
+                branch.child_index(probe).unwrap(),
+                child,
+                "branch search of {probe:?}"
+            );
+        }
     }
 
     /// The entries `changed_in_place` names between two pages of one layout (`new` as page

@@ -72,7 +72,7 @@ impl ReadPages {
     }
 
     /// The whole page `id`, unchecked (a bounds error if it is past the end).
-    #[inline]
+    #[inline(always)]
     pub fn raw_page(&self, id: u64) -> Result<&[u8]> {
         let start = page_start(id, self.limit, self.page_size)?;
         self.view
