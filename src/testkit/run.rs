@@ -37,7 +37,10 @@ pub struct Config {
     /// `check()` and the whole-database comparison run only at every reopen and crash and
     /// at the end (for the replica too); `Op::Check`, `Op::Compact`, `Op::Backup` and
     /// `Op::Send` compare only what they touched; every comparison walks each table once
-    /// (no second walk from the back, no `get` of every key: `check()` reads every page).
+    /// (no second walk from the back, no `get` of every key: `check()` reads every page);
+    /// only the first `Op::Backup` of a run copies (a backup reads and never changes the
+    /// database, so a later one adds a copy of another state, which an input holding only
+    /// that backup reaches too; each copy cost more than a reopen with its `check()`).
     pub fast: bool,
 }
 
@@ -364,6 +367,8 @@ struct Runner {
     model: Model,
     /// The database that receives what `Op::Send` sends, and its model.
     replica: Option<(Database, Model)>,
+    /// Whether an `Op::Backup` has run (fast mode runs only the first).
+    backed_up: bool,
 }
 
 fn open(config: &Config, storage: &Arc<MemStorage>) -> Result<Database, String> {
@@ -385,6 +390,7 @@ impl Runner {
             db: Some(db),
             model: Model::new(),
             replica: None,
+            backed_up: false,
         })
     }
 
