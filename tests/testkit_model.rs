@@ -207,9 +207,7 @@ fn compare_reports_a_wrong_model() {
     db.create_snapshot("s").unwrap();
     let mut model = Model::new();
     let mut tables = shadowkv::testkit::Tables::new();
-    tables
-        .entry("t1".into())
-        .or_default()
+    Arc::make_mut(tables.entry("t1".into()).or_default())
         .insert(b"k".to_vec().into(), b"v".to_vec());
     model.commit("main", tables, &[]);
     model.create_snapshot("s").unwrap();
@@ -221,6 +219,7 @@ fn compare_reports_a_wrong_model() {
         .unwrap()
         .tables
         .get_mut("t1")
+        .map(Arc::make_mut)
         .unwrap()
         .insert(b"k".to_vec().into(), b"w".to_vec());
     assert!(compare(&db, &wrong).is_err());

@@ -10,6 +10,7 @@ use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::{Bound, Deref};
+use std::sync::Arc;
 
 /// One table: key → value.
 pub type TableModel = BTreeMap<ModelKey, Vec<u8>>;
@@ -115,8 +116,10 @@ impl std::fmt::Debug for ModelKey {
         self.bytes().fmt(f)
     }
 }
-/// The tables of one root, by name.
-pub type Tables = BTreeMap<String, TableModel>;
+/// The tables of one root, by name. A table is shared by the roots that hold it until one
+/// of them changes it (`Arc::make_mut`): a snapshot, a branch, a restore or an aborted
+/// transaction copies no entries.
+pub type Tables = BTreeMap<String, Arc<TableModel>>;
 
 /// Whether a root can be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -399,19 +402,19 @@ pub type Change = (String, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// The model's difference from `old` to `new`: tables in name order, then keys. (Generic
 /// over the key, so that tests keeping plain `Vec<u8>` keys can use it too.)
-pub fn diff<K: Ord + AsRef<[u8]>>(
-    old: &BTreeMap<String, BTreeMap<K, Vec<u8>>>,
-    new: &BTreeMap<String, BTreeMap<K, Vec<u8>>>,
+pub fn diff<K: Ord + AsRef<[u8]>, T: Borrow<BTreeMap<K, Vec<u8>>>>(
+    old: &BTreeMap<String, T>,
+    new: &BTreeMap<String, T>,
 ) -> Vec<Change> {
-    let empty = Default::default();
+    let empty = BTreeMap::new();
     let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
     names.sort();
     names.dedup();
     let mut out = Vec::new();
     for name in names {
         let (a, b) = (
-            old.get(name).unwrap_or(&empty),
-            new.get(name).unwrap_or(&empty),
+            old.get(name).map_or(&empty, Borrow::borrow),
+            new.get(name).map_or(&empty, Borrow::borrow),
         );
         diff_table(name, a, b, &mut out);
     }

@@ -261,6 +261,7 @@ fn compare_tables_in<'m>(
         return Err(format!("{label}: tables {names:?}, model has {want:?}"));
     }
     for (name, entries) in tables {
+        let entries: &TableModel = entries;
         let label = format!("{label}/{name}");
         let t = rx.open_table(name).map_err(err(&label))?;
         let len = t.len().map_err(err(&label))?;
@@ -638,7 +639,7 @@ fn outcome_tx<'db, T>(
 /// refused the name.
 fn open_mut<'t>(
     tx: &'t WriteTxn<'_>,
-    staged: &mut Staged<'_>,
+    staged: &mut Staged,
     t: TableName,
 ) -> Result<Option<(TableMut<'t>, String)>, String> {
     let name = t.as_string();
@@ -660,7 +661,7 @@ fn open_mut<'t>(
 /// buffered writes interleave.
 fn txn_ops(
     tx: &mut WriteTxn<'_>,
-    staged: &mut Staged<'_>,
+    staged: &mut Staged,
     snaps: &mut Vec<String>,
     model: &Model,
     ops: &[TxnOp],
@@ -698,7 +699,7 @@ fn table_of(op: &TxnOp) -> Option<TableName> {
 /// open table must be refused.
 fn table_ops(
     tx: &WriteTxn<'_>,
-    staged: &mut Staged<'_>,
+    staged: &mut Staged,
     ops: &[TxnOp],
     first: usize,
 ) -> Result<(), String> {
@@ -734,7 +735,7 @@ fn table_ops(
 /// An op on the whole transaction (it takes `&mut`, so no table is open).
 fn txn_op(
     tx: &mut WriteTxn<'_>,
-    staged: &mut Staged<'_>,
+    staged: &mut Staged,
     snaps: &mut Vec<String>,
     model: &Model,
     op: &TxnOp,
