@@ -497,3 +497,59 @@ fn scripted_read_only_opens_match_the_model() {
         .unwrap();
     }
 }
+
+/// `Model::unchanged_since` sees a commit, a new snapshot, a deleted one, and a table
+/// changed in place, shared or not.
+#[test]
+fn a_model_print_sees_every_change() {
+    use shadowkv::testkit::{Model, Tables};
+    use std::sync::Arc;
+    let mut model = Model::new();
+    let print = model.print();
+    assert!(model.unchanged_since(&print));
+    let mut tables = Tables::new();
+    Arc::make_mut(tables.entry("t".into()).or_default())
+        .insert(b"k".to_vec().into(), b"v".to_vec());
+    model.commit("main", tables, &[]);
+    assert!(!model.unchanged_since(&print));
+    let print = model.print();
+    model.create_snapshot("s").unwrap();
+    assert!(!model.unchanged_since(&print));
+    let print = model.print();
+    // Changed in place, with no other strong reference: still seen.
+    let t = model
+        .roots
+        .get_mut("main")
+        .unwrap()
+        .tables
+        .get_mut("t")
+        .unwrap();
+    let snapshot_shares = Arc::strong_count(t) == 2;
+    Arc::make_mut(t).insert(b"k2".to_vec().into(), b"w".to_vec());
+    assert!(snapshot_shares && !model.unchanged_since(&print));
+    let print = model.print();
+    model
+        .delete("s", shadowkv::testkit::Kind::Snapshot)
+        .unwrap();
+    let t = model
+        .roots
+        .get_mut("main")
+        .unwrap()
+        .tables
+        .get_mut("t")
+        .unwrap();
+    assert_eq!(Arc::strong_count(t), 1);
+    assert!(!model.unchanged_since(&print));
+    let print = model.print();
+    Arc::make_mut(
+        model
+            .roots
+            .get_mut("main")
+            .unwrap()
+            .tables
+            .get_mut("t")
+            .unwrap(),
+    )
+    .remove(&b"k2"[..]);
+    assert!(!model.unchanged_since(&print));
+}

@@ -19,7 +19,7 @@ mod newfile;
 
 pub use file::{FileStorage, OpenFileError};
 #[cfg(any(test, feature = "testkit"))]
-pub use mem::MemStorage;
+pub use mem::{Fingerprint, MemStorage};
 pub use newfile::NewFile;
 
 use std::io;

@@ -10,7 +10,7 @@ use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::{Bound, Deref};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// One table: key → value.
 pub type TableModel = BTreeMap<ModelKey, Vec<u8>>;
@@ -196,6 +196,12 @@ pub fn check_key(key: &[u8]) -> Expect<()> {
     }
 }
 
+/// A model's roots at one moment, their tables held weakly: see [`Model::unchanged_since`].
+pub struct ModelPrint(Vec<(String, Kind, u64, TablesPrint)>);
+
+/// A root's tables by name, held weakly.
+type TablesPrint = Vec<(String, Weak<TableModel>)>;
+
 /// Every named root.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Model {
@@ -227,6 +233,34 @@ impl Model {
             roots,
             next_identity: 1,
         }
+    }
+
+    /// The roots as they are now, for [`unchanged_since`](Self::unchanged_since).
+    pub fn print(&self) -> ModelPrint {
+        let tables = |t: &Tables| (t.iter().map(|(n, t)| (n.clone(), Arc::downgrade(t)))).collect();
+        let roots = self.roots.iter();
+        ModelPrint(
+            roots
+                .map(|(n, r)| (n.clone(), r.kind, r.identity, tables(&r.tables)))
+                .collect(),
+        )
+    }
+
+    /// Whether the model holds what `print` saw: the same roots, of the same kinds and
+    /// identities, holding the same table allocations. A table changed since has another
+    /// address (`Arc::make_mut` moves a table that only weak references share), and the weak
+    /// reference keeps the old address from being reused. Conservative: a table changed
+    /// back, or replaced by an equal one, counts as a change.
+    pub fn unchanged_since(&self, print: &ModelPrint) -> bool {
+        let same_tables = |t: &Tables, then: &TablesPrint| {
+            t.len() == then.len()
+                && (t.iter().zip(then))
+                    .all(|((n, t), (m, w))| n == m && std::ptr::eq(Arc::as_ptr(t), w.as_ptr()))
+        };
+        self.roots.len() == print.0.len()
+            && (self.roots.iter().zip(&print.0)).all(|((n, r), (m, kind, id, then))| {
+                n == m && r.kind == *kind && r.identity == *id && same_tables(&r.tables, then)
+            })
     }
 
     /// The tables of `main`.
