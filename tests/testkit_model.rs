@@ -502,8 +502,12 @@ fn scripted_read_only_opens_match_the_model() {
 /// changed in place, shared or not.
 #[test]
 fn a_model_print_sees_every_change() {
-    use shadowkv::testkit::{Model, Tables};
+    use shadowkv::testkit::{Kind, Model, TableModel, Tables};
     use std::sync::Arc;
+    fn main_t(model: &mut Model) -> &mut Arc<TableModel> {
+        let main = model.roots.get_mut("main").unwrap();
+        main.tables.get_mut("t").unwrap()
+    }
     let mut model = Model::new();
     let print = model.print();
     assert!(model.unchanged_since(&print));
@@ -515,41 +519,17 @@ fn a_model_print_sees_every_change() {
     let print = model.print();
     model.create_snapshot("s").unwrap();
     assert!(!model.unchanged_since(&print));
+    // Shared with the snapshot: copied.
     let print = model.print();
-    // Changed in place, with no other strong reference: still seen.
-    let t = model
-        .roots
-        .get_mut("main")
-        .unwrap()
-        .tables
-        .get_mut("t")
-        .unwrap();
-    let snapshot_shares = Arc::strong_count(t) == 2;
-    Arc::make_mut(t).insert(b"k2".to_vec().into(), b"w".to_vec());
-    assert!(snapshot_shares && !model.unchanged_since(&print));
-    let print = model.print();
-    model
-        .delete("s", shadowkv::testkit::Kind::Snapshot)
-        .unwrap();
-    let t = model
-        .roots
-        .get_mut("main")
-        .unwrap()
-        .tables
-        .get_mut("t")
-        .unwrap();
-    assert_eq!(Arc::strong_count(t), 1);
+    assert_eq!(Arc::strong_count(main_t(&mut model)), 2);
+    Arc::make_mut(main_t(&mut model)).insert(b"k2".to_vec().into(), b"w".to_vec());
     assert!(!model.unchanged_since(&print));
     let print = model.print();
-    Arc::make_mut(
-        model
-            .roots
-            .get_mut("main")
-            .unwrap()
-            .tables
-            .get_mut("t")
-            .unwrap(),
-    )
-    .remove(&b"k2"[..]);
+    model.delete("s", Kind::Snapshot).unwrap();
+    assert!(!model.unchanged_since(&print));
+    // Held by main alone: changed where it is, and still seen.
+    let print = model.print();
+    assert_eq!(Arc::strong_count(main_t(&mut model)), 1);
+    Arc::make_mut(main_t(&mut model)).remove(&b"k2"[..]);
     assert!(!model.unchanged_since(&print));
 }
