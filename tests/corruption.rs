@@ -182,15 +182,12 @@ impl Builder {
 
 fn put(tx: &mut WriteTxn<'_>, tables: &mut Tables, table: &str, key: &[u8], value: &[u8]) {
     tx.open_table(table).unwrap().insert(key, value).unwrap();
-    tables
-        .entry(table.to_string())
-        .or_default()
-        .insert(key.into(), value.to_vec());
+    Arc::make_mut(tables.entry(table.to_string()).or_default()).insert(key.into(), value.to_vec());
 }
 
 fn del(tx: &mut WriteTxn<'_>, tables: &mut Tables, table: &str, key: &[u8]) {
     let removed = tx.open_table(table).unwrap().remove(key).unwrap();
-    let t = tables.entry(table.to_string()).or_default();
+    let t = Arc::make_mut(tables.entry(table.to_string()).or_default());
     assert_eq!(removed, t.remove(key).is_some());
 }
 

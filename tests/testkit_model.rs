@@ -207,9 +207,7 @@ fn compare_reports_a_wrong_model() {
     db.create_snapshot("s").unwrap();
     let mut model = Model::new();
     let mut tables = shadowkv::testkit::Tables::new();
-    tables
-        .entry("t1".into())
-        .or_default()
+    Arc::make_mut(tables.entry("t1".into()).or_default())
         .insert(b"k".to_vec().into(), b"v".to_vec());
     model.commit("main", tables, &[]);
     model.create_snapshot("s").unwrap();
@@ -221,6 +219,7 @@ fn compare_reports_a_wrong_model() {
         .unwrap()
         .tables
         .get_mut("t1")
+        .map(Arc::make_mut)
         .unwrap()
         .insert(b"k".to_vec().into(), b"w".to_vec());
     assert!(compare(&db, &wrong).is_err());
@@ -497,4 +496,40 @@ fn scripted_read_only_opens_match_the_model() {
         )
         .unwrap();
     }
+}
+
+/// `Model::unchanged_since` sees a commit, a new snapshot, a deleted one, and a table
+/// changed in place, shared or not.
+#[test]
+fn a_model_print_sees_every_change() {
+    use shadowkv::testkit::{Kind, Model, TableModel, Tables};
+    use std::sync::Arc;
+    fn main_t(model: &mut Model) -> &mut Arc<TableModel> {
+        let main = model.roots.get_mut("main").unwrap();
+        main.tables.get_mut("t").unwrap()
+    }
+    let mut model = Model::new();
+    let print = model.print();
+    assert!(model.unchanged_since(&print));
+    let mut tables = Tables::new();
+    Arc::make_mut(tables.entry("t".into()).or_default())
+        .insert(b"k".to_vec().into(), b"v".to_vec());
+    model.commit("main", tables, &[]);
+    assert!(!model.unchanged_since(&print));
+    let print = model.print();
+    model.create_snapshot("s").unwrap();
+    assert!(!model.unchanged_since(&print));
+    // Shared with the snapshot: copied.
+    let print = model.print();
+    assert_eq!(Arc::strong_count(main_t(&mut model)), 2);
+    Arc::make_mut(main_t(&mut model)).insert(b"k2".to_vec().into(), b"w".to_vec());
+    assert!(!model.unchanged_since(&print));
+    let print = model.print();
+    model.delete("s", Kind::Snapshot).unwrap();
+    assert!(!model.unchanged_since(&print));
+    // Held by main alone: changed where it is, and still seen.
+    let print = model.print();
+    assert_eq!(Arc::strong_count(main_t(&mut model)), 1);
+    Arc::make_mut(main_t(&mut model)).remove(&b"k2"[..]);
+    assert!(!model.unchanged_since(&print));
 }

@@ -13,10 +13,9 @@ use crate::format::freemap::{bitmap_body, bits_per_bitmap};
 use crate::format::node::{LeafValue, NodeView};
 use crate::format::records::TableRecord;
 use crate::format::{self, tag, Ptr};
-use crate::pager::{freemap, overflow_pages, PageSource, ReadPages};
+use crate::pager::{freemap, overflow_pages, IdMap, PageSource, ReadPages};
 use crate::txn::Committed;
 use crate::{Error, Result};
-use std::collections::HashMap;
 
 /// What [`Database::check`](crate::Database::check) verified and counted: every page of the
 /// file falls in exactly one of the page counts, which add up to `total_pages`.
@@ -128,8 +127,8 @@ pub fn check(state: &Committed, progress: &mut dyn FnMut(u64, u64)) -> Result<Ch
     let mut walker = Walker {
         pages,
         acc,
-        parents: HashMap::new(),
-        entries: HashMap::new(),
+        parents: IdMap::default(),
+        entries: IdMap::default(),
         report: CheckReport::default(),
     };
     // System trees: never shared, each page reached once. Their leaves point at the shared
@@ -166,7 +165,7 @@ pub fn check(state: &Committed, progress: &mut dyn FnMut(u64, u64)) -> Result<Ch
 }
 
 /// Reference counts: every stored count must equal the parents found, and vice versa.
-fn check_counts(pages: &ReadPages, refcounts: Ptr, parents: &HashMap<u64, u32>) -> Result<()> {
+fn check_counts(pages: &ReadPages, refcounts: Ptr, parents: &IdMap<u32>) -> Result<()> {
     let stored = btree::share::stored_count_map(pages, refcounts)?;
     for (page, found) in parents {
         let want = stored.get(page).copied().unwrap_or(1);
@@ -268,9 +267,9 @@ struct Walker<'a, 'p> {
     pages: &'a ReadPages,
     acc: Accounting<'p>,
     /// Parents found so far of every shareable page (node or overflow run).
-    parents: HashMap<u64, u32>,
+    parents: IdMap<u32>,
     /// Entries under every table node already walked (shared subtrees are walked once).
-    entries: HashMap<u64, u64>,
+    entries: IdMap<u64>,
     report: CheckReport,
 }
 

@@ -12,14 +12,13 @@
 use crate::btree::traverse::{traverse, Child, Edge, Enter, TreeKind, Visitor};
 use crate::format::node::NodeView;
 use crate::format::{first_data_page, Ptr};
-use crate::pager::{overflow_pages, PageSource, ReadPages};
+use crate::pager::{overflow_pages, IdSet, PageSource, ReadPages};
 use crate::{Error, Result};
-use std::collections::HashSet;
 
 /// A count of the pages that `admit` lets in, over any number of trees.
 pub(super) struct PageWalk<'p, F> {
     pages: &'p ReadPages,
-    seen: HashSet<u64>,
+    seen: IdSet,
     admit: F,
     /// Pages counted so far.
     pub(super) count: u64,
@@ -29,7 +28,7 @@ impl<'p, F: FnMut(Ptr) -> Result<bool>> PageWalk<'p, F> {
     pub(super) fn new(pages: &'p ReadPages, admit: F) -> Self {
         PageWalk {
             pages,
-            seen: HashSet::new(),
+            seen: IdSet::default(),
             admit,
             count: 0,
         }

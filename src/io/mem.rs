@@ -21,7 +21,8 @@
 //!   longer one starting in the same chunk, is served from a copy of the whole view, made
 //!   once per view.
 //! - [`MemStorage::fork`] is a copy that shares the chunks: the two never see each other's
-//!   later writes.
+//!   later writes. A [`Fingerprint`] holds the chunks weakly; a chunk written since has
+//!   another address ([`MemStorage::unchanged_since`]).
 
 use super::{past_end, rebind_in, Storage, View};
 use parking_lot::Mutex;
@@ -216,6 +217,36 @@ impl MemStorage {
                 .zip(&b.chunks)
                 .all(|(x, y)| Arc::ptr_eq(x, y) || x == y)
     }
+
+    /// The storage as it is now, for [`unchanged_since`](Self::unchanged_since): unlike a
+    /// fork, it holds the chunks weakly, so later writes copy nothing for it.
+    pub fn fingerprint(&self) -> Fingerprint {
+        let state = self.state.lock();
+        Fingerprint {
+            len: state.len,
+            chunks: state.chunks.iter().map(Arc::downgrade).collect(),
+        }
+    }
+
+    /// Whether this storage holds exactly the chunks `print` saw (taken of it, or of the
+    /// storage it was forked from): nothing written, nor the length set, since. A write of any chunk moves it (`Arc::make_mut` gives a chunk with only
+    /// weak references left a new allocation), and the weak reference keeps the old address
+    /// from being reused, so equal addresses mean untouched chunks. Conservative: a write of
+    /// equal bytes counts as a change.
+    pub fn unchanged_since(&self, print: &Fingerprint) -> bool {
+        let state = self.state.lock();
+        state.len == print.len
+            && state.chunks.len() == print.chunks.len()
+            && (state.chunks.iter().zip(&print.chunks))
+                .all(|(chunk, then)| std::ptr::eq(Arc::as_ptr(chunk), then.as_ptr()))
+    }
+}
+
+/// A storage's length and chunks at one moment, held weakly: see
+/// [`MemStorage::unchanged_since`].
+pub struct Fingerprint {
+    len: u64,
+    chunks: Vec<std::sync::Weak<Vec<u8>>>,
 }
 
 /// A view: the chunks as they were, and joined copies made for reads that straddle chunks.
@@ -415,5 +446,33 @@ mod tests {
         assert!(s.read_at(CHUNK as u64 * 2 - 1, &mut buf).is_err());
         assert_eq!(s.to_bytes().len(), CHUNK * 2);
         assert!(s.same_bytes(&s.fork()));
+    }
+
+    #[test]
+    fn a_fingerprint_sees_every_write_and_costs_no_copy() {
+        let s = MemStorage::with_chunk_size(512);
+        s.write_at(0, &[5; 1500]).unwrap();
+        let print = s.fingerprint();
+        assert!(s.unchanged_since(&print));
+        let _ = s.view(1500).unwrap();
+        let fork = s.fork();
+        assert!(s.unchanged_since(&print) && fork.unchanged_since(&print));
+        // A write of equal bytes counts; the fork keeps what it had.
+        s.write_at(700, &[5]).unwrap();
+        assert!(!s.unchanged_since(&print) && fork.unchanged_since(&print));
+        // With no fork or view holding the chunk, a write changes it in place: the weak
+        // reference still tells.
+        drop(fork);
+        let print = s.fingerprint();
+        let before = Arc::strong_count(&s.state.lock().chunks[2]);
+        s.write_at(1100, &[6]).unwrap();
+        assert_eq!(before, 1);
+        assert!(!s.unchanged_since(&print));
+        let print = s.fingerprint();
+        s.set_len(1024).unwrap();
+        assert!(!s.unchanged_since(&print));
+        let print = s.fingerprint();
+        s.set_len(1600).unwrap();
+        assert!(!s.unchanged_since(&print));
     }
 }

@@ -21,7 +21,7 @@ mod newfile;
 pub(crate) use crc::{crc32c, crc32c_append};
 pub use file::{FileStorage, OpenFileError};
 #[cfg(any(test, feature = "testkit"))]
-pub use mem::MemStorage;
+pub use mem::{Fingerprint, MemStorage};
 pub use newfile::NewFile;
 
 use std::io;

@@ -184,3 +184,6 @@ impl Hasher for IdHasher {
 
 /// A `HashMap` keyed by page id.
 pub type IdMap<V> = std::collections::HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+/// A `HashSet` of page ids.
+pub type IdSet = std::collections::HashSet<u64, BuildHasherDefault<IdHasher>>;

@@ -10,6 +10,7 @@ use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::{Bound, Deref};
+use std::sync::{Arc, Weak};
 
 /// One table: key → value.
 pub type TableModel = BTreeMap<ModelKey, Vec<u8>>;
@@ -115,8 +116,10 @@ impl std::fmt::Debug for ModelKey {
         self.bytes().fmt(f)
     }
 }
-/// The tables of one root, by name.
-pub type Tables = BTreeMap<String, TableModel>;
+/// The tables of one root, by name. A table is shared by the roots that hold it until one
+/// of them changes it (`Arc::make_mut`): a snapshot, a branch, a restore or an aborted
+/// transaction copies no entries.
+pub type Tables = BTreeMap<String, Arc<TableModel>>;
 
 /// Whether a root can be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,6 +196,12 @@ pub fn check_key(key: &[u8]) -> Expect<()> {
     }
 }
 
+/// A model's roots at one moment, their tables held weakly: see [`Model::unchanged_since`].
+pub struct ModelPrint(Vec<(String, Kind, u64, TablesPrint)>);
+
+/// A root's tables by name, held weakly.
+type TablesPrint = Vec<(String, Weak<TableModel>)>;
+
 /// Every named root.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Model {
@@ -224,6 +233,34 @@ impl Model {
             roots,
             next_identity: 1,
         }
+    }
+
+    /// The roots as they are now, for [`unchanged_since`](Self::unchanged_since).
+    pub fn print(&self) -> ModelPrint {
+        let tables = |t: &Tables| (t.iter().map(|(n, t)| (n.clone(), Arc::downgrade(t)))).collect();
+        let roots = self.roots.iter();
+        ModelPrint(
+            roots
+                .map(|(n, r)| (n.clone(), r.kind, r.identity, tables(&r.tables)))
+                .collect(),
+        )
+    }
+
+    /// Whether the model holds what `print` saw: the same roots, of the same kinds and
+    /// identities, holding the same table allocations. A table changed since has another
+    /// address (`Arc::make_mut` moves a table that only weak references share), and the weak
+    /// reference keeps the old address from being reused. Conservative: a table changed
+    /// back, or replaced by an equal one, counts as a change.
+    pub fn unchanged_since(&self, print: &ModelPrint) -> bool {
+        let same_tables = |t: &Tables, then: &TablesPrint| {
+            t.len() == then.len()
+                && (t.iter().zip(then))
+                    .all(|((n, t), (m, w))| n == m && std::ptr::eq(Arc::as_ptr(t), w.as_ptr()))
+        };
+        self.roots.len() == print.0.len()
+            && (self.roots.iter().zip(&print.0)).all(|((n, r), (m, kind, id, then))| {
+                n == m && r.kind == *kind && r.identity == *id && same_tables(&r.tables, then)
+            })
     }
 
     /// The tables of `main`.
@@ -399,19 +436,19 @@ pub type Change = (String, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// The model's difference from `old` to `new`: tables in name order, then keys. (Generic
 /// over the key, so that tests keeping plain `Vec<u8>` keys can use it too.)
-pub fn diff<K: Ord + AsRef<[u8]>>(
-    old: &BTreeMap<String, BTreeMap<K, Vec<u8>>>,
-    new: &BTreeMap<String, BTreeMap<K, Vec<u8>>>,
+pub fn diff<K: Ord + AsRef<[u8]>, T: Borrow<BTreeMap<K, Vec<u8>>>>(
+    old: &BTreeMap<String, T>,
+    new: &BTreeMap<String, T>,
 ) -> Vec<Change> {
-    let empty = Default::default();
+    let empty = BTreeMap::new();
     let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
     names.sort();
     names.dedup();
     let mut out = Vec::new();
     for name in names {
         let (a, b) = (
-            old.get(name).unwrap_or(&empty),
-            new.get(name).unwrap_or(&empty),
+            old.get(name).map_or(&empty, Borrow::borrow),
+            new.get(name).map_or(&empty, Borrow::borrow),
         );
         diff_table(name, a, b, &mut out);
     }
