@@ -156,7 +156,7 @@ impl<'s, S: PageSource + ?Sized> Cursor<'s, S> {
             return None;
         }
         let (key, value) = leaf.inline_entry(end.idx)?;
-        if !below_high(&self.high, key) || self.last_back.is_some_and(|b| key >= b) {
+        if !front_may_yield(&self.high, self.last_back, key) {
             return None;
         }
         end.idx += 1;
@@ -170,7 +170,7 @@ impl<'s, S: PageSource + ?Sized> Cursor<'s, S> {
         let end = self.back.as_mut()?;
         let idx = end.idx.checked_sub(1)?;
         let (key, value) = end.leaf.as_ref()?.inline_entry(idx)?;
-        if !above_low(&self.low, key) || self.last_front.is_some_and(|f| key <= f) {
+        if !back_may_yield(&self.low, self.last_front, key) {
             return None;
         }
         end.idx = idx;
@@ -190,7 +190,7 @@ impl<'s, S: PageSource + ?Sized> Cursor<'s, S> {
             let idx = end.idx;
             if idx < leaf.count() {
                 let (key, value) = leaf.key_value(idx)?;
-                if !below_high(&self.high, key) || self.last_back.is_some_and(|b| key >= b) {
+                if !front_may_yield(&self.high, self.last_back, key) {
                     return Ok(None);
                 }
                 let value = value_bytes(self.src, value)?;
@@ -217,7 +217,7 @@ impl<'s, S: PageSource + ?Sized> Cursor<'s, S> {
             let idx = end.idx;
             if idx > 0 {
                 let (key, value) = leaf.key_value(idx - 1)?;
-                if !above_low(&self.low, key) || self.last_front.is_some_and(|f| key <= f) {
+                if !back_may_yield(&self.low, self.last_front, key) {
                     return Ok(None);
                 }
                 let value = value_bytes(self.src, value)?;
@@ -250,24 +250,27 @@ impl<'s, S: PageSource + ?Sized> Cursor<'s, S> {
     }
 }
 
-/// Whether `key` lies within the high bound.
+/// Whether the front end may yield `key`: within the high bound, and before the last key
+/// the back end yielded (the ends never cross).
 #[inline(always)]
-fn below_high(high: &Bound, key: &[u8]) -> bool {
-    match high {
+fn front_may_yield(high: &Bound, last_back: Option<&[u8]>, key: &[u8]) -> bool {
+    let within = match high {
         Bound::Included(k) => key <= k.as_slice(),
         Bound::Excluded(k) => key < k.as_slice(),
         Bound::Unbounded => true,
-    }
+    };
+    within && last_back.is_none_or(|b| key < b)
 }
 
-/// Whether `key` lies within the low bound.
+/// [`front_may_yield`] for the back end: within the low bound, after the front's last key.
 #[inline(always)]
-fn above_low(low: &Bound, key: &[u8]) -> bool {
-    match low {
+fn back_may_yield(low: &Bound, last_front: Option<&[u8]>, key: &[u8]) -> bool {
+    let within = match low {
         Bound::Included(k) => key >= k.as_slice(),
         Bound::Excluded(k) => key > k.as_slice(),
         Bound::Unbounded => true,
-    }
+    };
+    within && last_front.is_none_or(|f| key > f)
 }
 
 impl<'s, S: PageSource + ?Sized> Iterator for Cursor<'s, S> {

@@ -25,7 +25,7 @@ use super::write::{modify_with_finger, Finger};
 use crate::format::node::{LeafValue, NodeView};
 use crate::format::records::{count_key, decode_count, decode_count_key, encode_count};
 use crate::format::Ptr;
-use crate::pager::{IdMap, PageSource, WritePager};
+use crate::pager::{IdMap, IdSet, PageSource, WritePager};
 use crate::{Error, Result};
 
 /// The reference counts as one write transaction sees them: the refcount tree plus the
@@ -161,7 +161,7 @@ fn read_tree<S: PageSource + ?Sized>(src: &S, root: Ptr, limit: usize) -> Result
             pages: Vec::new(),
             counts: Vec::new(),
         },
-        seen: IdMap::default(),
+        seen: IdSet::default(),
     };
     traverse(src, root, TreeKind::Refs, &mut walk)?;
     Ok((walk.read.counts.len() <= limit).then_some(walk.read))
@@ -173,7 +173,7 @@ struct CountWalk {
     tree: u64,
     limit: usize,
     read: ReadTree,
-    seen: IdMap<()>,
+    seen: IdSet,
 }
 
 impl<'s, S: PageSource + ?Sized + 's> Visitor<'s, S> for CountWalk {
@@ -183,7 +183,7 @@ impl<'s, S: PageSource + ?Sized + 's> Visitor<'s, S> for CountWalk {
         if edge.ptr.is_null() || self.read.counts.len() > self.limit {
             return Ok(Enter::Skip(()));
         }
-        if self.seen.insert(edge.ptr.page.0, ()).is_some() {
+        if !self.seen.insert(edge.ptr.page.0) {
             return Err(Error::corrupted(
                 edge.ptr.page.0,
                 "refcount tree page reached twice",

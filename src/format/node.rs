@@ -214,21 +214,15 @@ impl<'a> NodeView<'a> {
     pub fn key_value(&self, i: usize) -> Result<(&'a [u8], LeafValue<'a>)> {
         assert!(self.is_leaf, "key_value() on a branch");
         // One bounds check per part, on the entry's tail of the page (a scan's step).
-        let entry = &self.page[self.offset(i)?..];
         let past_end = || self.corrupt("entry runs past the page end");
-        let [k0, k1, flags, v0, v1, v2, v3, rest @ ..] = entry else {
-            return Err(past_end());
-        };
-        const _: () = assert!(LEAF_ENTRY_HEADER == 7);
-        let klen = u16::from_le_bytes([*k0, *k1]) as usize;
-        let vlen = u32::from_le_bytes([*v0, *v1, *v2, *v3]) as usize;
-        let (key, body) = rest.split_at_checked(klen).ok_or_else(past_end)?;
-        let value = if *flags == 0 {
-            LeafValue::Inline(body.get(..vlen).ok_or_else(past_end)?)
-        } else if flags & OVERFLOW != 0 {
+        let head = leaf_head(&self.page[self.offset(i)?..]).ok_or_else(past_end)?;
+        let (key, body) = head.rest.split_at_checked(head.klen).ok_or_else(past_end)?;
+        let value = if head.flags == 0 {
+            LeafValue::Inline(body.get(..head.vlen).ok_or_else(past_end)?)
+        } else if head.flags & OVERFLOW != 0 {
             LeafValue::Overflow {
                 ptr: Ptr::decode(body.get(..PTR_BYTES).ok_or_else(past_end)?),
-                len: vlen as u64,
+                len: head.vlen as u64,
             }
         } else {
             return Err(self.corrupt("unknown leaf entry flags"));
@@ -242,15 +236,12 @@ impl<'a> NodeView<'a> {
     #[inline(always)]
     pub fn inline_entry(&self, i: usize) -> Option<(&'a [u8], &'a [u8])> {
         assert!(self.is_leaf, "inline_entry() on a branch");
-        let entry = &self.page[self.checked_offset(i)?..];
-        let [k0, k1, 0, v0, v1, v2, v3, rest @ ..] = entry else {
+        let head = leaf_head(&self.page[self.checked_offset(i)?..])?;
+        if head.flags != 0 {
             return None;
-        };
-        const _: () = assert!(LEAF_ENTRY_HEADER == 7);
-        let klen = u16::from_le_bytes([*k0, *k1]) as usize;
-        let vlen = u32::from_le_bytes([*v0, *v1, *v2, *v3]) as usize;
-        let (key, body) = rest.split_at_checked(klen)?;
-        Some((key, body.get(..vlen)?))
+        }
+        let (key, body) = head.rest.split_at_checked(head.klen)?;
+        Some((key, body.get(..head.vlen)?))
     }
 
     /// Whether some entry of this leaf is not plainly inline (an overflow value, or flags
@@ -325,15 +316,9 @@ impl<'a> NodeView<'a> {
         // tail from the entry on.
         let rest = &self.page[self.offset(i)?..];
         let len = if self.is_leaf {
-            let [k0, k1, flags, v0, v1, v2, v3, ..] = *rest else {
-                return Err(self.corrupt("entry runs past the page end"));
-            };
-            let body = if flags & OVERFLOW != 0 {
-                PTR_BYTES
-            } else {
-                u32::from_le_bytes([v0, v1, v2, v3]) as usize
-            };
-            LEAF_ENTRY_HEADER + u16::from_le_bytes([k0, k1]) as usize + body
+            let head =
+                leaf_head(rest).ok_or_else(|| self.corrupt("entry runs past the page end"))?;
+            LEAF_ENTRY_HEADER + head.klen + head.body_len()
         } else {
             let [k0, k1, ..] = *rest else {
                 return Err(self.corrupt("entry runs past the page end"));
@@ -471,16 +456,33 @@ impl<'a> NodeView<'a> {
             std::cmp::Ordering::Equal => return Ok(Ok(first)),
             std::cmp::Ordering::Greater => return Ok(Err(first)),
         }
-        let (mut lo, mut hi) = (first + 1, self.first_slot_where(first + 1, |h| h > head));
+        let past = self.first_slot_where(first + 1, |h| h > head);
+        let at = self.first_key_where(first + 1, past, |k| compare_keys(k, key).is_ge())?;
+        Ok(if at < past && self.key(at)? == key {
+            Ok(at)
+        } else {
+            Err(at)
+        })
+    }
+
+    /// The first entry in `lo..hi` whose key satisfies `past`, which must hold of a suffix of
+    /// that range (keys are in order): a binary search that reads the keys.
+    fn first_key_where(
+        &self,
+        mut lo: usize,
+        mut hi: usize,
+        past: impl Fn(&[u8]) -> bool,
+    ) -> Result<usize> {
+        // Bounded: halves [lo, hi) each round.
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            match compare_keys(self.key(mid)?, key) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Ok(Ok(mid)),
+            if past(self.key(mid)?) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
             }
         }
-        Ok(Err(lo))
+        Ok(lo)
     }
 
     /// The first slot at or after `from` whose key head satisfies `past`, which must hold of
@@ -523,16 +525,8 @@ impl<'a> NodeView<'a> {
         if past == 1 || self.head(past - 1) != head {
             return Ok(past - 1);
         }
-        let (mut lo, mut hi) = (self.first_slot_where(1, |h| h >= head), past);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if compare_keys(self.key(mid)?, key).is_le() {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        Ok(lo - 1)
+        let first = self.first_slot_where(1, |h| h >= head);
+        Ok(self.first_key_where(first, past, |k| compare_keys(k, key).is_gt())? - 1)
     }
 
     /// Bytes of slots and live entries.
@@ -652,19 +646,8 @@ fn live_bytes(
         }
         let entry = &page[off..];
         let (key_at, klen, body) = if leaf {
-            let [k0, k1, flags, v0, v1, v2, v3, ..] = *entry else {
-                return Err("entry runs past the page end");
-            };
-            let body = if flags & OVERFLOW != 0 {
-                PTR_BYTES
-            } else {
-                u32::from_le_bytes([v0, v1, v2, v3]) as usize
-            };
-            (
-                LEAF_ENTRY_HEADER,
-                u16::from_le_bytes([k0, k1]) as usize,
-                body,
-            )
+            let head = leaf_head(entry).ok_or("entry runs past the page end")?;
+            (LEAF_ENTRY_HEADER, head.klen, head.body_len())
         } else {
             let [k0, k1, ..] = *entry else {
                 return Err("entry runs past the page end");
@@ -688,6 +671,42 @@ fn live_bytes(
         live += len;
     }
     Ok(live)
+}
+
+/// A leaf entry's 7-byte header, decoded: the one reading of its layout.
+struct LeafHead<'a> {
+    klen: usize,
+    flags: u8,
+    /// The value's length: the bytes stored inline, or an overflow value's whole length.
+    vlen: usize,
+    /// The bytes after the header: the key, then the value or its overflow pointer.
+    rest: &'a [u8],
+}
+
+impl LeafHead<'_> {
+    /// The bytes the value takes in the entry.
+    fn body_len(&self) -> usize {
+        if self.flags & OVERFLOW != 0 {
+            PTR_BYTES
+        } else {
+            self.vlen
+        }
+    }
+}
+
+/// The header of the leaf entry that `entry` starts with; None when it is cut short.
+#[inline(always)]
+fn leaf_head(entry: &[u8]) -> Option<LeafHead<'_>> {
+    let [k0, k1, flags, v0, v1, v2, v3, rest @ ..] = entry else {
+        return None;
+    };
+    const _: () = assert!(LEAF_ENTRY_HEADER == 7);
+    Some(LeafHead {
+        klen: u16::from_le_bytes([*k0, *k1]) as usize,
+        flags: *flags,
+        vlen: u32::from_le_bytes([*v0, *v1, *v2, *v3]) as usize,
+        rest,
+    })
 }
 
 /// Bytes of slots and live entries of the node in `page`, read from its header alone.
