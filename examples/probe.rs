@@ -4,7 +4,9 @@
 //! entries in one transaction followed by a snapshot.
 //! Run with `cargo run --release --example probe [N] [phase ...]` (phases: load backup reads
 //! scans commits durable batches streams updates remove; default all). `backup` times
-//! `Database::backup_to` of the freshly loaded database (sync included), twice.
+//! `Database::backup_to` of the freshly loaded database (sync included), twice. With
+//! `PROBE_KEEP` set in the environment the database file is kept (its directory is printed),
+//! for a look at the pages each commit wrote (their birth txn is in their header).
 
 use shadowkv::{Database, Durability};
 use std::time::Instant;
@@ -35,6 +37,9 @@ fn main() {
     let on = |p: &str| phases.is_empty() || phases.iter().any(|x| x == p);
     let dir = tempfile::tempdir_in(".").unwrap();
     let path = dir.path().join("probe.db");
+    if std::env::var_os("PROBE_KEEP").is_some() {
+        println!("keeping {}", dir.path().display());
+    }
     let db = Database::options()
         .durability(Durability::Eventual)
         .open(&path)
@@ -119,6 +124,10 @@ fn main() {
             remove_half_then_snapshot(&db, n);
         }
         backup(&db, dir.path());
+    }
+    if std::env::var_os("PROBE_KEEP").is_some() {
+        drop(db);
+        let _ = dir.keep();
     }
 }
 

@@ -4,9 +4,10 @@
 //! Invariants:
 //! - A page's reference count is the number of parents pointing at it across all roots (a
 //!   parent is a node page, a root record or a release-queue entry). Only counts ≥ 2 are
-//!   stored, in the refcount tree keyed by page id; an absent page counts 1.
+//!   stored, in the refcount tree, 64 pages to an entry (`format::counts`); an absent page
+//!   counts 1.
 //! - In a write transaction a count is the tree's plus the transaction's pending change
-//!   ([`Refcounts`]); the changes reach the tree, in page order, only at [`Refcounts::flush`],
+//!   ([`Refcounts`]); the changes reach the tree, in key order, only at [`Refcounts::flush`],
 //!   before the tree is sealed. No count ever falls below 1: a page whose last reference goes
 //!   is freed instead.
 //! - A page born after its root's `shared_until` cannot be shared, so its count is never
@@ -22,8 +23,10 @@ use super::build::TreeBuilder;
 use super::node_at;
 use super::traverse::{targets, traverse, Child, Edge, Enter, TreeKind, Visitor};
 use super::write::{modify_with_finger, Finger};
+use crate::format::counts::{
+    chunk_count, chunk_first, chunk_key, chunks, decode_chunk_key, CountChunk, CHUNK_PAGES,
+};
 use crate::format::node::{LeafValue, NodeView};
-use crate::format::records::{count_key, decode_count, decode_count_key, encode_count};
 use crate::format::Ptr;
 use crate::pager::{IdMap, IdSet, PageSource, WritePager};
 use crate::{Error, Result};
@@ -37,8 +40,17 @@ use crate::{Error, Result};
 pub struct Refcounts {
     /// Root of the refcount tree, without the pending changes.
     root: Ptr,
-    /// Pending change of each page's count (zero when the changes cancelled out).
-    pending: IdMap<i64>,
+    /// Pending change of each page's count (zero when the changes cancelled out), by the
+    /// chunk that holds it: a flush edits each chunk's entry once.
+    pending: IdMap<ChunkChanges>,
+}
+
+/// The pending changes of one chunk's counts, by page within it.
+type ChunkChanges = [i32; CHUNK_PAGES as usize];
+
+/// The position of `page` within its chunk.
+fn bit(page: u64) -> usize {
+    (page - chunk_first(page)) as usize
 }
 
 impl Refcounts {
@@ -52,18 +64,30 @@ impl Refcounts {
 
     /// The reference count of `page` (1 when neither stored nor changed).
     fn count(&self, w: &WritePager, page: u64) -> Result<u32> {
-        let change = self.pending.get(&page).copied().unwrap_or(0);
+        let change = self
+            .pending
+            .get(&chunk_first(page))
+            .map_or(0, |c| c[bit(page)]);
         changed_count(
             self.root.page.0,
             page,
             refcount(w, self.root, page)?,
-            change,
+            i64::from(change),
         )
+    }
+
+    /// The pending changes of the chunk holding `page`.
+    fn changes_of(&mut self, page: u64) -> &mut i32 {
+        let chunk = self
+            .pending
+            .entry(chunk_first(page))
+            .or_insert([0; CHUNK_PAGES as usize]);
+        &mut chunk[bit(page)]
     }
 
     /// Adds one reference to `page`.
     pub fn add(&mut self, page: u64) {
-        *self.pending.entry(page).or_insert(0) += 1;
+        *self.changes_of(page) += 1;
     }
 
     /// Drops one reference to `page` when another parent still holds one, and says so. Its
@@ -73,38 +97,45 @@ impl Refcounts {
         if self.count(w, page)? <= 1 {
             return Ok(false);
         }
-        *self.pending.entry(page).or_insert(0) -= 1;
+        *self.changes_of(page) -= 1;
         Ok(true)
     }
 
     /// The root of a tree that holds every count, pending ones applied. Few changes against a
-    /// large tree go in one by one, each a finger insert or remove in page order (runs of
-    /// neighbouring pages, such as a node's children, land in one leaf without a descent).
-    /// Many changes against a small tree (the first copies after a snapshot add a count for
-    /// every child of each copied branch) rebuild the tree bottom-up, merged with what it
-    /// held: a packed append costs a tenth of a finger insert.
+    /// large tree go in chunk by chunk, each a finger edit of one entry in key order (the
+    /// children of a node, neighbours in the file, mostly share a chunk). Many changes against
+    /// a small tree (the first copies after a snapshot add a count for every child of each
+    /// copied branch) rebuild the tree bottom-up, merged with what it held: a packed append
+    /// costs a fraction of a finger edit.
     pub fn flush(&mut self, w: &mut WritePager) -> Result<Ptr> {
-        let mut changes: Vec<(u64, i64)> = self.pending.drain().filter(|c| c.1 != 0).collect();
-        changes.sort_unstable_by_key(|c| c.0);
-        if changes.len() >= REBUILD_MIN_CHANGES {
-            let limit = changes.len() * REBUILD_MAX_STORED_PER_CHANGE;
+        let mut changed: Vec<(u64, ChunkChanges)> = self
+            .pending
+            .drain()
+            .filter(|(_, changes)| changes.iter().any(|&c| c != 0))
+            .collect();
+        changed.sort_unstable_by_key(|c| c.0);
+        if changed.len() >= REBUILD_MIN_CHUNKS {
+            let limit = changed.len() * REBUILD_MAX_STORED_PER_CHANGED;
             if let Some(old) = read_tree(w, self.root, limit)? {
-                self.root = rebuild(w, self.root, old, &changes)?;
+                self.root = rebuild(w, self.root, old, &changed)?;
                 return Ok(self.root);
             }
         }
         let mut finger: Option<Finger> = None;
         let mut none = Sharing::system(TreeKind::Refs);
-        // Bounded: one step per pending change.
-        for (page, change) in changes {
-            let root_id = self.root.page.0;
-            // The new count's bytes are returned by value: no allocation per change.
+        // Bounded: one step per changed chunk.
+        for (first, changes) in changed {
+            let tree = self.root.page.0;
+            // The new chunk's bytes are returned by value: no allocation per edit.
             let apply = |stored: Option<&[u8]>| -> Result<Option<_>> {
-                let stored = stored.map_or(Ok(1), |bytes| decode_count(bytes, root_id))?;
-                let count = changed_count(root_id, page, stored, change)?;
-                Ok((count > 1).then(|| encode_count(count)))
+                let mut chunk = match stored {
+                    Some(value) => CountChunk::decode(first, value, tree)?,
+                    None => CountChunk::empty(first),
+                };
+                apply_changes(tree, &mut chunk, &changes)?;
+                Ok((!chunk.is_empty()).then(|| chunk.encode()))
             };
-            let key = count_key(page);
+            let key = chunk_key(first);
             self.root = modify_with_finger(w, &mut none, self.root, &key, &mut finger, apply)?;
         }
         Ok(self.root)
@@ -138,20 +169,32 @@ fn changed_count(tree: u64, page: u64, stored: u32, change: i64) -> Result<u32> 
         })
 }
 
-/// Fewest pending changes for which a rebuild of the refcount tree is considered.
-const REBUILD_MIN_CHANGES: usize = 256;
-/// A rebuild rewrites every stored count: it pays while the tree holds at most this many per
-/// change (a finger insert costs about ten packed appends, callgrind).
-const REBUILD_MAX_STORED_PER_CHANGE: usize = 4;
-
-/// The refcount tree at `root` (null: none) read whole: its node pages and its counts.
-struct ReadTree {
-    pages: Vec<Ptr>,
-    counts: Vec<(u64, u32)>,
+/// `chunk`'s counts with `changes` (its pages' pending changes) applied.
+fn apply_changes(tree: u64, chunk: &mut CountChunk, changes: &ChunkChanges) -> Result<()> {
+    // Bounded: the 64 pages of a chunk.
+    for (page, &change) in (chunk.first()..).zip(changes) {
+        if change != 0 {
+            let count = changed_count(tree, page, chunk.count(page), change.into())?;
+            chunk.set(page, count);
+        }
+    }
+    Ok(())
 }
 
-/// The refcount tree at `root` when it holds at most `limit` counts, else None. The walk
-/// stops reading once the limit is passed, so a large tree costs about `limit` counts' worth
+/// Fewest changed chunks for which a rebuild of the refcount tree is considered.
+const REBUILD_MIN_CHUNKS: usize = 32;
+/// A rebuild rewrites every stored chunk: it pays while the tree holds at most this many
+/// per changed chunk.
+const REBUILD_MAX_STORED_PER_CHANGED: usize = 4;
+
+/// The refcount tree at `root` (null: none) read whole: its node pages and its entries.
+struct ReadTree {
+    pages: Vec<Ptr>,
+    chunks: Vec<CountChunk>,
+}
+
+/// The refcount tree at `root` when it holds at most `limit` entries, else None. The walk
+/// stops reading once the limit is passed, so a large tree costs about `limit` entries' worth
 /// of pages, not its size.
 fn read_tree<S: PageSource + ?Sized>(src: &S, root: Ptr, limit: usize) -> Result<Option<ReadTree>> {
     let mut walk = CountWalk {
@@ -159,15 +202,15 @@ fn read_tree<S: PageSource + ?Sized>(src: &S, root: Ptr, limit: usize) -> Result
         limit,
         read: ReadTree {
             pages: Vec::new(),
-            counts: Vec::new(),
+            chunks: Vec::new(),
         },
         seen: IdSet::default(),
     };
     traverse(src, root, TreeKind::Refs, &mut walk)?;
-    Ok((walk.read.counts.len() <= limit).then_some(walk.read))
+    Ok((walk.read.chunks.len() <= limit).then_some(walk.read))
 }
 
-/// [`read_tree`]'s visitor: the pages and the counts in page order, until the limit. A page
+/// [`read_tree`]'s visitor: the pages and the chunks in key order, until the limit. A page
 /// reached twice (a damaged tree) is corruption: a rebuild would free it twice.
 struct CountWalk {
     tree: u64,
@@ -180,7 +223,7 @@ impl<'s, S: PageSource + ?Sized + 's> Visitor<'s, S> for CountWalk {
     type Out = ();
 
     fn enter(&mut self, edge: &Edge<'s>) -> Result<Enter<()>> {
-        if edge.ptr.is_null() || self.read.counts.len() > self.limit {
+        if edge.ptr.is_null() || self.read.chunks.len() > self.limit {
             return Ok(Enter::Skip(()));
         }
         if !self.seen.insert(edge.ptr.page.0) {
@@ -213,65 +256,84 @@ impl<'s, S: PageSource + ?Sized + 's> Visitor<'s, S> for CountWalk {
                     "overflow value in the refcount tree",
                 ));
             };
-            self.read.counts.push((
-                decode_count_key(key, self.tree)?,
-                decode_count(value, self.tree)?,
-            ));
+            let first = decode_chunk_key(key, self.tree)?;
+            let chunk = CountChunk::decode(first, value, self.tree)?;
+            self.read.chunks.push(chunk);
         }
         Ok(())
     }
 }
 
-/// A new refcount tree holding the counts of `old` (the tree at `root`) with `changes`
-/// (sorted by page) applied, built bottom-up; the old pages are freed.
-fn rebuild(w: &mut WritePager, root: Ptr, old: ReadTree, changes: &[(u64, i64)]) -> Result<Ptr> {
-    let counts = merged_counts(root.page.0, old.counts, changes)?;
+/// A new refcount tree holding the counts of `old` (the tree at `root`) with `changed`
+/// (sorted by chunk) applied, built bottom-up; the old pages are freed.
+fn rebuild(
+    w: &mut WritePager,
+    root: Ptr,
+    old: ReadTree,
+    changed: &[(u64, ChunkChanges)],
+) -> Result<Ptr> {
+    let merged = merged_chunks(root.page.0, old.chunks, changed)?;
     for &ptr in &old.pages {
         w.free_node(ptr)?;
     }
-    build_refcount_tree(w, &counts)
+    build_from_chunks(w, &merged)
 }
 
 /// A refcount tree, born in this txn and built bottom-up, holding `counts` (each 2 or more,
-/// in page order); null when there is none.
+/// in strictly increasing page order); null when there is none.
 pub fn build_refcount_tree(w: &mut WritePager, counts: &[(u64, u32)]) -> Result<Ptr> {
-    if counts.is_empty() {
+    build_from_chunks(w, &chunks(counts))
+}
+
+/// A refcount tree, born in this txn and built bottom-up, holding `chunks` (none empty, in
+/// key order); null when there is none.
+fn build_from_chunks(w: &mut WritePager, chunks: &[CountChunk]) -> Result<Ptr> {
+    if chunks.is_empty() {
         return Ok(Ptr::default());
     }
     let mut tree = TreeBuilder::new(w.page_size(), w.txn().0);
-    // Bounded: one step per count.
-    for &(page, count) in counts {
-        assert!(count > 1, "page {page}: a stored count of {count}");
-        tree.push(w, &count_key(page), LeafValue::Inline(&encode_count(count)))?;
+    // Bounded: one step per chunk.
+    for chunk in chunks {
+        let value = chunk.encode();
+        tree.push(
+            w,
+            &chunk_key(chunk.first()),
+            LeafValue::Inline(value.as_ref()),
+        )?;
     }
     tree.finish(w)
 }
 
-/// The `stored` counts (of the tree at page `tree`) with `changes` applied, both sorted by
-/// page: the counts of 2 or more, in page order. Stored pages out of order (a damaged tree)
-/// are corruption: a tree built from them would be out of order too.
-fn merged_counts(
+/// The `stored` chunks (of the tree at page `tree`) with `changed` applied, both sorted by
+/// first page: the chunks that still hold a count, in key order. Stored chunks out of order
+/// (a damaged tree) are corruption: a tree built from them would be out of order too.
+fn merged_chunks(
     tree: u64,
-    stored: Vec<(u64, u32)>,
-    changes: &[(u64, i64)],
-) -> Result<Vec<(u64, u32)>> {
-    if stored.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
+    stored: Vec<CountChunk>,
+    changed: &[(u64, ChunkChanges)],
+) -> Result<Vec<CountChunk>> {
+    if stored
+        .windows(2)
+        .any(|pair| pair[0].first() >= pair[1].first())
+    {
         return Err(Error::corrupted(tree, "refcount keys out of order"));
     }
-    let mut out = Vec::with_capacity(stored.len() + changes.len());
+    let mut out = Vec::with_capacity(stored.len() + changed.len());
     let mut stored = stored.into_iter().peekable();
-    // Bounded: one round per change, each taking the stored counts below its page.
-    for &(page, change) in changes {
-        while let Some(below) = stored.next_if(|&(at, _)| at < page) {
+    // Bounded: one round per changed chunk, each taking the stored chunks below it.
+    for (first, changes) in changed {
+        while let Some(below) = stored.next_if(|c| c.first() < *first) {
             out.push(below);
         }
-        let count = stored
-            .next_if(|&(at, _)| at == page)
-            .map_or(1, |(_, count)| count);
-        out.push((page, changed_count(tree, page, count, change)?));
+        let mut chunk = stored
+            .next_if(|c| c.first() == *first)
+            .unwrap_or_else(|| CountChunk::empty(*first));
+        apply_changes(tree, &mut chunk, changes)?;
+        if !chunk.is_empty() {
+            out.push(chunk);
+        }
     }
     out.extend(stored);
-    out.retain(|&(_, count)| count > 1);
     Ok(out)
 }
 
@@ -326,8 +388,8 @@ impl<'a> Sharing<'a> {
 
 /// The reference count of `page` stored in the refcount tree at `refs` (1 when not stored).
 pub fn refcount<S: PageSource + ?Sized>(src: &S, refs: Ptr, page: u64) -> Result<u32> {
-    match super::get(src, refs, &count_key(page))? {
-        Some(bytes) => decode_count(bytes, refs.page.0),
+    match super::get(src, refs, &chunk_key(chunk_first(page)))? {
+        Some(value) => chunk_count(value, page, refs.page.0),
         None => Ok(1),
     }
 }
@@ -341,7 +403,8 @@ pub fn stored_count_map<S: PageSource + ?Sized>(src: &S, refs: Ptr) -> Result<Id
 /// Every stored reference count (each 2 or more), by page id in order.
 pub fn stored_counts<S: PageSource + ?Sized>(src: &S, refs: Ptr) -> Result<Vec<(u64, u32)>> {
     let read = read_tree(src, refs, usize::MAX)?;
-    Ok(read.map(|read| read.counts).unwrap_or_default())
+    let chunks = read.map(|read| read.chunks).unwrap_or_default();
+    Ok(chunks.iter().flat_map(CountChunk::iter).collect())
 }
 
 /// Makes the node behind `ptr` writable for a tree in context `sh`: in place when dirty, a
@@ -379,28 +442,52 @@ pub fn release_overflow(
 
 #[cfg(test)]
 mod tests {
-    use super::merged_counts;
+    use super::{merged_chunks, ChunkChanges};
+    use crate::format::counts::{chunk_first, chunks, CountChunk, CHUNK_PAGES};
 
-    #[test]
-    fn merging_applies_changes_in_page_order_and_keeps_counts_above_one() {
-        let stored = vec![(3, 2), (5, 3), (9, 2)];
-        let changes = [(1, 1), (5, -1), (7, 2), (9, -1), (11, 0)];
-        let merged = merged_counts(100, stored, &changes).unwrap();
-        // 1 gains a second parent, 5 keeps two, 7 gains two, 9 falls back to one (not
-        // stored), 11 is unchanged at one; 3 is carried over.
-        assert_eq!(merged, vec![(1, 2), (3, 2), (5, 2), (7, 3)]);
-        assert_eq!(merged_counts(100, vec![(4, 2)], &[]).unwrap(), vec![(4, 2)]);
-        assert_eq!(
-            merged_counts(100, Vec::new(), &[(4, 1)]).unwrap(),
-            vec![(4, 2)]
-        );
+    /// `merged_chunks` over page-level counts and changes (both sorted by page).
+    fn merged(stored: &[(u64, u32)], changes: &[(u64, i32)]) -> crate::Result<Vec<(u64, u32)>> {
+        let mut changed: Vec<(u64, ChunkChanges)> = Vec::new();
+        for &(page, change) in changes {
+            let first = chunk_first(page);
+            if changed.last().is_none_or(|c| c.0 != first) {
+                changed.push((first, [0; CHUNK_PAGES as usize]));
+            }
+            changed.last_mut().unwrap().1[(page - first) as usize] += change;
+        }
+        let out = merged_chunks(100, chunks(stored), &changed)?;
+        Ok(out.iter().flat_map(CountChunk::iter).collect())
     }
 
     #[test]
-    fn merging_a_count_below_one_or_stored_counts_out_of_order_is_corruption() {
-        assert!(merged_counts(100, vec![(4, 2)], &[(4, -2)]).is_err());
-        assert!(merged_counts(100, Vec::new(), &[(4, -1)]).is_err());
-        assert!(merged_counts(100, vec![(5, 2), (4, 2)], &[(9, 1)]).is_err());
-        assert!(merged_counts(100, vec![(5, 2), (5, 3)], &[(9, 1)]).is_err());
+    fn merging_applies_changes_in_page_order_and_keeps_counts_above_one() {
+        let stored = [(3, 2), (5, 3), (9, 2), (70, 2), (200, 4)];
+        let changes = [
+            (1, 1),
+            (5, -1),
+            (7, 2),
+            (9, -1),
+            (11, 0),
+            (70, -1),
+            (130, 1),
+        ];
+        // 1 gains a second parent, 5 keeps two, 7 gains two, 9 falls back to one (not
+        // stored), 11 is unchanged at one; 70's chunk empties and goes; 3 and 200 are carried
+        // over; 130 starts a chunk of its own.
+        let want = vec![(1, 2), (3, 2), (5, 2), (7, 3), (130, 2), (200, 4)];
+        assert_eq!(merged(&stored, &changes).unwrap(), want);
+        assert_eq!(merged(&[(4, 2)], &[]).unwrap(), vec![(4, 2)]);
+        assert_eq!(merged(&[], &[(4, 1)]).unwrap(), vec![(4, 2)]);
+    }
+
+    #[test]
+    fn merging_a_count_below_one_or_stored_chunks_out_of_order_is_corruption() {
+        assert!(merged(&[(4, 2)], &[(4, -2)]).is_err());
+        assert!(merged(&[], &[(4, -1)]).is_err());
+        let mut unordered = chunks(&[(5, 2), (70, 2)]);
+        unordered.reverse();
+        assert!(merged_chunks(100, unordered, &[]).is_err());
+        let twice = [chunks(&[(5, 2)]), chunks(&[(6, 2)])].concat();
+        assert!(merged_chunks(100, twice, &[]).is_err());
     }
 }

@@ -22,9 +22,9 @@ use super::backup_refill::refill_table;
 use crate::btree::share::stored_count_map;
 use crate::btree::traverse::{traverse, Child, Edge, Enter, Target, TreeKind, Visitor};
 use crate::format::copy::move_node;
+use crate::format::counts::{chunk_key, chunks};
 use crate::format::meta::Meta;
 use crate::format::node::NodeView;
-use crate::format::records::{count_key, encode_count};
 use crate::format::{tag, PageId, Ptr};
 use crate::io::{NewFile, Storage};
 use crate::pager::{IdMap, PageSource, ReadPages};
@@ -193,9 +193,12 @@ impl Copier<'_> {
             .map(|(id, n)| (*id, *n))
             .collect();
         shared.sort_unstable();
-        let entries: Vec<(Vec<u8>, Vec<u8>)> = shared
-            .into_iter()
-            .map(|(id, n)| (count_key(id).to_vec(), encode_count(n).to_vec()))
+        let entries: Vec<(Vec<u8>, Vec<u8>)> = chunks(&shared)
+            .iter()
+            .map(|chunk| {
+                let value = chunk.encode();
+                (chunk_key(chunk.first()).to_vec(), value.as_ref().to_vec())
+            })
             .collect();
         self.out.build_tree(&entries, txn)
     }

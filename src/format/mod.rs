@@ -8,6 +8,7 @@
 //! - Every page pointer carries the child's id, its crc32c and the txn that wrote it.
 
 pub mod copy;
+pub mod counts;
 pub mod freemap;
 pub mod meta;
 pub mod node;
@@ -17,7 +18,7 @@ pub mod stream;
 use bytemuck::{Pod, Zeroable};
 
 /// The format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 /// Smallest and largest page sizes (both powers of two).
 pub const MIN_PAGE_SIZE: usize = 4096;
 /// See [`MIN_PAGE_SIZE`].

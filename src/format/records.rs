@@ -1,10 +1,11 @@
 //! Records stored in the system trees: table records (catalog values), root records (the
-//! named snapshots and branches), release-queue entries and reference counts.
+//! named snapshots and branches) and release-queue entries (the refcount tree's entries are
+//! `counts.rs`).
 //!
 //! Invariants: every record has a fixed size checked at compile time; a decoder given the
 //! wrong number of bytes returns `Error::Corrupted` for the page it came from.
 
-use super::{Ptr, PtrDisk, U32Le, U64Le};
+use super::{Ptr, PtrDisk, U64Le};
 use crate::{Error, Result};
 use bytemuck::{Pod, Zeroable};
 
@@ -277,33 +278,6 @@ pub fn decode_release(bytes: &[u8], page: u64) -> Result<(Ptr, Released)> {
         k => return Err(Error::corrupted(page, format!("unknown release kind {k}"))),
     };
     Ok((d.ptr.into(), what))
-}
-
-/// The refcount-tree key of `page`: its id, big-endian, so that keys sort like ids.
-pub fn count_key(page: u64) -> [u8; 8] {
-    page.to_be_bytes()
-}
-
-/// Decodes a refcount-tree key found on `page`.
-pub fn decode_count_key(key: &[u8], page: u64) -> Result<u64> {
-    let bytes: [u8; 8] = key
-        .try_into()
-        .map_err(|_| Error::corrupted(page, "refcount key is not 8 bytes"))?;
-    Ok(u64::from_be_bytes(bytes))
-}
-
-/// Encodes a reference count (refcount-tree value; key: [`count_key`]).
-pub fn encode_count(count: u32) -> [u8; 4] {
-    U32Le::new(count).get().to_le_bytes()
-}
-
-/// Decodes a reference count found on `page`.
-pub fn decode_count(bytes: &[u8], page: u64) -> Result<u32> {
-    let c: U32Le = decode_pod(bytes, page, "refcount")?;
-    if c.get() < 2 {
-        return Err(Error::corrupted(page, "stored reference count below 2"));
-    }
-    Ok(c.get())
 }
 
 #[cfg(test)]
