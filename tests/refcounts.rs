@@ -149,3 +149,38 @@ fn many_counts_at_once_build_and_merge_the_refcount_tree() {
     write(&db, &mut main, "main", &all[..5_000], 9, true);
     assert_eq!(contents(&db, None), main);
 }
+
+/// One page with more than 255 parents: its chunk stores 4-byte counts, beside neighbours
+/// with small counts, and goes back to 1-byte counts when the snapshots go (a decoder
+/// rejects a 4-byte chunk whose counts all fit a byte, so a stale width would fail here).
+#[test]
+fn counts_past_one_byte_widen_their_chunk_and_narrow_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("r.db")).unwrap();
+    let mut main = Model::new();
+    let all: Vec<u64> = (0..3_000).collect();
+    write(&db, &mut main, "main", &all, 1, false);
+    let names: Vec<String> = (0..300).map(|i| format!("s{i:03}")).collect();
+    for name in &names {
+        db.create_snapshot(name).unwrap();
+    }
+    // main's catalog root now has 301 parents; copying it gives its children a second one.
+    write(&db, &mut main, "main", &[1, 2, 3], 2, false);
+    let frozen = contents(&db, Some("s000"));
+    assert_eq!(contents(&db, Some("s299")), frozen);
+    assert_eq!(contents(&db, None), main);
+    let stats = db.stats().unwrap();
+    assert!(stats.live_bytes > 0);
+    for name in &names[..250] {
+        db.delete_snapshot(name).unwrap();
+    }
+    write(&db, &mut main, "main", &[4], 3, false);
+    for name in &names[250..] {
+        assert_eq!(contents(&db, Some(name)), frozen);
+        db.delete_snapshot(name).unwrap();
+    }
+    for _ in 0..4 {
+        write(&db, &mut main, "main", &[5], 4, false);
+    }
+    assert_eq!(contents(&db, None), main);
+}
