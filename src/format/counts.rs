@@ -294,6 +294,29 @@ pub fn chunks(counts: &[(u64, u32)]) -> Vec<CountChunk> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any counts of one chunk encode to a value that decodes back to them, answers every
+        /// single lookup alike, and takes 1-byte counts exactly when all are below 256.
+        #[test]
+        fn any_chunk_round_trips(
+            first in (0u64..1 << 40).prop_map(|p| p * CHUNK_PAGES),
+            counts in proptest::collection::btree_map(0u64..CHUNK_PAGES, 2u32..600, 1..40),
+        ) {
+            let counts: Vec<(u64, u32)> = counts.into_iter().map(|(b, c)| (first + b, c)).collect();
+            let grouped = chunks(&counts);
+            prop_assert_eq!(grouped.len(), 1);
+            let value = grouped[0].encode();
+            let back = CountChunk::decode(first, value.as_ref(), 9).unwrap();
+            prop_assert_eq!(back.iter().collect::<Vec<_>>(), counts.clone());
+            for page in first..first + CHUNK_PAGES {
+                prop_assert_eq!(chunk_count(value.as_ref(), page, 9).unwrap(), back.count(page));
+            }
+            let width = if counts.iter().all(|&(_, c)| c < 256) { 1 } else { 4 };
+            prop_assert_eq!(value.as_ref().len(), 9 + counts.len() * width);
+        }
+    }
 
     #[test]
     fn chunks_round_trip_and_answer_single_lookups() {
