@@ -171,8 +171,10 @@ fn changed_count(tree: u64, page: u64, stored: u32, change: i64) -> Result<u32> 
 
 /// `chunk`'s counts with `changes` (its pages' pending changes) applied.
 fn apply_changes(tree: u64, chunk: &mut CountChunk, changes: &ChunkChanges) -> Result<()> {
-    // Bounded: the 64 pages of a chunk.
-    for (page, &change) in (chunk.first()..).zip(changes) {
+    // Bounded: the 64 pages of a chunk. Offsets, not an open range of ids: the last chunk
+    // ends at u64::MAX, past which a range would step (a damaged pointer can name it).
+    for (bit, &change) in changes.iter().enumerate() {
+        let page = chunk.first() + bit as u64;
         if change != 0 {
             let count = changed_count(tree, page, chunk.count(page), change.into())?;
             chunk.set(page, count);
@@ -478,6 +480,12 @@ mod tests {
         assert_eq!(merged(&stored, &changes).unwrap(), want);
         assert_eq!(merged(&[(4, 2)], &[]).unwrap(), vec![(4, 2)]);
         assert_eq!(merged(&[], &[(4, 1)]).unwrap(), vec![(4, 2)]);
+        // The last chunk of the id space ends at u64::MAX (a damaged pointer can name it).
+        let top = [(u64::MAX - 1, 2), (u64::MAX, 3)];
+        assert_eq!(
+            merged(&top, &[(u64::MAX, 1)]).unwrap(),
+            vec![(u64::MAX - 1, 2), (u64::MAX, 4)]
+        );
     }
 
     #[test]
