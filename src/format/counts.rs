@@ -209,7 +209,8 @@ impl CountChunk {
     /// The chunk's value (it must hold a count).
     pub fn encode(&self) -> ChunkBytes {
         assert!(!self.is_empty(), "chunk {} has no count", self.first);
-        let widest = self.iter().map(|(_, count)| count).max().unwrap_or(0);
+        // Absent pages hold 0: the maximum over all 64 (a vector loop) is the widest count.
+        let widest = self.counts.iter().copied().max().unwrap_or(0);
         let width = width_for(widest);
         let mut out = ChunkBytes {
             len: HEAD_BYTES,
