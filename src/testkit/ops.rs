@@ -470,6 +470,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_value_is_a_prefix_of_its_fills_longest() {
+        for fill in [0u8, 1, 77, 250, 255] {
+            for size in [0u8, 1, 8, 159, 160, 219, 220, 251, 252, 254, 255] {
+                let v = Value { size, fill };
+                assert_eq!(v.slice(), &v.generate(v.len())[..], "{v:?}");
+                assert_eq!(v.bytes().len(), v.len());
+            }
+        }
+    }
+
+    #[test]
     fn plain_of_inverts_the_plain_keys_alone() {
         for n in 0..=255u8 {
             let want = (n < PLAIN_KEYS).then_some(Key(n));
