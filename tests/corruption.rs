@@ -35,7 +35,7 @@ use shadowkv::internals::format::node::NodeView;
 use shadowkv::internals::format::{first_data_page, HEADER_BYTES, META_SLOT_BYTES};
 use shadowkv::internals::io::{MemStorage, Storage};
 use shadowkv::internals::pager::{freemap, ReadPages};
-use shadowkv::testkit::model::ModelKey;
+use shadowkv::testkit::model::{ModelKey, ModelValue};
 use shadowkv::testkit::{show, Kind, Model, TableModel, Tables};
 use shadowkv::{Database, Durability, Error, WriteTxn};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -182,7 +182,8 @@ impl Builder {
 
 fn put(tx: &mut WriteTxn<'_>, tables: &mut Tables, table: &str, key: &[u8], value: &[u8]) {
     tx.open_table(table).unwrap().insert(key, value).unwrap();
-    Arc::make_mut(tables.entry(table.to_string()).or_default()).insert(key.into(), value.to_vec());
+    Arc::make_mut(tables.entry(table.to_string()).or_default())
+        .insert(key.into(), value.to_vec().into());
 }
 
 fn del(tx: &mut WriteTxn<'_>, tables: &mut Tables, table: &str, key: &[u8]) {
@@ -644,7 +645,7 @@ fn read_tables(
                 .push(format!("{label}: len {n}, want {}", model.len())),
             Err(e) => v.error(&label, e),
         }
-        let want: Vec<(&ModelKey, &Vec<u8>)> = model.iter().collect();
+        let want: Vec<(&ModelKey, &ModelValue)> = model.iter().collect();
         match t.iter() {
             Ok(it) => compare_iter(it, want.iter().copied(), &label, "forward", v),
             Err(e) => v.error(&label, e),
@@ -666,7 +667,7 @@ fn get_some(
 ) {
     for (k, want) in model.iter().step_by(every) {
         match t.get(k) {
-            Ok(Some(got)) if got == want.as_slice() => {}
+            Ok(Some(got)) if got == want.as_ref() => {}
             Ok(got) => v
                 .wrong
                 .push(format!("{label}: get({}) = {:?}", show(k), got.map(show))),
@@ -677,14 +678,14 @@ fn get_some(
 
 fn compare_iter<'a, 'b>(
     it: impl Iterator<Item = shadowkv::Result<(&'a [u8], &'a [u8])>>,
-    mut want: impl Iterator<Item = (&'b ModelKey, &'b Vec<u8>)>,
+    mut want: impl Iterator<Item = (&'b ModelKey, &'b ModelValue)>,
     label: &str,
     dir: &str,
     v: &mut Verdict,
 ) {
     for item in it {
         match (item, want.next()) {
-            (Ok((k, val)), Some((wk, wv))) if k == wk.bytes() && val == wv.as_slice() => {}
+            (Ok((k, val)), Some((wk, wv))) if k == wk.bytes() && val == wv.as_ref() => {}
             (Ok((k, val)), w) => {
                 v.wrong.push(format!(
                     "{label} {dir}: got {} = {}, want {:?}",

@@ -208,7 +208,7 @@ fn compare_reports_a_wrong_model() {
     let mut model = Model::new();
     let mut tables = shadowkv::testkit::Tables::new();
     Arc::make_mut(tables.entry("t1".into()).or_default())
-        .insert(b"k".to_vec().into(), b"v".to_vec());
+        .insert(b"k".to_vec().into(), b"v"[..].into());
     model.commit("main", tables, &[]);
     model.create_snapshot("s").unwrap();
     compare(&db, &model).unwrap();
@@ -221,7 +221,7 @@ fn compare_reports_a_wrong_model() {
         .get_mut("t1")
         .map(Arc::make_mut)
         .unwrap()
-        .insert(b"k".to_vec().into(), b"w".to_vec());
+        .insert(b"k".to_vec().into(), b"w"[..].into());
     assert!(compare(&db, &wrong).is_err());
     let mut wrong = model.clone();
     wrong
@@ -513,7 +513,7 @@ fn a_model_print_sees_every_change() {
     assert!(model.unchanged_since(&print));
     let mut tables = Tables::new();
     Arc::make_mut(tables.entry("t".into()).or_default())
-        .insert(b"k".to_vec().into(), b"v".to_vec());
+        .insert(b"k".to_vec().into(), b"v"[..].into());
     model.commit("main", tables, &[]);
     assert!(!model.unchanged_since(&print));
     let print = model.print();
@@ -522,7 +522,7 @@ fn a_model_print_sees_every_change() {
     // Shared with the snapshot: copied.
     let print = model.print();
     assert_eq!(Arc::strong_count(main_t(&mut model)), 2);
-    Arc::make_mut(main_t(&mut model)).insert(b"k2".to_vec().into(), b"w".to_vec());
+    Arc::make_mut(main_t(&mut model)).insert(b"k2".to_vec().into(), b"w"[..].into());
     assert!(!model.unchanged_since(&print));
     let print = model.print();
     model.delete("s", Kind::Snapshot).unwrap();

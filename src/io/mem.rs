@@ -7,7 +7,8 @@
 //!   appends zero chunks, and a shrink zeroes the cut tail).
 //! - A view holds its own list of the chunk `Arc`s as they were when it was taken. A write
 //!   clones only the chunks it touches that a view (or a fork) still shares
-//!   (`Arc::make_mut`), so a view never changes, and taking one costs one `Arc` per chunk
+//!   (`Arc::make_mut`; a write over a whole shared chunk makes a new one instead), so a
+//!   view never changes, and taking one costs one `Arc` per chunk
 //!   rather than a copy of the bytes (a commit takes one; the old whole-vector copy-on-write
 //!   copied the whole file at every commit).
 //! - [`CHUNK`] is a multiple of every page size (`format::MAX_PAGE_SIZE` divides it), so a
@@ -353,8 +354,15 @@ impl Storage for MemStorage {
             if Arc::ptr_eq(&chunks[index], zero) && piece == &zero[..piece.len()] {
                 return; // Zeros over zeros: the shared chunk already says it.
             }
-            // Copies the chunk only when a view or a fork still shares it.
-            Arc::make_mut(&mut chunks[index])[range].copy_from_slice(piece);
+            let chunk = &mut chunks[index];
+            if range.len() == chunk.len() && Arc::strong_count(chunk) > 1 {
+                // A view or a fork shares the chunk and the write covers it: a new chunk of
+                // the written bytes, not a copy of the old one to overwrite.
+                *chunk = Arc::new(piece.to_vec());
+            } else {
+                // Copies the chunk only when a view or a fork still shares it.
+                Arc::make_mut(chunk)[range].copy_from_slice(piece);
+            }
         });
         Ok(())
     }

@@ -395,35 +395,18 @@ fn scan_runs(
     Ok(scan.close())
 }
 
-/// The first run of `n` free pages below `end`, taken; None when there is none.
+/// The first run of `n` free pages below `end`, taken; None when there is none. The bitmaps
+/// are scanned a word at a time ([`scan_runs`]), not a page at a time.
 fn alloc_run_free(pages: &ReadPages, map: &mut Bitmaps, n: u64, end: u64) -> Result<Option<u64>> {
-    let (mut start, mut run) = (0u64, 0u64);
-    let mut id = first_data_page(map.page_size);
-    // Bounded: `id` rises every round up to the end of the file.
-    while id < end {
-        let k = (id / map.bits) as usize;
-        if map.dir[k].free == 0 {
-            run = 0;
-            id = (k as u64 + 1) * map.bits;
-            continue;
-        }
-        if map.is_free(pages, id)? {
-            if run == 0 {
-                start = id;
-            }
-            run += 1;
-            if run == n {
-                for p in start..start + n {
-                    map.take(pages, p)?;
-                }
-                return Ok(Some(start));
-            }
-        } else {
-            run = 0;
-        }
-        id += 1;
+    let lo = first_data_page(map.page_size);
+    let Some((start, len)) = scan_runs(pages, map, lo, end, n, u64::MAX)? else {
+        return Ok(None);
+    };
+    debug_assert!(len >= n && start + n <= end);
+    for p in start..start + n {
+        map.take(pages, p)?;
     }
-    Ok(None)
+    Ok(Some(start))
 }
 
 /// Pages the file grows by at a time when it has `file_pages`. Small steps keep the slack at

@@ -270,37 +270,57 @@ impl WritePager {
                 page_size,
             )?;
         }
-        let mut i = 0;
-        let mut buf: Vec<u8> = Vec::new();
-        while i < writes.len() {
-            let start = writes[i].0;
-            buf.clear();
-            // Counted up to one chunk: a long run is counted again for each of its chunks.
-            let chunk_bytes: usize = writes[i..]
-                .iter()
-                .zip(start..)
-                .take(WRITE_CHUNK_BYTES / page_size)
-                .take_while(|(w, id)| w.0 == *id && w.1.len() <= page_size)
-                .count()
-                * page_size;
-            buf.reserve(chunk_bytes.max(page_size));
-            let mut next = start;
-            // A long run goes out a chunk at a time from one reused buffer: the device sees
-            // the same contiguous range, and a bulk load does not copy its whole size into
-            // fresh memory first (a page fault for every page of it).
-            while i < writes.len() && writes[i].0 == next && buf.len() < WRITE_CHUNK_BYTES {
-                let bytes = writes[i].1;
-                assert!(writes[i].0 < file_pages, "writing past the file");
-                buf.extend_from_slice(bytes);
-                let pages = overflow_pages(bytes.len() as u64, page_size);
-                buf.resize((buf.len()).next_multiple_of(page_size), 0);
-                next += pages;
-                i += 1;
-            }
-            storage.write_at(start * page_size as u64, &buf)?;
-        }
+        write_runs(storage, &writes, file_pages, page_size)?;
         Ok((persisted, file_pages))
     }
+}
+
+/// Writes `writes` (sorted by page, none past `file_pages`) with one `write_at` per run of
+/// contiguous pages, at most [`WRITE_CHUNK_BYTES`] a write: a run of one write whose bytes
+/// fill their pages goes out from where it lies; a longer run, or an overflow run's last
+/// page (padded with zeros), is gathered in one reused buffer first. The device sees the
+/// same contiguous ranges, and a bulk load does not copy its whole size into fresh memory
+/// first (a page fault for every page of it).
+fn write_runs(
+    storage: &dyn Storage,
+    writes: &[(u64, &[u8])],
+    file_pages: u64,
+    page_size: usize,
+) -> Result<()> {
+    let padded = |bytes: &[u8]| overflow_pages(bytes.len() as u64, page_size) as usize * page_size;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut i = 0;
+    // Bounded: every round writes at least one entry of `writes`.
+    while i < writes.len() {
+        let start = writes[i].0;
+        let (mut n, mut bytes, mut next) = (0, 0, start);
+        // Bounded: `n` grows each round, up to the entries left.
+        while i + n < writes.len() && writes[i + n].0 == next && bytes < WRITE_CHUNK_BYTES {
+            assert!(writes[i + n].0 < file_pages, "writing past the file");
+            bytes += padded(writes[i + n].1);
+            next += overflow_pages(writes[i + n].1.len() as u64, page_size);
+            n += 1;
+        }
+        let run = &writes[i..i + n];
+        i += n;
+        if let [(_, only)] = run {
+            if only.len() == bytes {
+                storage.write_at(start * page_size as u64, only)?;
+                continue;
+            }
+        }
+        buf.clear();
+        if buf.capacity() < bytes {
+            // A fresh buffer: growing the old one would copy its stale bytes.
+            buf = Vec::with_capacity(bytes);
+        }
+        for (_, page) in run {
+            buf.extend_from_slice(page);
+            buf.resize(buf.len().next_multiple_of(page_size), 0);
+        }
+        storage.write_at(start * page_size as u64, &buf)?;
+    }
+    Ok(())
 }
 
 /// Writes zeros over the pages of `[from, to)` that `writes` (sorted by page) leaves

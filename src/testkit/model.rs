@@ -6,14 +6,21 @@
 //! returns the [`ErrKind`] the engine must return.
 
 use crate::Error;
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ops::{Bound, Deref};
 use std::sync::{Arc, Weak};
 
 /// One table: key → value.
-pub type TableModel = BTreeMap<ModelKey, Vec<u8>>;
+pub type TableModel = BTreeMap<ModelKey, ModelValue>;
+
+/// A value of the model. The runner's values are made by [`crate::testkit::ops::Value`],
+/// whose bytes lie in tables built once per process (`Value::slice`): the model borrows them,
+/// so an insert, a copy of a table (copy on write, a pinned reader's, a replica's) and a drop
+/// allocate and copy no value (they were a twentieth of the fuzz target's instructions).
+/// Values from elsewhere (tests) are owned.
+pub type ModelValue = Cow<'static, [u8]>;
 
 /// A key of the model: its bytes, in the order of bytes, but compared by their first eight
 /// bytes as one integer before any byte compare, and held inline when they are no more than
@@ -436,10 +443,12 @@ pub type Change = (String, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// The model's difference from `old` to `new`: tables in name order, then keys. (Generic
 /// over the key, so that tests keeping plain `Vec<u8>` keys can use it too.)
-pub fn diff<K: Ord + AsRef<[u8]>, T: Borrow<BTreeMap<K, Vec<u8>>>>(
-    old: &BTreeMap<String, T>,
-    new: &BTreeMap<String, T>,
-) -> Vec<Change> {
+pub fn diff<K, V, T>(old: &BTreeMap<String, T>, new: &BTreeMap<String, T>) -> Vec<Change>
+where
+    K: Ord + AsRef<[u8]>,
+    V: AsRef<[u8]> + PartialEq,
+    T: Borrow<BTreeMap<K, V>>,
+{
     let empty = BTreeMap::new();
     let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
     names.sort();
@@ -456,20 +465,16 @@ pub fn diff<K: Ord + AsRef<[u8]>, T: Borrow<BTreeMap<K, Vec<u8>>>>(
 }
 
 /// One table's changes, by one merge of the two sorted maps (no key searched or sorted).
-fn diff_table<K: Ord + AsRef<[u8]>>(
+fn diff_table<K: Ord + AsRef<[u8]>, V: AsRef<[u8]> + PartialEq>(
     name: &str,
-    a: &BTreeMap<K, Vec<u8>>,
-    b: &BTreeMap<K, Vec<u8>>,
+    a: &BTreeMap<K, V>,
+    b: &BTreeMap<K, V>,
     out: &mut Vec<Change>,
 ) {
     let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
-    let change = |k: &K, x: Option<&Vec<u8>>, y: Option<&Vec<u8>>| {
-        (
-            name.to_string(),
-            k.as_ref().to_vec(),
-            x.cloned(),
-            y.cloned(),
-        )
+    let owned = |v: Option<&V>| v.map(|v| v.as_ref().to_vec());
+    let change = |k: &K, x: Option<&V>, y: Option<&V>| {
+        (name.to_string(), k.as_ref().to_vec(), owned(x), owned(y))
     };
     loop {
         let order = match (a.peek(), b.peek()) {
@@ -503,7 +508,7 @@ pub fn range_of<'m>(
     table: &'m TableModel,
     lo: &Bound<ModelKey>,
     hi: &Bound<ModelKey>,
-) -> Vec<(&'m ModelKey, &'m Vec<u8>)> {
+) -> Vec<(&'m ModelKey, &'m ModelValue)> {
     let crossed = match (lo, hi) {
         (Bound::Included(a), Bound::Included(b)) => a > b,
         (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => {

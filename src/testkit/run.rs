@@ -10,7 +10,7 @@
 
 use super::model::{
     check_key, check_name, range_of, ErrKind, Expect, Kind, Model, ModelKey, ModelPrint,
-    TableModel, Tables,
+    ModelValue, TableModel, Tables,
 };
 use super::ops::{End, Key, Name, Op, RangeSpec, ReadOp, TableName, TxnOp, Value, PLAIN_KEYS};
 use crate::io::{Fingerprint, MemStorage};
@@ -296,7 +296,7 @@ fn compare_entries(
     entries: &TableModel,
     thorough: bool,
 ) -> Result<(), String> {
-    let all: Vec<(&ModelKey, &Vec<u8>)> = entries.iter().collect();
+    let all: Vec<(&ModelKey, &ModelValue)> = entries.iter().collect();
     walk_range(t.iter().map_err(|e| e.to_string())?, &all, 0)?;
     if !thorough {
         return Ok(());
@@ -304,7 +304,7 @@ fn compare_entries(
     walk_range(t.iter().map_err(|e| e.to_string())?, &all, 0xFF)?;
     for (k, v) in entries {
         match t.get(k) {
-            Ok(Some(got)) if got == v.as_slice() => {}
+            Ok(Some(got)) if got == v.as_ref() => {}
             other => {
                 return Err(format!(
                     "get({}) gave {:?}, model has {}",
@@ -786,7 +786,7 @@ fn txn_op(
 /// An operation on one open table that may change it, against its model.
 fn table_op(table: &mut TableMut<'_>, m: &mut TableModel, op: &TxnOp) -> Result<(), String> {
     match op {
-        TxnOp::Insert(_, k, v) => insert(table, m, k.model_key(), v.bytes()),
+        TxnOp::Insert(_, k, v) => insert(table, m, k.model_key(), v.slice()),
         TxnOp::InsertMany(_, start, count, v) => insert_many(table, m, *start, *count, *v),
         TxnOp::Remove(_, k) => {
             let key = k.model_key();
@@ -803,7 +803,7 @@ fn table_read(table: &mut TableMut<'_>, m: &TableModel, op: &TxnOp) -> Result<()
     match op {
         TxnOp::Get(_, k) => {
             let key = k.model_key();
-            let want = m.get(&key).cloned();
+            let want = m.get(&key).map(|v| v.to_vec());
             outcome("get", table_get(table, &key), Ok(want)).map(drop)
         }
         TxnOp::Range(_, spec) => {
@@ -858,10 +858,10 @@ fn insert_many(
     for i in 0..n {
         let (key, value) = (
             start.plain_offset(i).model_key(),
-            v.with_fill_offset(i).bytes(),
+            v.with_fill_offset(i).slice(),
         );
-        outcome("insert", table.insert(&key, &value), Ok(()))?;
-        batch.push((key, value));
+        outcome("insert", table.insert(&key, value), Ok(()))?;
+        batch.push((key, ModelValue::Borrowed(value)));
     }
     if batch.len() < 8 {
         m.extend(batch);
@@ -909,16 +909,16 @@ fn remove_many(
 }
 
 /// Inserts into the table and, when the engine is expected to take it, into the model,
-/// which keeps the bytes (no copy).
+/// which borrows the value's bytes (no copy).
 fn insert(
     table: &mut TableMut<'_>,
     m: &mut TableModel,
     key: ModelKey,
-    value: Vec<u8>,
+    value: &'static [u8],
 ) -> Result<(), String> {
     let want = check_key(&key);
-    if outcome("insert", table.insert(&key, &value), want)?.is_some() {
-        m.insert(key, value);
+    if outcome("insert", table.insert(&key, value), want)?.is_some() {
+        m.insert(key, value.into());
     }
     Ok(())
 }
@@ -942,7 +942,7 @@ fn read_op(rx: &ReadTxn<'_>, tables: &Tables, op: &ReadOp) -> Result<(), String>
             };
             let key = k.model_key();
             let got = table.get(&key).map(|v| v.map(<[u8]>::to_vec));
-            outcome("get", got, Ok(m.get(&key).cloned())).map(drop)
+            outcome("get", got, Ok(m.get(&key).map(|v| v.to_vec()))).map(drop)
         }
         ReadOp::Range(t, spec) => {
             let Some((table, m)) = table(*t)? else {
@@ -971,7 +971,7 @@ fn read_op(rx: &ReadTxn<'_>, tables: &Tables, op: &ReadOp) -> Result<(), String>
                 table.contains_key(&key),
                 Ok(m.contains_key(&key)),
             )?;
-            let pair = |(k, v): (&ModelKey, &Vec<u8>)| (k.to_vec(), v.clone());
+            let pair = |(k, v): (&ModelKey, &ModelValue)| (k.to_vec(), v.to_vec());
             let owned = |e: crate::Result<Option<(&[u8], &[u8])>>| {
                 e.map(|e| e.map(|(k, v)| (k.to_vec(), v.to_vec())))
             };

@@ -9,24 +9,59 @@
 //! Invariants: the buffer holds only entries whose sizes were checked; applying it in a
 //! stable key order makes the last insert of a key win, as it would have unbuffered.
 
-/// Buffered inserts: keys and values packed in one arena.
+/// Buffered inserts: keys and values packed in chunks of memory.
 #[derive(Default)]
 pub struct InsertBuffer {
-    arena: Vec<u8>,
-    /// (offset of the key in `arena`, key length, value length).
-    items: Vec<(usize, u32, u32)>,
+    /// Keys and values, each pair within one chunk. A chunk never grows past the capacity it
+    /// was made with, so nothing buffered is copied again (one arena doubling in place copied
+    /// all it held at each doubling: about the buffered bytes once more).
+    chunks: Vec<Vec<u8>>,
+    /// Bytes buffered, over all chunks.
+    bytes: usize,
+    items: Vec<Item>,
+}
+
+/// Where one buffered insert lies.
+#[derive(Clone, Copy)]
+struct Item {
+    chunk: u32,
+    /// Offset of the key in its chunk; the value follows it.
+    at: u32,
+    key_len: u32,
+    value_len: u32,
 }
 
 /// Flush once this many bytes are buffered.
 pub const FLUSH_BYTES: usize = 256 << 20;
 
+/// The first chunk's capacity; each next one doubles it, up to [`MAX_CHUNK`] (or the one
+/// pair it must hold).
+const FIRST_CHUNK: usize = 4096;
+
+/// The capacity a chunk doubles up to.
+const MAX_CHUNK: usize = 16 << 20;
+
 impl InsertBuffer {
     /// Buffers an insert.
     pub fn push(&mut self, key: &[u8], value: &[u8]) {
-        self.items
-            .push((self.arena.len(), key.len() as u32, value.len() as u32));
-        self.arena.extend_from_slice(key);
-        self.arena.extend_from_slice(value);
+        let need = key.len() + value.len();
+        let room = |c: &Vec<u8>| c.capacity() - c.len() >= need;
+        if !self.chunks.last().is_some_and(room) {
+            let next = self.chunks.last().map_or(FIRST_CHUNK, |c| c.capacity() * 2);
+            self.chunks
+                .push(Vec::with_capacity(next.min(MAX_CHUNK).max(need)));
+        }
+        let chunk_index = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[chunk_index];
+        self.items.push(Item {
+            chunk: chunk_index as u32,
+            at: chunk.len() as u32,
+            key_len: key.len() as u32,
+            value_len: value.len() as u32,
+        });
+        chunk.extend_from_slice(key);
+        chunk.extend_from_slice(value);
+        self.bytes += need;
     }
 
     /// Whether nothing is buffered.
@@ -36,11 +71,17 @@ impl InsertBuffer {
 
     /// Bytes buffered.
     pub fn bytes(&self) -> usize {
-        self.arena.len()
+        self.bytes
     }
 
-    fn key(&self, item: (usize, u32, u32)) -> &[u8] {
-        &self.arena[item.0..item.0 + item.1 as usize]
+    fn key(&self, item: Item) -> &[u8] {
+        let at = item.at as usize;
+        &self.chunks[item.chunk as usize][at..at + item.key_len as usize]
+    }
+
+    fn value(&self, item: Item) -> &[u8] {
+        let at = item.at as usize + item.key_len as usize;
+        &self.chunks[item.chunk as usize][at..at + item.value_len as usize]
     }
 
     /// The buffered inserts in key order, one per key (the last insert of a key wins).
@@ -91,8 +132,7 @@ impl InsertBuffer {
             }) {
                 continue;
             }
-            let k = item.0 + item.1 as usize;
-            out.push((key, &self.arena[k..k + item.2 as usize]));
+            out.push((key, self.value(item)));
         }
         out
     }

@@ -13,11 +13,11 @@ use crate::TableMut;
 type Entry = (Vec<u8>, Vec<u8>);
 
 fn first(m: &TableModel) -> Option<Entry> {
-    m.iter().next().map(|(k, v)| (k.to_vec(), v.clone()))
+    m.iter().next().map(|(k, v)| (k.to_vec(), v.to_vec()))
 }
 
 fn last(m: &TableModel) -> Option<Entry> {
-    m.iter().next_back().map(|(k, v)| (k.to_vec(), v.clone()))
+    m.iter().next_back().map(|(k, v)| (k.to_vec(), v.to_vec()))
 }
 
 fn owned(entry: crate::Result<Option<CowEntry<'_>>>) -> crate::Result<Option<Entry>> {
@@ -49,14 +49,14 @@ pub(super) fn more_op(
                 false => (table.pop_first(), m.pop_first()),
                 true => (table.pop_last(), m.pop_last()),
             };
-            let want = want.map(|(k, v)| (k.into_bytes(), v));
+            let want = want.map(|(k, v)| (k.into_bytes(), v.into_owned()));
             outcome("pop", got, Ok(want)).map(drop)
         }
         MoreOp::Replace(k, v) => {
-            let (key, value) = (k.model_key(), v.bytes());
-            let want = check_key(&key).map(|()| m.get(&key).cloned());
-            if outcome("replace", table.replace(&key, &value), want)?.is_some() {
-                m.insert(key, value);
+            let (key, value) = (k.model_key(), v.slice());
+            let want = check_key(&key).map(|()| m.get(&key).map(|v| v.to_vec()));
+            if outcome("replace", table.replace(&key, value), want)?.is_some() {
+                m.insert(key, value.into());
             }
             Ok(())
         }
@@ -86,7 +86,7 @@ fn retain(
     let doomed = |key: &[u8]| key.last().is_some_and(|b| b % modulus == 0);
     let taken: Vec<Entry> = (m.iter())
         .filter(|(k, _)| doomed(k))
-        .map(|(k, v)| (k.to_vec(), v.clone()))
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
         .collect();
     m.retain(|k, _| !doomed(k));
     if extract {
