@@ -114,8 +114,10 @@ impl WritePager {
     pub fn copy_node(&mut self, ptr: Ptr) -> Result<Ptr> {
         assert!(ptr.txn != self.txn, "copying a dirty page");
         let source = self.committed.node(ptr)?;
-        node::validate(source, ptr.page.0)?;
+        // Copied first, then checked: one sequential read of a page the cache has not seen,
+        // and the check's jumps between slots and entries land in the copy.
         let mut page: Box<[u8]> = source.into();
+        node::validate(&page, ptr.page.0)?;
         // A page rewritten recently is likely to be rewritten again soon (a root, the
         // catalog): it goes with the other hot pages, whose runs then free up whole.
         let heat = if ptr.txn.0 + HOT_WITHIN_TXNS >= self.txn.0 {
