@@ -6,7 +6,7 @@
 //! Invariants (docs/format.md section 9.3):
 //! - A chunk covers the pages `[first, first + 64)`, where `first` is a multiple of 64; its
 //!   key is `first` as 8 big-endian bytes.
-//! - Its value is a [`ChunkHead`] (`width`, `mask`) and then one count for each set bit of
+//! - Its value is a `ChunkHead` (`width`, `mask`) and then one count for each set bit of
 //!   `mask`, in page order, each `width` bytes little-endian; the value is exactly
 //!   `9 + popcount(mask) × width` bytes long.
 //! - `mask` is not zero (a chunk with no count is not stored), every count is 2 or more, and
