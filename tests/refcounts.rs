@@ -49,16 +49,22 @@ fn write(db: &Database, model: &mut Model, branch: &str, keys: &[u64], tag: u8, 
     db.check().unwrap();
 }
 
+/// A fresh database with keys `0..n` written on main in one transaction, and its model.
+fn loaded(n: u64) -> (tempfile::TempDir, Database, Model) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("r.db")).unwrap();
+    let mut main = Model::new();
+    let all: Vec<u64> = (0..n).collect();
+    write(&db, &mut main, "main", &all, 1, false);
+    (dir, db, main)
+}
+
 /// A snapshot, then one transaction that writes a key in nearly every leaf: every shared
 /// branch is copied (each child gains a count) and then nearly every child leaf is copied
 /// too (it loses that count again in the same transaction).
 #[test]
 fn counts_raised_and_dropped_in_one_transaction_cancel() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path().join("r.db")).unwrap();
-    let mut main = Model::new();
-    let all: Vec<u64> = (0..30_000).collect();
-    write(&db, &mut main, "main", &all, 1, false);
+    let (_dir, db, mut main) = loaded(30_000);
     db.create_snapshot("s1").unwrap();
     let frozen = main.clone();
     let every_tenth: Vec<u64> = (0..30_000).step_by(10).collect();
@@ -80,13 +86,9 @@ fn counts_raised_and_dropped_in_one_transaction_cancel() {
 /// and every root compared with its model.
 #[test]
 fn counts_stay_exact_across_snapshots_branches_and_removals() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path().join("r.db")).unwrap();
+    let (_dir, db, mut main) = loaded(8_000);
     let mut rng = common::Rng(4242);
     let mut roots: BTreeMap<String, Model> = BTreeMap::new();
-    let mut main = Model::new();
-    let all: Vec<u64> = (0..8_000).collect();
-    write(&db, &mut main, "main", &all, 1, false);
     db.create_branch("b", "main").unwrap();
     let mut branch = main.clone();
     for round in 0..24u64 {
@@ -124,11 +126,7 @@ fn counts_stay_exact_across_snapshots_branches_and_removals() {
 /// them again; `check()` recounts every parent after each step.
 #[test]
 fn many_counts_at_once_build_and_merge_the_refcount_tree() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path().join("r.db")).unwrap();
-    let mut main = Model::new();
-    let all: Vec<u64> = (0..60_000).collect();
-    write(&db, &mut main, "main", &all, 1, false);
+    let (_dir, db, mut main) = loaded(60_000);
     let mut snapshots = Vec::new();
     for (round, name) in ["s1", "s2", "s3"].into_iter().enumerate() {
         db.create_snapshot(name).unwrap();
@@ -146,7 +144,8 @@ fn many_counts_at_once_build_and_merge_the_refcount_tree() {
     }
     let (name, model) = &snapshots[2];
     assert_eq!(&contents(&db, Some(name)), model);
-    write(&db, &mut main, "main", &all[..5_000], 9, true);
+    let first: Vec<u64> = (0..5_000).collect();
+    write(&db, &mut main, "main", &first, 9, true);
     assert_eq!(contents(&db, None), main);
 }
 
@@ -155,11 +154,7 @@ fn many_counts_at_once_build_and_merge_the_refcount_tree() {
 /// rejects a 4-byte chunk whose counts all fit a byte, so a stale width would fail here).
 #[test]
 fn counts_past_one_byte_widen_their_chunk_and_narrow_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path().join("r.db")).unwrap();
-    let mut main = Model::new();
-    let all: Vec<u64> = (0..3_000).collect();
-    write(&db, &mut main, "main", &all, 1, false);
+    let (_dir, db, mut main) = loaded(3_000);
     let names: Vec<String> = (0..300).map(|i| format!("s{i:03}")).collect();
     for name in &names {
         db.create_snapshot(name).unwrap();

@@ -24,7 +24,8 @@ use super::node_at;
 use super::traverse::{targets, traverse, Child, Edge, Enter, TreeKind, Visitor};
 use super::write::{modify_with_finger, Finger};
 use crate::format::counts::{
-    chunk_count, chunk_first, chunk_key, chunks, decode_chunk_key, CountChunk, CHUNK_PAGES,
+    chunk_count, chunk_first, chunk_key, chunk_offset, chunks, decode_chunk_key, CountChunk,
+    CHUNK_PAGES,
 };
 use crate::format::node::{LeafValue, NodeView};
 use crate::format::Ptr;
@@ -48,11 +49,6 @@ pub struct Refcounts {
 /// The pending changes of one chunk's counts, by page within it.
 type ChunkChanges = [i32; CHUNK_PAGES as usize];
 
-/// The position of `page` within its chunk.
-fn bit(page: u64) -> usize {
-    (page - chunk_first(page)) as usize
-}
-
 impl Refcounts {
     /// The counts stored in the refcount tree at `root`, with nothing pending.
     pub fn new(root: Ptr) -> Refcounts {
@@ -67,7 +63,7 @@ impl Refcounts {
         let change = self
             .pending
             .get(&chunk_first(page))
-            .map_or(0, |c| c[bit(page)]);
+            .map_or(0, |c| c[chunk_offset(page)]);
         changed_count(
             self.root.page.0,
             page,
@@ -82,7 +78,7 @@ impl Refcounts {
             .pending
             .entry(chunk_first(page))
             .or_insert([0; CHUNK_PAGES as usize]);
-        &mut chunk[bit(page)]
+        &mut chunk[chunk_offset(page)]
     }
 
     /// Adds one reference to `page`.
@@ -445,7 +441,7 @@ pub fn release_overflow(
 #[cfg(test)]
 mod tests {
     use super::{merged_chunks, ChunkChanges};
-    use crate::format::counts::{chunk_first, chunks, CountChunk, CHUNK_PAGES};
+    use crate::format::counts::{chunk_first, chunk_offset, chunks, CountChunk, CHUNK_PAGES};
 
     /// `merged_chunks` over page-level counts and changes (both sorted by page).
     fn merged(stored: &[(u64, u32)], changes: &[(u64, i32)]) -> crate::Result<Vec<(u64, u32)>> {
@@ -455,7 +451,7 @@ mod tests {
             if changed.last().is_none_or(|c| c.0 != first) {
                 changed.push((first, [0; CHUNK_PAGES as usize]));
             }
-            changed.last_mut().unwrap().1[(page - first) as usize] += change;
+            changed.last_mut().unwrap().1[chunk_offset(page)] += change;
         }
         let out = merged_chunks(100, chunks(stored), &changed)?;
         Ok(out.iter().flat_map(CountChunk::iter).collect())

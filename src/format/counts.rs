@@ -43,6 +43,11 @@ pub fn chunk_first(page: u64) -> u64 {
     page & !(CHUNK_PAGES - 1)
 }
 
+/// Where `page` lies within its chunk: the bit of the mask and the index of the count.
+pub fn chunk_offset(page: u64) -> usize {
+    (page - chunk_first(page)) as usize
+}
+
 /// The refcount-tree key of the chunk starting at `first`: big-endian, so keys sort like ids.
 pub fn chunk_key(first: u64) -> [u8; 8] {
     debug_assert_eq!(first, chunk_first(first));
@@ -105,7 +110,7 @@ fn count_at(value: &[u8], width: usize, index: usize) -> u32 {
 /// it: 1 when the chunk stores none. Reads the head and the one count, not the whole chunk.
 pub fn chunk_count(value: &[u8], page: u64, tree: u64) -> Result<u32> {
     let (width, mask) = read_head(value, tree)?;
-    let bit = page - chunk_first(page);
+    let bit = chunk_offset(page);
     if mask & (1 << bit) == 0 {
         return Ok(1);
     }
@@ -239,7 +244,7 @@ impl CountChunk {
             self.first,
             "page {page} outside the chunk"
         );
-        (page - self.first) as usize
+        chunk_offset(page)
     }
 }
 

@@ -289,7 +289,6 @@ fn write_runs(
     file_pages: u64,
     page_size: usize,
 ) -> Result<()> {
-    let padded = |bytes: &[u8]| overflow_pages(bytes.len() as u64, page_size) as usize * page_size;
     let mut buf: Vec<u8> = Vec::new();
     let mut i = 0;
     // Bounded: every round writes at least one entry of `writes`.
@@ -299,8 +298,9 @@ fn write_runs(
         // Bounded: `n` grows each round, up to the entries left.
         while i + n < writes.len() && writes[i + n].0 == next && bytes < WRITE_CHUNK_BYTES {
             assert!(writes[i + n].0 < file_pages, "writing past the file");
-            bytes += padded(writes[i + n].1);
-            next += overflow_pages(writes[i + n].1.len() as u64, page_size);
+            let pages = overflow_pages(writes[i + n].1.len() as u64, page_size);
+            bytes += pages as usize * page_size;
+            next += pages;
             n += 1;
         }
         let run = &writes[i..i + n];
