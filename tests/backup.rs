@@ -7,9 +7,9 @@ mod common;
 mod storage;
 
 use common::{Model, Rng};
-use shadowkv::internals::format::meta::{Meta, META_BYTES};
+use shadowkv::internals::format::meta::Meta;
 use shadowkv::internals::format::records::RootRecord;
-use shadowkv::internals::format::{Ptr, META_SLOT_BYTES};
+use shadowkv::internals::format::Ptr;
 use shadowkv::internals::io::{MemStorage, Storage};
 use shadowkv::internals::pager::ReadPages;
 use shadowkv::{CheckReport, Database, Durability, Error};
@@ -43,12 +43,11 @@ fn dump(db: &Database) -> Dump {
     out
 }
 
-/// The newest meta of a file's bytes.
+/// The newest meta of a file's bytes (the one an open chooses).
 fn newest_meta(bytes: &[u8]) -> Meta {
-    (0..2)
-        .filter_map(|slot| Meta::decode(&bytes[slot * META_SLOT_BYTES..][..META_BYTES]).ok())
-        .max_by_key(|m| m.txn)
+    shadowkv::testkit::newest_meta(&MemStorage::from_bytes(bytes.to_vec()))
         .expect("a valid meta")
+        .1
 }
 
 /// Every root record of the newest state of the file at `path`, catalog pointers cleared.

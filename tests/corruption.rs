@@ -30,7 +30,7 @@ mod common;
 
 use common::Rng;
 use shadowkv::internals::btree::traverse::{traverse, Child, Edge, Enter, TreeKind, Visitor};
-use shadowkv::internals::format::meta::{Meta, META_BYTES};
+use shadowkv::internals::format::meta::META_BYTES;
 use shadowkv::internals::format::node::NodeView;
 use shadowkv::internals::format::{first_data_page, HEADER_BYTES, META_SLOT_BYTES};
 use shadowkv::internals::io::{MemStorage, Storage};
@@ -306,22 +306,16 @@ struct Roles {
     /// Bytes of each page that a root reaches (0 for free and pending pages; the value's
     /// length on the last page of an overflow run; the whole page otherwise).
     live_bytes: Vec<usize>,
-    /// The slot of the newest meta.
-    newest_slot: usize,
+    /// Where the newest meta lies (a slot, or a meta page of the commit chain).
+    meta_at: usize,
     newest_txn: u64,
 }
 
 impl Roles {
     fn of(bytes: &[u8]) -> Roles {
-        let metas: Vec<(usize, Meta)> = (0..2)
-            .filter_map(|s| {
-                Meta::decode(&bytes[s * META_SLOT_BYTES..s * META_SLOT_BYTES + META_BYTES])
-                    .ok()
-                    .map(|m| (s, m))
-            })
-            .collect();
-        let (newest_slot, meta) = *metas.iter().max_by_key(|(_, m)| m.txn).unwrap();
         let storage = MemStorage::from_bytes(bytes.to_vec());
+        let (meta_at, meta) = shadowkv::testkit::newest_meta(&storage).unwrap();
+        let chain = shadowkv::testkit::chain_pages(&storage).unwrap();
         let view = storage.view(bytes.len() as u64).unwrap();
         let pages = ReadPages::new(view, bytes.len() as u64, PS, true);
         let n = meta.file_pages as usize;
@@ -349,6 +343,14 @@ impl Roles {
         for p in &loaded.pending {
             live[p.page as usize] = 0;
         }
+        // A meta page of the commit chain: its meta is checked, the zeros after it are not.
+        for page in chain {
+            live[page as usize] = META_BYTES;
+        }
+        // The page reserved for the next meta holds nothing yet.
+        if meta.next_meta != 0 {
+            live[meta.next_meta as usize] = 0;
+        }
         // Overflow runs: only the value's bytes are covered by its checksum.
         let mut runs = Runs {
             seen: HashSet::new(),
@@ -370,15 +372,14 @@ impl Roles {
         }
         Roles {
             live_bytes: live,
-            newest_slot,
+            meta_at: meta_at as usize,
             newest_txn: meta.txn,
         }
     }
 
     /// Whether damage to bytes `[start, end)` must be reported (or fall back).
     fn must_detect(&self, start: usize, end: usize) -> bool {
-        let meta_at = self.newest_slot * META_SLOT_BYTES;
-        if start < meta_at + META_BYTES && end > meta_at {
+        if start < self.meta_at + META_BYTES && end > self.meta_at {
             return true;
         }
         let first = start / PS;

@@ -893,18 +893,6 @@ fn crash_twice() {
     assert_clean(tallies);
 }
 
-/// Builds the image of `ops` applied to `initial` with the writes at the given indices
-/// dropped.
-fn image_without(initial: &[u8], ops: &[Op], dropped: &[usize]) -> Vec<u8> {
-    let mut bytes = initial.to_vec();
-    for (i, op) in ops.iter().enumerate() {
-        if !dropped.contains(&i) {
-            storage::apply_op(&mut bytes, op);
-        }
-    }
-    bytes
-}
-
 /// One put in its own transaction.
 fn put(db: &Database, table: &str, key: &[u8], value: &[u8], durability: Durability) {
     let mut tx = db.begin_write().unwrap();
@@ -954,7 +942,7 @@ fn lost_commit_stays_lost_after_second_crash() {
             continue;
         }
         // Crash 1: one page write of commit 2 never reached the disk.
-        let image1 = image_without(&initial, &ops1, &[lost]);
+        let image1 = storage::image_without(&initial, &ops1, &[lost]);
         let db = Database::options()
             .durability(Durability::Eventual)
             .open_storage(Arc::new(MemStorage::from_bytes(image1.clone())))
@@ -973,11 +961,8 @@ fn lost_commit_stays_lost_after_second_crash() {
         put(&db, "t", b"b", b"v", Durability::Eventual);
         drop(db);
         let ops2 = rec2.log();
-        let meta_write = ops2
-            .iter()
-            .rposition(|op| matches!(op, Op::Write { offset, .. } if *offset < 8192))
-            .unwrap();
-        let image2 = image_without(&image1, &ops2, &[meta_write]);
+        let meta_write = ops2.iter().rposition(writes_a_meta).unwrap();
+        let image2 = storage::image_without(&image1, &ops2, &[meta_write]);
         let db = Database::options()
             .open_storage(Arc::new(MemStorage::from_bytes(image2)))
             .unwrap();
@@ -991,6 +976,11 @@ fn lost_commit_stays_lost_after_second_crash() {
         );
     }
     assert!(tried > 0, "no lost page made crash 1 fall back to commit 1");
+}
+
+/// Whether `op` writes a meta: into a slot, or a meta page of the commit chain.
+fn writes_a_meta(op: &Op) -> bool {
+    matches!(op, Op::Write { offset, data } if storage::writes_a_meta(*offset, data))
 }
 
 /// The bytes that `op` writes to page `page` (with their offset), if it writes it.
@@ -1032,7 +1022,7 @@ fn lost_commit_stays_lost_after_torn_pages() {
                 storage::apply_op(&mut image1, op);
                 if j == i {
                     let start = (page * PAGE) as usize;
-                    let before = image_without(&initial, &ops1[..i], &[]);
+                    let before = storage::image_without(&initial, &ops1[..i], &[]);
                     let old = before
                         .get(start + SECTOR..start + PAGE as usize)
                         .map_or(vec![0; PAGE as usize - SECTOR], <[u8]>::to_vec);

@@ -15,7 +15,6 @@ mod common;
 #[path = "common/storage.rs"]
 mod storage;
 
-use shadowkv::internals::format::META_REGION_BYTES;
 use shadowkv::internals::io::MemStorage;
 use shadowkv::{Database, Durability, Error};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -173,18 +172,15 @@ fn run(sc: Scenario, base: &[u8]) -> Outcome {
                 );
                 failed_steps += 1;
                 // A failed sync poisons (the kernel may have dropped the pages), and so does
-                // a failed meta write (the slot's bytes are unknown); a failed write of pages
-                // or length change does not.
-                let meta_write = matches!(
-                    faulty.last_failed(),
-                    Some((OpKind::Write, offset)) if offset < META_REGION_BYTES
-                );
+                // a failed write of a meta, into a slot or with its run of pages (its bytes
+                // are unknown); a failed write of pages alone or length change does not.
+                let meta_write = matches!(faulty.last_failed(), Some((OpKind::Write, _)))
+                    && faulty.last_failed_wrote_meta();
                 if matches!(faulty.last_failed(), Some((OpKind::Sync, _))) || meta_write {
                     poisoned = true;
-                    if !meta_write {
-                        // The failed commit's bytes reached the storage; a reopen may find it.
-                        unsynced = Some(world.after(&step));
-                    }
+                    // The failed commit's bytes reached the storage (a short write of a meta
+                    // page may land the whole meta); a reopen may find it.
+                    unsynced = Some(world.after(&step));
                 }
                 // Nothing of the failed step is visible; the database still checks.
                 verify(&db, &world).unwrap_or_else(|e| panic!("{}: after the fault: {e}", here()));

@@ -281,10 +281,7 @@ fn used_bytes_does_not_underflow() {
 fn stats_do_not_underflow_on_bad_meta_counts() {
     use shadowkv::internals::format::meta::Meta;
     let mut bytes = small_database(false);
-    let slot = (0..2)
-        .max_by_key(|s| Meta::decode(&bytes[s * 4096..]).map_or(0, |m| m.txn))
-        .unwrap();
-    let at = slot * 4096;
+    let at = newest_meta_at(&bytes);
     let file_pages = Meta::decode(&bytes[at..]).unwrap().file_pages;
     bytes[at + 140..at + 148].copy_from_slice(&(file_pages + 1).to_le_bytes()); // free_count
     fuzz::fix_meta_checksums(&mut bytes);
@@ -338,17 +335,15 @@ fn freemap_count_does_not_overflow() {
     use shadowkv::internals::format::meta::{Meta, META_BYTES};
     use shadowkv::internals::format::{checksum, U32Le};
     let mut bytes = small_database(false);
-    let slot = (0..2)
-        .max_by_key(|s| Meta::decode(&bytes[s * 4096..]).map_or(0, |m| m.txn))
-        .unwrap();
-    let mut meta = Meta::decode(&bytes[slot * 4096..]).unwrap();
+    let at = newest_meta_at(&bytes);
+    let mut meta = Meta::decode(&bytes[at..]).unwrap();
     let at = meta.free_dir.page.0 as usize * 4096;
     let page = &mut bytes[at..at + 4096];
     let mut entry: DirEntry = chain_entry(page, 0).unwrap();
     entry.free_count = U32Le::new(u32::MAX);
     set_chain_entry(page, 0, entry);
     meta.free_dir.crc = checksum(page);
-    bytes[slot * 4096..slot * 4096 + META_BYTES].copy_from_slice(&meta.encode());
+    bytes[at..at + META_BYTES].copy_from_slice(&meta.encode());
     let db = Database::options()
         .verify_reads(true)
         .open_storage(Arc::new(MemStorage::from_bytes(bytes)))
@@ -372,12 +367,10 @@ fn freemap_count_does_not_overflow() {
 fn txn_id_does_not_wrap_at_the_maximum() {
     use shadowkv::internals::format::meta::{Meta, META_BYTES};
     let mut bytes = small_database(false);
-    let slot = (0..2)
-        .max_by_key(|s| Meta::decode(&bytes[s * 4096..]).map_or(0, |m| m.txn))
-        .unwrap();
-    let mut meta = Meta::decode(&bytes[slot * 4096..]).unwrap();
+    let at = newest_meta_at(&bytes);
+    let mut meta = Meta::decode(&bytes[at..]).unwrap();
     meta.txn = u64::MAX;
-    bytes[slot * 4096..slot * 4096 + META_BYTES].copy_from_slice(&meta.encode());
+    bytes[at..at + META_BYTES].copy_from_slice(&meta.encode());
     let storage = Arc::new(MemStorage::from_bytes(bytes));
     let db = Database::options()
         .verify_reads(true)
@@ -471,4 +464,10 @@ fn roots_walk_cycle_body() {
         Ok(_) => {}
         Err(e) => assert!(matches!(e, shadowkv::Error::Corrupted { .. }), "{e}"),
     }
+}
+
+/// Where the newest meta of a file's bytes lies (a slot, or a meta page of the commit chain).
+fn newest_meta_at(bytes: &[u8]) -> usize {
+    let storage = MemStorage::from_bytes(bytes.to_vec());
+    shadowkv::testkit::newest_meta(&storage).unwrap().0 as usize
 }

@@ -2,8 +2,8 @@
 //!
 //! The allocator takes a transaction's pages from runs of free pages (hot pages, which the
 //! next commits replace, apart from cold ones), so a durable single-entry commit is a couple
-//! of sequential writes plus the meta rather than one write per page. The file grows only
-//! while at most an eighth of it is free.
+//! of sequential writes, its meta in the hot run's, rather than one write per page. The file
+//! grows only while at most an eighth of it is free.
 
 mod common;
 #[path = "common/storage.rs"]
@@ -22,8 +22,8 @@ fn key(rng: &mut Rng) -> [u8; 16] {
     k
 }
 
-/// Runs of contiguous page writes (outside the meta region, and not the zeros that fill a
-/// growth) between each pair of syncs from log index `from`.
+/// Runs of contiguous writes (the meta's included, not the zeros that fill a growth) between
+/// each pair of syncs from log index `from`.
 fn runs_per_commit(log: &[Op], from: usize) -> Vec<usize> {
     let mut counts = Vec::new();
     let mut current = 0;
@@ -32,9 +32,7 @@ fn runs_per_commit(log: &[Op], from: usize) -> Vec<usize> {
     let mut run_end = None;
     for op in &log[from..] {
         match op {
-            Op::Write { offset, data }
-                if *offset >= META_REGION_BYTES && data.iter().any(|&b| b != 0) =>
-            {
+            Op::Write { offset, data } if data.iter().any(|&b| b != 0) => {
                 if run_end != Some(*offset) {
                     current += 1;
                 }
@@ -95,12 +93,14 @@ fn single_commits_write_few_runs_and_the_file_stays_bounded() {
     }
     db.check().unwrap();
     // A commit touches about ten pages: the table's path, the catalog, the roots and the free
-    // map. Scattered, that would be about ten writes; in runs it is two or three.
+    // map, and the meta. Scattered, that would be about eleven writes; in runs it is two or
+    // three, the meta in the hot run's (a slot write every MAX_CHAIN commits). With the meta
+    // in a slot of its own this was 3.55 on average.
     counts.sort_unstable();
     let median = counts[counts.len() / 2];
     let mean = counts.iter().sum::<usize>() as f64 / counts.len() as f64;
     assert!(
-        median <= 3 && mean < 4.0,
+        median <= 3 && mean < 3.2,
         "writes per commit: median {median}, mean {mean:.2}, max {}",
         counts.last().unwrap()
     );

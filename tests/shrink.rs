@@ -2,8 +2,7 @@
 //! ceiling, moving free-map pages out of a region, and releasing every releasable pending page
 //! after a reopen.
 
-use shadowkv::internals::format::meta::{Meta, META_BYTES};
-use shadowkv::internals::format::META_SLOT_BYTES;
+use shadowkv::internals::format::meta::Meta;
 use shadowkv::internals::io::{MemStorage, Storage};
 use shadowkv::internals::pager::freemap::{self, is_ceiling_reached, Heat};
 use shadowkv::internals::pager::ReadPages;
@@ -21,15 +20,9 @@ fn value(i: u32) -> Vec<u8> {
     vec![i as u8; 5000]
 }
 
-/// The newest meta in the storage.
+/// The newest meta in the storage (the one an open chooses).
 fn meta_of(mem: &MemStorage) -> Meta {
-    let bytes = mem.to_bytes();
-    (0..2)
-        .filter_map(|s| {
-            Meta::decode(&bytes[s * META_SLOT_BYTES..s * META_SLOT_BYTES + META_BYTES]).ok()
-        })
-        .max_by_key(|m| m.txn)
-        .unwrap()
+    shadowkv::testkit::newest_meta(mem).unwrap().1
 }
 
 fn pages_of(mem: &MemStorage, meta: &Meta) -> ReadPages {

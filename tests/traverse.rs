@@ -8,9 +8,8 @@ mod common;
 use shadowkv::internals::btree::traverse::{
     traverse, Child, Edge, Enter, Target, TreeKind, Visitor,
 };
-use shadowkv::internals::format::meta::{Meta, META_BYTES};
 use shadowkv::internals::format::node::{set_child, NodeView};
-use shadowkv::internals::format::{PageId, Ptr, META_SLOT_BYTES};
+use shadowkv::internals::format::{PageId, Ptr};
 use shadowkv::internals::io::{MemStorage, Storage};
 use shadowkv::internals::pager::{overflow_pages, ReadPages};
 use shadowkv::Database;
@@ -113,10 +112,9 @@ fn a_post_order_copy_reaches_every_live_page_once() {
     drop(db);
 
     let bytes = std::fs::read(&path).unwrap();
-    let meta = (0..2)
-        .filter_map(|s| Meta::decode(&bytes[s * META_SLOT_BYTES..][..META_BYTES]).ok())
-        .max_by_key(|m| m.txn)
-        .unwrap();
+    let meta = shadowkv::testkit::newest_meta(&MemStorage::from_bytes(bytes.clone()))
+        .unwrap()
+        .1;
     let page_size = meta.page_size as usize;
     let storage = MemStorage::from_bytes(bytes);
     let len = storage.len().unwrap();

@@ -84,6 +84,9 @@ fn write_copy(state: &Committed, out: &dyn Storage) -> Result<()> {
             free_count: 0,
             pending_count: 0,
             release_seq: meta.release_seq,
+            // The copy's first commit writes a slot.
+            next_meta: 0,
+            prev_checksum: 0,
         })
     })
 }

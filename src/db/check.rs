@@ -122,6 +122,11 @@ pub fn check(state: &Committed, progress: &mut dyn FnMut(u64, u64)) -> Result<Ch
     };
     let first_data = format::first_data_page(page_size);
     acc.mark(0, first_data, META)?;
+    // The commit chain's meta pages and the page reserved for the next one.
+    let reserved = (meta.next_meta != 0).then_some(meta.next_meta);
+    for page in state.chain.iter().map(|&(page, _)| page).chain(reserved) {
+        acc.mark(page, 1, META)?;
+    }
     check_free_map(state, &mut acc)?;
 
     let mut walker = Walker {

@@ -18,7 +18,7 @@ mod compact_refill;
 mod listing;
 mod pages;
 mod receive;
-mod recover;
+pub(crate) mod recover;
 mod send;
 mod stats;
 

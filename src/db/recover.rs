@@ -20,8 +20,10 @@ use crate::format::{self, tag, Ptr, FORMAT_VERSION, META_SLOT_BYTES};
 use crate::io::Storage;
 use crate::pager::chain::Chain;
 use crate::pager::{ReadPages, SearchStarts};
+use crate::txn::commit::MAX_CHAIN;
 use crate::txn::Committed;
 use crate::{Error, Result};
+use std::sync::Arc;
 
 /// Writes the first meta of a new, empty file and syncs it.
 pub fn create(storage: &dyn Storage, page_size: usize) -> Result<()> {
@@ -39,21 +41,35 @@ pub fn create(storage: &dyn Storage, page_size: usize) -> Result<()> {
     Ok(())
 }
 
-/// Reads both slots and returns the state to open, verified, and the highest txn id any slot
-/// with a valid checksum carries. New commits must number above that id: a newer meta that
-/// failed verification stays in its slot until overwritten, and it must never verify later
-/// (a redo could rewrite its missing pages byte for byte if it reused its txn ids).
-/// With `read_only`, nothing is written (see the module's invariants).
+/// Reads both slots and returns the state to open, verified, and the highest txn id any meta
+/// with a valid checksum carries (a slot's, or a link's of the chain that slot starts). New
+/// commits must number above that id: a newer meta that failed verification stays where it
+/// is until overwritten, and it must never verify later (a redo could rewrite its missing
+/// pages byte for byte if it reused its txn ids). With `read_only`, nothing is written (see
+/// the module's invariants).
 pub fn recover(storage: &dyn Storage, verify: bool, read_only: bool) -> Result<(Committed, u64)> {
     let len_bytes = storage.len()?;
     let mut slots = read_slots(storage, len_bytes)?;
     slots.sort_by_key(|(_, m)| std::cmp::Reverse(m.txn));
-    let highest_txn = slots.first().map_or(0, |(_, m)| m.txn);
+    let mut highest_txn = slots.first().map_or(0, |(_, m)| m.txn);
     let mut first_error = None;
-    for (slot, meta) in slots {
-        let retire = (!read_only).then_some(highest_txn);
-        match open_slot(storage, len_bytes, slot, meta, verify, retire)? {
-            Ok(committed) => return Ok((committed, highest_txn)),
+    for &(slot, meta) in &slots {
+        let links = read_links(storage, len_bytes, &meta)?;
+        highest_txn = highest_txn.max(links.last().map_or(0, |(_, link)| link.txn));
+        match choose(storage, len_bytes, slot, meta, &links, verify)? {
+            Ok(state) => {
+                let rejected = Rejected {
+                    slot: slots
+                        .iter()
+                        .any(|(s, m)| *s != slot && m.txn > state.meta.txn),
+                    link: links.len() > state.chain.len(),
+                };
+                if read_only {
+                    return Ok((state, highest_txn));
+                }
+                retire(storage, &state, &meta, rejected)?;
+                return Ok((state, highest_txn));
+            }
             Err(e) => {
                 first_error.get_or_insert(e);
             }
@@ -135,48 +151,133 @@ fn not_a_database(storage: &dyn Storage, len_bytes: u64) -> Error {
     }
 }
 
-/// The state of one slot's meta, verified: `Ok(Err(e))` when its commit fails verification
-/// (the caller tries the other slot), `Err` when the open must fail. The other slot is
-/// retired when `retire` is the highest txn of a slot and that is above `meta.txn` (`None`,
-/// read-only: never).
-fn open_slot(
+/// The newest state of the chain a slot starts (its meta `anchor`, then `links`) whose
+/// commit verifies: `Ok(Err(e))` when none does (the caller tries the other slot), `Err`
+/// when the open must fail. Only the state chosen is verified, as a slot's always was: what
+/// it reaches was durable before its `durable_txn` and is verified after it; and the pages
+/// of a durable state are never reused before a newer state is durable, which then verifies.
+///
+/// The newest state must fit the file: growth is made durable before any meta refers to it,
+/// so no crash leaves a valid meta pointing past the end, and the file was cut short
+/// (`Truncated`, with no fallback). An older one may not: a later durable commit shrank the
+/// file, and it is chosen, never an older one.
+fn choose(
     storage: &dyn Storage,
     len_bytes: u64,
     slot: u8,
-    meta: Meta,
+    anchor: Meta,
+    links: &[(u64, Meta)],
     verify: bool,
-    retire: Option<u64>,
 ) -> Result<Result<Committed>> {
-    let page_size = meta.page_size as usize;
-    let needed_bytes = meta.file_pages.saturating_mul(page_size as u64);
-    if needed_bytes > len_bytes {
-        // Growth is made durable before any meta refers to it, so no crash leaves a valid
-        // meta pointing past the end: the file was cut short.
-        return Err(Error::Truncated {
-            len_bytes,
-            needed_bytes,
-        });
+    let page_size = anchor.page_size as usize;
+    let mut first_error = None;
+    // Bounded: one round per link, and the anchor.
+    for n in (0..=links.len()).rev() {
+        let meta = if n == 0 { anchor } else { links[n - 1].1 };
+        let needed_bytes = meta.file_pages.saturating_mul(page_size as u64);
+        if needed_bytes > len_bytes {
+            let truncated = Error::Truncated {
+                len_bytes,
+                needed_bytes,
+            };
+            if n == links.len() {
+                return Err(truncated);
+            }
+            first_error.get_or_insert(truncated);
+            continue;
+        }
+        let pages = ReadPages::new(storage.view(needed_bytes)?, needed_bytes, page_size, verify);
+        if let Err(e) = verify_commit(&pages, &meta) {
+            first_error.get_or_insert(e);
+            continue;
+        }
+        let main = crate::txn::roots::main_record(&pages, meta.roots)?;
+        let chain = links[..n]
+            .iter()
+            .map(|(id, link)| (*id, link.txn))
+            .collect();
+        return Ok(Ok(Committed {
+            meta,
+            slot,
+            pages,
+            main,
+            starts: SearchStarts::default(),
+            chain: Arc::new(chain),
+        }));
     }
-    let pages = ReadPages::new(storage.view(needed_bytes)?, needed_bytes, page_size, verify);
-    if let Err(e) = verify_commit(&pages, &meta) {
-        return Ok(Err(e));
+    Ok(Err(first_error.expect("the anchor was tried")))
+}
+
+/// Newer metas than the chosen state's whose checksums hold but whose commits failed
+/// verification.
+struct Rejected {
+    /// The other slot holds one.
+    slot: bool,
+    /// A link of the chosen state's chain follows it.
+    link: bool,
+}
+
+/// Retires the rejected metas: none may verify later (a redo could rewrite its missing
+/// sectors byte for byte), so, durably and before anything else runs, the chosen state's
+/// `anchor` overwrites a rejected slot (both slots then start the chain that reaches the
+/// chosen state, until the next anchor writes the other one), and zeros overwrite the meta of
+/// the first rejected link (the meta page the chosen state names, so the rejected links
+/// behind it are out of reach; the next commit writes its own meta there).
+fn retire(
+    storage: &dyn Storage,
+    state: &Committed,
+    anchor: &Meta,
+    rejected: Rejected,
+) -> Result<()> {
+    if rejected.link {
+        let at = state.meta.next_meta * state.meta.page_size as u64;
+        storage.write_at(at, &[0u8; META_BYTES])?;
     }
-    let main = crate::txn::roots::main_record(&pages, meta.roots)?;
-    if retire.is_some_and(|highest_txn| meta.txn < highest_txn) {
-        // A newer meta with a valid checksum failed verification. It must never verify
-        // later (a redo could rewrite its missing sectors byte for byte), so the chosen meta
-        // overwrites it, durably, before anything else runs.
-        let other = 1 - slot;
-        storage.write_at(other as u64 * META_SLOT_BYTES as u64, &meta.encode())?;
+    if rejected.slot {
+        let other = 1 - state.slot;
+        storage.write_at(other as u64 * META_SLOT_BYTES as u64, &anchor.encode())?;
+    }
+    if rejected.slot || rejected.link {
         storage.sync()?;
     }
-    Ok(Ok(Committed {
-        meta,
-        slot,
-        pages,
-        main,
-        starts: SearchStarts::default(),
-    }))
+    Ok(())
+}
+
+/// The links of the chain after `anchor`, oldest first: the meta page each meta names, while
+/// that page holds a meta that links to it (its `prev_checksum`, a higher txn, the same page
+/// size) and fits its file (which may be longer than the file: see `choose`). At most
+/// [`MAX_CHAIN`].
+fn read_links(storage: &dyn Storage, len_bytes: u64, anchor: &Meta) -> Result<Vec<(u64, Meta)>> {
+    let page_size = anchor.page_size as usize;
+    let mut links: Vec<(u64, Meta)> = Vec::new();
+    let mut last = *anchor;
+    // Bounded: a chain holds at most MAX_CHAIN links.
+    while links.len() < MAX_CHAIN && last.next_meta != 0 {
+        let id = last.next_meta;
+        // Below `last.file_pages` (`fits_its_file`), so no product overflows.
+        let at = id * page_size as u64;
+        if at + page_size as u64 > len_bytes {
+            // Past a cut: the states that cut the file name no page there.
+            break;
+        }
+        let mut bytes = [0u8; META_BYTES];
+        storage.read_at(at, &mut bytes)?;
+        let Ok(meta) = Meta::decode(&bytes) else {
+            break;
+        };
+        let linked = meta.prev_checksum == last.checksum()
+            && meta.txn > last.txn
+            && meta.page_size == last.page_size
+            && meta.durable_txn <= meta.txn
+            && meta.file_pages >= format::first_data_page(page_size)
+            && meta.fits_its_file();
+        if !linked {
+            break;
+        }
+        links.push((id, meta));
+        last = meta;
+    }
+    Ok(links)
 }
 
 /// Verifies every page born after `meta.durable_txn`.

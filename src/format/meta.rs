@@ -1,8 +1,12 @@
-//! The meta slot: the root of everything, written to one of two slots at each commit.
+//! The meta: the root of everything, written to one of two slots (an anchor) or to a meta
+//! page that the meta before it named (a link of the commit chain).
 //!
 //! Invariants:
 //! - Slot 0 lives at byte 0 and slot 1 at byte 4096 whatever the page size; the newest slot
-//!   whose checksum holds (and whose commit verifies) is the database.
+//!   whose checksum holds (and whose commit verifies) is where recovery starts, and it
+//!   follows the chain from there (`db::recover`).
+//! - A meta page holds one encoded meta at its start, zeros after it; it is linked to the
+//!   meta before it by `prev_checksum`, and its txn is above that meta's.
 //! - The checksum covers every byte before it; magic and version are checked first so that a
 //!   foreign file or a newer format gets its own error.
 //! - Every meta written fits its file ([`Meta::fits_its_file`], asserted by `encode`), and
@@ -31,11 +35,13 @@ struct MetaDisk {
     free_count: U64Le,
     pending_count: U64Le,
     release_seq: U64Le,
-    reserved: [u8; 8],
+    next_meta: U64Le,
+    prev_checksum: U32Le,
+    reserved: [u8; 4],
     checksum: U32Le,
 }
 /// Bytes of an encoded meta.
-pub const META_BYTES: usize = 176;
+pub const META_BYTES: usize = 184;
 const _: () = assert!(std::mem::size_of::<MetaDisk>() == META_BYTES);
 
 /// The decoded meta: everything needed to find the committed state.
@@ -66,6 +72,13 @@ pub struct Meta {
     pub pending_count: u64,
     /// The next sequence number of the release queue.
     pub release_seq: u64,
+    /// The page the next commit may write its meta to, a meta page (see
+    /// docs/format.md, the commit chain), taken in this meta's free map; 0 when the next
+    /// commit writes a slot.
+    pub next_meta: u64,
+    /// In a meta page: the checksum of the meta it follows (the link recovery checks); 0 in
+    /// a slot.
+    pub prev_checksum: u32,
 }
 
 /// Why a meta slot did not decode.
@@ -114,7 +127,9 @@ impl Meta {
             free_count: U64Le::new(self.free_count),
             pending_count: U64Le::new(self.pending_count),
             release_seq: U64Le::new(self.release_seq),
-            reserved: [0; 8],
+            next_meta: U64Le::new(self.next_meta),
+            prev_checksum: U32Le::new(self.prev_checksum),
+            reserved: [0; 4],
             checksum: U32Le::new(0),
         };
         let crc = super::checksum(&bytemuck::bytes_of(&disk)[..META_BYTES - 4]);
@@ -137,6 +152,7 @@ impl Meta {
         ];
         self.free_count.saturating_add(self.pending_count) <= self.file_pages
             && (pointers.iter()).all(|ptr| ptr.is_null() || ptr.page.0 < self.file_pages)
+            && self.next_meta < self.file_pages
     }
 
     /// Makes the checksum of the meta in the first [`META_BYTES`] of `bytes` hold again,
@@ -178,7 +194,15 @@ impl Meta {
             free_count: disk.free_count.get(),
             pending_count: disk.pending_count.get(),
             release_seq: disk.release_seq.get(),
+            next_meta: disk.next_meta.get(),
+            prev_checksum: disk.prev_checksum.get(),
         })
+    }
+
+    /// The checksum `encode` writes: what the meta page that follows this meta links to.
+    pub fn checksum(&self) -> u32 {
+        let bytes = self.encode();
+        u32::from_le_bytes(bytes[META_BYTES - 4..].try_into().expect("four bytes"))
     }
 }
 

@@ -18,7 +18,7 @@ pub mod stream;
 use bytemuck::{Pod, Zeroable};
 
 /// The format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 /// Smallest and largest page sizes (both powers of two).
 pub const MIN_PAGE_SIZE: usize = 4096;
 /// See [`MIN_PAGE_SIZE`].

@@ -227,15 +227,23 @@ impl Bitmaps {
     /// The first page of the free tail: the lowest `t >= first` such that every page of
     /// `[t, file_pages)` is free (`file_pages` when the last page is in use).
     pub fn free_tail_start(&mut self, pages: &ReadPages, first: u64) -> Result<u64> {
-        let mut start = self.file_pages;
+        self.free_run_below(pages, first, self.file_pages)
+    }
+
+    /// The lowest `t >= first` such that every page of `[t, end)` is free (`end` when page
+    /// `end - 1` is in use); `end` is at most `file_pages`.
+    pub fn free_run_below(&mut self, pages: &ReadPages, first: u64, end: u64) -> Result<u64> {
+        assert!(end <= self.file_pages, "a run below the end of the file");
+        let mut start = end;
         // Bounded: one round per bitmap, from the last; a bitmap wholly free in the file is
         // skipped by its count, and the bits of the first one that is not are read one by one.
         for k in (0..self.dir.len()).rev() {
             let lo = (k as u64 * self.bits).max(first);
             if lo >= start {
-                break;
+                continue;
             }
-            if self.dir[k].free as u64 == start - lo {
+            let bitmap_end = ((k as u64 + 1) * self.bits).min(self.file_pages);
+            if start == bitmap_end && self.dir[k].free as u64 == start - lo {
                 start = lo;
                 continue;
             }

@@ -83,6 +83,8 @@ pub struct Persisted {
     /// Where the next transaction's first searches for free runs start (kept in memory, not
     /// in the meta; see `pager::search_starts`).
     pub starts: SearchStarts,
+    /// The page taken for the next commit's meta (0: none was asked for).
+    pub next_meta: u64,
 }
 
 /// The decoded chains of a committed free map (for `check` and for loading).
@@ -296,9 +298,16 @@ impl FreeMap {
     }
 
     /// Starts this transaction's first searches from `starts`, the starts the last commit left
-    /// (lowered by what loading released).
-    pub fn start_searches_at(&mut self, starts: SearchStarts) {
-        self.place.start_searches_at(starts);
+    /// (lowered by what loading released); hot pages first right after `meta_page`, the page
+    /// this commit's meta goes to, if any.
+    pub fn start_searches_at(
+        &mut self,
+        pages: &ReadPages,
+        starts: SearchStarts,
+        meta_page: Option<u64>,
+    ) -> Result<()> {
+        self.place
+            .start_searches_at(pages, &mut self.map, starts, meta_page)
     }
 
     /// Pages in the file, counting growth in this transaction.
@@ -447,6 +456,32 @@ impl FreeMap {
         }
     }
 
+    /// Whether the meta pages of a commit chain (`chain`, the reserved page included) are
+    /// what keeps this commit from cutting a free tail of at least the shrink threshold:
+    /// then the commit should end the chain, whose pages become free after it.
+    pub fn chain_blocks_shrink(&mut self, pages: &ReadPages, chain: &[u64]) -> Result<bool> {
+        let Some(threshold) = self.shrink_threshold else {
+            return Ok(false);
+        };
+        let first = first_data_page(self.page_size);
+        let mut tail = self.map.free_tail_start(pages, first)?;
+        let mut blocked = false;
+        // Bounded: one round per chain page.
+        for _ in 0..chain.len() {
+            if tail <= first || !chain.contains(&(tail - 1)) {
+                break;
+            }
+            tail = self.map.free_run_below(pages, first, tail - 1)?;
+            blocked = true;
+        }
+        Ok(blocked && self.map.file_pages - tail >= threshold)
+    }
+
+    /// Whether a ceiling is set (see `set_ceiling`).
+    pub fn has_ceiling(&self) -> bool {
+        self.place.has_ceiling()
+    }
+
     /// Allocates `n` contiguous pages, reusing free ones when a run exists, else growing.
     /// Single pages go to the run kept for their `heat` (see `pager::placement`).
     pub fn alloc(&mut self, pages: &ReadPages, n: u64, heat: Heat) -> Result<u64> {
@@ -459,6 +494,7 @@ impl FreeMap {
     pub fn persist(
         &mut self,
         pages: &ReadPages,
+        reserve: bool,
         mut emit: impl FnMut(u64, Box<[u8]>),
     ) -> Result<Persisted> {
         self.mark_relocations(pages)?;
@@ -470,7 +506,7 @@ impl FreeMap {
             pending_entries_per_page(self.page_size),
             dir_entries_per_page(self.page_size),
         );
-        let chain = self.allocate_map_pages(pages, per_pending, per_dir)?;
+        let (chain, next_meta) = self.allocate_map_pages(pages, per_pending, per_dir, reserve)?;
         self.write_bitmaps(&mut emit);
         // Chains: the directory takes the last pages, pending the rest (extras stay empty).
         let n_dir = self.map.dir.len().div_ceil(per_dir).max(1);
@@ -517,21 +553,33 @@ impl FreeMap {
             pending_count,
             awaiting_durable,
             starts: self.place.finish(),
+            next_meta: next_meta.unwrap_or(0),
         })
     }
 
-    /// New homes for the changed bitmaps, and pages for the pending and directory chains.
-    /// Each allocation may free or dirty more (a bitmap it touches, an entry it adds), so this
-    /// repeats until the pages asked for suffice; returns the chain pages.
+    /// New homes for the changed bitmaps, pages for the pending and directory chains and,
+    /// with `reserve`, the page for the next commit's meta (see
+    /// `Placement::alloc_reserved`; the next commit's hot run starts right after it). Each
+    /// allocation may free or dirty more (a bitmap it touches, an entry it adds), so this
+    /// repeats until the pages asked for suffice; returns the chain pages and the reserved one.
     fn allocate_map_pages(
         &mut self,
         pages: &ReadPages,
         per_pending: usize,
         per_dir: usize,
-    ) -> Result<Vec<u64>> {
+        reserve: bool,
+    ) -> Result<(Vec<u64>, Option<u64>)> {
         let mut chain: Vec<u64> = Vec::new();
+        let mut reserved = None;
         // Bounded: each round ends or allocates, and allocation is bounded by address space.
         loop {
+            // After the reservation, the run behind the reserved page is the next commit's:
+            // what this one still needs (a bitmap the reservation changed) comes from gaps.
+            let heat = if reserved.is_some() {
+                Heat::Cold
+            } else {
+                Heat::Hot
+            };
             loop {
                 let todo: Vec<usize> = (self.map.maps.iter().enumerate())
                     .filter(|(_, b)| b.as_ref().is_some_and(|b| b.modified && b.new_id.is_none()))
@@ -541,7 +589,7 @@ impl FreeMap {
                     break;
                 }
                 for k in todo {
-                    let id = self.alloc(pages, 1, Heat::Hot)?;
+                    let id = self.alloc(pages, 1, heat)?;
                     let old = self.map.dir[k].ptr;
                     if !old.is_null() {
                         self.freed_now.push((old.page.0, old.txn.0));
@@ -553,10 +601,14 @@ impl FreeMap {
             let need =
                 n_pending.div_ceil(per_pending) + self.map.dir.len().div_ceil(per_dir).max(1);
             if chain.len() >= need {
-                return Ok(chain);
+                if reserve && reserved.is_none() {
+                    reserved = Some(self.place.alloc_reserved(pages, &mut self.map)?);
+                    continue;
+                }
+                return Ok((chain, reserved));
             }
             while chain.len() < need {
-                chain.push(self.alloc(pages, 1, Heat::Hot)?);
+                chain.push(self.alloc(pages, 1, heat)?);
             }
         }
     }

@@ -116,6 +116,11 @@ impl Placement {
         }
     }
 
+    /// Whether a ceiling is set.
+    pub fn has_ceiling(&self) -> bool {
+        self.ceiling.is_some()
+    }
+
     /// The file now ends at `end` (its free tail was cut): extents and starts move inside it.
     pub fn clip(&mut self, end: u64) {
         self.clip_extents(end);
@@ -149,8 +154,16 @@ impl Placement {
     }
 
     /// Starts this transaction's first searches from `starts`, the starts the last commit left
-    /// (lowered by what loading released).
-    pub fn start_searches_at(&mut self, starts: SearchStarts) {
+    /// (lowered by what loading released). With `meta_page`, the page this commit's meta
+    /// goes to, hot pages come first from the free run right after it, so that the meta
+    /// goes out in the same write as they do.
+    pub fn start_searches_at(
+        &mut self,
+        pages: &ReadPages,
+        map: &mut Bitmaps,
+        starts: SearchStarts,
+        meta_page: Option<u64>,
+    ) -> Result<()> {
         self.starts = self.starts.starting_at(starts);
         // A heat's first search starts at its start when the start speaks for that search; a
         // search for short gaps starts at the first page, packing them.
@@ -163,6 +176,18 @@ impl Placement {
             };
             self.extents[heat as usize] = (start, start);
         }
+        if let Some(id) = meta_page {
+            let (first, end) = (id + 1, self.end(map));
+            let mut next = first;
+            // Bounded: at most EXTENT_CAP rounds.
+            while next < end && next - first < EXTENT_CAP && map.is_free(pages, next)? {
+                next += 1;
+            }
+            if next > first {
+                self.extents[Heat::Hot as usize] = (first, next);
+            }
+        }
+        Ok(())
     }
 
     /// The starts to leave for the next transaction.
@@ -229,6 +254,17 @@ impl Placement {
             return Err(ceiling_reached());
         }
         self.grow(pages, map, n)
+    }
+
+    /// The page for the next commit's meta: the first page of the first run a hot search finds
+    /// from the hot start, not from this commit's extent, so that the next commit's hot run,
+    /// which follows it, lies low in the file where hot pages go anyway.
+    pub fn alloc_reserved(&mut self, pages: &ReadPages, map: &mut Bitmaps) -> Result<u64> {
+        let h = Heat::Hot as usize;
+        let start = self.starts.start(Heat::Hot);
+        self.extents[h] = (start, start);
+        self.stage[h] = 0;
+        self.alloc_page(pages, map, Heat::Hot)
     }
 
     /// One page. Pages come in address order from runs of free pages, so that a commit's

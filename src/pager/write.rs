@@ -109,6 +109,12 @@ impl WritePager {
         Ok(copy)
     }
 
+    /// Frees a meta page of a commit chain, or a page reserved for one, written (or
+    /// reserved) by txn `born`.
+    pub fn free_meta_page(&mut self, id: u64, born: u64) -> Result<()> {
+        self.free.free(&self.committed, id, born)
+    }
+
     /// Copies the committed node behind `ptr` to a new dirty page, leaving the original in
     /// place (it is still shared with another root).
     pub fn copy_node(&mut self, ptr: Ptr) -> Result<Ptr> {
@@ -232,23 +238,30 @@ impl WritePager {
         }
     }
 
-    /// Persists the free map and writes every dirty page and run. Returns what the meta needs
-    /// and the file length in pages. Nothing is synced here.
+    /// Persists the free map (taking a page for the next commit's meta when `reserve`) and
+    /// writes every dirty page and run, except the write that carries the meta `meta`
+    /// returns, if any: a meta page's run (the pages contiguous with it, gathered with it),
+    /// or the slot. That write is returned (offset, bytes) for the caller to make last, as
+    /// a failure from it on poisons the database. Returns also what the meta needs and the
+    /// file length in pages. Nothing is synced here.
     ///
     /// When the file must grow, `grow(new_len_bytes)` runs first: it extends the file and
     /// makes the new length durable, so that no meta ever points past a durable end of file.
+    /// `meta(persisted, file_pages)` runs after it, before any page is written.
     pub fn write_out(
         mut self,
         storage: &dyn Storage,
+        reserve: bool,
         grow: impl FnOnce(u64) -> Result<()>,
-    ) -> Result<(Persisted, u64)> {
+        meta: impl FnOnce(&Persisted, u64) -> Result<Option<MetaWrite>>,
+    ) -> Result<PagesOut> {
         let mut extra: Vec<(u64, Box<[u8]>)> = Vec::new();
         let persisted = self
             .free
-            .persist(&self.committed, |id, page| extra.push((id, page)))?;
+            .persist(&self.committed, reserve, |id, page| extra.push((id, page)))?;
         let page_size = self.committed.page_size();
         let file_pages = self.free.file_pages();
-        let mut writes: Vec<(u64, &[u8])> = Vec::with_capacity(self.dirty.len() + extra.len());
+        let mut writes: Vec<(u64, &[u8])> = Vec::with_capacity(self.dirty.len() + extra.len() + 1);
         for (id, page) in &self.dirty {
             assert_eq!(format::PageHeader::read(page).page_id.get(), *id);
             writes.push((*id, page));
@@ -272,9 +285,65 @@ impl WritePager {
                 page_size,
             )?;
         }
-        write_runs(storage, &writes, file_pages, page_size)?;
-        Ok((persisted, file_pages))
+        let meta = meta(&persisted, file_pages)?;
+        let mut last = None;
+        if let Some(MetaWrite::Page { id, bytes }) = &meta {
+            assert!(
+                bytes.len() == page_size && *id < file_pages,
+                "a meta page in the file"
+            );
+            let at = writes.partition_point(|w| w.0 < *id);
+            assert!(
+                writes.get(at).is_none_or(|w| w.0 != *id),
+                "a meta page is no other page"
+            );
+            writes.insert(at, (*id, bytes));
+            last = Some(*id);
+        }
+        let held = write_runs(storage, &writes, file_pages, page_size, last)?;
+        let last_write = match meta {
+            Some(MetaWrite::Slot(write)) => Some(write),
+            Some(MetaWrite::Page { .. }) => held,
+            None => None,
+        };
+        Ok(PagesOut {
+            persisted,
+            file_pages,
+            last_write,
+        })
     }
+}
+
+/// Where a commit's meta goes: a meta page (see `txn::commit`), or a slot.
+pub enum MetaWrite {
+    /// The page the last meta named, with the encoded meta.
+    Page {
+        /// Its id.
+        id: u64,
+        /// Its bytes, a page long.
+        bytes: Box<[u8]>,
+    },
+    /// A meta slot: the encoded meta at the slot's offset.
+    Slot(LastWrite),
+}
+
+/// A write `write_out` leaves to its caller: bytes, and where they go (in bytes).
+pub struct LastWrite {
+    /// Where the bytes go.
+    pub offset: u64,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// What `write_out` did.
+pub struct PagesOut {
+    /// What the free map's persisting gives the meta.
+    pub persisted: Persisted,
+    /// The file's length in pages.
+    pub file_pages: u64,
+    /// The write that carries the meta, for the caller to make last; None when the meta
+    /// callback gave no meta.
+    pub last_write: Option<LastWrite>,
 }
 
 /// Writes `writes` (sorted by page, none past `file_pages`) with one `write_at` per run of
@@ -282,16 +351,19 @@ impl WritePager {
 /// fill their pages goes out from where it lies; a longer run, or an overflow run's last
 /// page (padded with zeros), is gathered in one reused buffer first. The device sees the
 /// same contiguous ranges, and a bulk load does not copy its whole size into fresh memory
-/// first (a page fault for every page of it).
+/// first (a page fault for every page of it). The run that holds page `held` is not
+/// written: it is returned gathered.
 fn write_runs(
     storage: &dyn Storage,
     writes: &[(u64, &[u8])],
     file_pages: u64,
     page_size: usize,
-) -> Result<()> {
+    held: Option<u64>,
+) -> Result<Option<LastWrite>> {
     let mut buf: Vec<u8> = Vec::new();
+    let mut kept = None;
     let mut i = 0;
-    // Bounded: every round writes at least one entry of `writes`.
+    // Bounded: every round takes at least one entry of `writes`.
     while i < writes.len() {
         let start = writes[i].0;
         let (mut n, mut bytes, mut next) = (0, 0, start);
@@ -305,24 +377,36 @@ fn write_runs(
         }
         let run = &writes[i..i + n];
         i += n;
+        let offset = start * page_size as u64;
+        if held.is_some_and(|id| (start..next).contains(&id)) {
+            let bytes = gather(Vec::with_capacity(bytes), run, page_size);
+            kept = Some(LastWrite { offset, bytes });
+            continue;
+        }
         if let [(_, only)] = run {
             if only.len() == bytes {
-                storage.write_at(start * page_size as u64, only)?;
+                storage.write_at(offset, only)?;
                 continue;
             }
         }
-        buf.clear();
         if buf.capacity() < bytes {
             // A fresh buffer: growing the old one would copy its stale bytes.
             buf = Vec::with_capacity(bytes);
         }
-        for (_, page) in run {
-            buf.extend_from_slice(page);
-            buf.resize(buf.len().next_multiple_of(page_size), 0);
-        }
-        storage.write_at(start * page_size as u64, &buf)?;
+        buf = gather(buf, run, page_size);
+        storage.write_at(offset, &buf)?;
     }
-    Ok(())
+    Ok(kept)
+}
+
+/// The pages of `run` one after another in `buf` (emptied first), each padded to whole pages.
+fn gather(mut buf: Vec<u8>, run: &[(u64, &[u8])], page_size: usize) -> Vec<u8> {
+    buf.clear();
+    for (_, page) in run {
+        buf.extend_from_slice(page);
+        buf.resize(buf.len().next_multiple_of(page_size), 0);
+    }
+    buf
 }
 
 /// Writes zeros over the pages of `[from, to)` that `writes` (sorted by page) leaves

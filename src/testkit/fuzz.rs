@@ -8,7 +8,7 @@
 use super::ops::{ops_from_bytes_at_most, Op};
 use super::run::{run_with, Config};
 pub use super::streams::{fix_stream_checksums, receive_bytes};
-use crate::format::meta::{Meta, META_BYTES};
+use crate::format::meta::{Meta, MAGIC, META_BYTES};
 use crate::format::node::{self, LeafValue, NodeView};
 use crate::format::{self, META_SLOT_BYTES};
 use crate::io::MemStorage;
@@ -179,13 +179,19 @@ pub fn exercise_bytes(bytes: Vec<u8>, verify_reads: bool) {
     }
 }
 
-/// Rewrites the checksum of both meta slots so that damage to the meta's fields gets past
-/// the checksum and reaches the code that trusts them.
+/// Rewrites the checksum of both meta slots, and of every meta page (a 4 KiB-aligned piece
+/// that starts with the magic), so that damage to the meta's fields gets past the checksum
+/// and reaches the code that trusts them.
 pub fn fix_meta_checksums(bytes: &mut [u8]) {
     for slot in 0..2 {
         let at = slot * META_SLOT_BYTES;
         if bytes.len() >= at + META_BYTES {
             Meta::reseal(&mut bytes[at..]);
+        }
+    }
+    for page in bytes.chunks_mut(4096).skip(2) {
+        if page.len() >= META_BYTES && page.starts_with(&MAGIC) {
+            Meta::reseal(page);
         }
     }
 }

@@ -30,3 +30,25 @@ pub use ops::{
     TableName, TxnOp, Value,
 };
 pub use run::{compare, compare_tables, run, run_with, show, Config};
+
+use crate::format::meta::Meta;
+use crate::format::META_SLOT_BYTES;
+
+/// The meta an open of `storage` would choose (recovery, read-only: nothing is written), and
+/// where it lies in bytes: its slot, or the meta page of the commit chain that holds it. For
+/// tests that read or damage the newest meta of a file.
+pub fn newest_meta(storage: &dyn crate::internals::io::Storage) -> crate::Result<(u64, Meta)> {
+    let (state, _) = crate::db::recover::recover(storage, true, true)?;
+    let at = match state.chain.last() {
+        Some(&(page, _)) => page * state.meta.page_size as u64,
+        None => state.slot as u64 * META_SLOT_BYTES as u64,
+    };
+    Ok((at, state.meta))
+}
+
+/// The meta pages of the commit chain an open of `storage` would follow to its state, oldest
+/// first (recovery, read-only). Only their first `META_BYTES` bytes matter.
+pub fn chain_pages(storage: &dyn crate::internals::io::Storage) -> crate::Result<Vec<u64>> {
+    let (state, _) = crate::db::recover::recover(storage, true, true)?;
+    Ok(state.chain.iter().map(|&(page, _)| page).collect())
+}

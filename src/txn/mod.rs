@@ -16,7 +16,7 @@
 //!   `refuse_own_writer` answer `Error::ReadOnlyDatabase`, so nothing that writes can start.
 
 mod buffer;
-mod commit;
+pub(crate) mod commit;
 mod diff;
 pub mod names;
 pub mod roots;
@@ -71,6 +71,9 @@ pub struct Committed {
     pub main: RootRecord,
     /// Where the next write transaction's free-run searches start (in memory only).
     pub starts: SearchStarts,
+    /// The meta pages of the commit chain since its anchor (page, txn), oldest first: in use
+    /// until the next anchor frees them (see `commit`).
+    pub chain: Arc<Vec<(u64, u64)>>,
 }
 
 /// The last durable meta: which txn and which slot.

@@ -127,7 +127,9 @@ impl<'db> WriteTxn<'db> {
         if shared.release_all.load(Ordering::Acquire) {
             free.release_all_releasable(&base.pages)?;
         }
-        free.start_searches_at(base.starts);
+        // A link's meta page comes first in its run (see `commit`).
+        let meta_page = (base.meta.next_meta != 0).then_some(base.meta.next_meta);
+        free.start_searches_at(&base.pages, base.starts, meta_page)?;
         free.set_shrink_threshold(shrink_pages(shared.shrink, &free));
         let pager = WritePager::new(base.pages.clone(), txn, free);
         let edit = RootsEdit::new(&base.meta, branch, &pager)?;

@@ -462,6 +462,27 @@ pub enum FaultMode {
 
 type Hook = Box<dyn Fn(OpKind) + Send + Sync>;
 
+/// Builds the image of `ops` applied to `initial` with the writes at the given indices
+/// dropped.
+pub fn image_without(initial: &[u8], ops: &[Op], dropped: &[usize]) -> Vec<u8> {
+    let mut bytes = initial.to_vec();
+    for (i, op) in ops.iter().enumerate() {
+        if !dropped.contains(&i) {
+            apply_op(&mut bytes, op);
+        }
+    }
+    bytes
+}
+
+/// Whether a write of `data` at `offset` carries a meta: it lands in the meta region, or one
+/// of its 4 KiB-aligned pieces starts with the magic (a meta page of the commit chain, which
+/// starts a page, and pages are multiples of 4 KiB).
+pub fn writes_a_meta(offset: u64, data: &[u8]) -> bool {
+    offset < 8192
+        || (offset.is_multiple_of(4096)
+            && data.chunks(4096).any(|page| page.starts_with(b"SHADOWKV")))
+}
+
 /// A storage that fails chosen operations.
 pub struct Faulty {
     pub inner: Arc<MemStorage>,
@@ -471,6 +492,8 @@ pub struct Faulty {
     error: FaultError,
     lifted: AtomicBool,
     last_failed: Mutex<Option<(OpKind, u64)>>,
+    /// The last failed operation was a write that carried a meta (see `writes_a_meta`).
+    last_failed_meta: AtomicBool,
     /// The last operation: its kind and whether it succeeded.
     last_op: Mutex<Option<(OpKind, bool)>>,
     /// A failing write_at writes the first half of its bytes before it fails.
@@ -490,6 +513,7 @@ impl Faulty {
             error,
             lifted: AtomicBool::new(false),
             last_failed: Mutex::new(None),
+            last_failed_meta: AtomicBool::new(false),
             last_op: Mutex::new(None),
             partial: AtomicBool::new(false),
             hook: Mutex::new(None),
@@ -515,6 +539,12 @@ impl Faulty {
     /// The kind (and offset, for a write) of the last operation that failed.
     pub fn last_failed(&self) -> Option<(OpKind, u64)> {
         *self.last_failed.lock().unwrap()
+    }
+
+    /// Whether the last operation that failed was a write carrying a meta: into a slot, or a
+    /// meta page of the commit chain (see [`writes_a_meta`]).
+    pub fn last_failed_wrote_meta(&self) -> bool {
+        self.last_failed_meta.load(Ordering::SeqCst)
     }
 
     /// The last operation: its kind and whether it succeeded.
@@ -574,6 +604,8 @@ impl Storage for Faulty {
     }
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
         if let Err(e) = self.gate(OpKind::Write, offset) {
+            self.last_failed_meta
+                .store(writes_a_meta(offset, data), Ordering::SeqCst);
             if self.partial.load(Ordering::SeqCst) {
                 self.inner.write_at(offset, &data[..data.len() / 2])?;
             }
