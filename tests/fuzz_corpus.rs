@@ -323,6 +323,31 @@ fn a_meta_pointing_past_its_file_is_refused() {
     assert!(catch_unwind(|| fuzz::open_bytes(&bytes)).is_ok());
 }
 
+/// A meta whose checksum holds but that names a file of nearly `u64::MAX` bytes and a next
+/// meta page near its end is refused (`Truncated`) or passed over, never a panic. A
+/// regression test: recovery computed the next meta page's offset unchecked (an overflow in
+/// debug and fuzz builds), found in the first minutes of `open_bytes` on format 8.
+#[test]
+fn a_chain_page_past_any_file_is_refused() {
+    use shadowkv::internals::format::meta::{Meta, META_BYTES};
+    let bytes = small_database(false);
+    for slot in 0..2 {
+        let mut bytes = bytes.clone();
+        let at = slot * 4096;
+        let Ok(mut meta) = Meta::decode(&bytes[at..]) else {
+            continue;
+        };
+        meta.file_pages = u64::MAX / 4096 + 7;
+        meta.next_meta = meta.file_pages - 1;
+        bytes[at..at + META_BYTES].copy_from_slice(&meta.encode());
+        let opened = catch_unwind(|| {
+            Database::options().open_storage(Arc::new(MemStorage::from_bytes(bytes.clone())))
+        });
+        assert!(opened.is_ok(), "slot {slot}: the open panicked");
+        assert!(catch_unwind(|| fuzz::open_bytes(&bytes)).is_ok());
+    }
+}
+
 /// A free-map directory entry claiming `u32::MAX` free pages (every checksum valid, so verified
 /// reads do not help) makes a write return `Error::Corrupted` or succeed, never panic. A
 /// regression test: `FreeMap::set_free` once did `self.dir[k].free += 1` on the count it had
@@ -335,15 +360,15 @@ fn freemap_count_does_not_overflow() {
     use shadowkv::internals::format::meta::{Meta, META_BYTES};
     use shadowkv::internals::format::{checksum, U32Le};
     let mut bytes = small_database(false);
-    let at = newest_meta_at(&bytes);
-    let mut meta = Meta::decode(&bytes[at..]).unwrap();
+    let meta_at = newest_meta_at(&bytes);
+    let mut meta = Meta::decode(&bytes[meta_at..]).unwrap();
     let at = meta.free_dir.page.0 as usize * 4096;
     let page = &mut bytes[at..at + 4096];
     let mut entry: DirEntry = chain_entry(page, 0).unwrap();
     entry.free_count = U32Le::new(u32::MAX);
     set_chain_entry(page, 0, entry);
     meta.free_dir.crc = checksum(page);
-    bytes[at..at + META_BYTES].copy_from_slice(&meta.encode());
+    bytes[meta_at..meta_at + META_BYTES].copy_from_slice(&meta.encode());
     let db = Database::options()
         .verify_reads(true)
         .open_storage(Arc::new(MemStorage::from_bytes(bytes)))

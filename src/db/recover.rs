@@ -254,12 +254,14 @@ fn read_links(storage: &dyn Storage, len_bytes: u64, anchor: &Meta) -> Result<Ve
     // Bounded: a chain holds at most MAX_CHAIN links.
     while links.len() < MAX_CHAIN && last.next_meta != 0 {
         let id = last.next_meta;
-        // Below `last.file_pages` (`fits_its_file`), so no product overflows.
-        let at = id * page_size as u64;
-        if at + page_size as u64 > len_bytes {
-            // Past a cut: the states that cut the file name no page there.
+        let inside = id
+            .checked_mul(page_size as u64)
+            .filter(|at| at.saturating_add(page_size as u64) <= len_bytes);
+        let Some(at) = inside else {
+            // Past the end: a damaged meta, or past a cut (the states that cut the file name
+            // no page there).
             break;
-        }
+        };
         let mut bytes = [0u8; META_BYTES];
         storage.read_at(at, &mut bytes)?;
         let Ok(meta) = Meta::decode(&bytes) else {

@@ -306,6 +306,16 @@ impl FreeMap {
         starts: SearchStarts,
         meta_page: Option<u64>,
     ) -> Result<()> {
+        if let Some(id) = meta_page {
+            // Taken since the commit that named it: were it free, this commit could hand it
+            // out as another page too (a damaged meta or free map).
+            if id >= self.map.file_pages || self.map.is_free(pages, id)? {
+                return Err(Error::corrupted(
+                    id,
+                    "the page named for this commit's meta is free",
+                ));
+            }
+        }
         self.place
             .start_searches_at(pages, &mut self.map, starts, meta_page)
     }
