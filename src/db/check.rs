@@ -25,7 +25,8 @@ pub struct CheckReport {
     pub txn: u64,
     /// Pages in the file.
     pub total_pages: u64,
-    /// Pages of the meta region.
+    /// Pages of the meta region, and the meta pages of the commit chain (with the page
+    /// reserved for the next meta).
     pub meta_pages: u64,
     /// Free-map pages (bitmaps, directory, pending chain).
     pub freemap_pages: u64,
