@@ -19,7 +19,7 @@ mod search_starts;
 mod write;
 
 pub use search_starts::SearchStarts;
-pub use write::{LastWrite, MetaWrite, PagesOut, WritePager};
+pub use write::{LastWrite, MetaWrite, WritePager};
 
 use crate::format::{self, Ptr};
 use crate::io::View;
