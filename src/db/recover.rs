@@ -64,10 +64,9 @@ pub fn recover(storage: &dyn Storage, verify: bool, read_only: bool) -> Result<(
                         .any(|(s, m)| *s != slot && m.txn > state.meta.txn),
                     link: links.len() > state.chain.len(),
                 };
-                if read_only {
-                    return Ok((state, highest_txn));
+                if !read_only {
+                    retire(storage, &state, &meta, rejected)?;
                 }
-                retire(storage, &state, &meta, rejected)?;
                 return Ok((state, highest_txn));
             }
             Err(e) => {
@@ -95,12 +94,7 @@ fn read_slots(storage: &dyn Storage, len_bytes: u64) -> Result<Vec<(u8, Meta)>> 
         let mut bytes = [0u8; META_BYTES];
         storage.read_at(at, &mut bytes)?;
         match Meta::decode(&bytes) {
-            Ok(meta)
-                if format::valid_page_size(meta.page_size as usize)
-                    && meta.durable_txn <= meta.txn
-                    && meta.file_pages >= format::first_data_page(meta.page_size as usize)
-                    && meta.fits_its_file() =>
-            {
+            Ok(meta) if meta.is_sound() => {
                 magic_seen = true;
                 slots.push((slot, meta));
             }
@@ -245,7 +239,8 @@ fn retire(
 
 /// The links of the chain after `anchor`, oldest first: the meta page each meta names, while
 /// that page holds a meta that links to it (its `prev_checksum`, a higher txn, the same page
-/// size) and fits its file (which may be longer than the file: see `choose`). At most
+/// size) and is sound (`Meta::is_sound`; its file may be longer than the file: see
+/// `choose`). At most
 /// [`MAX_CHAIN`].
 fn read_links(storage: &dyn Storage, len_bytes: u64, anchor: &Meta) -> Result<Vec<(u64, Meta)>> {
     let page_size = anchor.page_size as usize;
@@ -270,9 +265,7 @@ fn read_links(storage: &dyn Storage, len_bytes: u64, anchor: &Meta) -> Result<Ve
         let linked = meta.prev_checksum == last.checksum()
             && meta.txn > last.txn
             && meta.page_size == last.page_size
-            && meta.durable_txn <= meta.txn
-            && meta.file_pages >= format::first_data_page(page_size)
-            && meta.fits_its_file();
+            && meta.is_sound();
         if !linked {
             break;
         }

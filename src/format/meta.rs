@@ -155,6 +155,17 @@ impl Meta {
             && self.next_meta < self.file_pages
     }
 
+    /// Whether a meta whose checksum holds also makes sense: an allowed page size, a durable
+    /// txn not after its txn, a file reaching past the meta region, and everything inside
+    /// it ([`fits_its_file`](Self::fits_its_file)). Recovery takes no other meta, from a
+    /// slot or from a meta page.
+    pub fn is_sound(&self) -> bool {
+        super::valid_page_size(self.page_size as usize)
+            && self.durable_txn <= self.txn
+            && self.file_pages >= super::first_data_page(self.page_size as usize)
+            && self.fits_its_file()
+    }
+
     /// Makes the checksum of the meta in the first [`META_BYTES`] of `bytes` hold again,
     /// whatever its fields say, so that tests can damage a field and reach the code that
     /// trusts it.

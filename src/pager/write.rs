@@ -12,6 +12,7 @@
 use super::freemap::{FreeMap, Heat, Persisted};
 use super::{overflow_pages, IdMap, PageSource, ReadPages};
 use crate::format::copy::NodeFill;
+use crate::format::meta::META_BYTES;
 use crate::format::{self, node, tag, PageHeader, PageId, Ptr, TxnId};
 use crate::io::Storage;
 use crate::{Error, Result};
@@ -241,8 +242,8 @@ impl WritePager {
     /// Persists the free map (taking a page for the next commit's meta when `reserve`) and
     /// writes every dirty page and run, except the write that carries the meta `meta`
     /// returns, if any: a meta page's run (the pages contiguous with it, gathered with it),
-    /// or the slot. That write is returned (offset, bytes) for the caller to make last, as
-    /// a failure from it on poisons the database. Returns also what the meta needs and the
+    /// or the slot. That write is returned for the caller to make last, as a failure from
+    /// it on poisons the database. Returns also what the meta needs and the
     /// file length in pages. Nothing is synced here.
     ///
     /// When the file must grow, `grow(new_len_bytes)` runs first: it extends the file and
@@ -287,17 +288,14 @@ impl WritePager {
         }
         let meta = meta(&persisted, file_pages)?;
         let mut last = None;
-        if let Some(MetaWrite::Page { id, bytes }) = &meta {
-            assert!(
-                bytes.len() == page_size && *id < file_pages,
-                "a meta page in the file"
-            );
+        if let Some(MetaWrite::Page { id, meta }) = &meta {
+            assert!(*id < file_pages, "a meta page in the file");
             let at = writes.partition_point(|w| w.0 < *id);
             assert!(
                 writes.get(at).is_none_or(|w| w.0 != *id),
                 "a meta page is no other page"
             );
-            writes.insert(at, (*id, bytes));
+            writes.insert(at, (*id, meta));
             last = Some(*id);
         }
         let held = write_runs(storage, &writes, file_pages, page_size, last)?;
@@ -316,12 +314,13 @@ impl WritePager {
 
 /// Where a commit's meta goes: a meta page (see `txn::commit`), or a slot.
 pub enum MetaWrite {
-    /// The page the last meta named, with the encoded meta.
+    /// The page the last meta named, with the encoded meta (the write pads it with zeros
+    /// to the page's end, as it does an overflow run's last page).
     Page {
         /// Its id.
         id: u64,
-        /// Its bytes, a page long.
-        bytes: Box<[u8]>,
+        /// The encoded meta.
+        meta: [u8; META_BYTES],
     },
     /// A meta slot: the encoded meta at the slot's offset.
     Slot(LastWrite),

@@ -88,7 +88,7 @@ pub(super) fn write_pages_and_meta(
         };
         let (meta, slot) = place_meta(shared, txn, persisted, file_pages, &facts);
         placed = Some((meta, slot));
-        Ok(Some(meta_write(&meta, slot, link, shared.page_size)))
+        Ok(Some(meta_write(&meta, slot, link)))
     };
     let out = pager.write_out(storage, !held, grow, meta_out)?;
     let (meta, slot, last) = match (placed, out.last_write) {
@@ -158,8 +158,7 @@ fn chain_blocks_shrink(pager: &mut WritePager, base: &Committed, reserved: u64) 
         .map(|&(page, _)| page)
         .chain([reserved])
         .collect();
-    let committed = base.pages.clone();
-    pager.free_map().chain_blocks_shrink(&committed, &chain)
+    pager.free_map().chain_blocks_shrink(&base.pages, &chain)
 }
 
 /// Frees the meta pages of the chain this anchor ends, and the page the base reserved.
@@ -211,14 +210,12 @@ fn place_meta(
 }
 
 /// Where `meta` goes: the meta page `link`, or `slot`.
-fn meta_write(meta: &Meta, slot: u8, link: Option<u64>, page_size: usize) -> MetaWrite {
+fn meta_write(meta: &Meta, slot: u8, link: Option<u64>) -> MetaWrite {
     match link {
-        Some(id) => {
-            let encoded = meta.encode();
-            let mut bytes = vec![0u8; page_size].into_boxed_slice();
-            bytes[..encoded.len()].copy_from_slice(&encoded);
-            MetaWrite::Page { id, bytes }
-        }
+        Some(id) => MetaWrite::Page {
+            id,
+            meta: meta.encode(),
+        },
         None => MetaWrite::Slot(slot_write(meta, slot)),
     }
 }
