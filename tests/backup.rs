@@ -112,7 +112,9 @@ fn build_source(path: &Path) -> Database {
     fill(&db, "main", "a", &mut rng, 200, 50);
     fill(&db, "main", "big", &mut rng, 3, 5000);
     db.create_branch("b1", "s1").unwrap();
-    fill(&db, "b1", "a", &mut rng, 300, 70);
+    // Enough inserts to copy every leaf of `a` in b1 (none left shared with s1), so that
+    // its tree is refilled: 300 random ones may leave a leaf of about sixty untouched.
+    fill(&db, "b1", "a", &mut rng, 1000, 70);
     fill(&db, "b1", "only-b1", &mut rng, 10, 10);
     db.create_snapshot("s2").unwrap();
     db.create_branch("b2", "main").unwrap();

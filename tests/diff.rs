@@ -152,6 +152,98 @@ fn a_few_changes_in_a_big_table_read_a_few_pages() {
     assert_eq!(pages, 0, "equal roots are skipped without a read");
 }
 
+/// Leaves in `path`'s file that carry an edit hint (format 9: a leaf copied and changed
+/// only in place names its base and the entries that may differ).
+fn hinted_leaves(path: &std::path::Path) -> usize {
+    use shadowkv::internals::format::{hint, tag, PageHeader};
+    let bytes = std::fs::read(path).unwrap();
+    bytes
+        .chunks_exact(4096)
+        .filter(|page| PageHeader::read(page).tag == tag::LEAF && hint::read(page).is_some())
+        .count()
+}
+
+/// Values overwritten with others of their length keep a leaf's layout, so the copy names
+/// its base and what changed, and the diff reads only those entries (builds with `testkit`
+/// also prove every hint used against the whole pages). Inserts and removes now and then
+/// change layouts, branches diverge from one base, and every pair of views is diffed.
+#[test]
+fn diffs_over_overwrites_in_place_use_edit_hints_and_equal_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.db");
+    let db = Database::open(&path).unwrap();
+    let mut rng = Rng(0x4147);
+    let mut main = Model::new();
+    let tx = db.begin_write().unwrap();
+    {
+        let mut t = tx.open_table("t").unwrap();
+        for i in 0..3000u64 {
+            let (key, value) = ((i * 3).to_be_bytes().to_vec(), rng.bytes(40));
+            t.insert(&key, &value).unwrap();
+            main.entry("t".into()).or_default().insert(key, value);
+        }
+    }
+    tx.commit().unwrap();
+    let mut views: BTreeMap<String, Model> = BTreeMap::new();
+    views.insert("s".into(), main.clone());
+    db.create_snapshot("s").unwrap();
+    for round in 0..8u64 {
+        let branch = if round % 3 == 2 { "b" } else { "main" };
+        if branch == "b" && !views.contains_key("b") {
+            db.create_branch("b", "s").unwrap();
+            views.insert("b".into(), views["s"].clone());
+        }
+        let mut model = if branch == "main" {
+            main.clone()
+        } else {
+            views["b"].clone()
+        };
+        let name = format!("{branch}{round}");
+        let mut tx = db.begin_write_on(branch).unwrap();
+        {
+            let mut t = tx.open_table("t").unwrap();
+            let entries = model.get_mut("t").unwrap();
+            for _ in 0..40 {
+                let key = (rng.below(3000) * 3 + u64::from(rng.below(30) == 0)).to_be_bytes();
+                let value = match rng.below(10) {
+                    // The same bytes again: no change, though the leaf is copied.
+                    0 => entries
+                        .get(&key[..])
+                        .cloned()
+                        .unwrap_or_else(|| vec![1; 40]),
+                    _ => rng.bytes(40),
+                };
+                if rng.below(25) == 0 {
+                    t.remove(&key).unwrap();
+                    entries.remove(&key[..]);
+                } else {
+                    t.insert(&key, &value).unwrap();
+                    entries.insert(key.to_vec(), value);
+                }
+            }
+        }
+        tx.create_snapshot(&name).unwrap();
+        tx.commit().unwrap();
+        views.insert(name, model.clone());
+        views.insert(branch.into(), model.clone());
+        if branch == "main" {
+            main = model;
+        }
+    }
+    assert!(
+        hinted_leaves(&path) > 20,
+        "{} hinted leaves",
+        hinted_leaves(&path)
+    );
+    for (a, ma) in &views {
+        for (b, mb) in &views {
+            let (got, _) = db_diff(&db, a, b);
+            assert_eq!(got, model_diff(ma, mb), "diff from {a} to {b}");
+        }
+    }
+    db.check().unwrap();
+}
+
 #[test]
 fn views_of_two_databases_cannot_be_diffed() {
     let dir = tempfile::tempdir().unwrap();

@@ -202,7 +202,8 @@ fn two_full_leaves_become_three() {
 
 /// Random inserts into packed leaves: splits would leave them about half full (56% of the
 /// page bytes here hold entry bytes), spills into one sibling at about two thirds (73%), and
-/// spills over both siblings at about three quarters (77%).
+/// spills over both siblings at about three quarters (77% with a 32-byte page header, 74.5%
+/// with format 9's 64 bytes).
 #[test]
 fn random_inserts_keep_leaves_two_thirds_full() {
     let (_dir, db, mut rng, mut model) = loaded(4, 20_000);
@@ -217,7 +218,7 @@ fn random_inserts_keep_leaves_two_thirds_full() {
     let data: usize = model.iter().map(|(k, v)| k.len() + v.len()).sum();
     let tree = report.tree_pages as usize * 4096;
     assert!(
-        data * 100 / tree >= 75,
+        data * 100 / tree >= 74,
         "{data} bytes of entries in {tree} bytes of pages"
     );
 }

@@ -59,6 +59,20 @@ enum Item<'s> {
     },
 }
 
+/// Leaf pairs lie scattered over the file, and each page's first lines and changed entries
+/// are cache misses. A leaf comparison asks for the header and slots of the pair this many
+/// pairs ahead...
+const HEADS_AHEAD: usize = 8;
+/// ...and for the entries that the hint of the pair this many ahead names (its header
+/// asked for earlier).
+const ENTRIES_AHEAD: usize = 3;
+/// Lines of a page's start asked for: the header and about thirty slots.
+const HEAD_LINES: usize = 4;
+/// Changed entries asked for per pair...
+const ENTRIES_PREFETCHED: usize = 4;
+/// ...and bytes of each, from its start (its header, key and a short value).
+const ENTRY_BYTES: usize = 192;
+
 struct Frontier<'s, S: PageSource + ?Sized> {
     src: &'s S,
     /// Next item last.
@@ -79,6 +93,15 @@ impl<'s, S: PageSource + ?Sized> Frontier<'s, S> {
 
     fn peek(&self) -> Option<Item<'s>> {
         self.stack.last().copied()
+    }
+
+    /// The node `depth` items below the next one, if that item is a node.
+    fn node_below(&self, depth: usize) -> Option<Ptr> {
+        let at = self.stack.len().checked_sub(depth + 1)?;
+        match self.stack[at] {
+            Item::Node { ptr, .. } => Some(ptr),
+            Item::Entry { .. } => None,
+        }
     }
 
     /// Replaces the next item, a node, by its entries or children (in key order).
@@ -318,9 +341,16 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
         self.pages_read += 2;
         self.old.stack.pop();
         self.new.stack.pop();
+        self.prefetch_ahead();
         debug_assert!(self.pending.is_empty());
         let mut changed = std::mem::take(&mut self.changed);
-        let in_place = old.changed_in_place(&new, &mut changed)?;
+        // A leaf copied from the other and changed in place says which entries changed.
+        let hinted = old.hinted_changes(&new, at(a), at(b), &mut changed);
+        #[cfg(any(debug_assertions, feature = "testkit"))]
+        if hinted {
+            assert_hint_holds(&old, &new, &changed);
+        }
+        let in_place = hinted || old.changed_in_place(&new, &mut changed)?;
         let merged = if in_place {
             self.in_place(&old, &new, &changed)
         } else {
@@ -338,6 +368,42 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
         // Next last.
         self.pending.reverse();
         Ok(())
+    }
+
+    /// Prefetches for the leaf pairs ahead on the two frontiers (when they hold pairs of
+    /// nodes at the same depth, as after [`TreeDiff::branches`]): a hint, nothing checked.
+    fn prefetch_ahead(&mut self) {
+        if let (Some(a), Some(b)) = (
+            self.old.node_below(HEADS_AHEAD),
+            self.new.node_below(HEADS_AHEAD),
+        ) {
+            self.old.src.prefetch_head(a, HEAD_LINES);
+            self.new.src.prefetch_head(b, HEAD_LINES);
+        }
+        let (Some(a), Some(b)) = (
+            self.old.node_below(ENTRIES_AHEAD),
+            self.new.node_below(ENTRIES_AHEAD),
+        ) else {
+            return;
+        };
+        let (Ok(old), Ok(new)) = (self.old.src.node(a), self.new.src.node(b)) else {
+            return;
+        };
+        let (Ok(old), Ok(new)) = (NodeView::new(old, a.page.0), NodeView::new(new, b.page.0))
+        else {
+            return;
+        };
+        let mut changed = std::mem::take(&mut self.changed);
+        if old.hinted_changes(&new, at(a), at(b), &mut changed) {
+            for &i in changed.iter().take(ENTRIES_PREFETCHED) {
+                for view in [&old, &new] {
+                    if let Some(entry) = view.entry_start(i) {
+                        crate::io::prefetch(&entry[..entry.len().min(ENTRY_BYTES)]);
+                    }
+                }
+            }
+        }
+        self.changed = changed;
     }
 
     /// Two leaves of one layout: only the entries at `changed` can differ, and each sits at
@@ -405,4 +471,24 @@ impl<'s, S: PageSource + ?Sized> Iterator for TreeDiff<'s, S> {
         self.failed = failed;
         next
     }
+}
+
+/// Builds with tests or fuzzing prove each hint they use: the two leaves have one layout,
+/// and every entry over a differing byte is one the hint names.
+#[cfg(any(debug_assertions, feature = "testkit"))]
+fn assert_hint_holds(old: &NodeView<'_>, new: &NodeView<'_>, named: &[usize]) {
+    let mut differ = Vec::new();
+    assert!(
+        matches!(old.changed_in_place(new, &mut differ), Ok(true)),
+        "an edit hint between leaves of two layouts"
+    );
+    assert!(
+        differ.iter().all(|i| named.binary_search(i).is_ok()),
+        "an edit hint misses a changed entry: {differ:?} against {named:?}"
+    );
+}
+
+/// A page's id and birth, as an edit hint names its base.
+fn at(ptr: Ptr) -> (u64, u64) {
+    (ptr.page.0, ptr.txn.0)
 }

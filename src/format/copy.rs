@@ -106,9 +106,9 @@ pub fn dir_page(page_size: usize, id: u64, txn: u64, entries: &[DirEntry], next:
         count: U16Le::new(entries.len() as u16),
         free_end: U32Le::new(0),
         garbage: U32Le::new(0),
-        reserved: U32Le::new(0),
         page_id: U64Le::new(id),
         txn: U64Le::new(txn),
+        ..PageHeader::default()
     }
     .write(&mut page);
     next.encode(&mut page[HEADER_BYTES..CHAIN_ENTRIES_AT]);

@@ -10,6 +10,7 @@
 pub mod copy;
 pub mod counts;
 pub mod freemap;
+pub mod hint;
 pub mod meta;
 pub mod node;
 pub mod records;
@@ -18,7 +19,7 @@ pub mod stream;
 use bytemuck::{Pod, Zeroable};
 
 /// The format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 /// Smallest and largest page sizes (both powers of two).
 pub const MIN_PAGE_SIZE: usize = 4096;
 /// See [`MIN_PAGE_SIZE`].
@@ -139,7 +140,7 @@ pub mod tag {
     pub const PENDING: u8 = 5;
 }
 
-/// The 32-byte header at the start of every tagged page.
+/// The 64-byte header at the start of every tagged page.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct PageHeader {
@@ -159,9 +160,17 @@ pub struct PageHeader {
     pub page_id: U64Le,
     /// The transaction that wrote the page.
     pub txn: U64Le,
+    /// Leaves with an edit hint (see [`hint`]): the id of the page this one was copied from;
+    /// zero elsewhere.
+    pub base_page: U64Le,
+    /// Leaves with an edit hint: the birth txn of that page; zero when there is no hint.
+    pub base_txn: U64Le,
+    /// Leaves with an edit hint: bit `i % 128` is set for every entry `i` that may differ
+    /// from the base's (two little-endian words, bits 0–63 first); zero elsewhere.
+    pub changed: [U64Le; 2],
 }
 /// Bytes of [`PageHeader`].
-pub const HEADER_BYTES: usize = 32;
+pub const HEADER_BYTES: usize = 64;
 const _: () = assert!(std::mem::size_of::<PageHeader>() == HEADER_BYTES);
 
 impl PageHeader {

@@ -14,6 +14,7 @@
 //! - Any entry is at most [`max_entry_bytes`], a third of the usable space, so a split of an
 //!   overflowing node always yields two nodes that fit.
 
+use super::hint::{self, EditHint};
 use super::{tag, PageHeader, Ptr, U16Le, U32Le, U64Le, HEADER_BYTES, PTR_BYTES};
 use crate::{Error, Result};
 
@@ -168,6 +169,15 @@ impl<'a> NodeView<'a> {
     fn offset(&self, i: usize) -> Result<usize> {
         self.checked_offset(i)
             .ok_or_else(|| self.corrupt("slot offset out of range"))
+    }
+
+    /// The bytes from entry `i`'s start to the page end, its slot alone read (for a
+    /// prefetch: the entry itself is not decoded). None when `i` or its slot is out of range.
+    pub fn entry_start(&self, i: usize) -> Option<&'a [u8]> {
+        if i >= self.count {
+            return None;
+        }
+        self.checked_offset(i).map(|off| &self.page[off..])
     }
 
     /// [`NodeView::offset`] without the error: None when it lies out of range.
@@ -368,6 +378,34 @@ impl<'a> NodeView<'a> {
         changed.sort_unstable();
         changed.dedup();
         Ok(true)
+    }
+
+    /// When one of the two leaves carries an edit hint against the other (this one at
+    /// `self_at`, `other` at `other_at`: id and birth), fills `changed` with the entries the
+    /// hint names (ascending) and returns true: every other entry is equal byte for byte, at
+    /// the same index. Returns false (and leaves `changed` empty) otherwise;
+    /// [`NodeView::changed_in_place`] then compares the pages. The layouts are the same by
+    /// the hint's construction, so only the counts are checked here: a node read whole
+    /// would cost the misses the hint saves.
+    pub fn hinted_changes(
+        &self,
+        other: &NodeView<'_>,
+        self_at: (u64, u64),
+        other_at: (u64, u64),
+        changed: &mut Vec<usize>,
+    ) -> bool {
+        changed.clear();
+        if !self.is_leaf || !other.is_leaf || self.count != other.count {
+            return false;
+        }
+        let names = |view: &NodeView<'_>, at: (u64, u64)| {
+            hint::read(view.page).filter(|h| (h.base_page, h.base_txn) == at)
+        };
+        let Some(hint) = names(other, self_at).or_else(|| names(self, other_at)) else {
+            return false;
+        };
+        changed.extend(hint.entries(self.count));
+        true
     }
 
     /// The entry whose bytes hold byte `at` of the page, if any (`at` may lie in the dead
@@ -728,19 +766,37 @@ pub fn init(page: &mut [u8], level: u8, id: u64, txn: u64) {
         count: U16Le::new(0),
         free_end: U32Le::new(page.len() as u32),
         garbage: U32Le::new(0),
-        reserved: U32Le::new(0),
         page_id: U64Le::new(id),
         txn: U64Le::new(txn),
+        ..PageHeader::default()
     };
     header.write(page);
 }
 
-/// Sets the id and birth of a page copied from another (copy-on-write).
+/// Sets the id and birth of a page copied from another (copy-on-write, a move, a backup).
+/// The copy has no edit hint: the pager gives a leaf one when it seals it.
 pub fn rebirth(page: &mut [u8], id: u64, txn: u64) {
     let mut header = PageHeader::read(page);
     header.page_id = U64Le::new(id);
     header.txn = U64Le::new(txn);
     header.write(page);
+    hint::write(page, None);
+}
+
+/// Gives the leaf `page` the edit hint against `base` (id and birth `base_at`), the page it
+/// was copied from, when the two have one layout; else clears its hint. A branch gets none.
+pub fn settle_hint(page: &mut [u8], id: u64, base: &NodeView<'_>, base_at: (u64, u64)) {
+    let mut changed = Vec::new();
+    let hint = match NodeView::new(page, id) {
+        Ok(view) if view.is_leaf() && base.is_leaf() && base_at.1 != 0 => {
+            match base.changed_in_place(&view, &mut changed) {
+                Ok(true) => Some(EditHint::new(base_at.0, base_at.1, &changed)),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    hint::write(page, hint.as_ref());
 }
 
 /// Free bytes a node would have after compaction.
@@ -1183,6 +1239,43 @@ mod tests {
             .changed_in_place(&NodeView::new(&b, 5).unwrap(), &mut found)
             .unwrap());
         assert!(found.is_empty());
+    }
+
+    /// A copy overwritten in place gets a hint naming exactly its changed entries, which a
+    /// diff uses against that base only; an insert, or a rebirth, leaves no hint.
+    #[test]
+    fn a_settled_hint_names_the_overwritten_entries_against_its_base_only() {
+        let old = leaf(40);
+        let base = NodeView::new(&old, 5).unwrap();
+        let mut new = old.clone();
+        rebirth(&mut new, 9, 2);
+        for i in [3, 30] {
+            overwrite_inline_value(&mut new, i, &[0xEE; 40]);
+        }
+        settle_hint(&mut new, 9, &base, (5, 1));
+        let hint = hint::read(&new).expect("a hint");
+        assert_eq!((hint.base_page, hint.base_txn), (5, 1));
+        assert_eq!(hint.entries(40).collect::<Vec<_>>(), [3, 30]);
+        let view = NodeView::new(&new, 9).unwrap();
+        let mut changed = Vec::new();
+        assert!(base.hinted_changes(&view, (5, 1), (9, 2), &mut changed));
+        assert_eq!(changed, [3, 30]);
+        // Either side may carry it; another page (or birth) than its base is not trusted.
+        assert!(view.hinted_changes(&base, (9, 2), (5, 1), &mut changed));
+        assert!(!base.hinted_changes(&view, (5, 7), (9, 2), &mut changed));
+        assert!(!base.hinted_changes(&view, (6, 1), (9, 2), &mut changed));
+        assert!(changed.is_empty());
+        // A copy that gained an entry has another layout: no hint.
+        let mut grown = new.clone();
+        let len = leaf_inline_bytes(1, 40) - SLOT_BYTES;
+        assert!(insert(&mut grown, 9, 40, len, |out| {
+            write_leaf_entry(out, &[200], LeafValue::Inline(&[1; 40]))
+        }));
+        settle_hint(&mut grown, 9, &base, (5, 1));
+        assert_eq!(hint::read(&grown), None);
+        // A copy made for a move or a backup carries none either.
+        rebirth(&mut new, 11, 2);
+        assert_eq!(hint::read(&new), None);
     }
 
     #[test]

@@ -719,9 +719,9 @@ fn stamp(page: &mut [u8], page_tag: u8, count: usize, id: u64, txn: u64) {
         count: U16Le::new(count as u16),
         free_end: U32Le::new(0),
         garbage: U32Le::new(0),
-        reserved: U32Le::new(0),
         page_id: U64Le::new(id),
         txn: U64Le::new(txn),
+        ..PageHeader::default()
     }
     .write(page);
 }

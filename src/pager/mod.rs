@@ -38,6 +38,8 @@ pub trait PageSource {
     /// Asks for the first lines of the node behind `ptr` to be loaded ahead of its read (a
     /// hint: nothing is checked, and a bad pointer is ignored).
     fn prefetch_node(&self, _ptr: Ptr) {}
+    /// As [`PageSource::prefetch_node`], the first `lines` cache lines only.
+    fn prefetch_head(&self, _ptr: Ptr, _lines: usize) {}
 }
 
 /// Committed pages as seen through a view.
@@ -122,6 +124,12 @@ impl PageSource for ReadPages {
     fn prefetch_node(&self, ptr: Ptr) {
         if let Ok(page) = self.raw_page(ptr.page.0) {
             crate::io::prefetch(page);
+        }
+    }
+
+    fn prefetch_head(&self, ptr: Ptr, lines: usize) {
+        if let Ok(page) = self.raw_page(ptr.page.0) {
+            crate::io::prefetch(&page[..(lines * 64).min(page.len())]);
         }
     }
 }

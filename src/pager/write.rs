@@ -13,7 +13,7 @@ use super::freemap::{FreeMap, Heat, Persisted};
 use super::{overflow_pages, IdMap, PageSource, ReadPages};
 use crate::format::copy::NodeFill;
 use crate::format::meta::META_BYTES;
-use crate::format::{self, node, tag, PageHeader, PageId, Ptr, TxnId};
+use crate::format::{self, hint, node, tag, PageHeader, PageId, Ptr, TxnId};
 use crate::io::Storage;
 use crate::{Error, Result};
 
@@ -31,6 +31,8 @@ pub struct WritePager {
     overflow: IdMap<Box<[u8]>>,
     /// Pages and runs moved whole by a compaction, birth kept: written as they are.
     moved: IdMap<Box<[u8]>>,
+    /// Dirty leaves copied from a committed page: that page, for the leaf's edit hint.
+    bases: IdMap<Ptr>,
     free: FreeMap,
 }
 
@@ -43,6 +45,7 @@ impl WritePager {
             dirty: IdMap::default(),
             overflow: IdMap::default(),
             moved: IdMap::default(),
+            bases: IdMap::default(),
             free,
         }
     }
@@ -134,6 +137,9 @@ impl WritePager {
         };
         let id = self.free.alloc(&self.committed, 1, heat)?;
         node::rebirth(&mut page, id, self.txn.0);
+        if PageHeader::read(&page).tag == tag::LEAF {
+            self.bases.insert(id, ptr);
+        }
         self.dirty.insert(id, page);
         Ok(self.ptr_to(id))
     }
@@ -159,6 +165,7 @@ impl WritePager {
                 self.dirty.remove(&ptr.page.0).is_some(),
                 "freeing a page twice"
             );
+            self.bases.remove(&ptr.page.0);
         }
         self.free.free(&self.committed, ptr.page.0, ptr.txn.0)
     }
@@ -214,8 +221,12 @@ impl WritePager {
         self.moved.len()
     }
 
-    /// Checksums a dirty page once its content is final.
-    pub fn seal(&self, id: PageId) -> Ptr {
+    /// Checksums a dirty page once its content is final; a leaf copied from a committed
+    /// page gets its edit hint against that page first (see `format::hint`).
+    pub fn seal(&mut self, id: PageId) -> Ptr {
+        if let Some(base) = self.bases.remove(&id.0) {
+            self.settle_hint(id.0, base);
+        }
         let page = &self.dirty[&id.0];
         // Every dirty page was validated when it was copied (or built empty), and the node
         // edits keep it valid. Proving all of it again before the write cost an eighth of a
@@ -236,6 +247,22 @@ impl WritePager {
             page: id,
             txn: self.txn,
             crc: format::checksum(page),
+        }
+    }
+
+    /// Compares dirty leaf `id` with `base`, the page it was copied from, for its edit hint.
+    /// A base that cannot be read leaves the leaf without one: a hint is only a shortcut.
+    fn settle_hint(&mut self, id: u64, base: Ptr) {
+        let page = self
+            .dirty
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("page {id} is not dirty"));
+        match self.committed.node(base) {
+            Ok(bytes) => match node::NodeView::new(bytes, base.page.0) {
+                Ok(view) => node::settle_hint(page, id, &view, (base.page.0, base.txn.0)),
+                Err(_) => hint::write(page, None),
+            },
+            Err(_) => hint::write(page, None),
         }
     }
 
