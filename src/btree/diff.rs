@@ -238,6 +238,12 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
             self.old.stack.extend(a.map(node));
             self.new.stack.extend(b.map(node));
         }
+        if below == Some(0) {
+            // The pipeline of `prefetch_ahead` starts over with this branch's leaves.
+            for depth in 0..HEADS_AHEAD {
+                self.prefetch_heads(depth);
+            }
+        }
         Ok(())
     }
 
@@ -373,13 +379,7 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
     /// Prefetches for the leaf pairs ahead on the two frontiers (when they hold pairs of
     /// nodes at the same depth, as after [`TreeDiff::branches`]): a hint, nothing checked.
     fn prefetch_ahead(&mut self) {
-        if let (Some(a), Some(b)) = (
-            self.old.node_below(HEADS_AHEAD),
-            self.new.node_below(HEADS_AHEAD),
-        ) {
-            self.old.src.prefetch_head(a, HEAD_LINES);
-            self.new.src.prefetch_head(b, HEAD_LINES);
-        }
+        self.prefetch_heads(HEADS_AHEAD);
         let (Some(a), Some(b)) = (
             self.old.node_below(ENTRIES_AHEAD),
             self.new.node_below(ENTRIES_AHEAD),
@@ -404,6 +404,14 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
             }
         }
         self.changed = changed;
+    }
+
+    /// Prefetches the first lines of the pair `depth` items below the next ones.
+    fn prefetch_heads(&self, depth: usize) {
+        if let (Some(a), Some(b)) = (self.old.node_below(depth), self.new.node_below(depth)) {
+            self.old.src.prefetch_head(a, HEAD_LINES);
+            self.new.src.prefetch_head(b, HEAD_LINES);
+        }
     }
 
     /// Two leaves of one layout: only the entries at `changed` can differ, and each sits at
