@@ -22,7 +22,10 @@
 //! - Two leaves that share a layout (the same slots, as after values were overwritten in
 //!   place) are merged at once: only the entries over bytes where the pages differ are
 //!   decoded (`NodeView::changed_in_place`), every other entry being equal byte for byte; a
-//!   key that differs there is left to the full merge. Two leaves of other layouts that end
+//!   key that differs there is left to the full merge. When one of the two carries an edit
+//!   hint naming the other (`format::hint`: written by the pager from that same byte
+//!   comparison when it sealed the copy), the entries it names are those read, and the pages
+//!   are not compared. Two leaves of other layouts that end
 //!   on the same key are merged at once entry by entry.
 //! - Bounded: an expansion replaces a node by its entries or its children one level down
 //!   (`node_at` checks the level), so no path is longer than `MAX_DEPTH`, and every round
@@ -354,7 +357,7 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
         let hinted = old.hinted_changes(&new, at(a), at(b), &mut changed);
         #[cfg(any(debug_assertions, feature = "testkit"))]
         if hinted {
-            assert_hint_holds(&old, &new, &changed);
+            prove_hint(&old, &new, &changed)?;
         }
         let in_place = hinted || old.changed_in_place(&new, &mut changed)?;
         let merged = if in_place {
@@ -482,18 +485,22 @@ impl<'s, S: PageSource + ?Sized> Iterator for TreeDiff<'s, S> {
 }
 
 /// Builds with tests or fuzzing prove each hint they use: the two leaves have one layout,
-/// and every entry over a differing byte is one the hint names.
+/// and every entry over a differing byte is one the hint names. A hint the engine wrote
+/// always holds; one that does not is a damaged page (an error, not a panic: fuzzers feed
+/// such pages).
 #[cfg(any(debug_assertions, feature = "testkit"))]
-fn assert_hint_holds(old: &NodeView<'_>, new: &NodeView<'_>, named: &[usize]) {
+fn prove_hint(old: &NodeView<'_>, new: &NodeView<'_>, named: &[usize]) -> Result<()> {
     let mut differ = Vec::new();
-    assert!(
-        matches!(old.changed_in_place(new, &mut differ), Ok(true)),
-        "an edit hint between leaves of two layouts"
-    );
-    assert!(
-        differ.iter().all(|i| named.binary_search(i).is_ok()),
-        "an edit hint misses a changed entry: {differ:?} against {named:?}"
-    );
+    let holds = matches!(old.changed_in_place(new, &mut differ), Ok(true))
+        && differ.iter().all(|i| named.binary_search(i).is_ok());
+    if holds {
+        Ok(())
+    } else {
+        Err(crate::Error::corrupted(
+            new.id(),
+            format!("an edit hint that does not hold: {differ:?} changed, {named:?} named"),
+        ))
+    }
 }
 
 /// A page's id and birth, as an edit hint names its base.
