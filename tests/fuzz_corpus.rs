@@ -348,6 +348,41 @@ fn a_chain_page_past_any_file_is_refused() {
     }
 }
 
+/// A meta (checksum sound) that names a free page for the next commit's meta: the next write
+/// commit is refused with `Corrupted`, never a panic, and nothing is written twice. Rebuilt
+/// from `db-small` of the current format: `corpus/open_bytes/crash-next-meta-free`, the input
+/// that found it on format 8 (a commit handed the page out twice, an assert in `write_out`),
+/// is a format-8 file that format 9 refuses at its version.
+#[test]
+fn a_next_meta_on_a_free_page_is_refused() {
+    use shadowkv::internals::format::meta::META_BYTES;
+    let mut bytes = small_database(false);
+    let storage = MemStorage::from_bytes(bytes.clone());
+    let (at, mut meta) = shadowkv::testkit::newest_meta(&storage).unwrap();
+    let db = Database::options()
+        .open_storage(Arc::new(MemStorage::from_bytes(bytes.clone())))
+        .unwrap();
+    assert!(db.check().unwrap().free_pages > 0);
+    drop(db);
+    // The last page of the file: free in a small database (the rest of its growth step).
+    meta.next_meta = meta.file_pages - 1;
+    let at = at as usize;
+    bytes[at..at + META_BYTES].copy_from_slice(&meta.encode());
+    let db = Database::options()
+        .open_storage(Arc::new(MemStorage::from_bytes(bytes.clone())))
+        .unwrap();
+    let tx = db.begin_write();
+    let outcome = tx.and_then(|tx| {
+        tx.open_table("t")?.insert(b"k", b"v")?;
+        tx.commit()
+    });
+    assert!(
+        matches!(outcome, Err(shadowkv::Error::Corrupted { .. })),
+        "{outcome:?}"
+    );
+    assert!(catch_unwind(|| fuzz::open_bytes(&bytes)).is_ok());
+}
+
 /// A free-map directory entry claiming `u32::MAX` free pages (every checksum valid, so verified
 /// reads do not help) makes a write return `Error::Corrupted` or succeed, never panic. A
 /// regression test: `FreeMap::set_free` once did `self.dir[k].free += 1` on the count it had
