@@ -32,7 +32,7 @@
 //!   consumes an entry, consumes a pair of equal subtrees, or expands a node.
 
 use super::{node_at, value_bytes};
-use crate::format::node::{LeafValue, NodeView};
+use crate::format::node::{self, LeafValue, NodeView};
 use crate::format::{Ptr, PTR_BYTES};
 use crate::pager::PageSource;
 use crate::Result;
@@ -381,6 +381,8 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
 
     /// Prefetches for the leaf pairs ahead on the two frontiers (when they hold pairs of
     /// nodes at the same depth, as after [`TreeDiff::branches`]): a hint, nothing checked.
+    /// The pair [`ENTRIES_AHEAD`] ahead is read raw, its header alone, since it is decoded
+    /// and checked when its turn comes.
     fn prefetch_ahead(&mut self) {
         self.prefetch_heads(HEADS_AHEAD);
         let (Some(a), Some(b)) = (
@@ -389,24 +391,12 @@ impl<'s, S: PageSource + ?Sized> TreeDiff<'s, S> {
         ) else {
             return;
         };
-        let (Ok(old), Ok(new)) = (self.old.src.node(a), self.new.src.node(b)) else {
+        let (Some(old), Some(new)) = (self.old.src.unchecked(a), self.new.src.unchecked(b)) else {
             return;
         };
-        let (Ok(old), Ok(new)) = (NodeView::new(old, a.page.0), NodeView::new(new, b.page.0))
-        else {
-            return;
-        };
-        let mut changed = std::mem::take(&mut self.changed);
-        if old.hinted_changes(&new, at(a), at(b), &mut changed) {
-            for &i in changed.iter().take(ENTRIES_PREFETCHED) {
-                for view in [&old, &new] {
-                    if let Some(entry) = view.entry_start(i) {
-                        crate::io::prefetch(&entry[..entry.len().min(ENTRY_BYTES)]);
-                    }
-                }
-            }
-        }
-        self.changed = changed;
+        node::hinted_entry_starts([old, new], [at(a), at(b)], ENTRIES_PREFETCHED, |entry| {
+            crate::io::prefetch(&entry[..entry.len().min(ENTRY_BYTES)]);
+        });
     }
 
     /// Prefetches the first lines of the pair `depth` items below the next ones.

@@ -51,26 +51,48 @@ impl EditHint {
     }
 
     /// The entries of a leaf of `count` that may differ, in ascending order.
-    pub fn entries(&self, count: usize) -> impl Iterator<Item = usize> + '_ {
-        (0..count)
-            .step_by(HINT_BITS)
-            .flat_map(move |block| Bits(self.changed).map(move |bit| block + bit))
-            .filter(move |&i| i < count)
+    pub fn entries(&self, count: usize) -> Entries {
+        Entries {
+            changed: self.changed,
+            left: self.changed,
+            block: 0,
+            count,
+        }
     }
 }
 
-/// The set bits of a word, lowest first.
-struct Bits(u128);
+/// The entries a hint names in a leaf of `count` entries: for each block of 128 entries, the
+/// set bits of `changed` offset by the block's first index.
+pub struct Entries {
+    changed: u128,
+    /// Bits of the current block not yet given.
+    left: u128,
+    block: usize,
+    count: usize,
+}
 
-impl Iterator for Bits {
+impl Iterator for Entries {
     type Item = usize;
     fn next(&mut self) -> Option<usize> {
-        if self.0 == 0 {
-            return None;
+        // Bounded: every round gives an entry, clears a bit, or moves to the next block, and
+        // a block at or past `count` ends the walk.
+        loop {
+            if self.block >= self.count || self.changed == 0 {
+                return None;
+            }
+            if self.left == 0 {
+                self.block += HINT_BITS;
+                self.left = self.changed;
+                continue;
+            }
+            let i = self.block + self.left.trailing_zeros() as usize;
+            self.left &= self.left - 1;
+            if i < self.count {
+                return Some(i);
+            }
+            // Bits ascend: the rest of this block lies past `count` too.
+            self.left = 0;
         }
-        let bit = self.0.trailing_zeros() as usize;
-        self.0 &= self.0 - 1;
-        Some(bit)
     }
 }
 
@@ -79,7 +101,11 @@ pub fn read(page: &[u8]) -> Option<EditHint> {
     if page.len() < HEADER_BYTES {
         return None;
     }
-    let header = PageHeader::read(page);
+    of_header(&PageHeader::read(page))
+}
+
+/// The hint in a page header already read, if any.
+pub fn of_header(header: &PageHeader) -> Option<EditHint> {
     let base_txn = header.base_txn.get();
     (base_txn != 0).then(|| EditHint {
         base_page: header.base_page.get(),

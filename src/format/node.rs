@@ -171,15 +171,6 @@ impl<'a> NodeView<'a> {
             .ok_or_else(|| self.corrupt("slot offset out of range"))
     }
 
-    /// The bytes from entry `i`'s start to the page end, its slot alone read (for a
-    /// prefetch: the entry itself is not decoded). None when `i` or its slot is out of range.
-    pub fn entry_start(&self, i: usize) -> Option<&'a [u8]> {
-        if i >= self.count {
-            return None;
-        }
-        self.checked_offset(i).map(|off| &self.page[off..])
-    }
-
     /// [`NodeView::offset`] without the error: None when it lies out of range.
     #[inline(always)]
     fn checked_offset(&self, i: usize) -> Option<usize> {
@@ -824,6 +815,40 @@ pub fn entry_key(entry: &[u8], leaf: bool) -> &[u8] {
     &entry[at..at + klen]
 }
 
+/// For a prefetch ahead of a diff: calls `each` with the bytes from the start of each of the
+/// first `max` entries that the edit hint of one of two leaf pages names against the other
+/// (page `k` is the one at `at[k]`: id and birth), in both pages. The pages are raw and
+/// unchecked, since a damaged one only makes a useless prefetch: only bounds are checked.
+pub fn hinted_entry_starts<'a>(
+    pages: [&'a [u8]; 2],
+    at: [(u64, u64); 2],
+    max: usize,
+    mut each: impl FnMut(&'a [u8]),
+) {
+    if pages.iter().any(|p| p.len() < HEADER_BYTES) {
+        return;
+    }
+    let headers = pages.map(PageHeader::read);
+    let count = headers[0].count.get() as usize;
+    let slots_end = HEADER_BYTES + count * SLOT_BYTES;
+    if headers[1].count.get() as usize != count || pages.iter().any(|p| slots_end > p.len()) {
+        return;
+    }
+    let names =
+        |k: usize| hint::of_header(&headers[k]).filter(|h| (h.base_page, h.base_txn) == at[1 - k]);
+    let Some(hint) = names(1).or_else(|| names(0)) else {
+        return;
+    };
+    for i in hint.entries(count).take(max) {
+        for page in pages {
+            let off = slot(page, i);
+            if off >= slots_end && off < page.len() {
+                each(&page[off..]);
+            }
+        }
+    }
+}
+
 fn slot(page: &[u8], i: usize) -> usize {
     let at = HEADER_BYTES + i * SLOT_BYTES;
     u16::from_le_bytes([page[at], page[at + 1]]) as usize
@@ -1241,18 +1266,25 @@ mod tests {
         assert!(found.is_empty());
     }
 
-    /// A copy overwritten in place gets a hint naming exactly its changed entries, which a
-    /// diff uses against that base only; an insert, or a rebirth, leaves no hint.
-    #[test]
-    fn a_settled_hint_names_the_overwritten_entries_against_its_base_only() {
+    /// A leaf of 40 entries at page 5, born in txn 1, and its copy at page 9, born in txn 2,
+    /// whose entries 3 and 30 were overwritten in place, with its hint settled.
+    fn hinted_pair() -> (Vec<u8>, Vec<u8>) {
         let old = leaf(40);
-        let base = NodeView::new(&old, 5).unwrap();
         let mut new = old.clone();
         rebirth(&mut new, 9, 2);
         for i in [3, 30] {
             overwrite_inline_value(&mut new, i, &[0xEE; 40]);
         }
-        settle_hint(&mut new, 9, &base, (5, 1));
+        settle_hint(&mut new, 9, &NodeView::new(&old, 5).unwrap(), (5, 1));
+        (old, new)
+    }
+
+    /// A copy overwritten in place gets a hint naming exactly its changed entries, which a
+    /// diff uses against that base only; an insert, or a rebirth, leaves no hint.
+    #[test]
+    fn a_settled_hint_names_the_overwritten_entries_against_its_base_only() {
+        let (old, mut new) = hinted_pair();
+        let base = NodeView::new(&old, 5).unwrap();
         let hint = hint::read(&new).expect("a hint");
         assert_eq!((hint.base_page, hint.base_txn), (5, 1));
         assert_eq!(hint.entries(40).collect::<Vec<_>>(), [3, 30]);
@@ -1276,6 +1308,39 @@ mod tests {
         // A copy made for a move or a backup carries none either.
         rebirth(&mut new, 11, 2);
         assert_eq!(hint::read(&new), None);
+    }
+
+    #[test]
+    fn the_prefetch_of_hinted_entries_names_them_in_both_pages_and_survives_damage() {
+        let (old, new) = hinted_pair();
+        let base = NodeView::new(&old, 5).unwrap();
+        let starts = |pages: [&[u8]; 2], at: [(u64, u64); 2], max: usize| {
+            let mut found = Vec::new();
+            hinted_entry_starts(pages, at, max, |entry| found.push(entry.as_ptr()));
+            found
+        };
+        let view = NodeView::new(&new, 9).unwrap();
+        let entry = |v: &NodeView<'_>, i: usize| v.entry(i).unwrap().as_ptr();
+        let want = [
+            entry(&base, 3),
+            entry(&view, 3),
+            entry(&base, 30),
+            entry(&view, 30),
+        ];
+        assert_eq!(starts([&old, &new], [(5, 1), (9, 2)], 4), want);
+        assert_eq!(starts([&new, &old], [(9, 2), (5, 1)], 4).len(), 4);
+        assert_eq!(starts([&old, &new], [(5, 1), (9, 2)], 1), want[..2]);
+        // Not against its base, or with counts that differ: nothing.
+        assert!(starts([&old, &new], [(5, 7), (9, 2)], 4).is_empty());
+        assert!(starts([&leaf(39), &new], [(5, 1), (9, 2)], 4).is_empty());
+        // Damaged bytes make a useless prefetch, never a panic.
+        let mut bad = new.clone();
+        bad[HEADER_BYTES + 3 * SLOT_BYTES..][..2].copy_from_slice(&[0xFF, 0xFF]);
+        assert_eq!(starts([&old, &bad], [(5, 1), (9, 2)], 4).len(), 3);
+        let mut huge = new.clone();
+        huge[2..4].copy_from_slice(&u16::MAX.to_le_bytes());
+        assert!(starts([&old[..100], &huge], [(5, 1), (9, 2)], 4).is_empty());
+        assert!(starts([&huge, &huge], [(5, 1), (9, 2)], 4).is_empty());
     }
 
     #[test]

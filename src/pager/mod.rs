@@ -40,6 +40,11 @@ pub trait PageSource {
     fn prefetch_node(&self, _ptr: Ptr) {}
     /// As [`PageSource::prefetch_node`], the first `lines` cache lines only.
     fn prefetch_head(&self, _ptr: Ptr, _lines: usize) {}
+    /// The bytes of the page behind `ptr`, unchecked, or None: only for choosing what to
+    /// prefetch, never for a value (nothing is verified, not even the tag).
+    fn unchecked(&self, _ptr: Ptr) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// Committed pages as seen through a view.
@@ -131,6 +136,10 @@ impl PageSource for ReadPages {
         if let Ok(page) = self.raw_page(ptr.page.0) {
             crate::io::prefetch(&page[..(lines * 64).min(page.len())]);
         }
+    }
+
+    fn unchecked(&self, ptr: Ptr) -> Option<&[u8]> {
+        self.raw_page(ptr.page.0).ok()
     }
 }
 
