@@ -56,6 +56,10 @@ pub struct ReadPages {
     limit: u64,
     page_size: usize,
     verify: bool,
+    /// The first page past the meta region, and the pages within `limit`: kept so that a
+    /// read divides nothing.
+    first_page: u64,
+    pages: u64,
 }
 
 impl ReadPages {
@@ -68,6 +72,8 @@ impl ReadPages {
             limit,
             page_size,
             verify,
+            first_page: format::first_data_page(page_size),
+            pages: limit / page_size as u64,
         }
     }
 
@@ -81,7 +87,7 @@ impl ReadPages {
     /// The whole page `id`, unchecked (a bounds error if it is past the end).
     #[inline(always)]
     pub fn raw_page(&self, id: u64) -> Result<&[u8]> {
-        let start = page_start(id, self.limit, self.page_size)?;
+        let start = self.page_start(id)?;
         self.view
             .slice(start, self.page_size)
             .ok_or_else(|| Error::corrupted(id, "page lies past the end of the view"))
@@ -97,12 +103,26 @@ impl ReadPages {
 
     /// Pages visible in the view.
     pub fn view_pages(&self) -> u64 {
-        self.limit / self.page_size as u64
+        self.pages
+    }
+
+    /// Where page `id` starts, or `Corrupted` when it lies past the end or in the meta
+    /// region.
+    #[inline(always)]
+    fn page_start(&self, id: u64) -> Result<u64> {
+        if id < self.first_page {
+            return Err(Error::corrupted(id, "pointer into the meta region"));
+        }
+        if id >= self.pages {
+            return Err(Error::corrupted(id, "page lies past the end of the file"));
+        }
+        // At most `limit`: no overflow.
+        Ok(id * self.page_size as u64)
     }
 
     /// Overflow bytes, optionally verified regardless of the reader's setting.
     pub fn overflow_checked(&self, ptr: Ptr, len: u64, verify: bool) -> Result<&[u8]> {
-        let start = overflow_start(ptr, len, self.limit, self.page_size)?;
+        let start = overflow_start(ptr, len, self.first_page, self.limit, self.page_size)?;
         let bytes = (self.view.slice(start, len as usize))
             .ok_or_else(|| Error::corrupted(ptr.page.0, "overflow run lies past the end"))?;
         if (verify || self.verify) && format::checksum(bytes) != ptr.crc {
@@ -143,18 +163,6 @@ impl PageSource for ReadPages {
     }
 }
 
-/// Where page `id` starts among `limit` bytes, or `Corrupted` when it lies past the end or
-/// in the meta region.
-#[inline]
-fn page_start(id: u64, limit: u64, page_size: usize) -> Result<u64> {
-    if id < format::first_data_page(page_size) {
-        return Err(Error::corrupted(id, "pointer into the meta region"));
-    }
-    id.checked_mul(page_size as u64)
-        .filter(|s| s + page_size as u64 <= limit)
-        .ok_or_else(|| Error::corrupted(id, "page lies past the end of the file"))
-}
-
 /// Pages taken by an overflow value of `len` bytes.
 pub fn overflow_pages(len: u64, page_size: usize) -> u64 {
     len.div_ceil(page_size as u64).max(1)
@@ -162,9 +170,15 @@ pub fn overflow_pages(len: u64, page_size: usize) -> u64 {
 
 /// Where the overflow run of `len` bytes at `ptr.page` starts among `limit` bytes, or
 /// `Corrupted` when it reaches past them or into the meta region.
-fn overflow_start(ptr: Ptr, len: u64, limit: u64, page_size: usize) -> Result<u64> {
+fn overflow_start(
+    ptr: Ptr,
+    len: u64,
+    first_page: u64,
+    limit: u64,
+    page_size: usize,
+) -> Result<u64> {
     let id = ptr.page.0;
-    if id < format::first_data_page(page_size) {
+    if id < first_page {
         return Err(Error::corrupted(
             id,
             "overflow pointer into the meta region",
