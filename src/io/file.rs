@@ -16,6 +16,13 @@
 //!   write stamp a fine-grained mtime, so every `fdatasync` then also writes the inode block:
 //!   one more synchronous device write per commit (measured with the block tracepoints).
 //!   A new map re-reads the length from the file before trusting it.
+//! - Bytes the file grew by are populated in the current map (page tables filled,
+//!   `MADV_POPULATE_READ`) when the first window reaching them is handed out, which is when
+//!   the writer publishes the commit that wrote them: readers of fresh pages then take no
+//!   page fault per 64 KiB block (a diff of a 1% change took 177 of them, a fifth of its
+//!   time). Best effort: a kernel without it (before 5.14) says no and reads fault as
+//!   before. The bytes a map starts with are not populated: they may not be cached, and
+//!   populating would read them all from the device.
 
 use super::{past_end, rebind_in, slice_of, EmptyView, Storage, View};
 use memmap2::{Mmap, MmapOptions};
@@ -41,6 +48,9 @@ struct Maps {
     current: Option<Arc<MapView>>,
     /// Every window handed out that may still be alive, to refuse shrinking under one.
     handed_out: Vec<Weak<Window>>,
+    /// Bytes of `current` from its start whose page tables are filled, or that it began
+    /// with (see the module invariants).
+    populated: usize,
 }
 
 /// A map of the file that reaches past its end, so that growth rarely needs a new map (a new
@@ -213,6 +223,9 @@ impl Storage for FileStorage {
             ));
         }
         let result = self.file.set_len(len);
+        // A cut unmaps what lay past it; growing back over it populates it again.
+        let cut = usize::try_from(len).unwrap_or(usize::MAX);
+        maps.populated = maps.populated.min(cut);
         if result.is_ok() {
             self.len.store(len, Ordering::Release);
         } else {
@@ -258,9 +271,18 @@ impl Storage for FileStorage {
                 let map = unsafe { MmapOptions::new().len(map_len).map(&self.file)? };
                 let map = Arc::new(MapView { map });
                 maps.current = Some(map.clone());
+                maps.populated = len;
                 map
             }
         };
+        if len > maps.populated {
+            // Best effort (see the module invariants): a failure costs only page faults.
+            let grown = len - maps.populated;
+            let _ = map
+                .map
+                .advise_range(memmap2::Advice::PopulateRead, maps.populated, grown);
+            maps.populated = len;
+        }
         let window = Arc::new(Window { map, len });
         maps.handed_out.retain(|weak| weak.strong_count() > 0);
         maps.handed_out.push(Arc::downgrade(&window));
@@ -300,5 +322,65 @@ mod tests {
         drop(view);
         storage.set_len(4096).unwrap();
         assert_eq!((storage.len().unwrap(), real()), (4096, 4096));
+    }
+
+    /// Minor page faults taken by this thread so far (Linux).
+    #[cfg(target_os = "linux")]
+    fn minor_faults(buf: &mut String) -> u64 {
+        use std::io::Read;
+        buf.clear();
+        File::open("/proc/thread-self/stat")
+            .and_then(|mut f| f.read_to_string(buf))
+            .unwrap();
+        // The tenth field, counted after the command name's closing parenthesis.
+        let rest = &buf[buf.rfind(')').unwrap() + 2..];
+        rest.split(' ').nth(7).unwrap().parse().unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    fn kernel_at_least(major: u32, minor: u32) -> bool {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut parts = release.split(|c: char| !c.is_ascii_digit());
+        let mut next = || {
+            parts
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        (next(), next()) >= (major, minor)
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn bytes_the_file_grew_by_are_read_without_page_faults() {
+        if !kernel_at_least(5, 14) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, [0u8; 4096]).unwrap();
+        let Ok((storage, _)) = FileStorage::open(&path, false) else {
+            panic!("open failed");
+        };
+        let first = storage.view(4096).unwrap();
+        let grown = 4 << 20;
+        storage.write_at(4096, &vec![7u8; grown]).unwrap();
+        let view = storage.view(4096 + grown as u64).unwrap();
+        let mut buf = String::with_capacity(4096);
+        minor_faults(&mut buf);
+        let before = minor_faults(&mut buf);
+        let mut sum = 0u64;
+        for page in 1..=grown / 4096 {
+            sum += u64::from(view.slice(page as u64 * 4096, 1).unwrap()[0]);
+        }
+        let faults = minor_faults(&mut buf) - before;
+        assert_eq!(sum, 7 * (grown / 4096) as u64);
+        // Faulted in on demand, these 1,024 pages took 8 faults here (the page cache maps a
+        // folio, 64 to 512 KiB, a fault); the reads of the stat file may take one or two.
+        assert!(
+            faults <= 2,
+            "{faults} page faults reading pages the file grew by"
+        );
+        drop(first);
     }
 }
