@@ -354,6 +354,7 @@ mod tests {
     #[test]
     fn bytes_the_file_grew_by_are_read_without_page_faults() {
         if !kernel_at_least(5, 14) {
+            eprintln!("SKIPPED: MADV_POPULATE_READ needs Linux 5.14 or later");
             return;
         }
         let dir = tempfile::tempdir().unwrap();
