@@ -2,14 +2,9 @@
 # flushing its own, or the cold pages flushed every 16 or 256 commits (the hot runs written
 # with O_DSYNC, which flushes only their range). Usage: python3 batch_cold.py (needs /tmp).
 import os, time, random
-def stat():
-    f=open('/sys/block/vda/stat').read().split()
-    return int(f[4]), int(f[6]), int(f[15])
+from disk import prep, stat
 path='/tmp/bc.bin'
-fd=os.open(path, os.O_RDWR|os.O_CREAT|os.O_TRUNC)
-buf=b'\1'*(1<<20)
-for i in range(256): os.pwrite(fd, buf, i<<20)
-os.fsync(fd)
+fd=prep(path, 256)
 dfd=os.open(path, os.O_RDWR|os.O_DSYNC)
 p10=b'\2'*(4096*10); p1=b'\4'*4096
 def run(name, n, every):

@@ -1,20 +1,13 @@
 # Write patterns of a durable commit on this disk: one run, a run plus scattered pages.
 # Usage: python3 patterns.py (needs /tmp).
-import os, time, random
-def stat():
-    f=open('/sys/block/vda/stat').read().split()
-    return int(f[4]), int(f[6]), int(f[15])
+import os, random
+from disk import prep, timed
 path='/tmp/pattern.bin'
-fd=os.open(path, os.O_RDWR|os.O_CREAT|os.O_TRUNC)
-buf=b'\1'*(1<<20)
-for i in range(256): os.pwrite(fd, buf, i<<20)
-os.fsync(fd)
+fd=prep(path, 256)
 def run(name, n, fn):
-    s0=stat(); t0=time.time()
-    for i in range(n):
+    def commit(i):
         fn(i); os.fdatasync(fd)
-    t=time.time()-t0; s1=stat()
-    print(f"{name:28} {t/n*1e6:7.1f} us/commit  writes/commit {(s1[0]-s0[0])/n:.2f} KiB/commit {(s1[1]-s0[1])/n/2:.1f}")
+    timed(name, n, commit)
 p8=b'\2'*(4096*8); p13=b'\2'*(4096*13); p3=b'\3'*(4096*3); p1=b'\4'*4096
 def one_run(i): os.pwrite(fd, p8, (128<<20)+ (i%500)*4096*16)
 def one_run13(i): os.pwrite(fd, p13, (128<<20)+ (i%500)*4096*16)

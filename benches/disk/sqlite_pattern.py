@@ -1,19 +1,7 @@
 # SQLite's commit pattern (pages appended to a small WAL, fdatasync) against shadowkv's
 # (a hot run plus a scattered cold page). Usage: python3 sqlite_pattern.py (needs /tmp).
-import os, time, random
-def stat():
-    f=open('/sys/block/vda/stat').read().split()
-    return int(f[4]), int(f[6])
-def prep(path, mb):
-    fd=os.open(path, os.O_RDWR|os.O_CREAT|os.O_TRUNC)
-    buf=b'\1'*(1<<20)
-    for i in range(mb): os.pwrite(fd, buf, i<<20)
-    os.fsync(fd); return fd
-def run(name, n, fn):
-    s0=stat(); t0=time.time()
-    for i in range(n): fn(i)
-    t=time.time()-t0; s1=stat()
-    print(f"{name:44} {t/n*1e6:7.1f} us/commit  requests {(s1[0]-s0[0])/n:.2f}  KiB {(s1[1]-s0[1])/n/2:.1f}")
+import os, random
+from disk import prep, timed as run
 big=prep('/tmp/sp-big.bin', 256)
 wal=prep('/tmp/sp-wal.bin', 4)
 p4=b'\2'*(4096*4); p12=b'\2'*(4096*12); p1=b'\3'*4096

@@ -21,7 +21,7 @@
 //!
 //! [`NodeView::changed_in_place`]: super::node::NodeView::changed_in_place
 
-use super::{PageHeader, U64Le, HEADER_BYTES};
+use super::{PageHeader, U64Le};
 
 /// Bits in a hint's set of changed entries.
 pub const HINT_BITS: usize = 128;
@@ -96,9 +96,11 @@ impl Iterator for Entries {
     }
 }
 
-/// The hint in `page`'s header, if any.
+/// The hint in `page`'s header, if any (the readers take it from a header already read:
+/// [`between`]).
+#[cfg(any(test, feature = "testkit"))]
 pub fn read(page: &[u8]) -> Option<EditHint> {
-    if page.len() < HEADER_BYTES {
+    if page.len() < super::HEADER_BYTES {
         return None;
     }
     of_header(&PageHeader::read(page))
@@ -114,9 +116,22 @@ pub fn of_header(header: &PageHeader) -> Option<EditHint> {
     })
 }
 
+/// The hint that one of two pages carries against the other, if any: page `k`'s header is
+/// `headers[k]` and its id and birth are `at[k]`. The second page's is looked at first.
+pub fn between(headers: [&PageHeader; 2], at: [(u64, u64); 2]) -> Option<EditHint> {
+    let names = |k: usize| of_header(headers[k]).filter(|h| (h.base_page, h.base_txn) == at[1 - k]);
+    names(1).or_else(|| names(0))
+}
+
 /// Writes `hint` (or no hint) into `page`'s header.
 pub fn write(page: &mut [u8], hint: Option<&EditHint>) {
     let mut header = PageHeader::read(page);
+    set(&mut header, hint);
+    header.write(page);
+}
+
+/// Sets `hint` (or no hint) in a header about to be written.
+pub fn set(header: &mut PageHeader, hint: Option<&EditHint>) {
     let hint = hint.copied().unwrap_or(EditHint {
         base_page: 0,
         base_txn: 0,
@@ -132,7 +147,6 @@ pub fn write(page: &mut [u8], hint: Option<&EditHint>) {
         U64Le::new(hint.changed as u64),
         U64Le::new((hint.changed >> 64) as u64),
     ];
-    header.write(page);
 }
 
 #[cfg(test)]

@@ -389,10 +389,8 @@ impl<'a> NodeView<'a> {
         if !self.is_leaf || !other.is_leaf || self.count != other.count {
             return false;
         }
-        let names = |view: &NodeView<'_>, at: (u64, u64)| {
-            hint::read(view.page).filter(|h| (h.base_page, h.base_txn) == at)
-        };
-        let Some(hint) = names(other, self_at).or_else(|| names(self, other_at)) else {
+        let headers = [self.page, other.page].map(PageHeader::read);
+        let Some(hint) = hint::between([&headers[0], &headers[1]], [self_at, other_at]) else {
             return false;
         };
         changed.extend(hint.entries(self.count));
@@ -770,8 +768,8 @@ pub fn rebirth(page: &mut [u8], id: u64, txn: u64) {
     let mut header = PageHeader::read(page);
     header.page_id = U64Le::new(id);
     header.txn = U64Le::new(txn);
+    hint::set(&mut header, None);
     header.write(page);
-    hint::write(page, None);
 }
 
 /// Gives the leaf `page` the edit hint against `base` (id and birth `base_at`), the page it
@@ -834,9 +832,7 @@ pub fn hinted_entry_starts<'a>(
     if headers[1].count.get() as usize != count || pages.iter().any(|p| slots_end > p.len()) {
         return;
     }
-    let names =
-        |k: usize| hint::of_header(&headers[k]).filter(|h| (h.base_page, h.base_txn) == at[1 - k]);
-    let Some(hint) = names(1).or_else(|| names(0)) else {
+    let Some(hint) = hint::between([&headers[0], &headers[1]], at) else {
         return;
     };
     for i in hint.entries(count).take(max) {

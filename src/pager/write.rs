@@ -13,7 +13,7 @@ use super::freemap::{FreeMap, Heat, Persisted};
 use super::{overflow_pages, IdMap, PageSource, ReadPages};
 use crate::format::copy::NodeFill;
 use crate::format::meta::META_BYTES;
-use crate::format::{self, hint, node, tag, PageHeader, PageId, Ptr, TxnId};
+use crate::format::{self, node, tag, PageHeader, PageId, Ptr, TxnId};
 use crate::io::Storage;
 use crate::{Error, Result};
 
@@ -251,18 +251,17 @@ impl WritePager {
     }
 
     /// Compares dirty leaf `id` with `base`, the page it was copied from, for its edit hint.
-    /// A base that cannot be read leaves the leaf without one: a hint is only a shortcut.
+    /// A base that cannot be read leaves the leaf without one (`node::rebirth` cleared it at
+    /// the copy): a hint is only a shortcut.
     fn settle_hint(&mut self, id: u64, base: Ptr) {
         let page = self
             .dirty
             .get_mut(&id)
             .unwrap_or_else(|| panic!("page {id} is not dirty"));
-        match self.committed.node(base) {
-            Ok(bytes) => match node::NodeView::new(bytes, base.page.0) {
-                Ok(view) => node::settle_hint(page, id, &view, (base.page.0, base.txn.0)),
-                Err(_) => hint::write(page, None),
-            },
-            Err(_) => hint::write(page, None),
+        let base_view =
+            (self.committed.node(base)).and_then(|bytes| node::NodeView::new(bytes, base.page.0));
+        if let Ok(view) = base_view {
+            node::settle_hint(page, id, &view, (base.page.0, base.txn.0));
         }
     }
 
